@@ -1,0 +1,24 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv when absent.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned so pip takes the CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build).
+TORCH := torch==2.13.0
+
+.PHONY: test demo install bench bench-quality clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH) -e '.[test,assets]'
+	touch $@
+
+install: $(BIN)/.installed
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest tests
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m softprompt demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info
