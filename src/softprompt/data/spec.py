@@ -1,0 +1,59 @@
+"""What a dataset is for (TaskSpec) and its three splits (TaskData)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Task = Literal["classification", "generation", "labeling", "probing"]
+TASKS: tuple[str, ...] = ("classification", "generation", "labeling", "probing")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    """Describes a dataset: its task, the fields examples carry, labels, and hand-written hard prompts.
+
+    Templates use softprompt's template syntax: ``{field}`` is replaced by an example field, ``{mask}`` is the
+    answer slot.
+    """
+
+    name: str
+    """Dataset name (``load_dataset`` accepts it)."""
+    task: Task
+    """``classification``, ``generation``, ``labeling`` (one tag per token) or ``probing`` (fill in a fact)."""
+    text_fields: tuple[str, ...]
+    """Example fields a template may reference."""
+    label_field: str
+    """The field holding the answer: a label name, a target text, a tag list, or a fact's object."""
+    labels: tuple[str, ...] | None = None
+    """Label names (classification), tag set (labeling), all candidate objects (probing); None for generation."""
+    default_templates: tuple[str, ...] = ()
+    """Hand-written hard-prompt templates; the first is the default."""
+    default_verbalizer: dict[str, list[str]] | None = None
+    """Label -> label words, for templates without an entry in ``template_verbalizers``."""
+    template_verbalizers: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """Template -> verbalizer, for templates whose natural answer words differ (``great``/``terrible``)."""
+    relation_templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Probing only: relation -> templates worded for that relation."""
+    relation_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Probing only: relation -> candidate objects (P@1 is scored over these)."""
+    description: str = ""
+    """One line on where the data comes from."""
+
+    def verbalizer_for(self, template: str) -> dict[str, list[str]] | None:
+        """The verbalizer that goes with ``template`` (its own, else the default)."""
+        return self.template_verbalizers.get(template, self.default_verbalizer)
+
+
+@dataclass
+class TaskData:
+    """A dataset's spec and its train / validation / test examples (plain dicts)."""
+
+    spec: TaskSpec
+    train: list[dict]
+    validation: list[dict]
+    test: list[dict]
+
+    def splits(self) -> dict[str, list[dict]]:
+        """The three splits by name."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}

@@ -1,0 +1,69 @@
+"""What every prompt method provides. ``forward`` code only ever sees a :class:`Contribution`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from ..arch import BackboneInfo
+
+
+@dataclass
+class Contribution:
+    """A prompt's effect on the backbone, identical for every row that uses it.
+
+    ``embeds``: (P_e, H) virtual input tokens, placed where the row's ``insert_at`` says (default: prepended).
+    ``kv``: (S, 2, H_kv, P_kv, D) key/value prefix for each attention slot of the backbone.
+    """
+
+    embeds: torch.Tensor | None = None
+    kv: torch.Tensor | None = None
+
+    @property
+    def num_embeds(self) -> int:
+        return 0 if self.embeds is None else self.embeds.shape[0]
+
+    @property
+    def num_kv(self) -> int:
+        return 0 if self.kv is None else self.kv.shape[3]
+
+
+@dataclass
+class InitContext:
+    """What a method may use to initialize itself: the frozen embeddings, a tokenizer, task words."""
+
+    info: BackboneInfo
+    embeddings: torch.Tensor  # (V, H) the backbone's input embedding matrix (frozen)
+    tokenizer: Any = None
+    label_words: list[str] = field(default_factory=list)
+    init_token_ids: list[int | None] = field(default_factory=list)
+    """Per virtual token, a token id to start from (a template's {soft:"words"} slots); None = method default."""
+    seed: int = 0
+
+
+@dataclass(kw_only=True)
+class MethodConfig:
+    """Base of every method config; subclasses add fields with attribute docstrings and checks."""
+
+    num_virtual_tokens: int = 20
+    """Virtual tokens (input tokens or prefix positions) this prompt adds; 1..4096."""
+
+    method: str = ""
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@runtime_checkable
+class PromptMethod(Protocol):
+    """A trainable prompt: an ``nn.Module`` with these members (see methods/*.py)."""
+
+    config: MethodConfig
+
+    def contribute(self) -> Contribution: ...
+
+    def eject(self) -> Contribution:
+        """The inference form: plain tensors, reparameterization removed."""
+        ...

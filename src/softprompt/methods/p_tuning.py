@@ -1,0 +1,74 @@
+"""P-Tuning v1 ("GPT Understands, Too"): virtual tokens anywhere in a template, produced by a prompt encoder.
+
+Raw embeddings (P, H) pass through a bi-LSTM + MLP (or an MLP) once per forward; the result is the same for
+every row, so the batch is served by broadcasting (no per-example loop). Module names follow PEFT's
+``PromptEncoder`` so its checkpoints map one to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from torch import nn
+
+from ..errors import check_choice, check_range
+from .base import Contribution, InitContext
+from .prompt_tuning import PromptTuningConfig, initial_embeddings
+
+ENCODERS = ("lstm", "mlp", "none")
+
+
+@dataclass(kw_only=True)
+class PTuningConfig(PromptTuningConfig):
+    """P-tuning: prompt-tuning's init options plus the prompt encoder."""
+
+    method: str = "p-tuning"
+    num_virtual_tokens: int = 10
+    encoder: Literal["lstm", "mlp", "none"] = "lstm"
+    """Reparameterization: bi-LSTM + MLP (the paper), a 3-layer MLP, or none."""
+    encoder_hidden: int | None = None
+    """Width of the encoder; None = the backbone's hidden size."""
+    encoder_layers: int = 2
+    """LSTM layers; 1..8."""
+    dropout: float = 0.0
+    """Dropout inside the encoder; 0..0.9."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice("encoder", self.encoder, ENCODERS)
+        check_range("encoder_layers", self.encoder_layers, low=1, high=8)
+        check_range("dropout", self.dropout, low=0.0, high=0.9)
+        if self.encoder_hidden is not None:
+            check_range("encoder_hidden", self.encoder_hidden, low=1)
+
+
+class PTuning(nn.Module):
+    def __init__(self, config: PTuningConfig, ctx: InitContext):
+        super().__init__()
+        self.config = config
+        h, w = ctx.info.hidden_size, config.encoder_hidden or ctx.info.hidden_size
+        self.embedding = nn.Embedding(config.num_virtual_tokens, h)
+        self.embedding.weight.data.copy_(initial_embeddings(config, ctx))
+        self.lstm_head = None
+        if config.encoder == "lstm":
+            self.lstm_head = nn.LSTM(h, w, num_layers=config.encoder_layers, dropout=config.dropout,
+                                     bidirectional=True, batch_first=True)
+            self.mlp_head = nn.Sequential(nn.Linear(2 * w, 2 * w), nn.ReLU(), nn.Linear(2 * w, h))
+        elif config.encoder == "mlp":
+            self.mlp_head = nn.Sequential(nn.Linear(h, w), nn.ReLU(), nn.Linear(w, w), nn.ReLU(), nn.Linear(w, h))
+        else:
+            self.mlp_head = nn.Identity()
+
+    def contribute(self) -> Contribution:
+        x = self.embedding.weight[None]  # (1, P, H)
+        if self.lstm_head is not None:
+            x = self.lstm_head(x)[0]  # (1, P, 2W)
+        return Contribution(embeds=self.mlp_head(x)[0])  # (P, H)
+
+    def eject(self) -> Contribution:
+        was = self.training
+        self.eval()
+        out = self.contribute().embeds.detach().clone()
+        self.train(was)
+        return Contribution(embeds=out)

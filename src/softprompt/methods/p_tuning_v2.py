@@ -1,0 +1,22 @@
+"""P-Tuning v2: deep prompts (a prefix at every layer) for understanding tasks, no reparameterization by
+default. Pair it with a task head from ``softprompt.heads`` (pooled / last-token / verbalizer / token)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .prefix_tuning import PrefixTuning, PrefixTuningConfig
+
+
+@dataclass(kw_only=True)
+class PTuningV2Config(PrefixTuningConfig):
+    """Deep prompts; defaults follow the paper (no reparameterization, dropout 0.1)."""
+
+    method: str = "p-tuning-v2"
+    num_virtual_tokens: int = 16
+    reparameterize: bool = False
+    dropout: float = 0.1
+
+
+class PTuningV2(PrefixTuning):
+    """Same mechanism as prefix tuning; only the defaults and the usual heads differ."""

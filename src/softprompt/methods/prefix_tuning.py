@@ -1,0 +1,66 @@
+"""Prefix-Tuning (Li & Liang 2021): trainable key/value prefixes in every attention layer.
+
+Training form: a (P, H) embedding -> Linear -> Tanh -> Linear MLP producing every slot's keys and values (on
+encoder-decoders: encoder self-attention, decoder self-attention and cross-attention, each its own slots).
+``eject`` runs the MLP once and keeps only the (S, 2, H_kv, P, D) tensor. Without reparameterization the
+prefix itself is the parameter (that is P-tuning v2's default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import check_range
+from .base import Contribution, InitContext, MethodConfig
+
+
+@dataclass(kw_only=True)
+class PrefixTuningConfig(MethodConfig):
+    """Prefix tuning hyperparameters."""
+
+    method: str = "prefix-tuning"
+    num_virtual_tokens: int = 10
+    reparameterize: bool = True
+    """Train through the MLP (Li & Liang); False trains the prefix directly."""
+    mlp_hidden: int = 512
+    """Width of the reparameterization MLP; 1..65536."""
+    dropout: float = 0.0
+    """Dropout on the prefix during training; 0..0.9."""
+
+    def __post_init__(self):
+        check_range("num_virtual_tokens", self.num_virtual_tokens, low=1, high=4096)
+        check_range("mlp_hidden", self.mlp_hidden, low=1, high=65536)
+        check_range("dropout", self.dropout, low=0.0, high=0.9)
+
+
+class PrefixTuning(nn.Module):
+    def __init__(self, config: PrefixTuningConfig, ctx: InitContext):
+        super().__init__()
+        self.config = config
+        info = ctx.info
+        self.shape = (len(info.slots), 2, info.num_kv_heads, info.head_dim)  # (S, 2, H_kv, D)
+        width = len(info.slots) * 2 * info.num_kv_heads * info.head_dim
+        torch.manual_seed(ctx.seed)
+        if config.reparameterize:
+            self.embedding = nn.Embedding(config.num_virtual_tokens, info.hidden_size)
+            self.transform = nn.Sequential(nn.Linear(info.hidden_size, config.mlp_hidden), nn.Tanh(),
+                                           nn.Linear(config.mlp_hidden, width))
+        else:
+            self.embedding = nn.Embedding(config.num_virtual_tokens, width)
+            self.transform = nn.Identity()
+        self.dropout = nn.Dropout(config.dropout)
+
+    def contribute(self) -> Contribution:
+        flat = self.dropout(self.transform(self.embedding.weight))  # (P, S*2*H_kv*D)
+        kv = flat.view(flat.shape[0], *self.shape).permute(1, 2, 3, 0, 4)  # (S, 2, H_kv, P, D)
+        return Contribution(kv=kv)
+
+    def eject(self) -> Contribution:
+        was = self.training
+        self.eval()
+        kv = self.contribute().kv.detach().clone()
+        self.train(was)
+        return Contribution(kv=kv)

@@ -1,0 +1,87 @@
+"""Prompt Tuning (Lester et al. 2021): N trainable input embeddings, prepended (or placed by a template)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, check_choice, check_range
+from .base import Contribution, InitContext, MethodConfig
+from .init import embed, fill_to, text_ids, vocab_sample
+
+INITS = ("random", "vocab", "text", "labels", "file")
+
+
+@dataclass(kw_only=True)
+class PromptTuningConfig(MethodConfig):
+    """Prompt tuning hyperparameters."""
+
+    method: str = "prompt-tuning"
+    init: Literal["random", "vocab", "text", "labels", "file"] = "vocab"
+    """random: uniform(-init_range, init_range); vocab: embeddings of ids sampled from the vocab_top_k most
+    frequent tokens; text: embeddings of init_text's tokens (cycled); labels: the class label words' tokens, the
+    rest sampled from the vocabulary; file: a saved prompt's embeddings (transfer), cut or cycled to length."""
+    init_text: str | None = None
+    """Text for init="text"."""
+    init_file: str | None = None
+    """A prompt file (folder or .safetensors) for init="file"."""
+    vocab_top_k: int = 5000
+    """Vocabulary ids considered for sampling; 1..vocab size."""
+    init_range: float = 0.5
+    """Half-width of the uniform init for init="random"; > 0."""
+
+    def __post_init__(self):
+        check_range("num_virtual_tokens", self.num_virtual_tokens, low=1, high=4096)
+        check_choice("init", self.init, INITS)
+        check_range("vocab_top_k", self.vocab_top_k, low=1)
+        check_range("init_range", self.init_range, low=0, low_open=True)
+        if self.init == "text" and not self.init_text:
+            raise ConfigError('init="text" needs init_text (the words to start from)')
+        if self.init == "file" and not self.init_file:
+            raise ConfigError('init="file" needs init_file (a saved prompt to transfer from)')
+
+
+def initial_embeddings(config: PromptTuningConfig, ctx: InitContext) -> torch.Tensor:
+    """(P, H) starting values: ``config.init``, overridden where the template names words."""
+    out = _by_init(config, ctx)
+    for k, tid in enumerate(ctx.init_token_ids[: out.shape[0]]):
+        if tid is not None:
+            out[k] = embed(ctx, [tid])[0]
+    return out
+
+
+def _by_init(config, ctx: InitContext) -> torch.Tensor:
+    n, g = config.num_virtual_tokens, torch.Generator().manual_seed(ctx.seed)
+    if config.init == "random":
+        return (torch.rand(n, ctx.info.hidden_size, generator=g) * 2 - 1) * config.init_range
+    if config.init == "text":
+        return embed(ctx, fill_to(text_ids(ctx, config.init_text), n))
+    if config.init == "labels":
+        ids = [i for w in ctx.label_words for i in text_ids(ctx, " " + w.strip())][:n]
+        rest = vocab_sample(ctx, n - len(ids), config.vocab_top_k, g).tolist()
+        return embed(ctx, ids + rest)
+    if config.init == "file":
+        from ..io import load_tensors
+
+        src = load_tensors(config.init_file).get("embeds")
+        if src is None or src.shape[-1] != ctx.info.hidden_size:
+            raise ConfigError(f"init_file={config.init_file!r} holds no input embeddings of width "
+                              f"{ctx.info.hidden_size}")
+        return src[torch.arange(n) % src.shape[0]].float().clone()
+    return embed(ctx, vocab_sample(ctx, n, config.vocab_top_k, g))
+
+
+class PromptTuning(nn.Module):
+    def __init__(self, config: PromptTuningConfig, ctx: InitContext):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Parameter(initial_embeddings(config, ctx))  # (P, H)
+
+    def contribute(self) -> Contribution:
+        return Contribution(embeds=self.embedding)
+
+    def eject(self) -> Contribution:
+        return Contribution(embeds=self.embedding.detach().clone())

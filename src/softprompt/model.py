@@ -1,0 +1,160 @@
+"""``PromptedModel``: a frozen backbone, a bank of prompts, and one forward for every method.
+
+``forward`` never asks which method a prompt is: each prompt contributes virtual input embeddings and/or
+key/value prefixes (``methods.Contribution``); ``inject`` places the embeddings, ``kv`` applies the prefixes.
+Outputs come back aligned with the caller's tokens (virtual positions never appear in them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import inject, kv
+from .arch import BackboneInfo, describe_backbone
+from .bank import BatchPrompt, PromptBank, rows_of
+from .errors import ConfigError
+from .methods import Contribution, InitContext, MethodConfig, build
+
+
+@dataclass
+class PromptOutput:
+    logits: torch.Tensor | None  # (B, L, V) caller-aligned; seq2seq: decoder-aligned
+    hidden: torch.Tensor | None  # (B, L, H) caller-aligned last hidden state (encoder side for seq2seq)
+    loss: torch.Tensor | None
+    next_logits: torch.Tensor | None  # (B, V) causal: the distribution after each row's last element
+    expanded: inject.Expanded
+    past_key_values: object = None
+
+
+class PromptedModel(nn.Module):
+    """Wraps a transformers model; the backbone's weights are frozen and never change."""
+
+    def __init__(self, backbone: nn.Module, tokenizer=None):
+        super().__init__()
+        kv.install(backbone)
+        backbone.requires_grad_(False)
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.info: BackboneInfo = describe_backbone(backbone)
+        self.bank = PromptBank()
+        self._prompt_kv: dict[str, tuple[tuple, Contribution]] = {}
+
+    # ----- prompts -------------------------------------------------------------------------------------
+    def init_context(self, *, label_words=(), init_token_ids=(), seed: int = 0) -> InitContext:
+        return InitContext(info=self.info, embeddings=self.backbone.get_input_embeddings().weight,
+                           tokenizer=self.tokenizer, label_words=list(label_words),
+                           init_token_ids=list(init_token_ids), seed=seed)
+
+    def add_prompt(self, name: str, config: MethodConfig, **init) -> nn.Module:
+        """Create a prompt of ``config.method`` (initialized per its config) and put it in the bank."""
+        module = build(config, self.init_context(**init))
+        module.to(self.backbone.get_input_embeddings().weight.device)
+        self.bank.add(name, module)
+        return module
+
+    def trainable_parameters(self, names: Sequence[str] | None = None) -> list[nn.Parameter]:
+        names = self.bank.names() if names is None else names
+        return [p for n in names for p in self.bank.get(n).parameters() if p.requires_grad]
+
+    # ----- forward -------------------------------------------------------------------------------------
+    def prepare(self, input_ids, attention_mask=None, prompts=None, *, insert_at=None, left_pad=False,
+                overrides=None) -> tuple[inject.Expanded, BatchPrompt]:
+        """Embed the caller's tokens, insert each row's virtual tokens, and build its prefix."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        rows = rows_of(prompts, input_ids.shape[0])
+        batch = self.bank.batch(rows, overrides)
+        embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, H)
+        offset = batch.offset if self.info.accepts_position_ids and batch.offset is not None else None
+        if insert_at is not None and batch.embeds is not None:
+            insert_at = insert_at[:, : batch.embeds.shape[1]].to(embeds.device)
+        exp = inject.expand(
+            embeds, attention_mask.to(embeds.device), batch.embeds, batch.embeds_mask, insert_at,
+            offset if offset is not None else attention_mask.new_zeros(input_ids.shape[0]).to(embeds.device),
+            left_pad=left_pad and self.info.accepts_position_ids, position_base=self.info.position_base,
+            max_positions=self.info.max_positions,
+        )
+        return exp, batch
+
+    def backbone_kwargs(self, exp: inject.Expanded, batch: BatchPrompt) -> dict:
+        kw = {"inputs_embeds": exp.embeds, "attention_mask": exp.mask}
+        if self.info.accepts_position_ids:
+            kw["position_ids"] = exp.position_ids
+        if batch.kv is not None:
+            kw[kv.KWARG] = kv.KVPrefix(kv=batch.kv, mask=batch.kv_mask)
+        return kw
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        prompts: str | Sequence[str | None] | None = None,
+        *,
+        insert_at: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        left_pad: bool = False,
+    ) -> PromptOutput:
+        """Run the backbone with each row's prompt (a name per row, one name for all, or None).
+
+        Args:
+            input_ids: (B, L) the caller's tokens, left or right padded.
+            attention_mask: (B, L) 1 for real tokens.
+            prompts: prompt name(s) from the bank.
+            insert_at: (B, P) where each virtual input token goes (content index); default: prepended.
+            labels: caller-aligned (B, L) targets (-100 = ignore); causal LMs are scored in the expanded
+                sequence, so a label is predicted from whatever precedes it there, virtual tokens included.
+                Seq2seq: decoder targets.
+        """
+        exp, batch = self.prepare(input_ids, attention_mask, prompts, insert_at=insert_at, left_pad=left_pad)
+        kw = self.backbone_kwargs(exp, batch)
+        seq2seq = self.info.kind == "seq2seq"
+        if seq2seq:
+            kw.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
+                      labels=labels)
+        out = self.backbone(**kw, output_hidden_states=True, use_cache=False)
+        hidden = out.encoder_last_hidden_state if seq2seq else getattr(out, "last_hidden_state", None)
+        hidden = out.hidden_states[-1] if hidden is None else hidden  # (B, T, H)
+        logits = getattr(out, "logits", None)  # (B, T, V)
+        loss = out.loss if seq2seq and labels is not None else None
+        next_logits = None
+        if logits is not None and not seq2seq:
+            rows = torch.arange(logits.shape[0], device=logits.device)
+            next_logits = logits[rows, exp.last_pos]
+            if labels is not None:
+                loss = self._token_loss(logits, labels, exp)
+            logits = exp.gather(logits)
+        return PromptOutput(logits=logits, hidden=exp.gather(hidden), loss=loss, next_logits=next_logits,
+                            expanded=exp)
+
+    def _token_loss(self, logits, labels, exp) -> torch.Tensor:
+        if self.info.kind == "causal":
+            full = exp.scatter_labels(labels.to(logits.device))  # (B, T)
+            return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), full[:, 1:].flatten())
+        return F.cross_entropy(exp.gather(logits).flatten(0, 1).float(), labels.to(logits.device).flatten())
+
+    # ----- inference form ---------------------------------------------------------------------------------
+    def eject(self, name: str) -> nn.Module:
+        """Replace prompt ``name`` by its inference form (plain tensors); returns the new module."""
+        from .methods.static import StaticConfig, StaticPrompt
+
+        old = self.bank.get(name)
+        static = StaticPrompt(StaticConfig(num_virtual_tokens=old.config.num_virtual_tokens,
+                                           source_method=old.config.method), contribution=old.eject())
+        self.bank.remove(name)
+        self.bank.add(name, static.to(self.backbone.get_input_embeddings().weight.device))
+        return static
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute)."""
+        self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        return self

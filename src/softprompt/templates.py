@@ -1,0 +1,366 @@
+"""Hard-prompt templates: a small parser (never ``eval``) and the encoder that turns an example into ids.
+
+Syntax::
+
+    "{text} All in all, it was {mask}."
+    "{soft:3} Premise: {text} Question: {text_b}? {soft} Answer: {mask}"
+    '{soft:"it was"} {text} {mask}'
+
+``{name}`` is a field of the example (any identifier), ``{mask}`` the answer slot (at most once),
+``{soft}`` one virtual token, ``{soft:N}`` N virtual tokens, ``{soft:"words"}`` as many virtual tokens as
+``"words"`` has tokens, initialized from those tokens' embeddings (``\\"`` and ``\\\\`` escape inside the
+quotes). ``{{`` and ``}}`` are literal braces; all other text, whitespace and newlines included, is kept.
+
+Encoding tokenizes every literal and field segment on its own and concatenates the ids, so virtual-token
+boundaries are exact; the tokenizer's special tokens are added once around the whole. Whitespace right
+before ``{mask}`` belongs to the answer (the verbalizer's ``leading_space`` adds it back), so the encoder
+strips it from the literal that precedes ``{mask}``; parsed segments keep it.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from softprompt.errors import InputTooLong, TemplateError, check_choice, check_range
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COUNT = re.compile(r"[0-9]+")
+_PROBES = ("x", "a", "the", "hello", "0")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a parsed template.
+
+    ``kind="text"``: ``value`` is literal text. ``"field"``: ``value`` is the field name. ``"mask"`` and
+    ``"soft"``: ``value`` is ``"mask"`` / ``"soft"``. ``count`` is the number of virtual tokens of a soft
+    segment; it is 0 for ``{soft:"words"}`` until :meth:`Template.bind` sets it from a tokenizer.
+    ``column`` is the 0-based offset of the segment in the template source.
+    """
+
+    kind: Literal["text", "field", "mask", "soft"]
+    value: str
+    count: int = 1
+    init_text: str | None = None
+    column: int = 0
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """One example encoded through a template.
+
+    ``input_ids`` holds real tokens only. ``soft_positions[k]`` is the index in ``input_ids`` before which
+    virtual token ``k`` goes (``len(input_ids)``: at the end); non-decreasing. ``answer_index`` is the
+    index of the mask token (``answer="mask_token"``), ``len(input_ids)`` (``"append"``) or ``None``.
+    """
+
+    input_ids: list[int]
+    soft_positions: list[int]
+    answer_index: int | None
+
+
+def _syntax_error(source: str, pos: int, problem: str) -> TemplateError:
+    start = source.rfind("\n", 0, pos) + 1
+    end = source.find("\n", pos)
+    line = source[start : len(source) if end < 0 else end].replace("\t", " ")
+    col = pos - start
+    where = f"line {source.count(chr(10), 0, pos) + 1}, column {col + 1}" if "\n" in source else f"column {col + 1}"
+    return TemplateError(f"{problem} at {where} of template {source!r}:\n    {line}\n    {' ' * col}^")
+
+
+def _placeholder_end(source: str, start: int) -> int:
+    """Index of the ``}`` closing the ``{`` at ``start``; quotes may hide braces."""
+    quote, j = -1, start + 1
+    while j < len(source):
+        ch = source[j]
+        if quote >= 0 and ch == "\\":
+            j += 2
+            continue
+        if ch == '"':
+            quote = j if quote < 0 else -1
+        elif quote < 0 and ch == "}":
+            return j
+        elif quote < 0 and ch in "{\n":
+            break
+        j += 1
+    if quote >= 0:
+        raise _syntax_error(source, quote, "unterminated quote")
+    raise _syntax_error(source, start, "unclosed '{' (write '{{' for a literal brace)")
+
+
+def _unquote(source: str, pos: int, arg: str) -> str:
+    """Init text of ``soft:"..."``; ``arg`` starts with the opening quote found at ``pos``."""
+    out, j = [], 1
+    while arg[j] != '"':
+        if arg[j] == "\\" and arg[j + 1] in '"\\':
+            j += 1
+        out.append(arg[j])
+        j += 1
+    if j != len(arg) - 1:
+        raise _syntax_error(source, pos + j + 1, f"unexpected {arg[j + 1:]!r} after the quoted init text")
+    if not out:
+        raise _syntax_error(source, pos, 'empty init text in {soft:""}')
+    return "".join(out)
+
+
+def _placeholder(source: str, start: int, content: str) -> Segment:
+    if content == "":
+        raise _syntax_error(source, start, "empty placeholder '{}'")
+    if content in ("mask", "soft"):
+        return Segment(kind=content, value=content, column=start)
+    if content.startswith("soft:"):
+        arg, pos = content[5:], start + 6
+        if arg.startswith('"'):
+            return Segment(kind="soft", value="soft", count=0, init_text=_unquote(source, pos, arg), column=start)
+        if not _COUNT.fullmatch(arg) or int(arg) < 1:
+            raise _syntax_error(
+                source, pos, f"soft token count must be an integer >= 1 or a quoted string, got {arg!r}"
+            )
+        return Segment(kind="soft", value="soft", count=int(arg), column=start)
+    if not _IDENT.fullmatch(content):
+        raise _syntax_error(
+            source, start + 1, f"bad placeholder {{{content}}}: expected a field name (identifier), "
+            'mask, soft, soft:N or soft:"words"'
+        )
+    return Segment(kind="field", value=content, column=start)
+
+
+def parse_template(source: str) -> Template:
+    """Parse a hard-prompt template.
+
+    Args:
+        source: Template text, e.g. ``"{soft:3} {text} It was {mask}."``.
+
+    Returns:
+        The parsed :class:`Template`.
+
+    Raises:
+        TemplateError: A syntax error; the message quotes the template and points a caret at the column.
+    """
+    if not isinstance(source, str):
+        raise TemplateError(f"template must be a str, got {type(source).__name__}: {source!r}")
+    segments: list[Segment] = []
+    text: list[str] = []
+    text_start = i = 0
+    while i < len(source):
+        two = source[i : i + 2]
+        if source[i] == "{" and two != "{{":
+            if text:
+                segments.append(Segment(kind="text", value="".join(text), column=text_start))
+                text = []
+            end = _placeholder_end(source, i)
+            segments.append(_placeholder(source, i, source[i + 1 : end]))
+            i = end + 1
+            continue
+        if source[i] == "}" and two != "}}":
+            raise _syntax_error(source, i, "stray '}' (write '}}' for a literal brace)")
+        if not text:
+            text_start = i
+        text.append(source[i])
+        i += 2 if two in ("{{", "}}") else 1
+    if text:
+        segments.append(Segment(kind="text", value="".join(text), column=text_start))
+    masks = [s for s in segments if s.kind == "mask"]
+    if len(masks) > 1:
+        raise _syntax_error(source, masks[1].column, "second {mask}; a template has at most one answer slot")
+    return Template(source=source, segments=tuple(segments))
+
+
+def _tokenize(tokenizer, text: str) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
+
+
+def _special_affixes(tokenizer) -> tuple[list[int], list[int]]:
+    """Special ids the tokenizer puts before and after a single sequence."""
+    build = getattr(tokenizer, "build_inputs_with_special_tokens", None)
+    if build is not None:  # Python-backend tokenizers
+        ids = list(build([-1]))
+        return ids[: ids.index(-1)], ids[ids.index(-1) + 1 :]
+    for probe in _PROBES:  # fast tokenizers: read where the content sits in a probe encoding
+        enc = tokenizer(probe, add_special_tokens=True)
+        content = [k for k, s in enumerate(enc.sequence_ids()) if s is not None]
+        if content:
+            ids = enc["input_ids"]
+            return list(ids[: content[0]]), list(ids[content[-1] + 1 :])
+    raise TemplateError(f"cannot tell where {type(tokenizer).__name__} puts its special tokens")
+
+
+def _truncate(pieces: list[tuple[Segment, list[int]]], excess: int) -> list[str]:
+    """Cut ``excess`` ids from the ends of the longest field pieces, in place; return the fields cut."""
+    fields = [k for k, (seg, _) in enumerate(pieces) if seg.kind == "field"]
+    cut: list[str] = []
+    while excess > 0:
+        fields.sort(key=lambda k: -len(pieces[k][1]))
+        top = len(pieces[fields[0]][1])
+        tied = [k for k in fields if len(pieces[k][1]) == top]
+        below = max((len(pieces[k][1]) for k in fields if len(pieces[k][1]) < top), default=0)
+        q, r = divmod(min(excess, (top - below) * len(tied)), len(tied))
+        for n, k in enumerate(tied):
+            seg, ids = pieces[k]
+            take = q + (n < r)
+            pieces[k] = (seg, ids[: len(ids) - take])
+            excess -= take
+            if take and seg.value not in cut:
+                cut.append(seg.value)
+    return cut
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template; build one with :func:`parse_template`."""
+
+    source: str
+    segments: tuple[Segment, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Distinct field names, in order of first use."""
+        return tuple(dict.fromkeys(s.value for s in self.segments if s.kind == "field"))
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether the template has a ``{mask}`` slot."""
+        return any(s.kind == "mask" for s in self.segments)
+
+    @property
+    def num_soft(self) -> int:
+        """Total number of virtual tokens; needs :meth:`bind` first when ``{soft:"words"}`` is used."""
+        if any(s.kind == "soft" and s.count == 0 for s in self.segments):
+            raise TemplateError(
+                f'template {self.source!r} sizes {{soft:"..."}} by a tokenizer; call template.bind(tokenizer) first'
+            )
+        return sum(s.count for s in self.segments if s.kind == "soft")
+
+    def soft_init_texts(self) -> list[str | None]:
+        """Init text of each ``{soft...}`` segment, ``None`` where it has none."""
+        return [s.init_text for s in self.segments if s.kind == "soft"]
+
+    def soft_init_ids(self, tokenizer) -> list[list[int] | None]:
+        """Token ids (no special tokens) of each soft segment's init text, ``None`` where it has none."""
+        out: list[list[int] | None] = []
+        for seg in (s for s in self.segments if s.kind == "soft"):
+            ids = None if seg.init_text is None else _tokenize(tokenizer, seg.init_text)
+            if ids == []:
+                raise _syntax_error(self.source, seg.column, f"init text {seg.init_text!r} has no tokens")
+            out.append(ids)
+        return out
+
+    def bind(self, tokenizer) -> Template:
+        """Return a copy whose ``{soft:"words"}`` segments count the tokens of their init text."""
+        init_ids = iter(self.soft_init_ids(tokenizer))
+        segs = []
+        for seg in self.segments:
+            ids = next(init_ids) if seg.kind == "soft" else None
+            segs.append(seg if ids is None else replace(seg, count=len(ids)))
+        return Template(source=self.source, segments=tuple(segs))
+
+    def encode(
+        self,
+        example: Mapping[str, str],
+        tokenizer,
+        *,
+        answer: Literal["mask_token", "append", "none"] = "append",
+        max_length: int | None = None,
+        reserved: int = 0,
+        on_overflow: Literal["truncate", "error"] = "truncate",
+    ) -> EncodedPrompt:
+        """Encode one example.
+
+        Args:
+            example: Field name -> text; must hold every field of the template (extra keys are ignored).
+            tokenizer: A Hugging Face tokenizer.
+            answer: ``"mask_token"`` puts the tokenizer's mask token at ``{mask}``; ``"append"`` drops all
+                after ``{mask}`` and leaves the answer to be scored as the continuation (special tokens are
+                only added in front); ``"none"`` drops the ``{mask}`` slot and keeps the rest.
+            max_length: Limit on real + virtual + ``reserved`` positions; ``None`` for no limit.
+            reserved: Positions the caller adds later (e.g. appended label words).
+            on_overflow: ``"truncate"`` cuts tokens from the end of the longest field (with a warning);
+                ``"error"`` raises.
+
+        Returns:
+            The :class:`EncodedPrompt`.
+
+        Raises:
+            TemplateError: A field is missing, or the template/tokenizer cannot produce ``answer``.
+            InputTooLong: The prompt does not fit ``max_length`` (always when emptying fields is not enough).
+        """
+        check_choice("answer", answer, ("mask_token", "append", "none"))
+        check_choice("on_overflow", on_overflow, ("truncate", "error"))
+        check_range("reserved", reserved, low=0)
+        pieces = self._pieces(example, tokenizer, answer)
+        prefix, suffix = _special_affixes(tokenizer)
+        suffix = [] if answer == "append" else suffix
+        if max_length is not None:
+            check_range("max_length", max_length, low=1)
+            self._fit(pieces, len(prefix) + len(suffix), max_length, reserved, on_overflow)
+        ids, soft, answer_index = list(prefix), [], None
+        for seg, piece in pieces:
+            if seg.kind == "soft":
+                soft += [len(ids)] * len(piece)
+                continue
+            if seg.kind == "mask":
+                answer_index = len(ids)
+            ids += piece
+        if answer == "append":
+            answer_index = len(ids)
+        return EncodedPrompt(input_ids=ids + suffix, soft_positions=soft, answer_index=answer_index)
+
+    def _pieces(self, example: Mapping[str, str], tokenizer, answer: str) -> list[tuple[Segment, list[int]]]:
+        """(segment, ids) per segment that takes part; soft segments hold placeholder ids of their count."""
+        segs = list(self.bind(tokenizer).segments)
+        mask_at = next((k for k, s in enumerate(segs) if s.kind == "mask"), None)
+        if answer == "mask_token" and mask_at is None:
+            raise TemplateError(f"answer='mask_token' needs a {{mask}} slot; template {self.source!r} has none")
+        if answer == "mask_token" and tokenizer.mask_token_id is None:
+            raise TemplateError(f"answer='mask_token': tokenizer {type(tokenizer).__name__} has no mask token")
+        if mask_at is not None and answer == "append":
+            segs = segs[: mask_at + 1]
+        pieces = []
+        for k, seg in enumerate(segs):
+            if seg.kind == "text":
+                before_mask = k + 1 == mask_at and answer != "none"
+                pieces.append((seg, _tokenize(tokenizer, seg.value.rstrip() if before_mask else seg.value)))
+            elif seg.kind == "field":
+                pieces.append((seg, _tokenize(tokenizer, self._field(example, seg.value))))
+            elif seg.kind == "soft":
+                pieces.append((seg, [-1] * seg.count))
+            elif answer == "mask_token":
+                pieces.append((seg, [tokenizer.mask_token_id]))
+        return pieces
+
+    def _field(self, example: Mapping[str, str], name: str) -> str:
+        if name not in example:
+            raise TemplateError(
+                f"example has no field {name!r} used by template {self.source!r}; example keys: {sorted(example)}"
+            )
+        value = example[name]
+        if not isinstance(value, str):
+            raise TemplateError(f"field {name!r} must be a str, got {type(value).__name__}: {value!r}")
+        return value
+
+    def _fit(self, pieces, n_special: int, max_length: int, reserved: int, on_overflow: str) -> None:
+        virtual = sum(len(p) for s, p in pieces if s.kind == "soft")
+        real = n_special + sum(len(p) for s, p in pieces if s.kind != "soft")
+        excess = real + virtual + reserved - max_length
+        if excess <= 0:
+            return
+        sizes = f"{real} real + {virtual} virtual + {reserved} reserved = {real + virtual + reserved} positions"
+        room = sum(len(p) for s, p in pieces if s.kind == "field")
+        if on_overflow == "error" or excess > room:
+            hint = f"; even with every field emptied it needs {real + virtual + reserved - room}" if excess > room else ""
+            raise InputTooLong(f"template {self.source!r} needs {sizes}, more than max_length={max_length}{hint}")
+        cut = _truncate(pieces, excess)
+        warnings.warn(
+            f"template {self.source!r} needs {sizes} > max_length={max_length}; "
+            f"cut {excess} tokens from the end of field(s) {', '.join(cut)}",
+            stacklevel=3,
+        )
+
+
+def encode_batch(template: Template, examples: Iterable[Mapping[str, str]], tokenizer, **kw) -> list[EncodedPrompt]:
+    """Encode many examples with :meth:`Template.encode`; ``kw`` is passed on unchanged."""
+    return [template.encode(example, tokenizer, **kw) for example in examples]

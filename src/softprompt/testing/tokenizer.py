@@ -1,0 +1,104 @@
+"""A tiny, offline, word-level tokenizer for tests.
+
+Every word of :data:`WORDS` is one token; text is lower-cased and split on whitespace and punctuation
+(each punctuation character is its own token). Out-of-vocabulary words become ``[UNK]``. The whole
+vocabulary, special tokens included, has fewer than 256 entries, so a tiny test model with
+``vocab_size=256`` can embed every id.
+
+A word-level tokenizer cannot split one word into sub-words, so multi-token label words are tested with
+phrases: ``"very good"`` tokenizes to 2 tokens, ``"not bad at all"`` to 4.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+from softprompt.errors import check_choice
+
+SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[MASK]", "[CLS]", "[SEP]", "<s>", "</s>", "<extra_id_0>")
+"""Special tokens, ids 0..7 in this order."""
+
+PUNCTUATION: tuple[str, ...] = tuple(".,!?:;'\"-()/")
+
+WORDS: tuple[str, ...] = tuple(
+    """
+    the a an and or but not no yes it is was be been are were this that these those there here
+    i you he she we they me him her us them my your his its our their what which who how why when where
+    of in on at to for with from by about as into over after before than then so if because very too
+    all overall some any each every more most less few many much one two three four five first last
+    movie film story plot actor actors acting scene scenes music ending book show
+    great good bad terrible awful fine excellent amazing wonderful boring funny sad poor best worst
+    nice love loved hate hated like liked enjoy enjoyed recommend waste fun dull
+    positive negative neutral true false maybe okay
+    premise hypothesis question answer sentence text review label topic summary context
+    entailment contradiction sports business world science tech politics news
+    do does did have has had will would can could should must make made see saw
+    watch watched think thought say said go went get got know feel felt look looked
+    time day year people man woman thing way life work character characters
+    really quite just only also still even again never always ever well
+    new old long short big small high low same other own right wrong real whole
+    """.split()
+)
+"""About 200 common English words, each a single token."""
+
+
+def _vocab() -> dict[str, int]:
+    vocab: dict[str, int] = {}
+    for token in (*SPECIAL_TOKENS, *PUNCTUATION, *WORDS):
+        vocab.setdefault(token, len(vocab))
+    return vocab
+
+
+def _backend() -> Tokenizer:
+    tok = Tokenizer(models.WordLevel(vocab=_vocab(), unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior="isolated")]
+    )
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    return tok
+
+
+def tiny_tokenizer(kind: Literal["causal", "masked", "seq2seq"] = "causal") -> PreTrainedTokenizerFast:
+    """Build the in-memory word-level test tokenizer.
+
+    Args:
+        kind: Special-token conventions to mimic. ``"causal"`` (GPT-2 style): bos ``<s>``, eos ``</s>``,
+            pad ``[PAD]``, no mask token, nothing added around a sequence. ``"masked"`` (BERT style): cls,
+            sep, mask and pad tokens; every sequence becomes ``[CLS] ... [SEP]``. ``"seq2seq"`` (T5 style):
+            eos ``</s>``, pad ``[PAD]``, mask ``<extra_id_0>``; every sequence gets ``</s>`` appended.
+
+    Returns:
+        A fast tokenizer whose vocabulary (special tokens included) has fewer than 256 entries.
+
+    Raises:
+        ConfigError: ``kind`` is not one of the three accepted values.
+    """
+    check_choice("kind", kind, ("causal", "masked", "seq2seq"))
+    backend = _backend()
+    common = {"tokenizer_object": backend, "unk_token": "[UNK]", "pad_token": "[PAD]"}
+    if kind == "causal":
+        return PreTrainedTokenizerFast(**common, bos_token="<s>", eos_token="</s>")
+    if kind == "masked":
+        post = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", SPECIAL_TOKENS.index("[CLS]")), ("[SEP]", SPECIAL_TOKENS.index("[SEP]"))],
+        )
+        return PreTrainedTokenizerFast(
+            **common, cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]", post_processor=post
+        )
+    # seq2seq
+    post = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B:1 </s>:1", special_tokens=[("</s>", SPECIAL_TOKENS.index("</s>"))]
+    )
+    return PreTrainedTokenizerFast(
+        **common,
+        eos_token="</s>",
+        mask_token="<extra_id_0>",
+        extra_special_tokens=["<extra_id_0>"],
+        post_processor=post,
+    )
