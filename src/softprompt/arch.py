@@ -44,6 +44,7 @@ class BackboneInfo:
     max_positions: int | None
     position_base: int
     accepts_position_ids: bool
+    sliding_window: int | None
     fingerprint: str
 
     @property
@@ -153,5 +154,6 @@ def describe_backbone(model) -> BackboneInfo:
         max_positions=max_pos,
         position_base=base,
         accepts_position_ids=_takes(model, "position_ids") and not seq2seq,
+        sliding_window=getattr(model.config, "sliding_window", None),
         fingerprint=embedding_fingerprint(model),
     )

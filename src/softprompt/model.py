@@ -153,7 +153,9 @@ class PromptedModel(nn.Module):
 
     def gradient_checkpointing_enable(self) -> None:
         """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute)."""
-        self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable = getattr(self.backbone, "activation_checkpointing_enable", None)
+        enable = enable or self.backbone.gradient_checkpointing_enable
+        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def train(self, mode: bool = True):
         super().train(mode)

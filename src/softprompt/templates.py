@@ -348,10 +348,11 @@ class Template:
         excess = real + virtual + reserved - max_length
         if excess <= 0:
             return
-        sizes = f"{real} real + {virtual} virtual + {reserved} reserved = {real + virtual + reserved} positions"
+        total = real + virtual + reserved
+        sizes = f"{real} real + {virtual} virtual + {reserved} reserved = {total} positions"
         room = sum(len(p) for s, p in pieces if s.kind == "field")
         if on_overflow == "error" or excess > room:
-            hint = f"; even with every field emptied it needs {real + virtual + reserved - room}" if excess > room else ""
+            hint = f"; even with every field emptied it needs {total - room}" if excess > room else ""
             raise InputTooLong(f"template {self.source!r} needs {sizes}, more than max_length={max_length}{hint}")
         cut = _truncate(pieces, excess)
         warnings.warn(
