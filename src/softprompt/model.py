@@ -153,9 +153,11 @@ class PromptedModel(nn.Module):
 
     def gradient_checkpointing_enable(self) -> None:
         """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute)."""
-        enable = getattr(self.backbone, "activation_checkpointing_enable", None)
-        enable = enable or self.backbone.gradient_checkpointing_enable
-        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(self.backbone, "activation_checkpointing_enable"):  # transformers >= 5.x
+            self.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     def train(self, mode: bool = True):
         super().train(mode)
