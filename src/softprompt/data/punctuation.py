@@ -78,7 +78,7 @@ def to_example(text: str) -> dict | None:
     tagged = [tag_word(piece) for piece in text.split()]
     if not tagged or None in tagged:
         return None
-    tokens, tags = (list(x) for x in zip(*tagged))
+    tokens, tags = (list(x) for x in zip(*tagged, strict=True))
     return {"tokens": tokens, "tags": tags, "text": " ".join(tokens)}
 
 

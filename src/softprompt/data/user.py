@@ -152,4 +152,3 @@ def _default_template(task: str, text_fields: tuple[str, ...]) -> str:
         return "{text}"
     inputs = "\n".join(f"{f}: {{{f}}}" for f in text_fields) if len(text_fields) > 1 else f"{{{text_fields[0]}}}"
     return f"{inputs}\nAnswer:" if task == "generation" else f"{inputs}\nAnswer: {{mask}}"
-
