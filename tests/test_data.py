@@ -297,7 +297,7 @@ def test_user_saved_datasetdict_uses_its_splits(tmp_path):
 
     def part(n: int):
         return datasets.Dataset.from_dict(
-            {"sentence": [f"s{i}" for i in range(n)], "label": [i % 2] * n}, features=features
+            {"sentence": [f"s{i}" for i in range(n)], "label": [i % 2 for i in range(n)]}, features=features
         )
 
     datasets.DatasetDict({"train": part(20), "validation": part(4), "test": part(6)}).save_to_disk(tmp_path / "dd")

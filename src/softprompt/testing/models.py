@@ -22,7 +22,8 @@ VOCAB = 256
 _DEC = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, vocab_size=VOCAB, max_position_embeddings=128, pad_token_id=0)
 _ENC = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=VOCAB,
-            max_position_embeddings=96, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=0)
+            max_position_embeddings=96, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=0,
+            initializer_range=0.2)
 
 FAMILIES = {
     "llama": (AutoModelForCausalLM, lambda: LlamaConfig(**_DEC)),
@@ -44,7 +45,8 @@ FAMILIES = {
                                                       vocab_size=VOCAB, max_position_embeddings=96, dropout=0.0,
                                                       attention_dropout=0.0, activation_dropout=0.0,
                                                       pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                                                      decoder_start_token_id=2, forced_eos_token_id=None)),
+                                                      decoder_start_token_id=2, forced_eos_token_id=None,
+                                                      init_std=0.2)),
 }
 
 

@@ -1,0 +1,71 @@
+"""What a task provides to the training loop and to evaluation; shared batching helpers."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import TemplateError
+
+
+class Task(Protocol):
+    """Turns examples into batches, and a prompted model's outputs into a loss, predictions and metrics.
+
+    ``prompts`` is one prompt name per row (rows of one batch may use different prompts: multi-task
+    training and mixed-prompt serving).
+    """
+
+    main_metric: str
+
+    def collate(self, examples: list[dict]) -> dict: ...
+
+    def loss(self, model, batch: dict, prompts: Sequence[str | None]) -> torch.Tensor: ...
+
+    def predict(self, model, batch: dict, prompts: Sequence[str | None]) -> list: ...
+
+    def gold(self, examples: list[dict]) -> list: ...
+
+    def metrics(self, predictions: list, gold: list) -> dict[str, float]: ...
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Trainable task modules (heads) saved with the prompt."""
+        ...
+
+
+def pad_rows(rows: list[list[int]], pad: int, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad id lists to (B, L) ids and attention mask."""
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), max(width, 1)), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        sl = slice(width - len(r), width) if left else slice(0, len(r))
+        ids[i, sl] = torch.tensor(r, dtype=torch.long)
+        mask[i, sl] = 1
+    return ids, mask
+
+
+def insert_positions(encoded, num_soft: int) -> torch.Tensor | None:
+    """(B, P) insertion indices of a template's soft tokens, or None when the template has none (prepend)."""
+    if num_soft == 0:
+        return None
+    return torch.tensor([e.soft_positions for e in encoded], dtype=torch.long)
+
+
+def check_prompts(model, prompts: Sequence[str | None], num_soft: int) -> None:
+    """A template with {soft} slots needs prompts that give exactly that many virtual input tokens."""
+    if num_soft == 0:
+        return
+    for name in set(p for p in prompts if p is not None):
+        n = model.bank.get(name).contribute().num_embeds
+        if n not in (0, num_soft):
+            raise TemplateError(f"the template has {num_soft} soft tokens but prompt {name!r} provides {n} "
+                                "virtual input tokens; make them equal")
+
+
+def pad_id(tokenizer) -> int:
+    pid = getattr(tokenizer, "pad_token_id", None)
+    if pid is None:
+        pid = getattr(tokenizer, "eos_token_id", None)
+    return 0 if pid is None else pid

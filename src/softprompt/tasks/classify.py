@@ -1,0 +1,135 @@
+"""Classification by scoring label words (hard prompts, prompt tuning, P-tuning, prefixes alike).
+
+Causal LMs score the label word as the continuation after the prompt; masked LMs at the mask token (a K-token
+word gets K mask tokens, each scoring its token, as in PET); seq2seq models in the decoder (after the
+tokenizer's sentinel, e.g. T5's ``<extra_id_0>``). When every label word is one token (causal and masked LMs),
+one forward of B rows scores all labels; otherwise each (example, word) pair is a row.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError
+from ..templates import Template, parse_template
+from ..verbalizer import Verbalizer
+from . import metrics
+from .base import check_prompts, insert_positions, pad_id, pad_rows
+
+IGNORE = -100
+
+
+class VerbalizerTask:
+    """Classification (or probing over candidate answers) through a template and a verbalizer."""
+
+    def __init__(self, model, template: str | Template, verbalizer: Verbalizer, *, label_field: str = "label",
+                 max_length: int = 256, on_overflow: str = "truncate", virtual_tokens: int = 0,
+                 probing: bool = False):
+        self.tok = model.tokenizer
+        self.kind = model.info.kind
+        if self.kind == "encoder":
+            raise DataError("label-word scoring needs a language-model head; use a HeadTask for bare encoders")
+        self.template = parse_template(template) if isinstance(template, str) else template
+        self.template = self.template.bind(self.tok)
+        self.verbalizer, self.label_field = verbalizer, label_field
+        self.table = verbalizer.flatten(self.tok)
+        self.answer = "append" if self.kind == "causal" else ("mask_token" if self.tok.mask_token else "none")
+        self.single = self.kind != "seq2seq" and bool(self.table.token_mask.sum(1).eq(1).all())
+        limit = model.info.max_positions or max_length
+        self.enc_kw = dict(answer=self.answer, max_length=min(limit, max_length) - virtual_tokens,
+                           on_overflow=on_overflow, reserved=self.table.token_ids.shape[1] - 1)
+        self.decoder_start = getattr(model.backbone.config, "decoder_start_token_id", None) or 0
+        self.main_metric = "p_at_1" if probing else "accuracy"
+        self.probing = probing
+
+    def modules(self):
+        return {}
+
+    def gold(self, examples):
+        return [self.verbalizer.index(ex[self.label_field]) for ex in examples]
+
+    def metrics(self, predictions, gold):
+        return (metrics.probing if self.probing else metrics.classification)(predictions, gold)
+
+    def collate(self, examples: list[dict]) -> dict:
+        enc = [self.template.encode(ex, self.tok, **self.enc_kw) for ex in examples]
+        return {"encoded": enc, "labels": torch.tensor(self.gold(examples)) if self._labelled(examples) else None}
+
+    def _labelled(self, examples):
+        return all(self.label_field in ex for ex in examples)
+
+    def scores(self, model, batch: dict, prompts: Sequence[str | None]) -> torch.Tensor:
+        """(B, C) label scores (log-probability based, see verbalizer)."""
+        check_prompts(model, prompts, self.template.num_soft)
+        enc = batch["encoded"]
+        if self.single:
+            return self.table.label_scores(self._single(model, enc, prompts)[..., None])
+        return self.table.label_scores(self._per_word(model, enc, prompts))
+
+    def loss(self, model, batch, prompts):
+        return F.cross_entropy(self.scores(model, batch, prompts), batch["labels"].to(self._device(model)))
+
+    @torch.no_grad()
+    def predict(self, model, batch, prompts):
+        return self.scores(model, batch, prompts).argmax(-1).tolist()
+
+    @staticmethod
+    def _device(model):
+        return model.backbone.get_input_embeddings().weight.device
+
+    def _single(self, model, enc, prompts) -> torch.Tensor:
+        """(B, W) log-probs of single-token words from one forward."""
+        ids, mask = pad_rows([e.input_ids for e in enc], pad_id(self.tok))
+        dev = self._device(model)
+        out = model(ids.to(dev), mask.to(dev), list(prompts), insert_at=insert_positions(enc, self.template.num_soft))
+        if self.kind == "causal":
+            logits = out.next_logits  # (B, V)
+        else:
+            at = torch.tensor([e.answer_index for e in enc], device=dev)
+            logits = out.logits[torch.arange(len(enc), device=dev), at]  # (B, V)
+        return logits.float().log_softmax(-1)[:, self.table.token_ids[:, 0].to(dev)]
+
+    def _per_word(self, model, enc, prompts) -> torch.Tensor:
+        """(B, W, T) token log-probs, one row per (example, word)."""
+        W, T = self.table.token_ids.shape
+        rows, labels, soft, dec = [], [], [], []
+        for e in enc:
+            for w in range(W):
+                word = self.table.token_ids[w][self.table.token_mask[w]].tolist()
+                r, lab, sp, d = self._word_row(e, word)
+                rows.append(r), labels.append(lab), soft.append(sp), dec.append(d)
+        dev = self._device(model)
+        ids, mask = pad_rows(rows, pad_id(self.tok))
+        lab, _ = pad_rows(labels, IGNORE)
+        kw = {}
+        if self.kind == "seq2seq":
+            dec_ids, _ = pad_rows(dec, pad_id(self.tok))
+            kw = {"decoder_input_ids": dec_ids.to(dev)}
+        insert_at = torch.tensor(soft) if self.template.num_soft else None
+        row_prompts = [p for p in prompts for _ in range(W)]
+        lp = model(ids.to(dev), mask.to(dev), row_prompts, insert_at=insert_at, labels=lab.to(dev), **kw)
+        lp = lp.label_logprobs  # (B*W, L)
+        picked = (lab != IGNORE).to(dev)
+        out = lp.new_zeros(len(rows), T)
+        for i in range(len(rows)):  # gather each row's word-token log-probs in order
+            vals = lp[i][picked[i]]
+            out[i, : vals.shape[0]] = vals
+        return out.view(len(enc), W, T)
+
+    def _word_row(self, e, word: list[int]):
+        """(input ids, caller-aligned labels, soft positions, decoder ids) scoring ``word`` for example ``e``."""
+        ids, sp = list(e.input_ids), list(e.soft_positions)
+        if self.kind == "causal":
+            return ids + word, [IGNORE] * len(ids) + word, sp, None
+        if self.kind == "masked":
+            a, k = e.answer_index, len(word)
+            new = ids[:a] + [ids[a]] * k + ids[a + 1:]
+            lab = [IGNORE] * len(new)
+            lab[a:a + k] = word
+            return new, lab, [p + k - 1 if p > a else p for p in sp], None
+        lead = [self.tok.mask_token_id] if (self.tok.mask_token or "").startswith("<extra_id") else []
+        full = lead + word
+        return ids, [IGNORE] * len(lead) + word, sp, [self.decoder_start] + full[:-1]

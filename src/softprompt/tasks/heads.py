@@ -1,0 +1,125 @@
+"""Tasks solved with a trained head on the hidden states: sequence classification and sequence labeling."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError
+from ..heads import ClassificationHead, Pool, TokenClassificationHead
+from ..templates import parse_template
+from . import metrics
+from .base import pad_id, pad_rows
+
+IGNORE = -100
+
+
+def _device(model):
+    return model.backbone.get_input_embeddings().weight.device
+
+
+class HeadClassificationTask:
+    """Classification with a pooled head (P-tuning v2's recipe). The text is the template without {mask}."""
+
+    main_metric = "accuracy"
+
+    def __init__(self, model, labels: Sequence[str], *, template: str = "{text}", label_field: str = "label",
+                 pool: Pool | None = None, max_length: int = 256, dropout: float = 0.1):
+        self.tok, self.labels, self.label_field = model.tokenizer, list(labels), label_field
+        self.template = parse_template(template)
+        pool = pool or ("last" if model.info.kind == "causal" else "first")
+        self.head = ClassificationHead(model.info.hidden_size, len(self.labels), pool, dropout).to(_device(model))
+        self.max_length = min(model.info.max_positions or max_length, max_length)
+
+    def modules(self):
+        return {"head": self.head}
+
+    def gold(self, examples):
+        try:
+            return [self.labels.index(ex[self.label_field]) for ex in examples]
+        except ValueError:
+            bad = next(ex[self.label_field] for ex in examples if ex[self.label_field] not in self.labels)
+            raise DataError(f"label {bad!r} is not one of the task's labels {self.labels}") from None
+
+    def metrics(self, predictions, gold):
+        return metrics.classification(predictions, gold)
+
+    def collate(self, examples):
+        enc = [self.template.encode(ex, self.tok, answer="none", max_length=self.max_length) for ex in examples]
+        ids, mask = pad_rows([e.input_ids for e in enc], pad_id(self.tok))
+        labelled = all(self.label_field in ex for ex in examples)
+        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(self.gold(examples)) if labelled else None}
+
+    def logits(self, model, batch, prompts):
+        dev = _device(model)
+        out = model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev), list(prompts))
+        return self.head(out.hidden, batch["attention_mask"].to(dev))
+
+    def loss(self, model, batch, prompts):
+        return F.cross_entropy(self.logits(model, batch, prompts).float(), batch["labels"].to(_device(model)))
+
+    @torch.no_grad()
+    def predict(self, model, batch, prompts):
+        return self.logits(model, batch, prompts).argmax(-1).tolist()
+
+
+class LabelingTask:
+    """Sequence labeling: one tag per word; the first sub-token of each word carries its tag."""
+
+    main_metric = "token_f1"
+
+    def __init__(self, model, tags: Sequence[str], *, tokens_field: str = "tokens", tags_field: str = "tags",
+                 max_length: int = 256, dropout: float = 0.1):
+        self.tok, self.tags = model.tokenizer, list(tags)
+        self.tokens_field, self.tags_field = tokens_field, tags_field
+        self.head = TokenClassificationHead(model.info.hidden_size, len(self.tags), dropout).to(_device(model))
+        self.max_length = min(model.info.max_positions or max_length, max_length)
+
+    def modules(self):
+        return {"head": self.head}
+
+    def gold(self, examples):
+        return [list(ex[self.tags_field]) for ex in examples]
+
+    def metrics(self, predictions, gold):
+        return metrics.labeling(predictions, gold)
+
+    def collate(self, examples):
+        enc = self.tok([ex[self.tokens_field] for ex in examples], is_split_into_words=True, truncation=True,
+                       max_length=self.max_length)
+        rows, labels, firsts = [], [], []
+        for i, ex in enumerate(examples):
+            words, seen, lab, first = enc.word_ids(i), set(), [], []
+            for j, w in enumerate(words):
+                new = w is not None and w not in seen
+                seen.add(w)
+                tag = ex.get(self.tags_field)
+                lab.append(self.tags.index(tag[w]) if new and tag is not None else IGNORE)
+                if new:
+                    first.append(j)
+            rows.append(enc["input_ids"][i]), labels.append(lab), firsts.append(first)
+        ids, mask = pad_rows(rows, pad_id(self.tok))
+        lab, _ = pad_rows(labels, IGNORE)
+        return {"input_ids": ids, "attention_mask": mask, "labels": lab, "first": firsts,
+                "num_words": [len(ex[self.tokens_field]) for ex in examples]}
+
+    def logits(self, model, batch, prompts):
+        dev = _device(model)
+        out = model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev), list(prompts))
+        return self.head(out.hidden)  # (B, L, T): caller-aligned, no virtual positions
+
+    def loss(self, model, batch, prompts):
+        logits = self.logits(model, batch, prompts)
+        return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].to(logits.device).flatten(),
+                               ignore_index=IGNORE)
+
+    @torch.no_grad()
+    def predict(self, model, batch, prompts):
+        best = self.logits(model, batch, prompts).argmax(-1).tolist()
+        out = []
+        for row, first, n in zip(best, batch["first"], batch["num_words"]):
+            tags = [self.tags[row[j]] for j in first]
+            out.append(tags + ["O"] * (n - len(tags)))  # words cut by truncation count as "O"
+        return out
