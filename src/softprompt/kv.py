@@ -94,4 +94,12 @@ AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
 
 def install(model) -> None:
     """Route every attention call of ``model`` through :func:`attention`."""
-    model.set_attn_implementation(ATTN_IMPLEMENTATION)
+    from .errors import UnsupportedModel
+
+    if not hasattr(model, "set_attn_implementation"):
+        raise UnsupportedModel(f"{type(model).__name__} is not a transformers PreTrainedModel; "
+                               "softprompt wraps models loaded with transformers' from_pretrained/from_config")
+    try:
+        model.set_attn_implementation(ATTN_IMPLEMENTATION)
+    except (ValueError, KeyError) as e:
+        raise UnsupportedModel(f"{type(model).__name__} cannot use a custom attention function: {e}") from None
