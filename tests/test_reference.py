@@ -45,3 +45,23 @@ def test_prefix_of_own_keys_values_equals_frozen_model_on_t_then_x(family):
     ref = model.backbone(input_ids=torch.cat([t, x], 1))
     torch.testing.assert_close(ours.logits, ref.logits[:, 3:], atol=1e-5, rtol=0)
     assert not torch.allclose(model(x).logits, ours.logits, atol=1e-3)  # the prefix does matter
+
+
+@pytest.mark.parametrize("family", CAUSAL)
+def test_prefix_initialized_from_text_equals_frozen_model_on_text_then_x(family):
+    from softprompt.methods import make_config
+
+    model = make_model(family)
+    t, x = _ids(3, 1), _ids(3, 2)
+
+    class Tok:  # the init text is "tokenized" to t
+        all_special_ids = []
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": t[0].tolist()}
+
+    model.tokenizer = Tok()
+    model.add_prompt("words", make_config("p-tuning-v2", num_virtual_tokens=3, init="text", init_text="t",
+                                          dropout=0.0))
+    ref = model.backbone(input_ids=torch.cat([t, x], 1))
+    torch.testing.assert_close(model(x, prompts="words").logits, ref.logits[:, 3:], atol=1e-5, rtol=0)

@@ -17,7 +17,6 @@ from torch import nn
 from . import inject, kv
 from .arch import BackboneInfo, describe_backbone
 from .bank import BatchPrompt, PromptBank, rows_of
-from .errors import ConfigError
 from .methods import Contribution, InitContext, MethodConfig, build
 
 
@@ -49,7 +48,21 @@ class PromptedModel(nn.Module):
     def init_context(self, *, label_words=(), init_token_ids=(), seed: int = 0) -> InitContext:
         return InitContext(info=self.info, embeddings=self.backbone.get_input_embeddings().weight,
                            tokenizer=self.tokenizer, label_words=list(label_words),
-                           init_token_ids=list(init_token_ids), seed=seed)
+                           init_token_ids=list(init_token_ids), seed=seed, token_kv=self.token_kv)
+
+    @torch.no_grad()
+    def token_kv(self, ids: Sequence[int]) -> torch.Tensor:
+        """The frozen model's own keys/values for ``ids`` at positions 0.., as a prefix (S, 2, H_kv, P, D)."""
+        state = kv.KVPrefix(capture={})
+        dev = self.backbone.get_input_embeddings().weight.device
+        x = torch.as_tensor([list(ids)], device=dev)
+        extra = {"decoder_input_ids": x[:, :1]} if self.info.kind == "seq2seq" else {}
+        self.backbone(input_ids=x, use_cache=False, **extra, **{kv.KWARG: state})
+        if self.info.kind == "seq2seq":  # decoder/cross slots see a 1-token decoder: use zeros there
+            return torch.stack([torch.stack([k[0], v[0]]) if k.shape[2] == x.shape[1]
+                                else torch.zeros_like(state.capture[0][0][0]).expand(2, -1, -1, -1)
+                                for k, v in (state.capture[s] for s in range(len(self.info.slots)))])
+        return torch.stack([torch.stack([k[0], v[0]]) for k, v in (state.capture[s] for s in range(len(self.info.slots)))])
 
     def add_prompt(self, name: str, config: MethodConfig, **init) -> nn.Module:
         """Create a prompt of ``config.method`` (initialized per its config) and put it in the bank."""

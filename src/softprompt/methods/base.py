@@ -41,6 +41,8 @@ class InitContext:
     init_token_ids: list[int | None] = field(default_factory=list)
     """Per virtual token, a token id to start from (a template's {soft:"words"} slots); None = method default."""
     seed: int = 0
+    token_kv: Any = None
+    """Callable: token ids -> the frozen model's own keys/values for them, (S, 2, H_kv, P, D)."""
 
 
 @dataclass(kw_only=True)

@@ -9,12 +9,14 @@ prefix itself is the parameter (that is P-tuning v2's default).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-from ..errors import check_range
+from ..errors import ConfigError, check_choice, check_range
 from .base import Contribution, InitContext, MethodConfig
+from .init import fill_to, text_ids
 
 
 @dataclass(kw_only=True)
@@ -29,9 +31,18 @@ class PrefixTuningConfig(MethodConfig):
     """Width of the reparameterization MLP; 1..65536."""
     dropout: float = 0.0
     """Dropout on the prefix during training; 0..0.9."""
+    init: Literal["random", "text"] = "random"
+    """random: N(0, 1) embedding (as PEFT); text: the frozen model's own keys/values for init_text's tokens
+    (Li & Liang's "real words' activations"; only without reparameterization)."""
+    init_text: str | None = None
+    """Words for init="text" (cycled to num_virtual_tokens)."""
 
     def __post_init__(self):
         check_range("num_virtual_tokens", self.num_virtual_tokens, low=1, high=4096)
+        check_choice("init", self.init, ("random", "text"))
+        if self.init == "text" and (not self.init_text or self.reparameterize):
+            raise ConfigError('init="text" needs init_text and reparameterize=False (the MLP cannot start '
+                              "from given activations)")
         check_range("mlp_hidden", self.mlp_hidden, low=1, high=65536)
         check_range("dropout", self.dropout, low=0.0, high=0.9)
 
@@ -51,6 +62,10 @@ class PrefixTuning(nn.Module):
         else:
             self.embedding = nn.Embedding(config.num_virtual_tokens, width)
             self.transform = nn.Identity()
+            if config.init == "text":
+                ids = fill_to(text_ids(ctx, config.init_text), config.num_virtual_tokens)
+                kv = ctx.token_kv(ids)  # (S, 2, H_kv, P, D)
+                self.embedding.weight.data.copy_(kv.permute(3, 0, 1, 2, 4).reshape(len(ids), width))
         self.dropout = nn.Dropout(config.dropout)
 
     def contribute(self) -> Contribution:
