@@ -96,3 +96,16 @@ def test_generation_task_loss_and_predict(family):
     preds = task.predict(m, batch, ["prefix_tuning", None])
     assert len(preds) == 2 and all(isinstance(p, str) for p in preds)
     assert 0.0 <= task.metrics(preds, task.gold(exs))["rougeL"] <= 1.0
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_last_only_logits_equal_full_logits(family):
+    m = _model(family, ("prompt-tuning", 3), ("prefix-tuning", 2))
+    ids = torch.randint(5, 200, (3, 6))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    rows = ["prompt_tuning", "prefix_tuning", None]
+    full = m(ids, mask, rows)
+    last = m(ids, mask, rows, last_only=True, hidden=False)
+    assert last.logits is None and last.hidden is None
+    torch.testing.assert_close(last.next_logits, full.next_logits, atol=1e-5, rtol=0)

@@ -146,7 +146,7 @@ def load_prompt(model, path: str | os.PathLike, name: str | None = None, *, chec
         module = StaticPrompt.from_tensors(body, StaticConfig(**cfg))
     else:
         config = make_config(method, **cfg)
-        cheap = {"init": "random", "init_text": None, "init_file": None} if "init" in cfg else {}
+        cheap = {k: v for k, v in (("init", "random"), ("init_text", None), ("init_file", None)) if k in cfg}
         module = METHODS[method][1](make_config(method, **{**cfg, **cheap}), model.init_context())
         module.config = config  # values come from the file; only the stored config is kept
         try:

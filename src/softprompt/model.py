@@ -114,6 +114,8 @@ class PromptedModel(nn.Module):
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         left_pad: bool = False,
+        hidden: bool = True,
+        last_only: bool = False,
     ) -> PromptOutput:
         """Run the backbone with each row's prompt (a name per row, one name for all, or None).
 
@@ -125,6 +127,9 @@ class PromptedModel(nn.Module):
             labels: caller-aligned (B, L) targets (-100 = ignore); causal LMs are scored in the expanded
                 sequence, so a label is predicted from whatever precedes it there, virtual tokens included.
                 Seq2seq: decoder targets.
+            hidden: return the last hidden state (LM backbones then keep every layer's output).
+            last_only: causal LMs compute vocabulary logits only after each row's last element
+                (``next_logits``; ``logits`` is then None) — what label-word scoring and generation need.
         """
         exp, batch = self.prepare(input_ids, attention_mask, prompts, insert_at=insert_at, left_pad=left_pad)
         kw = self.backbone_kwargs(exp, batch)
@@ -133,19 +138,31 @@ class PromptedModel(nn.Module):
             if decoder_input_ids is None and labels is not None:
                 decoder_input_ids = self.backbone.prepare_decoder_input_ids_from_labels(labels=labels)
             kw.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
-        out = self.backbone(**kw, output_hidden_states=True, use_cache=False)
-        hidden = out.encoder_last_hidden_state if seq2seq else getattr(out, "last_hidden_state", None)
-        hidden = out.hidden_states[-1] if hidden is None else hidden  # (B, T, H)
+        keep = None
+        if last_only and labels is None and self.info.kind == "causal" and self._takes_logits_to_keep:
+            keep = torch.unique(exp.last_pos)  # positions any row needs, shared by the batch
+            kw["logits_to_keep"] = keep
+        out = self.backbone(**kw, output_hidden_states=hidden, use_cache=False)
+        h = out.encoder_last_hidden_state if seq2seq else getattr(out, "last_hidden_state", None)
+        h = out.hidden_states[-1] if h is None and hidden else h  # (B, T, H)
         logits = getattr(out, "logits", None)  # (B, T, V); seq2seq: (B, L_dec, V)
         next_logits = lp = loss = None
         if logits is not None and labels is not None:
             lp = self._label_logprobs(logits, labels.to(logits.device), exp)
             loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
         if logits is not None and not seq2seq:
-            next_logits = logits[torch.arange(logits.shape[0], device=logits.device), exp.last_pos]
-            logits = exp.gather(logits)
-        return PromptOutput(logits=logits, hidden=exp.gather(hidden), loss=loss, label_logprobs=lp,
-                            next_logits=next_logits, expanded=exp)
+            rows = torch.arange(logits.shape[0], device=logits.device)
+            col = exp.last_pos if keep is None else torch.searchsorted(keep, exp.last_pos)
+            next_logits = logits[rows, col]
+            logits = None if keep is not None or last_only else exp.gather(logits)
+        return PromptOutput(logits=logits, hidden=None if h is None else exp.gather(h), loss=loss,
+                            label_logprobs=lp, next_logits=next_logits, expanded=exp)
+
+    @property
+    def _takes_logits_to_keep(self) -> bool:
+        import inspect
+
+        return "logits_to_keep" in inspect.signature(self.backbone.forward).parameters
 
     def _label_logprobs(self, logits, labels, exp) -> torch.Tensor:
         """log p(label_j) per caller token (B, L): causal LMs predict from the previous *expanded* element."""

@@ -84,7 +84,8 @@ class VerbalizerTask:
         """(B, W) log-probs of single-token words from one forward."""
         ids, mask = pad_rows([e.input_ids for e in enc], pad_id(self.tok))
         dev = self._device(model)
-        out = model(ids.to(dev), mask.to(dev), list(prompts), insert_at=insert_positions(enc, self.template.num_soft))
+        out = model(ids.to(dev), mask.to(dev), list(prompts), insert_at=insert_positions(enc, self.template.num_soft),
+                    hidden=False, last_only=self.kind == "causal")
         if self.kind == "causal":
             logits = out.next_logits  # (B, V)
         else:

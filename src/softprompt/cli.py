@@ -1,0 +1,53 @@
+"""``softprompt`` command line: builds the parser from ``commands.COMMANDS`` and runs one command.
+
+Errors softprompt raises on purpose (``SoftPromptError``) print as one line, ``softprompt: error: ...``,
+with exit code 2 — no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import SoftPromptError
+
+DESCRIPTION = "Prompt learning on a frozen transformer: hard prompts, prompt tuning, P-tuning v1/v2, prefix tuning."
+EPILOG = """examples:
+  softprompt methods                                   # what can be trained, with every option
+  softprompt datasets                                  # built-in datasets and their templates
+  softprompt train --model smollm2-135m --method prompt-tuning --dataset rotten-tomatoes --out runs/pt
+  softprompt eval --prompt runs/pt                     # best prompt of the run, on the test split
+  softprompt predict --prompt runs/pt --text "a gorgeous, witty, seductive movie"
+  softprompt generate --prompt runs/headlines --text "The council voted ..."
+Run `softprompt COMMAND --help` for a command's options and more examples.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .commands import COMMANDS
+
+    parser = argparse.ArgumentParser(prog="softprompt", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP,
+                           epilog=getattr(command, "EPILOG", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_arguments(p)
+        p.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (argparse usage errors exit with 2 themselves)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SoftPromptError as e:
+        message = " ".join(str(e).split("\n")).strip()
+        print(f"softprompt: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("softprompt: interrupted", file=sys.stderr)
+        return 130

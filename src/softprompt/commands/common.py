@@ -1,0 +1,160 @@
+"""What several commands share: output, building a task the way training did, and loading a trained prompt."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from ..errors import ConfigError, PromptFileError, VerbalizerError
+
+
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a torchrun launch (only rank 0 prints)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def quiet_loading() -> None:
+    """No transformers progress bars ("Loading weights") on stderr."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def table(rows: list[list], headers: list[str], last_width: int = 72) -> str:
+    """A plain left-aligned text table; the last column wraps at ``last_width`` characters."""
+    import textwrap
+
+    cells = [headers] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers) - 1)]
+    lines = []
+    for r in cells:
+        wrapped = textwrap.wrap(r[-1], last_width) or [""]
+        lead = "  ".join(c.ljust(w) for c, w in zip(r, widths))
+        lines += [f"{lead}  {wrapped[0]}".rstrip()] + [f"{' ' * len(lead)}  {w}" for w in wrapped[1:]]
+    lines.insert(1, "  ".join("-" * w for w in widths + [min(last_width, max(len(r[-1]) for r in cells))]))
+    return "\n".join(lines)
+
+
+def prompt_name(dataset: str) -> str:
+    """A bank-safe prompt name from a dataset name (``my data.v2`` -> ``my-data-v2``)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", dataset).strip("-")[:128] or "prompt"
+
+
+# ----- tasks ------------------------------------------------------------------------------------------------
+def spec_json(spec) -> dict:
+    """What ``predict`` needs to rebuild a task without the dataset."""
+    return {"name": spec.name, "task": spec.task, "text_fields": list(spec.text_fields),
+            "label_field": spec.label_field, "labels": None if spec.labels is None else list(spec.labels)}
+
+
+def spec_from_json(d: dict, template: str | None):
+    from ..data import TaskSpec
+
+    return TaskSpec(name=d["name"], task=d["task"], text_fields=tuple(d["text_fields"]),
+                    label_field=d["label_field"], labels=None if d["labels"] is None else tuple(d["labels"]),
+                    default_templates=(template,) if template else ())
+
+
+def check_verbalizer(verbalizer: dict | None, spec) -> None:
+    """Every label of a classification dataset needs words."""
+    if verbalizer is None or spec.task != "classification" or not spec.labels:
+        return
+    missing = [label for label in spec.labels if label not in verbalizer]
+    if missing:
+        raise VerbalizerError(f"the verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
+                              f"(dataset labels: {', '.join(spec.labels)}; verbalizer: {sorted(verbalizer)})")
+
+
+def make_task_for(model, spec, *, template, verbalizer, head, virtual_tokens: int, max_length: int = 256):
+    from ..tasks import make_task
+
+    check_verbalizer(verbalizer, spec)
+    return make_task(model, spec, template=template, verbalizer=verbalizer, head=head,
+                     virtual_tokens=virtual_tokens, max_length=max_length)
+
+
+def init_token_ids(task, tokenizer) -> list[int | None]:
+    """Per virtual token of the task's template, the id a ``{soft:"words"}`` slot starts it from (else None)."""
+    template = getattr(task, "template", None)
+    if template is None or not hasattr(template, "soft_init_ids"):
+        return []
+    counts = [s.count for s in template.segments if s.kind == "soft"]
+    out: list[int | None] = []
+    for count, ids in zip(counts, template.soft_init_ids(tokenizer)):
+        out += list(ids) if ids is not None else [None] * count
+    return out
+
+
+def label_words(task) -> list[str]:
+    verbalizer = getattr(task, "verbalizer", None)
+    return [w for words in verbalizer.label_words.values() for w in words] if verbalizer is not None else []
+
+
+# ----- trained prompts --------------------------------------------------------------------------------------
+def resolve_prompt_dir(path: str) -> Path:
+    """A prompt folder, or a run folder (its best prompt, else its final one, when it trained one prompt)."""
+    p = Path(path)
+    if (p / "prompt.json").exists():
+        return p
+    if (p / "run.json").exists():
+        for kind in ("best", "final"):
+            found = sorted(d for d in (p / kind).glob("[!.]*") if (d / "prompt.json").exists())
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise ConfigError(f"run {p} trained several prompts; give one: {', '.join(map(str, found))}")
+        raise PromptFileError(f"run {p} has no saved prompt yet (no best/ or final/ folder)")
+    raise PromptFileError(f"{p}: neither a prompt folder (prompt.json) nor a run folder (run.json)")
+
+
+def load_trained(path: str, model_name: str | None):
+    """(model, prompt name, metadata, task) for a prompt saved by ``softprompt train``."""
+    from ..io import load_prompt, read_meta
+    from ..loading import load_model
+
+    folder = resolve_prompt_dir(path)
+    meta = read_meta(folder)
+    if "spec" not in meta:
+        raise PromptFileError(f"{folder}: no task description in prompt.json (not saved by `softprompt train`); "
+                              "build the task in Python with softprompt.tasks.make_task")
+    model_name = model_name or meta.get("model")
+    if not model_name:
+        raise ConfigError(f"{folder} does not record its model; pass --model")
+    quiet_loading()
+    model = load_model(model_name)
+    name, meta = load_prompt(model, folder)
+    spec = spec_from_json(meta["spec"], meta.get("template"))
+    virtual = model.bank.get(name).config.num_virtual_tokens
+    task = make_task_for(model, spec, template=meta.get("template"), verbalizer=meta.get("verbalizer"),
+                         head=meta.get("task_head"), virtual_tokens=virtual, max_length=meta.get("max_length", 256))
+    _load_heads(task, meta["head"], folder)  # load_prompt puts the head tensors under "head"
+    return model, name, meta, task
+
+
+def _load_heads(task, tensors: dict, folder: Path) -> None:
+    modules = task.modules()
+    if not modules:
+        return
+    if not tensors:
+        raise PromptFileError(f"{folder}: the task needs a trained head but prompt.safetensors has none")
+    from torch import nn
+
+    target = modules["head"] if list(modules) == ["head"] else nn.ModuleDict(modules)
+    try:
+        target.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise PromptFileError(f"{folder}: head tensors do not fit the task ({str(e).splitlines()[0]})") from None
+
+
+def label_of(task, prediction):
+    """A prediction as the user reads it: a label name for class ids, else unchanged (text, tag lists)."""
+    if isinstance(prediction, int):
+        labels = task.verbalizer.labels if getattr(task, "verbalizer", None) is not None else task.labels
+        return labels[prediction]
+    return prediction

@@ -1,0 +1,48 @@
+"""``softprompt eval``: score a trained prompt on a split of a dataset."""
+
+from __future__ import annotations
+
+NAME = "eval"
+HELP = "score a trained prompt (or a run's best prompt) on a dataset split"
+EPILOG = """examples:
+  softprompt eval --prompt runs/pt                       # the run's best prompt, its dataset, test split
+  softprompt eval --prompt runs/pt/final/rotten-tomatoes --split validation --json
+  softprompt eval --prompt runs/pt --dataset other.jsonl --fields text=body,label=sentiment
+The model defaults to the one the prompt was trained on (recorded in prompt.json); --model overrides it.
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
+    parser.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
+    parser.add_argument("--dataset", help="built-in name or file/folder (default: the training dataset)")
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"), help="(default: test)")
+    parser.add_argument("--fields", metavar="OURS=THEIRS,...", help="column mapping for your own data")
+    parser.add_argument("--limit", type=int, metavar="N", help="score only the first N examples")
+    parser.add_argument("--batch-size", type=int, default=16, help="examples per forward (default: 16)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args) -> int:
+    from ..data import load_dataset
+    from ..errors import ConfigError, check_range
+    from ..train import evaluate
+    from .common import load_trained, print_json
+    from .fields import parse_pairs
+
+    check_range("batch_size", args.batch_size, low=1)
+    model, name, meta, task = load_trained(args.prompt, args.model)
+    dataset = args.dataset or meta.get("dataset")
+    if not dataset:
+        raise ConfigError("the prompt does not record its dataset; pass --dataset")
+    fields = parse_pairs(args.fields) if args.fields else (meta.get("fields") if dataset == meta.get("dataset") else None)
+    data = load_dataset(dataset, fields=fields, seed=meta.get("data_seed", 0))
+    examples = data.splits()[args.split][: args.limit]
+    metrics = evaluate(model, task, examples, name, batch_size=args.batch_size)
+    out = {"prompt": name, "dataset": dataset, "split": args.split, "examples": len(examples), "metrics": metrics}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"{name} on {dataset} [{args.split}, {len(examples):,} examples]: "
+              + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return 0

@@ -1,0 +1,48 @@
+"""``softprompt methods``: the prompt methods and their config fields."""
+
+from __future__ import annotations
+
+NAME = "methods"
+HELP = "list prompt methods and their config fields (defaults, docs)"
+EPILOG = """examples:
+  softprompt methods            # a table per method
+  softprompt methods --json     # {method: {field: {default, type, doc}}}
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def describe() -> dict:
+    from ..methods import METHODS, TRAINABLE
+    from .fields import fields_of
+
+    out = {}
+    for method in TRAINABLE:
+        cls = METHODS[method][0]
+        out[method] = {"doc": " ".join((cls.__doc__ or "").split()),
+                       "fields": {f.name: {"default": f.default, "type": _type_name(f.hint), "doc": f.doc}
+                                  for f in fields_of(cls, skip=("method",))}}
+    return out
+
+
+def _type_name(hint) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def run(args) -> int:
+    from .common import print_json, table
+
+    info = describe()
+    if args.json:
+        print_json(info)
+        return 0
+    for method, d in info.items():
+        print(f"{method}: {d['doc']}")
+        if method == "hard":
+            print("  (no trainable parameters: the template and verbalizer are the prompt)\n")
+            continue
+        rows = [[f"--{name.replace('_', '-')}", repr(f["default"]), f["doc"]] for name, f in d["fields"].items()]
+        print(table(rows, ["flag", "default", "meaning"]) + "\n")
+    return 0

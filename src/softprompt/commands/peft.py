@@ -1,0 +1,44 @@
+"""``softprompt peft import|export``: convert between PEFT prompt checkpoints and softprompt prompt folders."""
+
+from __future__ import annotations
+
+NAME = "peft"
+HELP = "import a PEFT prompt checkpoint, or export a softprompt prompt to PEFT's format"
+EPILOG = """examples:
+  softprompt peft import --model smollm2-135m --peft ./peft-adapter --out prompts/from-peft
+  softprompt peft export --prompt runs/pt/best/rotten-tomatoes --out ./peft-adapter
+Import: PROMPT_TUNING, P_TUNING, PREFIX_TUNING (adapter_config.json + adapter_model.safetensors).
+Export: input-token prompts as PROMPT_TUNING, key/value prefixes as PREFIX_TUNING (ejected values).
+"""
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="direction", required=True, metavar="import|export")
+    imp = sub.add_parser("import", help="PEFT checkpoint -> softprompt prompt folder")
+    imp.add_argument("--model", required=True, help="the backbone the checkpoint was trained on")
+    imp.add_argument("--peft", required=True, metavar="DIR", help="PEFT checkpoint folder")
+    imp.add_argument("--out", required=True, metavar="DIR", help="softprompt prompt folder to write")
+    exp = sub.add_parser("export", help="softprompt prompt folder -> PEFT checkpoint")
+    exp.add_argument("--prompt", required=True, metavar="DIR", help="prompt folder (or run folder)")
+    exp.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
+    exp.add_argument("--out", required=True, metavar="DIR", help="PEFT checkpoint folder to write")
+
+
+def run(args) -> int:
+    from ..io import save_prompt
+    from ..peft_io import export_peft, import_peft
+    from .common import load_trained, quiet_loading
+
+    quiet_loading()
+    if args.direction == "import":
+        from ..loading import load_model
+
+        model = load_model(args.model)
+        name = import_peft(model, args.peft)
+        save_prompt(model, name, args.out, extra={"model": args.model, "source": f"peft:{args.peft}"})
+        print(f"imported {args.peft} as {name!r} -> {args.out}")
+        return 0
+    model, name, meta, _ = load_trained(args.prompt, args.model)
+    export_peft(model, name, args.out, base_model_name_or_path=meta.get("model", ""))
+    print(f"exported {name!r} -> {args.out} (PEFT format)")
+    return 0

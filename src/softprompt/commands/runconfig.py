@@ -1,0 +1,144 @@
+"""What ``softprompt train`` runs: a YAML file (``--config``) overridden by flags, checked before any loading.
+
+YAML layout (every key optional; flags win)::
+
+    model: smollm2-135m
+    method: prompt-tuning
+    dataset: rotten-tomatoes
+    out: runs/pt
+    name: rt                  # prompt name (default: the dataset's)
+    method_args: {num_virtual_tokens: 20, init: vocab}
+    train: {steps: 200, batch_size: 8, lr: 3.0e-2}
+    task: {template: "Review: {text}\\nSentiment: {mask}", verbalizer: {positive: [good], negative: [bad]}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..errors import ConfigError, check_choice, check_range
+from ..methods import METHODS, TRAINABLE, MethodConfig, make_config
+from ..training.config import TrainConfig
+from .fields import Field, coerce, fields_of, given
+
+TOP = ("model", "method", "dataset", "out", "name", "method_args", "train", "task")
+REQUIRED = ("model", "method", "dataset", "out")
+HEADS = ("lm", "first", "last", "mean")
+
+
+@dataclass(kw_only=True)
+class TaskOptions:
+    """How examples become model inputs."""
+
+    template: str | None = None
+    """Hard-prompt template ({text}, {mask}, {soft:N}); default: the dataset's first."""
+    verbalizer: dict[str, list[str]] | None = None
+    """Label words: JSON or 'label=word,word;label=word'; default: the dataset's for the template."""
+    head: Literal["lm", "first", "last", "mean"] | None = None
+    """lm: score label words; first/last/mean: train a pooled classification head; default: lm when the
+    model has a language-model head."""
+    fields: dict[str, str] | None = None
+    """Your data's columns as ours=theirs: 'text=review,label=stars' (own data only)."""
+    limit: int | None = None
+    """Keep at most N examples per split (a seeded sample of train); >= 1."""
+    max_length: int = 256
+    """Tokens per input, virtual tokens included; 8..65536."""
+
+    def __post_init__(self):
+        if self.head is not None:
+            check_choice("head", self.head, HEADS)
+        if self.limit is not None:
+            check_range("limit", self.limit, low=1)
+        check_range("max_length", self.max_length, low=8, high=65_536)
+
+
+@dataclass
+class RunSettings:
+    model: str
+    method: str
+    dataset: str
+    out: Path
+    name: str | None
+    method_config: MethodConfig
+    method_args: dict
+    train: TrainConfig
+    task: TaskOptions
+
+
+def method_fields() -> list[Field]:
+    """Every field of every trainable method's config (once), for the flags."""
+    seen: dict[str, Field] = {}
+    for method in TRAINABLE:
+        for f in fields_of(METHODS[method][0], skip=("method", "source_method")):
+            old = seen.setdefault(f.name, f)
+            literals = all(typing.get_origin(h) is Literal for h in (old.hint, f.hint))
+            if old.hint != f.hint and literals:  # two methods' `init` choices: the flag accepts both
+                choices = dict.fromkeys(typing.get_args(old.hint) + typing.get_args(f.hint))
+                seen[f.name] = Field(f.name, Literal[tuple(choices)], None, old.doc)
+    return list(seen.values())
+
+
+def methods_with(name: str) -> list[str]:
+    return [m for m in TRAINABLE if name in {f.name for f in fields_of(METHODS[m][0])}]
+
+
+def load_yaml(path: str) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        doc = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of {', '.join(TOP)}")
+    unknown = sorted(set(map(str, doc)) - set(TOP))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(TOP)}")
+    for section in ("method_args", "train", "task"):
+        if doc.get(section) is not None and not isinstance(doc[section], dict):
+            raise ConfigError(f"{path}: '{section}' must be a mapping of field: value")
+    return doc
+
+
+def _section(doc: dict, args: argparse.Namespace, section: str, cls, where: str) -> dict:
+    """YAML values of ``section`` checked against ``cls``'s fields, then the typed flags on top."""
+    fields = {f.name: f for f in fields_of(cls)}
+    merged = {}
+    for key, value in (doc.get(section) or {}).items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown field {section}.{key}; accepted: {', '.join(fields)}")
+        merged[key] = coerce(f"{section}.{key}", value, fields[key].hint)
+    return {**merged, **given(args, section)}
+
+
+def resolve(args: argparse.Namespace) -> RunSettings:
+    """Merge ``--config`` and flags; check the method, training and task settings (no model loaded yet)."""
+    doc = load_yaml(args.config) if getattr(args, "config", None) else {}
+    where = args.config or "flags"
+    top = {k: doc.get(k) for k in ("model", "method", "dataset", "out", "name")}
+    top.update({k: v for k, v in given(args, "top").items() if v is not None})
+    missing = [k for k in REQUIRED if not top.get(k)]
+    if missing:
+        raise ConfigError(f"missing {', '.join('--' + k for k in missing)} (give the flags or set them in --config)")
+    method = str(top["method"])
+    if method not in TRAINABLE:
+        raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")
+    method_cls = METHODS[method][0]
+    hints = {f.name: f.hint for f in fields_of(method_cls)}
+    method_args = {k: coerce(f"method_args.{k}", v, hints[k]) if k in hints else v
+                   for k, v in (doc.get("method_args") or {}).items()}
+    method_args.update(given(args, "method_args"))
+    return RunSettings(
+        model=str(top["model"]), method=method, dataset=str(top["dataset"]), out=Path(str(top["out"])),
+        name=None if top["name"] is None else str(top["name"]),
+        method_config=make_config(method, **method_args), method_args=method_args,
+        train=TrainConfig(**_section(doc, args, "train", TrainConfig, where)),
+        task=TaskOptions(**_section(doc, args, "task", TaskOptions, where)),
+    )

@@ -1,0 +1,53 @@
+"""``softprompt sensitivity``: many hand-written templates on one dataset — accuracy spread and a plot."""
+
+from __future__ import annotations
+
+NAME = "sensitivity"
+HELP = "score many hand-written templates zero-shot on one dataset; print the spread, plot it"
+EPILOG = """examples:
+  softprompt sensitivity --model smollm2-135m --dataset rotten-tomatoes --limit 200
+  softprompt sensitivity --dataset rotten-tomatoes --template "{text} Overall it was {mask}." --template "Review: {text}\\nSentiment: {mask}"
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", default="smollm2-135m", help="backbone (default: smollm2-135m)")
+    parser.add_argument("--dataset", default="rotten-tomatoes", help="classification dataset (default: rotten-tomatoes)")
+    parser.add_argument("--template", action="append", help="a template (repeat; default: the dataset's own)")
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument("--limit", type=int, default=200, help="examples scored per template (default: 200)")
+    parser.add_argument("--out", default="runs/sensitivity", help="folder for sensitivity.json and .png")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from ..data import load_dataset
+    from ..errors import ConfigError, check_range
+    from ..io import atomic_write_text
+    from ..loading import load_model
+    from ..sensitivity import plot_sensitivity, template_sensitivity
+    from .common import print_json, quiet_loading
+
+    check_range("limit", args.limit, low=1)
+    quiet_loading()
+    data = load_dataset(args.dataset)
+    if data.spec.task not in ("classification", "probing"):
+        raise ConfigError(f"dataset {args.dataset!r} is a {data.spec.task} task; sensitivity scores "
+                          "classification/probing templates")
+    model = load_model(args.model)
+    result = template_sensitivity(model, data.spec, data.splits()[args.split][: args.limit], args.template)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "sensitivity.json", json.dumps(result, indent=2))
+    plot_sensitivity(result, out / "sensitivity.png")
+    if args.json:
+        print_json(result)
+        return 0
+    for r in sorted(result["templates"], key=lambda r: -r[result["metric"]]):
+        print(f"{r[result['metric']]:.3f}  {r['template']!r}")
+    print(f"spread {result['spread']:.3f} (min {result['min']:.3f}, median {result['median']:.3f}, "
+          f"max {result['max']:.3f}); plot: {out / 'sensitivity.png'}")
+    return 0

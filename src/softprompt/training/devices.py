@@ -1,0 +1,33 @@
+"""The ``Accelerator`` a run trains with: hardware checks, and CPU ranks under torchrun."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+from .config import TrainConfig
+
+
+def _has_gpu() -> bool:
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def check_hardware(config: TrainConfig) -> None:
+    """Refuse what this machine cannot do (fp16 autocast needs a GPU)."""
+    if config.mixed_precision == "fp16" and not _has_gpu():
+        raise ConfigError("mixed_precision='fp16' needs a GPU, and this machine has none; use 'bf16' or 'no'")
+
+
+def make_accelerator(config: TrainConfig):
+    """An ``Accelerator`` for ``config``."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    check_hardware(config)
+    gpu = _has_gpu()
+    state = AcceleratorState._shared_state
+    if "_mixed_precision" in state and state["_mixed_precision"] != config.mixed_precision:
+        AcceleratorState._reset_state()  # a process (a test, a notebook) may train again with another precision
+    # cpu=True on machines without a GPU: only then does accelerate turn torchrun's ranks into gloo processes
+    return Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+                       cpu=not gpu)

@@ -1,0 +1,65 @@
+"""What ``train`` is given (``TrainJob``) and what it returns (``TrainResult``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from ..tasks.base import Task
+
+
+@dataclass
+class TrainJob:
+    """One prompt to train: its task, training examples and validation examples."""
+
+    prompt: str
+    task: Task
+    train: list[dict]
+    validation: list[dict]
+    info: dict = field(default_factory=dict)
+    """Saved in the prompt files (template, verbalizer, dataset, model, ...) so the task can be rebuilt."""
+
+
+@dataclass
+class TrainResult:
+    """What a run did; also written to run.json under "result"."""
+
+    out_dir: Path
+    steps: int
+    """Optimizer steps done (fewer than configured after early stopping)."""
+    trainable_params: int
+    train_time_s: float
+    final_loss: float | None
+    metrics: dict[str, dict[str, float]]
+    """Per prompt: validation metrics of its best evaluation (the one saved in best/)."""
+    best_step: dict[str, int]
+    stopped_early: bool
+    mode: str
+    """How several jobs were batched: "mixed" or "separate" (see training.batches)."""
+
+
+def check_jobs(model, jobs: list[TrainJob]) -> list[TrainJob]:
+    if not jobs:
+        raise ConfigError("train() needs at least one TrainJob")
+    names = [j.prompt for j in jobs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"each job needs its own prompt; got {names}")
+    for j in jobs:
+        model.bank.get(j.prompt)  # names the loaded prompts when missing
+        if not j.train:
+            raise DataError(f"job {j.prompt!r} has no training examples")
+    return jobs
+
+
+def describe_task(task) -> dict:
+    """What identifies a task object: its template, verbalizer and labels where it has them."""
+    out = {"task_class": type(task).__name__, "main_metric": task.main_metric}
+    if getattr(task, "template", None) is not None:
+        out["template"] = task.template.source
+    if getattr(task, "verbalizer", None) is not None:
+        out["verbalizer"] = task.verbalizer.label_words
+    for attr in ("labels", "tags"):
+        if isinstance(getattr(task, attr, None), list):
+            out[attr] = getattr(task, attr)
+    return out

@@ -1,0 +1,271 @@
+"""The training loop: one for every method, on Accelerate (device placement, autocast, accumulation, ranks).
+
+Prompts and task heads are the only trainable parameters; the backbone stays frozen. Gradients are averaged
+over processes by one all-reduce per optimizer step (the model is not wrapped in DDP: the trainable part is
+a few small tensors), so N processes with per-process batch B/N step exactly like one process with batch B.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import checkpoint
+from ..errors import ConfigError
+from ..io import save_prompt
+from .batches import Plan
+from .config import TrainConfig
+from .devices import make_accelerator
+from .evaluation import evaluate_sharded
+from .jobs import TrainJob, TrainResult, check_jobs, describe_task
+from .records import Log, check_out_dir, write_run
+
+SLEEP_ENV = "SOFTPROMPT_TEST_STEP_SLEEP"
+"""Test hook: seconds to sleep after each step, so a test can kill a run half-way."""
+
+
+def train(model, jobs: TrainJob | list[TrainJob], config: TrainConfig, out_dir: str | os.PathLike, *,
+          resume: bool = False, progress: bool = True, run_info: dict | None = None) -> TrainResult:
+    """Train the jobs' prompts (and task heads) together; write checkpoints, logs and prompts to ``out_dir``.
+
+    Args:
+        model: a ``PromptedModel`` whose bank holds every job's prompt.
+        jobs: one job, or several trained at once (see ``training.batches`` for how they share batches).
+        config: the training configuration; ``batch_size`` is the global batch over all processes.
+        out_dir: the run folder (layout in ``training.records``); it must be new or empty, or hold this same
+            run and ``resume`` be True.
+        resume: continue from ``out_dir``'s latest checkpoint (bit-identical to an uninterrupted run).
+        progress: show a progress bar (main process only).
+        run_info: recorded in run.json and compared on resume (model name, dataset, task options, ...).
+
+    Raises:
+        ConfigError: ``out_dir`` holds another run, or the config does not fit the hardware / process count.
+    """
+    jobs = check_jobs(model, [jobs] if isinstance(jobs, TrainJob) else list(jobs))
+    return _Trainer(model, jobs, config, Path(out_dir), run_info or {}).run(resume, progress)
+
+
+class _Trainer:
+    def __init__(self, model, jobs: list[TrainJob], config: TrainConfig, out: Path, run_info: dict):
+        self.model, self.jobs, self.config, self.out = model, jobs, config, out
+        self.acc = acc = make_accelerator(config)
+        if config.batch_size % acc.num_processes:
+            raise ConfigError(f"batch_size={config.batch_size} is the global batch and must be a multiple of the "
+                              f"{acc.num_processes} processes")
+        self.main = acc.is_main_process
+        model.to(acc.device)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        self.modules: dict[str, nn.Module] = {f"prompt.{j.prompt}": model.bank.get(j.prompt) for j in jobs}
+        seen = set()
+        for j in jobs:
+            for key, m in j.task.modules().items():
+                if id(m) not in seen:
+                    seen.add(id(m))
+                    self.modules[f"head.{j.prompt}.{key}"] = m.to(acc.device)
+        params = {id(p): p for m in self.modules.values() for p in m.parameters() if p.requires_grad}
+        self.params = list(params.values())
+        self.plan = Plan(jobs, config.batch_size, config.seed, acc.num_processes)
+        self.description = {
+            "config": config.to_json(), "mode": self.plan.mode, "backbone": model.info.fingerprint,
+            "prompts": [{"name": j.prompt, "method": model.bank.get(j.prompt).config.to_json(),
+                         "train_examples": len(j.train), "validation_examples": len(j.validation),
+                         **describe_task(j.task)} for j in jobs],
+            **run_info,
+        }
+        self.step, self.elapsed0, self.stopped, self.bad_evals = 0, 0.0, False, 0
+        self.best: dict[str, float] = {}
+        self.best_step: dict[str, int] = {}
+        self.best_metrics: dict[str, dict] = {}
+        self.last_metrics: dict[str, dict] = {}
+        self.last_loss: float | None = None
+
+    # ----- run --------------------------------------------------------------------------------------------
+    def run(self, resume: bool, progress: bool) -> TrainResult:
+        acc, config = self.acc, self.config
+        resuming = check_out_dir(self.out, self.description, resume)
+        acc.wait_for_everyone()  # every rank has read the folder before the main one writes to it
+        ckpt = checkpoint.latest(self.out) if resuming else None
+        self._fresh_start()
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_run(self.out, self.description, status="running", world_size=acc.num_processes)
+        self.t0 = time.perf_counter()
+        if not self.params:  # e.g. a hard prompt: nothing to train, only evaluate
+            self.log = Log(self.out, enabled=self.main, keep_until=None)
+            self._evaluate()
+            return self._finish()
+        opt = acc.prepare(torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay))
+        sched = self._scheduler(opt)
+        if ckpt is not None:
+            self._restore(ckpt, opt, sched)
+        self.log = Log(self.out, enabled=self.main, keep_until=self.step if ckpt is not None else None)
+        self._loop(opt, sched, progress)
+        return self._finish()
+
+    def _fresh_start(self) -> None:
+        from accelerate.utils import set_seed
+
+        set_seed(self.config.seed)
+        if self.acc.num_processes > 1:  # every rank starts from rank 0's prompts and heads
+            for m in self.modules.values():
+                for t in m.state_dict().values():
+                    torch.distributed.broadcast(t, src=0)
+
+    def _scheduler(self, opt):
+        from transformers import get_scheduler
+
+        c = self.config
+        warmup = round(c.warmup_ratio * c.steps)
+        name = "constant_with_warmup" if c.scheduler == "constant" else c.scheduler
+        return get_scheduler(name, opt.optimizer, num_warmup_steps=warmup, num_training_steps=c.steps)
+
+    def _loop(self, opt, sched, progress: bool) -> None:
+        c = self.config
+        bar = tqdm(total=c.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not (progress and self.main))
+        window = [0.0, 0, time.perf_counter()]  # loss sum, steps, start time
+        modes = [(m, m.training) for m in (self.model, *self.modules.values())]
+        for m, _ in modes:
+            m.train()  # dropout on (prompts, heads, and the frozen backbone's, as in PEFT)
+        while self.step < c.steps and not self.stopped:
+            loss = self._step(opt, sched)
+            self.step += 1
+            window[0], window[1] = window[0] + loss, window[1] + 1
+            if self.step % c.log_every == 0 or self.step == c.steps:
+                self._log_window(window, sched, bar)
+                window = [0.0, 0, time.perf_counter()]
+            if self._due(c.eval_every):
+                self._evaluate()
+            if self._due(c.save_every) or self.stopped:
+                self._save(opt, sched)
+            bar.update(1)
+        bar.close()
+        for m, was in modes:
+            m.train(was)
+
+    def _due(self, every: int) -> bool:
+        return (every > 0 and self.step % every == 0) or self.step == self.config.steps
+
+    def _step(self, opt, sched) -> float:
+        acc, c = self.acc, self.config
+        total = 0.0
+        for a in range(c.grad_accum):
+            groups = self.plan.micro_batch(self.step * c.grad_accum + a, acc.process_index)
+            with acc.accumulate():
+                with acc.autocast():
+                    loss = sum(g.task.loss(self.model, g.task.collate(g.examples), g.prompts) for g in groups)
+                acc.backward(loss)
+                total += loss.item()
+                if acc.sync_gradients:
+                    self._sync_gradients()
+                    if c.max_grad_norm > 0:
+                        acc.clip_grad_norm_(self.params, c.max_grad_norm)
+                opt.step()
+                opt.zero_grad()
+        sched.step()
+        if os.environ.get(SLEEP_ENV):
+            time.sleep(float(os.environ[SLEEP_ENV]))
+        return total / c.grad_accum
+
+    def _sync_gradients(self) -> None:
+        """Average gradients over processes (one all-reduce); a parameter without a gradient gets zeros."""
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        if self.acc.num_processes > 1:
+            flat = self.acc.reduce(torch.cat([p.grad.reshape(-1) for p in self.params]), reduction="mean")
+            for p, g in zip(self.params, flat.split([p.numel() for p in self.params])):
+                p.grad.copy_(g.view_as(p))
+
+    # ----- logging, evaluation, checkpoints ---------------------------------------------------------------
+    def _log_window(self, window, sched, bar) -> None:
+        loss = window[0] / max(window[1], 1)
+        if self.acc.num_processes > 1:
+            loss = self.acc.reduce(torch.tensor([loss], dtype=torch.float64), reduction="mean").item()
+        seconds = max(time.perf_counter() - window[2], 1e-9)
+        speed = window[1] * self.config.grad_accum * self.plan.examples_per_micro_step() / seconds
+        self.last_loss = loss
+        self.log.write({"step": self.step, "epoch": self.plan.epoch(self.step * self.config.grad_accum),
+                        "loss": loss, "lr": sched.get_last_lr()[0], "examples_per_s": round(speed, 2),
+                        "elapsed": round(self._elapsed(), 3)})
+        bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{speed:.1f}")
+
+    def _elapsed(self) -> float:
+        return self.elapsed0 + time.perf_counter() - self.t0
+
+    def _evaluate(self) -> None:
+        results, improved = {}, False
+        for job in self.jobs:
+            if not job.validation:
+                continue
+            examples = job.validation[: self.config.eval_examples]
+            m = evaluate_sharded(self.model, job.task, examples, job.prompt, self.config.eval_batch_size, self.acc)
+            results[job.prompt] = self.last_metrics[job.prompt] = m
+            score, best = m[job.task.main_metric], self.best.get(job.prompt, math.nan)
+            if score > best or (math.isnan(best) and not math.isnan(score)) or job.prompt not in self.best:
+                improved = True
+                self.best[job.prompt], self.best_step[job.prompt] = score, self.step
+                self.best_metrics[job.prompt] = m
+                self._save_prompt(job, "best", m)
+        if not results:
+            return
+        self.log.write({"step": self.step, "eval": results, "elapsed": round(self._elapsed(), 3)})
+        self.bad_evals = 0 if improved else self.bad_evals + 1
+        if self.config.patience is not None and self.bad_evals >= self.config.patience:
+            self.stopped = True
+
+    def _save_prompt(self, job: TrainJob, kind: str, metrics: dict | None) -> None:
+        if not self.main:
+            return
+        heads = job.task.modules()
+        head = heads.get("head") if list(heads) == ["head"] else (nn.ModuleDict(heads) if heads else None)
+        extra = {**describe_task(job.task), **job.info, "metrics": metrics, "step": self.step}
+        save_prompt(self.model, job.prompt, self.out / kind / job.prompt, extra=extra, head=head)
+
+    def _counters(self) -> dict:
+        return {"epoch": self.plan.epoch(self.step * self.config.grad_accum), "best": self.best,
+                "best_step": self.best_step, "best_metrics": self.best_metrics, "last_metrics": self.last_metrics,
+                "bad_evals": self.bad_evals, "stopped": self.stopped, "elapsed": self._elapsed(),
+                "last_loss": self.last_loss, "world_size": self.acc.num_processes}
+
+    def _save(self, opt, sched) -> None:
+        rng = [checkpoint.rng_state()]
+        if self.acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            rng = gather_object(rng)
+        if self.main:
+            checkpoint.save_checkpoint(self.out, self.step, modules=self.modules, optimizer=opt, scheduler=sched,
+                                       counters=self._counters(), rng=rng)
+        self.acc.wait_for_everyone()
+
+    def _restore(self, path: Path, opt, sched) -> None:
+        ckpt = checkpoint.load_checkpoint(path)
+        checkpoint.restore(ckpt, self.modules, opt, sched)
+        c = ckpt.counters
+        self.step, self.elapsed0 = ckpt.step, float(c["elapsed"])
+        self.best, self.best_step, self.best_metrics = c["best"], c["best_step"], c["best_metrics"]
+        self.last_metrics, self.bad_evals, self.stopped = c["last_metrics"], c["bad_evals"], c["stopped"]
+        self.last_loss = c["last_loss"]
+        checkpoint.set_rng_state(ckpt.rng[self.acc.process_index % len(ckpt.rng)])
+
+    def _finish(self) -> TrainResult:
+        for job in self.jobs:
+            self._save_prompt(job, "final", self.last_metrics.get(job.prompt))
+        result = TrainResult(out_dir=self.out, steps=self.step, trainable_params=sum(p.numel() for p in self.params),
+                             train_time_s=round(self._elapsed(), 3), final_loss=self.last_loss,
+                             metrics=self.best_metrics or self.last_metrics, best_step=self.best_step,
+                             stopped_early=self.stopped and self.step < self.config.steps, mode=self.plan.mode)
+        if self.main:
+            write_run(self.out, self.description, status="finished", result=asdict(result),
+                      world_size=self.acc.num_processes)
+        self.acc.wait_for_everyone()
+        return result

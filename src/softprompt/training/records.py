@@ -1,0 +1,133 @@
+"""The run folder: ``run.json`` (what the run is), ``log.jsonl`` (what happened), best and final prompts.
+
+Layout of ``out_dir``::
+
+    run.json                     format, the run's description (config, prompts, model, data), status, result
+    log.jsonl                    one JSON object per logged step ({"step", "loss", "lr", ...}) or evaluation
+    checkpoints/step-<N>/        resumable state (see softprompt.checkpoint); latest -> newest complete one
+    best/<prompt>/               prompt (and head) with the best validation main metric so far
+    final/<prompt>/              prompt (and head) at the end of training
+
+Only the main process writes here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..io import atomic_write_text
+
+FORMAT = "softprompt-run"
+VERSION = 1
+RUN, LOG = "run.json", "log.jsonl"
+
+
+def normalize(obj):
+    """``obj`` as it reads back from JSON (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
+    """Decide whether ``out_dir`` may hold this run. Returns True when it already holds it (resume).
+
+    Raises ConfigError (and touches nothing) when the folder holds another run, holds this run but
+    ``resume`` is False, or holds other files.
+    """
+    run_file = out_dir / RUN
+    if not run_file.exists():
+        if out_dir.exists() and any(not p.name.startswith(".tmp-") for p in out_dir.iterdir()):
+            raise ConfigError(f"out dir {out_dir} is not empty and holds no {RUN}; choose a new or empty folder")
+        return False
+    try:
+        stored = json.loads(run_file.read_text())["run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{run_file} is unreadable; choose another out dir") from None
+    diff = differences(stored, normalize(description))
+    if diff:
+        raise ConfigError(f"out dir {out_dir} holds another run (differs in {'; '.join(diff[:4])}); "
+                          "choose another out dir")
+    if not resume:
+        raise ConfigError(f"out dir {out_dir} already holds this run; pass --resume (resume=True) to continue "
+                          "it, or choose another out dir")
+    return True
+
+
+def differences(old, new, where: str = "") -> list[str]:
+    """Human-readable paths where two JSON values differ: ``train.lr: 0.03 -> 0.1``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in list(old) + [k for k in new if k not in old]:
+            path = f"{where}.{key}" if where else str(key)
+            if key not in new or key not in old:
+                out.append(f"{path}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}")
+            else:
+                out += differences(old[key], new[key], path)
+        return out
+    return [] if old == new else [f"{where or 'value'}: {old!r} -> {new!r}"]
+
+
+def write_run(out_dir: Path, description: dict, *, status: str, result: dict | None = None,
+              world_size: int = 1) -> None:
+    previous = {}
+    if (out_dir / RUN).exists():
+        previous = json.loads((out_dir / RUN).read_text())
+    doc = {"format": FORMAT, "version": VERSION, "run": normalize(description),
+           "created": previous.get("created") or _now(), "updated": _now(), "status": status,
+           "world_size": world_size, "softprompt": _version()}
+    if result is not None:
+        doc["result"] = normalize(result)
+    atomic_write_text(out_dir / RUN, json.dumps(doc, indent=2) + "\n")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("softprompt")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Log:
+    """Appends JSON lines to ``log.jsonl`` (main process only; a no-op elsewhere)."""
+
+    def __init__(self, out_dir: Path, *, enabled: bool, keep_until: int | None):
+        self.path, self.enabled = out_dir / LOG, enabled
+        if enabled:
+            self._truncate(keep_until)
+
+    def _truncate(self, keep_until: int | None) -> None:
+        """Drop lines a killed run wrote after its last checkpoint (they are written again on resume)."""
+        if not self.path.exists():
+            return
+        kept = []
+        if keep_until is not None:
+            for line in self.path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= keep_until:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):
+                    break  # a line cut by the kill: everything after it is gone too
+        atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def read_log(out_dir: str | Path) -> list[dict]:
+    """The records of a run's log.jsonl."""
+    path = Path(out_dir) / LOG
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
