@@ -8,7 +8,6 @@ from softprompt.model import PromptedModel
 from softprompt.testing.models import FAMILIES, tiny_model
 
 warnings.filterwarnings("ignore", message=".*Model config.*")
-torch.set_num_threads(2)
 
 SOFT_METHODS = ["prompt-tuning", "p-tuning", "prefix-tuning", "p-tuning-v2"]
 FAMILY_NAMES = list(FAMILIES)
@@ -53,6 +52,15 @@ def loss_of(model, kw, prompts):
         return model(**kw, prompts=prompts, labels=kw["decoder_input_ids"]).loss
     labels = kw["input_ids"].masked_fill(kw["attention_mask"] == 0, -100)
     return model(**kw, prompts=prompts, labels=labels).loss
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (two threads contend on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(params=FAMILY_NAMES)

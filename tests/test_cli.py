@@ -43,14 +43,6 @@ def assets(tmp_path_factory):
             "data": str(write_reviews(root / "reviews.jsonl", text="review", label="stars"))}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (two threads contend on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])

@@ -1,7 +1,6 @@
 """PEFT checkpoints in and out: logits equal PEFT's own on separate copies of the same seeded backbone."""
 
 import json
-import warnings
 
 import pytest
 import torch

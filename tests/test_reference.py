@@ -65,3 +65,13 @@ def test_prefix_initialized_from_text_equals_frozen_model_on_text_then_x(family)
                                           dropout=0.0))
     ref = model.backbone(input_ids=torch.cat([t, x], 1))
     torch.testing.assert_close(model(x, prompts="words").logits, ref.logits[:, 3:], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "mlp"])
+def test_residual_p_tuning_starts_at_its_initial_embeddings(encoder):
+    from softprompt.methods import make_config
+
+    model = make_model("llama")
+    module = model.add_prompt("pt", make_config("p-tuning", num_virtual_tokens=3, encoder=encoder,
+                                                residual=True, init="random"))
+    torch.testing.assert_close(module.contribute().embeds, module.embedding.weight, atol=0, rtol=0)

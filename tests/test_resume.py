@@ -22,13 +22,6 @@ from softprompt.errors import PromptFileError
 from softprompt.train import TrainConfig, TrainJob, read_log, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tensors(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "prompt.safetensors"))

@@ -45,13 +45,6 @@ def config(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # ----- config -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("field, value, message", [

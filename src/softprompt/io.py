@@ -81,14 +81,19 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise PromptFileError(f"{f}: corrupt or truncated safetensors file ({e})") from None
 
 
-def read_meta(path: str | os.PathLike) -> dict:
-    f = Path(path) / META
+def read_json(f: Path, missing: str) -> dict:
+    """A JSON file's object; ``PromptFileError`` saying ``missing`` when absent, or naming the file if corrupt."""
     if not f.exists():
-        raise PromptFileError(f"{path}: not a prompt folder (no {META})")
+        raise PromptFileError(missing)
     try:
-        meta = json.loads(f.read_text())
+        return json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PromptFileError(f"{f}: corrupt JSON ({e})") from None
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    f = Path(path) / META
+    meta = read_json(f, f"{path}: not a prompt folder (no {META})")
     if meta.get("format") != FORMAT:
         raise PromptFileError(f"{f}: format {meta.get('format')!r} is not {FORMAT!r}")
     return meta

@@ -36,7 +36,7 @@ from safetensors.torch import save_file
 
 from .arch import BackboneInfo
 from .errors import BackboneMismatch, ConfigError, PromptFileError, UnsupportedModel
-from .io import atomic_dir, load_tensors
+from .io import atomic_dir, load_tensors, read_json
 from .methods import make_config
 from .methods.static import StaticConfig, StaticPrompt
 
@@ -52,12 +52,7 @@ DEFAULT_TASK = {"causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM", "masked": "FEA
 def read_peft_config(path: str | os.PathLike) -> dict:
     """``adapter_config.json`` of a PEFT folder, checked to be a prompt-learning type softprompt reads."""
     f = Path(path) / CONFIG
-    if not f.exists():
-        raise PromptFileError(f"{path}: not a PEFT checkpoint folder (no {CONFIG})")
-    try:
-        cfg = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PromptFileError(f"{f}: corrupt JSON ({e})") from None
+    cfg = read_json(f, f"{path}: not a PEFT checkpoint folder (no {CONFIG})")
     kind = cfg.get("peft_type")
     if kind not in PEFT_TYPES:
         raise PromptFileError(f"{f}: peft_type={kind!r} is not supported; accepted: {', '.join(PEFT_TYPES)}")

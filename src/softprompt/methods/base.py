@@ -58,6 +58,16 @@ class MethodConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def eject_in_eval(module) -> Contribution:
+    """``module.contribute()`` computed once with dropout off, detached: the inference form."""
+    was = module.training
+    module.eval()
+    c = module.contribute()  # with autograd on: the same kernels as training (an LSTM's differ without)
+    module.train(was)
+    return Contribution(embeds=None if c.embeds is None else c.embeds.detach().clone(),
+                        kv=None if c.kv is None else c.kv.detach().clone())
+
+
 @runtime_checkable
 class PromptMethod(Protocol):
     """A trainable prompt: an ``nn.Module`` with these members (see methods/*.py)."""

@@ -13,7 +13,7 @@ from typing import Literal
 from torch import nn
 
 from ..errors import check_choice, check_range
-from .base import Contribution, InitContext
+from .base import Contribution, InitContext, eject_in_eval
 from .prompt_tuning import PromptTuningConfig, initial_embeddings
 
 ENCODERS = ("lstm", "mlp", "none")
@@ -33,6 +33,9 @@ class PTuningConfig(PromptTuningConfig):
     """LSTM layers; 1..8."""
     dropout: float = 0.0
     """Dropout inside the encoder; 0..0.9."""
+    residual: bool = False
+    """Add the encoder's output to the raw embeddings, its last layer zero-initialized, so training starts
+    exactly at the initial words (False = the paper's and PEFT's encoder)."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -59,16 +62,16 @@ class PTuning(nn.Module):
             self.mlp_head = nn.Sequential(nn.Linear(h, w), nn.ReLU(), nn.Linear(w, w), nn.ReLU(), nn.Linear(w, h))
         else:
             self.mlp_head = nn.Identity()
+        if config.residual and config.encoder != "none":
+            nn.init.zeros_(self.mlp_head[-1].weight)
+            nn.init.zeros_(self.mlp_head[-1].bias)
 
     def contribute(self) -> Contribution:
         x = self.embedding.weight[None]  # (1, P, H)
         if self.lstm_head is not None:
             x = self.lstm_head(x)[0]  # (1, P, 2W)
-        return Contribution(embeds=self.mlp_head(x)[0])  # (P, H)
+        out = self.mlp_head(x)[0]  # (P, H)
+        return Contribution(embeds=out + self.embedding.weight if self.config.residual else out)
 
     def eject(self) -> Contribution:
-        was = self.training
-        self.eval()
-        out = self.contribute().embeds.detach().clone()
-        self.train(was)
-        return Contribution(embeds=out)
+        return eject_in_eval(self)

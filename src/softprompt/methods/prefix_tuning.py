@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, check_choice, check_range
-from .base import Contribution, InitContext, MethodConfig
+from .base import Contribution, InitContext, eject_in_eval, MethodConfig
 from .init import fill_to, text_ids
 
 
@@ -74,8 +74,4 @@ class PrefixTuning(nn.Module):
         return Contribution(kv=kv)
 
     def eject(self) -> Contribution:
-        was = self.training
-        self.eval()
-        kv = self.contribute().kv.detach().clone()
-        self.train(was)
-        return Contribution(kv=kv)
+        return eject_in_eval(self)
