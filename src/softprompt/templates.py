@@ -130,6 +130,15 @@ class Template:
             out.append(ids)
         return out
 
+    def init_token_ids(self, tokenizer) -> list[int | None]:
+        """Per virtual token, the id its ``{soft:"words"}`` slot starts it from (None for plain ``{soft}``)."""
+        bound = self.bind(tokenizer)
+        counts = [s.count for s in bound.segments if s.kind == "soft"]
+        out: list[int | None] = []
+        for count, ids in zip(counts, bound.soft_init_ids(tokenizer)):
+            out += list(ids) if ids is not None else [None] * count
+        return out
+
     def bind(self, tokenizer) -> Template:
         """Return a copy whose ``{soft:"words"}`` segments count the tokens of their init text."""
         init_ids = iter(self.soft_init_ids(tokenizer))

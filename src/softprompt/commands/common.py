@@ -82,13 +82,7 @@ def make_task_for(model, spec, *, template, verbalizer, head, virtual_tokens: in
 def init_token_ids(task, tokenizer) -> list[int | None]:
     """Per virtual token of the task's template, the id a ``{soft:"words"}`` slot starts it from (else None)."""
     template = getattr(task, "template", None)
-    if template is None or not hasattr(template, "soft_init_ids"):
-        return []
-    counts = [s.count for s in template.segments if s.kind == "soft"]
-    out: list[int | None] = []
-    for count, ids in zip(counts, template.soft_init_ids(tokenizer)):
-        out += list(ids) if ids is not None else [None] * count
-    return out
+    return [] if template is None or not hasattr(template, "init_token_ids") else template.init_token_ids(tokenizer)
 
 
 def label_words(task) -> list[str]:
