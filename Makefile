@@ -20,5 +20,14 @@ test: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/python -m softprompt demo
 
+# Side-by-side speed/memory against PEFT (minutes): writes bench/results/train.json
+bench: $(BIN)/.installed
+	$(BIN)/python bench/train.py
+
+# Quality over seeds on the built-in datasets (up to an hour or two): writes bench/results/quality.{json,md,png}
+# Run it in the background: nohup make bench-quality > bench/results/quality.log 2>&1 &
+bench-quality: $(BIN)/.installed
+	$(BIN)/python bench/quality.py --preset full
+
 clean:
 	rm -rf $(VENV) build *.egg-info
