@@ -10,7 +10,7 @@ from softprompt.methods.static import StaticConfig, StaticPrompt
 from conftest import make_model
 from softprompt.testing.models import FAMILIES
 
-CAUSAL = ["llama", "qwen2", "mistral", "gpt2"]
+CAUSAL = ["llama", "qwen2", "mistral", "gemma2", "gpt2"]
 
 
 def _ids(n, seed):

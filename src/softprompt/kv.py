@@ -73,6 +73,25 @@ def _with_prefix(module, key, value, mask, state: KVPrefix, slot: int, kwargs):
     return key, value, mask
 
 
+def _softcapped(module, query, key, value, mask, *, scaling=None, softcap=None, dropout=0.0, **kwargs):
+    """Eager attention with logit soft-capping (Gemma 2), which SDPA cannot express."""
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    groups = query.shape[1] // key.shape[1]
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)  # (B, H, K, D)
+    scores = query @ key.transpose(2, 3) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    scores = torch.tanh(scores / softcap) * softcap
+    if mask is None:
+        mask = _base_mask(module, None, query.shape[2], key.shape[2], query.shape[0], query.device, kwargs)
+    if mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    else:
+        scores = scores + mask
+    probs = torch.nn.functional.dropout(scores.softmax(-1, dtype=torch.float32).to(query.dtype), p=dropout,
+                                        training=module.training)
+    return (probs @ value).transpose(1, 2).contiguous(), probs
+
+
 def attention(module, query, key, value, attention_mask, **kwargs):
     """SDPA, plus the caller's per-row prefix for this module's slot (see module docstring)."""
     state: KVPrefix | None = kwargs.pop(KWARG, None)
@@ -85,6 +104,8 @@ def attention(module, query, key, value, attention_mask, **kwargs):
         kwargs["_q_len"] = query.shape[2]
         key, value, attention_mask = _with_prefix(module, key, value, attention_mask, state, slot, kwargs)
         kwargs.pop("_q_len")
+    if kwargs.get("softcap") is not None:
+        return _softcapped(module, query, key, value, attention_mask, **kwargs)
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 

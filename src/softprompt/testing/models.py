@@ -10,6 +10,7 @@ from transformers import (
     AutoModelForSeq2SeqLM,
     BartConfig,
     BertConfig,
+    Gemma2Config,
     GPT2Config,
     LlamaConfig,
     MistralConfig,
@@ -29,6 +30,8 @@ FAMILIES = {
     "llama": (AutoModelForCausalLM, lambda: LlamaConfig(**_DEC)),
     "qwen2": (AutoModelForCausalLM, lambda: Qwen2Config(**_DEC)),
     "mistral": (AutoModelForCausalLM, lambda: MistralConfig(**_DEC, sliding_window=6)),
+    "gemma2": (AutoModelForCausalLM, lambda: Gemma2Config(**{**_DEC, "head_dim": 8, "sliding_window": 6,
+                                                            "query_pre_attn_scalar": 8})),  # hybrid cache, softcap
     "gpt2": (AutoModelForCausalLM, lambda: GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=VOCAB,
                                                       n_positions=96, resid_pdrop=0.0, embd_pdrop=0.0,
                                                       attn_pdrop=0.0, bos_token_id=1, eos_token_id=2,
