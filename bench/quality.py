@@ -1,0 +1,206 @@
+"""Quality of soft prompts on the built-in datasets: softprompt against hand-written templates, against PEFT
+(same method, seed, data order and loss) and against full fine-tuning. Mean ± std over seeds on the test
+splits (capped by the preset), with trainable-parameter counts.
+
+    .venv/bin/python bench/quality.py --preset smoke                  # every part runs, a few minutes
+    .venv/bin/python bench/quality.py --preset small --only facts     # one part (merged into the files)
+    .venv/bin/python bench/quality.py --preset full --estimate        # print the expected duration, run nothing
+
+Parts (``--only``, comma-separated): ``rt-smollm`` (templates zero-shot; prompt tuning random / label init,
+P-tuning, prefix tuning, P-tuning v2, each in softprompt and in PEFT), ``rt-minilm`` and ``punct`` (P-tuning v2
+[and prefix tuning] vs full fine-tuning on MiniLM), ``facts`` (best template vs P-tuning v1 vs prompt tuning,
+P@1) and ``headlines`` (prefix vs prompt tuning, ROUGE-L, sample outputs). Writes bench/results/quality.json,
+quality.md and quality.png after every run (a partial run leaves valid files; parts not re-run are kept
+from the previous file when its preset and seeds match) and prints the goals, computed from the numbers.
+
+Sizing (measured on this 2-core machine, float32, seconds; "quiet" = nothing else running, 2 torch threads):
+
+=====================================================  ======  =====================================
+cost                                                    quiet   how it was measured
+=====================================================  ======  =====================================
+SmolLM2 train step, RT, batch 8 (~45 tokens + 8 virt.)  2.0     given; 4.5 loaded (load 8, 1 thread)
+SmolLM2 scoring one RT review (label-word, no grad)     0.1     estimate, about 1/3 of a step / 8
+SmolLM2 headline step, batch 8, 128 positions           5.0     11.4 loaded
+SmolLM2 greedy headline, 24 tokens, per article         0.4     0.9 loaded (batches of 8)
+SmolLM2 facts step, 1 fact per relation (3 jobs)        27      84 loaded for 2 capital facts
+SmolLM2 scoring one capital-of fact (116 candidates)    8       18.5 loaded; other relations ~2
+MiniLM step, batch 16: prompt / full fine-tuning        0.3/.45 0.6 / 1.0 loaded
+=====================================================  ======  =====================================
+
+Facts are the costly part: every candidate object is a multi-token word, so the library scores each
+(fact, candidate) pair as its own full-length forward with full-vocabulary logits at every position; the
+facts budgets are therefore tiny (a handful of steps) and its P@1 numbers carry little training.
+
+Presets (estimates on a quiet machine; ``--estimate`` prints them for any preset / seeds / parts):
+
+* ``smoke``: 2 steps everywhere, 8 test examples (facts 3, headlines 4), 1 seed: checks every part runs
+  (~5 min quiet; ~15 min on a machine busy with other jobs).
+* ``small``: 1 seed; SmolLM2 RT 30 steps x 8, 200 test reviews, all 10 templates; MiniLM 150 steps x 16
+  (400 / 300 test); facts 6 steps, 9 test facts, generic + 4 relation template sets; headlines 20 steps,
+  32 test articles: ~35 min.
+* ``full``: 3 seeds; SmolLM2 RT 36 steps, 300 test reviews; MiniLM 200 steps (500 / 400 test); facts 8 steps,
+  15 test facts; headlines 24 steps, 40 articles: ~2 h (RT ~1 h of it: 10 trained runs per seed).
+
+On a machine shared with other jobs, one torch thread is much faster: two threads competing with other
+processes for two cores measured 40 s per RT step instead of 4.5 s with one. So ``--threads`` defaults to 1
+when the load average at start already fills the cores, else to torch's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_parts import PARTS, report
+from quality_parts.common import (
+    PRESETS,
+    Context,
+    Preset,
+    Recorder,
+    machine,
+    preset_dict,
+    versions,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RT_TEMPLATES = 10
+"""Hand-written Rotten Tomatoes templates in the spec (all are scored)."""
+
+# quiet-machine seconds (see the docstring's table)
+COST = {"smol_step_per_ex": 0.25, "smol_score": 0.1, "head_step_per_ex": 0.62, "head_gen": 0.4,
+        "facts_step_per_fact": 9.0, "facts_score_capital": 8.0, "facts_score_other": 2.0,
+        "mini_step": 0.3, "mini_ft_step": 0.45, "mini_score": 0.01, "load": 10.0}
+
+
+def estimate(p: Preset, seeds: int) -> dict[str, float]:
+    """Expected seconds per part on a quiet machine (2 threads)."""
+    c = COST
+    rt_runs = 10 * (p.rt_steps * p.rt_batch * c["smol_step_per_ex"] + p.rt_eval * c["smol_score"])
+    capital = (p.facts_eval + 2) // 3  # round-robin: about a third of the scored facts are capital-of
+    facts_score = capital * c["facts_score_capital"] + (p.facts_eval - capital) * c["facts_score_other"]
+    facts_run = 2 * (p.facts_steps * 3 * p.facts_batch * c["facts_step_per_fact"] + facts_score)
+
+    def mini(n_prompt: int, n_eval: int) -> float:  # n_prompt prompt runs + full fine-tuning, then scoring
+        return (n_prompt * p.mini_steps * c["mini_step"] + p.mini_steps * c["mini_ft_step"]
+                + (n_prompt + 1) * n_eval * c["mini_score"])
+
+    head_run = p.head_steps * p.head_batch * c["head_step_per_ex"] + p.head_eval * c["head_gen"]
+    return {"rt-smollm": c["load"] + RT_TEMPLATES * p.rt_eval * c["smol_score"] + seeds * rt_runs,
+            "rt-minilm": c["load"] + seeds * mini(2, p.mini_eval),
+            "punct": c["load"] + seeds * mini(1, p.punct_eval),
+            "facts": c["load"] + (1 + p.facts_sets) * facts_score + seeds * facts_run,
+            "headlines": c["load"] + p.head_eval * c["head_gen"] + seeds * 2 * head_run}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=list(PRESETS), default="small")
+    ap.add_argument("--seeds", type=int, nargs="+", help="default: the preset's (smoke/small 0; full 0 1 2)")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
+    ap.add_argument("--threads", type=int, help="torch threads; default: 1 when the load average already "
+                    "fills the cores (other jobs running), else torch's default")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="folder for quality.json / .md / .png")
+    ap.add_argument("--estimate", action="store_true", help="print the expected duration per part and exit")
+    args = ap.parse_args(argv)
+    args.parts = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in args.parts if s not in PARTS]
+    if unknown:
+        ap.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    return args
+
+
+def _document(args, preset: Preset, seeds: list[int], path: Path) -> dict:
+    """A fresh results document, keeping parts of the previous file when it used the same preset and seeds."""
+    doc = {"benchmark": "softprompt quality", "preset": preset.name, "preset_config": preset_dict(preset),
+           "seeds": seeds, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "command": " ".join(sys.argv), "machine": machine(), "versions": versions(), "parts": {}}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return doc
+    if old.get("preset") == preset.name and old.get("seeds") == seeds:
+        doc["parts"] = {k: v for k, v in old.get("parts", {}).items() if k not in args.parts}
+    return doc
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    preset = PRESETS[args.preset]
+    seeds = list(args.seeds or preset.seeds)
+    est = estimate(preset, len(seeds))
+    print(f"preset {preset.name}, seeds {seeds}, parts {', '.join(args.parts)}; estimated on a quiet 2-core "
+          f"machine: " + ", ".join(f"{k} {est[k] / 60:.0f} min" for k in args.parts)
+          + f"; total {sum(est[k] for k in args.parts) / 60:.0f} min")
+    if args.estimate:
+        return 0
+    torch.set_num_threads(args.threads or _auto_threads())
+    warnings.filterwarnings("ignore", message=".*max_length.*")  # the library warns per truncated example
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # PEFT on transformers 5
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "quality.json"
+    recorder = Recorder(json_path=json_path, render=report.markdown, data=_document(args, preset, seeds, json_path))
+    recorder.data["estimate_s"] = {k: round(v) for k, v in est.items()}
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="softprompt-quality-") as work:
+        ctx = Context(preset=preset, seeds=seeds, recorder=recorder, work=Path(work))
+        for name in args.parts:
+            failed += _run_part(name, ctx)
+            report.plot(recorder.data, args.out / "quality.png")
+    recorder.data["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    recorder.data["goals"] = report.goals(recorder.data)
+    recorder.save()
+    print("\ngoals:")
+    for g in recorder.data["goals"]:
+        print(f"  {report.verdict(g['met']):>12}  {g['text']}" + (f"  [{g['detail']}]" if g["detail"] else ""))
+    print(f"\nwrote {json_path}, {json_path.with_suffix('.md')}, {args.out / 'quality.png'}")
+    if failed:
+        print(f"FAILED parts: {', '.join(failed)} (tracebacks in quality.json)")
+    return 1 if failed else 0
+
+
+def _auto_threads() -> int:
+    """One thread when other processes already keep the cores busy (2 threads then spin against them and a
+    SmolLM2 step measured 40 s instead of 4.5 s), else torch's default."""
+    import os
+
+    cores = os.cpu_count() or 1
+    busy = os.getloadavg()[0] >= cores - 0.5
+    if busy:
+        print(f"load average {os.getloadavg()[0]:.1f} on {cores} cores: using 1 torch thread (--threads overrides)")
+    return 1 if busy else torch.get_num_threads()
+
+
+def _run_part(name: str, ctx: Context) -> list[str]:
+    """Run one part; a failure is recorded in the document and reported, the other parts still run."""
+    print(f"\n== {name} ==", flush=True)
+    t0 = time.perf_counter()
+    try:
+        PARTS[name](ctx)
+        status, failed = "done", []
+    except Exception as e:  # noqa: BLE001 - a benchmark part failing must not lose the other parts
+        traceback.print_exc()
+        ctx.recorder.part(name)["error"] = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+        status, failed = "failed", [name]
+    part = ctx.recorder.part(name)
+    part["status"], part["elapsed_s"] = status, round(time.perf_counter() - t0, 1)
+    ctx.recorder.save()
+    print(f"== {name}: {status} in {part['elapsed_s']:.0f} s", flush=True)
+    return failed
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""Side by side with PEFT on SmolLM2-135M: train-step time, peak memory, inference / generation latency, and
+whether both libraries compute the same losses (quality).
+
+    .venv/bin/python bench/train.py                       # all methods, ~10 min on 2 cores
+    .venv/bin/python bench/train.py --methods prefix-tuning --steps 8
+
+Timing runs both sides in this process, interleaved A B A B after warm-up, so machine noise (other jobs on the
+CPU) hits both alike; medians and ratios are reported. Peak memory is measured for each side in its own fresh
+child process (one per side per method) over the same steps. Both sides start from the same prompt values
+(softprompt's init copied into PEFT) and see the same batches, so their losses must agree step by step.
+Writes bench/results/train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+SIDES = {"softprompt": common.softprompt_side, "peft": common.peft_side}
+
+
+def _interleave(sides, fn_name: str, arg_fn, warmup: int, reps: int) -> dict[str, dict[str, list[float]]]:
+    """Call ``side.<fn_name>(*arg_fn(i))`` A B A B …; wall and CPU milliseconds after warm-up, per side."""
+    ms = {clock: {s.name: [] for s in sides} for clock in ("wall", "cpu")}
+    for i in range(warmup + reps):
+        for s in sides:
+            w0, c0 = time.perf_counter(), time.process_time()
+            getattr(s, fn_name)(*arg_fn(i))
+            if i >= warmup:
+                ms["wall"][s.name].append((time.perf_counter() - w0) * 1000)
+                ms["cpu"][s.name].append((time.process_time() - c0) * 1000)
+    return ms
+
+
+def _ratios(ms: dict[str, list[float]]) -> tuple[float, float]:
+    sp, pf = ms["softprompt"], ms["peft"]
+    return (round(statistics.median(sp) / statistics.median(pf), 3),
+            round(statistics.median(a / b for a, b in zip(sp, pf)), 3))
+
+
+def _summary(ms: dict[str, dict[str, list[float]]]) -> dict:
+    """Medians per side; ratio of medians (the headline), median of per-pair ratios, and the same in CPU time
+    (CPU time hardly moves when other jobs take the cores, so it is the steadier of the two)."""
+    wall, cpu = ms["wall"], ms["cpu"]
+    ratio, paired = _ratios(wall)
+    cpu_ratio, cpu_paired = _ratios(cpu)
+    return {"median_ms": {k: round(statistics.median(v), 2) for k, v in wall.items()},
+            "ratio_vs_peft": ratio, "paired_ratio_median": paired,
+            "median_cpu_ms": {k: round(statistics.median(v), 2) for k, v in cpu.items()},
+            "cpu_ratio_vs_peft": cpu_ratio, "cpu_paired_ratio_median": cpu_paired,
+            "samples_ms": {k: [round(x, 1) for x in v] for k, v in wall.items()},
+            "samples_cpu_ms": {k: [round(x, 1) for x in v] for k, v in cpu.items()}}
+
+
+def measure_speed(method: str, args, tok) -> dict:
+    data = common.batches(tok, args.data_batches, args.batch, args.seq_len)
+    sp = common.softprompt_side(method, args.num_virtual_tokens, args.lr, args.seed)
+    pf = common.peft_side(method, args.num_virtual_tokens, args.lr, args.seed)
+    common.copy_prompt(sp, pf)
+    sides = (sp, pf)
+    held = common.batches(tok, 1, args.batch, args.seq_len, split="validation")[0]
+    start_loss = {s.name: s.eval_loss(held) for s in sides}
+
+    def step_args(i):
+        return (data[i % len(data)],)
+
+    train = _summary(_interleave(sides, "step", step_args, args.warmup, args.steps))
+    out = {"train_step": train, "heldout_loss_before": start_loss,
+           "heldout_loss_after": {s.name: s.eval_loss(held) for s in sides}}
+    out["train_loss"] = {s.name: [round(x, 4) for x in s.losses] for s in sides}
+    out["train_loss"]["max_abs_diff"] = max(abs(a - b) for a, b in zip(sp.losses, pf.losses))
+    out["train_loss"]["step0_abs_diff"] = abs(sp.losses[0] - pf.losses[0])  # same parameters, same batch
+    out["inference"] = _summary(_interleave(sides, "infer", lambda i: (held,), 1, args.infer_reps))
+    if args.new_tokens:
+        gb = common.prompts_batch(tok, args.batch, args.seq_len)
+        gen = _interleave(sides, "generate", lambda i: (gb, args.new_tokens), 1, args.gen_reps)
+        out["generation"] = _summary(gen)
+        a, b = (s.generate(gb, args.new_tokens) for s in sides)
+        same = (a == b[:, -args.new_tokens:]).long().cumprod(1)  # 1 until a row's first disagreement
+        out["generation"]["first_token_agreement"] = round(float(same[:, 0].float().mean()), 3)
+        out["generation"]["agreed_prefix_fraction"] = round(float(same.float().mean()), 3)
+    return out
+
+
+def _memory_child(side: str, method: str, args, queue) -> None:
+    """Peak RSS of one side in a fresh process: one warm-up step (weights paged in, optimizer state made),
+    then the peak-RSS mark is reset and ``mem_steps`` more steps run; then the same for one inference batch."""
+    torch.set_num_threads(args.threads)
+    tok = common.tokenizer()
+    data = common.batches(tok, args.data_batches, args.batch, args.seq_len)
+    s = SIDES[side](method, args.num_virtual_tokens, args.lr, args.seed)
+    loaded = common.rss_mib()
+    s.step(data[0])
+    base = common.rss_mib()
+    common.reset_peak_rss()
+    for i in range(args.mem_steps):
+        s.step(data[(i + 1) % len(data)])
+    trained = common.rss_mib()
+    common.reset_peak_rss()
+    s.infer(data[0])
+    queue.put({"after_load_rss_mib": round(loaded["rss"], 1), "first_step_peak_rss_mib": round(base["hwm"], 1),
+               "after_first_step_rss_mib": round(base["rss"], 1),
+               "train_peak_rss_mib": round(trained["hwm"], 1),
+               "train_increase_mib": round(trained["hwm"] - base["rss"], 1),
+               "infer_peak_rss_mib": round(common.rss_mib()["hwm"], 1)})
+
+
+def measure_memory(method: str, args) -> dict:
+    """Each side in its own fresh process, one after the other (never concurrently)."""
+    ctx = mp.get_context("spawn")
+    out = {}
+    for side in SIDES:
+        q = ctx.Queue()
+        p = ctx.Process(target=_memory_child, args=(side, method, args, q))
+        p.start()
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"memory child for {side} / {method} failed (exit code {p.exitcode})")
+        out[side] = q.get(timeout=30)
+    return out
+
+
+def run_method(method: str, args, tok) -> dict:
+    sp_method, sp_fields, peft_cls, peft_fields, note = common.METHODS[method]
+    entry = {"method": method, "detail": note, "softprompt_config": {"method": sp_method, **sp_fields},
+             "peft_config": {"class": peft_cls, **peft_fields}}
+    mem = measure_memory(method, args) if args.mem_steps else None
+    speed = measure_speed(method, args, tok)
+    entry["step_time_ratio_vs_peft"] = speed["train_step"]["ratio_vs_peft"]
+    entry["step_cpu_time_ratio_vs_peft"] = speed["train_step"]["cpu_ratio_vs_peft"]
+    if mem:
+        sp, pf = mem["softprompt"], mem["peft"]
+        entry["peak_mem_ratio_vs_peft"] = round(  # peak RSS over the steps after the first, weights included
+sp["train_peak_rss_mib"] / pf["train_peak_rss_mib"], 3)
+        entry["train_mem_increase_ratio_vs_peft"] = round(sp["train_increase_mib"] / pf["train_increase_mib"], 3)
+        entry["memory"] = {**mem, "steps": args.mem_steps,
+                           "definition": "per side, a fresh process: load, 1 warm-up step, reset the peak-RSS mark "
+                                         "(/proc/self/clear_refs), mem_steps steps; train_peak_rss_mib = VmHWM "
+                                         "(weights included); train_increase_mib = peak minus RSS before those steps"}
+    entry["inference_ratio_vs_peft"] = speed["inference"]["ratio_vs_peft"]
+    if "generation" in speed:
+        entry["generation_ratio_vs_peft"] = speed["generation"]["ratio_vs_peft"]
+    entry.update(speed)
+    return entry
+
+
+def _table(rows: list[dict]) -> str:
+    head = (f"{'method':<15}{'step ms sp/peft':>18}{'step':>7}{'mem MiB sp/peft':>18}{'mem':>7}"
+            f"{'+train':>8}{'infer':>7}{'gen':>7}{'|dloss|':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        t = r["train_step"]["median_ms"]
+        m = r.get("memory", {})
+        mem = (f"{m['softprompt']['train_peak_rss_mib']:.0f}/{m['peft']['train_peak_rss_mib']:.0f}"
+               if m else "-")
+        lines.append(f"{r['method']:<15}{t['softprompt']:>8.0f}/{t['peft']:<9.0f}{r['step_time_ratio_vs_peft']:>7.2f}"
+                     f"{r['step_cpu_time_ratio_vs_peft']:>6.2f}"
+                     f"{mem:>18}{r.get('peak_mem_ratio_vs_peft', float('nan')):>7.2f}"
+                     f"{r.get('train_mem_increase_ratio_vs_peft', float('nan')):>8.2f}"
+                     f"{r['inference_ratio_vs_peft']:>7.2f}{r.get('generation_ratio_vs_peft', float('nan')):>7.2f}"
+                     f"{r['train_loss']['max_abs_diff']:>9.1e}")
+    return "\n".join(lines)
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--methods", default=",".join(common.METHODS), help="comma-separated: " + ", ".join(common.METHODS))
+    p.add_argument("--steps", type=int, default=5, help="timed train steps per side (after warm-up)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--num-virtual-tokens", type=int, default=20)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-batches", type=int, default=4, help="distinct batches cycled through")
+    p.add_argument("--mem-steps", type=int, default=3, help="train steps in each memory child; 0 = skip memory")
+    p.add_argument("--infer-reps", type=int, default=5)
+    p.add_argument("--gen-reps", type=int, default=3)
+    p.add_argument("--new-tokens", type=int, default=16, help="greedy tokens generated; 0 = skip generation")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: steadiest ratios when other jobs share the cores)")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train.json"))
+    args = p.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in common.METHODS]
+    if unknown:
+        p.error(f"unknown method(s) {unknown}; choose from {list(common.METHODS)}")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
+    torch.set_num_threads(args.threads)
+    tok = common.tokenizer()
+    stamp = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+             "machine": common.machine(), "versions": common.versions()}
+    rows = []
+    for method in args.methods:
+        print(f"[bench] {method} ...", flush=True)
+        entry = run_method(method, args, tok)
+        entry.update(steps=args.steps, warmup=args.warmup, batch=args.batch, seq_len=args.seq_len,
+                     num_virtual_tokens=args.num_virtual_tokens, lr=args.lr, **stamp)
+        rows.append(entry)
+        print(_table(rows[-1:]).splitlines()[-1], flush=True)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")  # after each method: partial runs keep theirs
+    print(f"\n{stamp['date']}  {stamp['machine']}  {stamp['versions']}")
+    print(f"batch {args.batch}, seq_len {args.seq_len}, {args.num_virtual_tokens} virtual tokens, "
+          f"{args.steps} timed steps after {args.warmup} warm-up, {args.threads} torch thread(s); "
+          "ratios = softprompt / PEFT (wall-time medians; cpu = CPU-time medians)")
+    print(_table(rows))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
