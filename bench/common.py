@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 import re
 import resource
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import transformers
+
+transformers.logging.set_verbosity_error()  # no per-load progress bars / deprecation notes in the table output
+transformers.utils.logging.disable_progress_bar()
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+warnings.filterwarnings("ignore", message="Position ids are not supported")  # PEFT, on every prompt-learning call
 
 MODEL = "smollm2-135m"
 
@@ -138,6 +145,8 @@ class Side:
     loss_fn: Callable[[dict], torch.Tensor]
     infer_fn: Callable[[dict], torch.Tensor]
     generate_fn: Callable[[dict, int], torch.Tensor]
+    next_fn: Callable[[dict], torch.Tensor]
+    """(B, V) next-token logits of a left-padded batch."""
     lr: float
     losses: list[float] = field(default_factory=list)
     """The loss of every train step taken, in order."""
@@ -165,6 +174,11 @@ class Side:
         return float(self.loss_fn(b))
 
     @torch.no_grad()
+    def next_logits(self, b: dict) -> torch.Tensor:
+        self.model.eval()
+        return self.next_fn(b)
+
+    @torch.no_grad()
     def generate(self, b: dict, new_tokens: int) -> torch.Tensor:
         self.model.eval()
         return self.generate_fn(b, new_tokens)
@@ -189,7 +203,10 @@ def softprompt_side(method: str, num_virtual_tokens: int, lr: float, seed: int) 
     def gen(b, n):  # eos -1 never matches: exactly n tokens, like PEFT's min_new_tokens=n
         return generate(m, b["input_ids"], b["attention_mask"], "p", max_new_tokens=n, eos_token_id=-1)
 
-    return Side("softprompt", m, m.trainable_parameters(), loss, infer, gen, lr)
+    def nxt(b):
+        return m(b["input_ids"], b["attention_mask"], prompts="p").next_logits
+
+    return Side("softprompt", m, m.trainable_parameters(), loss, infer, gen, nxt, lr)
 
 
 def peft_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Side:
@@ -215,7 +232,10 @@ def peft_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Sid
         return m.generate(input_ids=b["input_ids"], attention_mask=b["attention_mask"], max_new_tokens=n,
                           min_new_tokens=n, do_sample=False, pad_token_id=pad)
 
-    return Side("peft", m, [p for p in m.parameters() if p.requires_grad], loss, infer, gen, lr)
+    def nxt(b):  # left-padded: every row ends in the last column
+        return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, -1]
+
+    return Side("peft", m, [p for p in m.parameters() if p.requires_grad], loss, infer, gen, nxt, lr)
 
 
 def copy_prompt(sp: Side, pf: Side) -> None:
