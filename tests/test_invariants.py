@@ -107,3 +107,27 @@ def test_gradient_checkpointing_gives_same_gradients(family, method):
     assert all(g is not None and g.abs().sum() > 0 for g in grads[0])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_scoring_only_labelled_positions_equals_full_logits(family, method, monkeypatch):
+    """Causal LMs compute vocabulary logits only where a label is predicted; same log-probs and gradients."""
+    model = make_model(family, [method])
+    name = method.replace("-", "_")
+    kw = batch(model, rows=4, length=7)
+    labels = (kw["decoder_input_ids"] if model.info.kind == "seq2seq"
+              else kw["input_ids"].masked_fill(kw["attention_mask"] == 0, -100))
+    labels = labels.clone()
+    labels[0, 1] = labels[2, 0] = -100  # holes in the middle and at the start
+    runs = []
+    for full in (False, True):
+        if full:
+            monkeypatch.setattr(type(model), "_takes_logits_to_keep", property(lambda self: False))
+        model.zero_grad()
+        out = model(**kw, prompts=name, labels=labels)
+        out.loss.backward()
+        runs.append((out.label_logprobs.detach(), [p.grad.clone() for p in model.trainable_parameters()]))
+    (lp_keep, g_keep), (lp_full, g_full) = runs
+    assert (lp_keep[labels == -100] == 0).all() and (lp_keep[labels != -100] < 0).float().mean() > 0.7
+    torch.testing.assert_close(lp_keep, lp_full, atol=ATOL, rtol=0)
+    for a, b in zip(g_keep, g_full):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

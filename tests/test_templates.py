@@ -255,3 +255,30 @@ def test_encode_batch_matches_single():
     batch = encode_batch(template, examples, tok, answer="mask_token")
     assert batch == [template.encode(e, tok, answer="mask_token") for e in examples]
     assert [e.answer_index for e in batch] == [3, 1, 5]
+
+
+def byte_level_bpe():
+    """A tiny byte-level BPE (GPT-2 / SmolLM2 style: a leading space is part of the word's token)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    corpus = ["Review: the movie was great. Sentiment: positive", "Review: a dull film. Sentiment: negative"] * 20
+    backend.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, show_progress=False,
+                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=backend)
+
+
+@pytest.mark.parametrize("source, rendered", [
+    ("Review: {text}\nSentiment: {mask}", "Review: the movie was great\nSentiment:"),
+    ("{text} Sentiment:{mask}", "the movie was great Sentiment:"),
+    ("Review:\n{text}", "Review:\nthe movie was great"),
+])
+def test_byte_level_bpe_encodes_like_the_running_text(source, rendered):
+    """A literal's trailing space joins the field's first word, as when the whole line is tokenized at once."""
+    tok = byte_level_bpe()
+    enc = parse_template(source).encode(EXAMPLE, tok, answer="append")
+    assert enc.input_ids == tok.encode(rendered, add_special_tokens=False)
+    assert tok.convert_ids_to_tokens(enc.input_ids).count("Ġ") == 0

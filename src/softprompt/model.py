@@ -114,7 +114,7 @@ class PromptedModel(nn.Module):
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         left_pad: bool = False,
-        hidden: bool = True,
+        hidden: bool = False,
         last_only: bool = False,
     ) -> PromptOutput:
         """Run the backbone with each row's prompt (a name per row, one name for all, or None).
@@ -127,7 +127,8 @@ class PromptedModel(nn.Module):
             labels: caller-aligned (B, L) targets (-100 = ignore); causal LMs are scored in the expanded
                 sequence, so a label is predicted from whatever precedes it there, virtual tokens included.
                 Seq2seq: decoder targets.
-            hidden: return the last hidden state (LM backbones then keep every layer's output).
+            hidden: return the last hidden state even for LM backbones (which then keep every layer's
+                output); encoder-only backbones always return it.
             last_only: causal LMs compute vocabulary logits only after each row's last element
                 (``next_logits``; ``logits`` is then None) — what label-word scoring and generation need.
         """
@@ -138,22 +139,28 @@ class PromptedModel(nn.Module):
             if decoder_input_ids is None and labels is not None:
                 decoder_input_ids = self.backbone.prepare_decoder_input_ids_from_labels(labels=labels)
             kw.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
-        keep = None
-        if last_only and labels is None and self.info.kind == "causal" and self._takes_logits_to_keep:
-            keep = torch.unique(exp.last_pos)  # positions any row needs, shared by the batch
-            kw["logits_to_keep"] = keep
+        keep = scored = None  # keep: the expanded positions whose vocabulary logits are computed at all
+        if self.info.kind == "causal" and self._takes_logits_to_keep:
+            if labels is not None:  # only where some row predicts a label: skips virtual tokens and padding
+                scored = self._next_targets(exp, labels.to(exp.mask.device))
+                keep = (scored != -100).any(0).nonzero().squeeze(1)
+            elif last_only:
+                keep = torch.unique(exp.last_pos)  # positions any row needs, shared by the batch
+            if keep is not None:
+                kw["logits_to_keep"] = keep
         out = self.backbone(**kw, output_hidden_states=hidden, use_cache=False)
         h = out.encoder_last_hidden_state if seq2seq else getattr(out, "last_hidden_state", None)
         h = out.hidden_states[-1] if h is None and hidden else h  # (B, T, H)
-        logits = getattr(out, "logits", None)  # (B, T, V); seq2seq: (B, L_dec, V)
+        logits = getattr(out, "logits", None)  # (B, T or len(keep), V); seq2seq: (B, L_dec, V)
         next_logits = lp = loss = None
         if logits is not None and labels is not None:
-            lp = self._label_logprobs(logits, labels.to(logits.device), exp)
+            lp = self._label_logprobs(logits, labels.to(logits.device), exp, scored, keep)
             loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
-        if logits is not None and not seq2seq:
+        if logits is not None and not seq2seq and (keep is None or labels is None):
             rows = torch.arange(logits.shape[0], device=logits.device)
             col = exp.last_pos if keep is None else torch.searchsorted(keep, exp.last_pos)
             next_logits = logits[rows, col]
+        if logits is not None and not seq2seq:
             logits = None if keep is not None or last_only else exp.gather(logits)
         return PromptOutput(logits=logits, hidden=None if h is None else exp.gather(h), loss=loss,
                             label_logprobs=lp, next_logits=next_logits, expanded=exp)
@@ -164,14 +171,27 @@ class PromptedModel(nn.Module):
 
         return "logits_to_keep" in inspect.signature(self.backbone.forward).parameters
 
-    def _label_logprobs(self, logits, labels, exp) -> torch.Tensor:
-        """log p(label_j) per caller token (B, L): causal LMs predict from the previous *expanded* element."""
-        def logp(lg, lb):  # (B, N, V), (B, N) -> (B, N)
-            return -F.cross_entropy(lg.transpose(1, 2).float(), lb, ignore_index=-100, reduction="none")
+    @staticmethod
+    def _next_targets(exp, labels) -> torch.Tensor:
+        """(B, T) the label each expanded position predicts (the next element's), -100 where none."""
+        return F.pad(exp.scatter_labels(labels)[:, 1:], (0, 1), value=-100)
+
+    def _label_logprobs(self, logits, labels, exp, scored=None, keep=None) -> torch.Tensor:
+        """log p(label_j) per caller token (B, L): causal LMs predict from the previous *expanded* element.
+
+        Causal ``logits`` are (B, T, V) over the expanded sequence, or (B, K, V) at positions ``keep`` only.
+        """
+        def logp(lg, lb):  # (B, N, V), (B, N) -> (B, N); flat rows: cross-entropy's fast contiguous layout
+            flat = F.cross_entropy(lg.reshape(-1, lg.shape[-1]).float(), lb.reshape(-1), ignore_index=-100,
+                                   reduction="none")
+            return -flat.view(lb.shape)
 
         if self.info.kind == "causal":
-            full = exp.scatter_labels(labels)  # (B, T)
-            shifted = F.pad(logp(logits[:, :-1], full[:, 1:]), (1, 0))  # (B, T): entry t scores token t
+            scored = self._next_targets(exp, labels) if scored is None else scored  # (B, T)
+            keep = torch.arange(scored.shape[1], device=scored.device) if keep is None else keep
+            at_keep = logp(logits, scored[:, keep])  # (B, K): position p scores element p + 1
+            B, T = scored.shape  # entry t of ``shifted`` scores element t (one spare column for p = T - 1)
+            shifted = at_keep.new_zeros(B, T + 1).index_copy(1, keep + 1, at_keep)[:, :T]
             return exp.gather(shifted) * (labels != -100)
         if self.info.kind == "seq2seq":
             return logp(logits, labels)

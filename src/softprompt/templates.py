@@ -55,6 +55,12 @@ def _tokenize(tokenizer, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
 
 
+def _space_joins_word(tokenizer) -> bool:
+    """True when a leading space merges into the word's token (byte-level BPE: " the" is one token, "Ġthe");
+    False for tokenizers that add their own word-start marker (SentencePiece), where it would add a token."""
+    return len(_tokenize(tokenizer, " the")) <= len(_tokenize(tokenizer, "the"))
+
+
 def _special_affixes(tokenizer) -> tuple[list[int], list[int]]:
     """Special ids the tokenizer puts before and after a single sequence."""
     build = getattr(tokenizer, "build_inputs_with_special_tokens", None)
@@ -213,9 +219,18 @@ class Template:
         for k, seg in enumerate(segs):
             if seg.kind == "text":
                 before_mask = k + 1 == mask_at and answer != "none"
-                pieces.append((seg, _tokenize(tokenizer, seg.value.rstrip() if before_mask else seg.value)))
+                joins = k + 1 < len(segs) and segs[k + 1].kind == "field" and _space_joins_word(tokenizer)
+                text = seg.value.rstrip() if before_mask or joins else seg.value
+                pieces.append((seg, _tokenize(tokenizer, text)))
             elif seg.kind == "field":
-                pieces.append((seg, _tokenize(tokenizer, self._field(example, seg.value))))
+                # A literal's trailing space belongs to the field's first word ("Review: {text}" -> "Review:",
+                # " great"), as the tokenizer splits running text: a lone space token is never seen in training.
+                value = self._field(example, seg.value)
+                prev = segs[k - 1].value if k and segs[k - 1].kind == "text" else ""
+                space = prev[len(prev.rstrip()):]
+                if space and _space_joins_word(tokenizer) and not value[:1].isspace():
+                    value = space + value
+                pieces.append((seg, _tokenize(tokenizer, value)))
             elif seg.kind == "soft":
                 pieces.append((seg, [-1] * seg.count))
             elif answer == "mask_token":

@@ -54,7 +54,7 @@ class HeadClassificationTask:
 
     def logits(self, model, batch, prompts):
         dev = _device(model)
-        out = model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev), list(prompts))
+        out = model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev), list(prompts), hidden=True)
         return self.head(out.hidden, batch["attention_mask"].to(dev))
 
     def loss(self, model, batch, prompts):
@@ -107,7 +107,7 @@ class LabelingTask:
 
     def logits(self, model, batch, prompts):
         dev = _device(model)
-        out = model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev), list(prompts))
+        out = model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev), list(prompts), hidden=True)
         return self.head(out.hidden)  # (B, L, T): caller-aligned, no virtual positions
 
     def loss(self, model, batch, prompts):
