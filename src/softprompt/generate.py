@@ -88,6 +88,7 @@ def generate(model, input_ids, attention_mask=None, prompts=None, *, insert_at=N
 
 def _causal_steps(model, ids, mask, rows, insert_at, overrides, use_cache, out):
     """Yields next-token logits; reads the tokens chosen so far from ``out``."""
+    last = {"logits_to_keep": 1} if model._takes_logits_to_keep else {}  # rows are left-padded: last column
     if not use_cache:
         while True:  # recompute everything each step (the reference the cache must match)
             new = torch.stack(out, 1) if out else ids[:, :0]
@@ -95,9 +96,9 @@ def _causal_steps(model, ids, mask, rows, insert_at, overrides, use_cache, out):
             m = torch.cat([mask, torch.ones_like(new)], 1)
             exp, batch = model.prepare(_left(full, m), _left(m, m), rows, insert_at=insert_at, left_pad=True,
                                        overrides=overrides)
-            yield model.backbone(**model.backbone_kwargs(exp, batch), use_cache=False).logits[:, -1]
+            yield model.backbone(**model.backbone_kwargs(exp, batch), use_cache=False, **last).logits[:, -1]
     exp, batch = model.prepare(ids, mask, rows, insert_at=insert_at, left_pad=True, overrides=overrides)
-    kw = model.backbone_kwargs(exp, batch)
+    kw = {**model.backbone_kwargs(exp, batch), **last}
     cache = DynamicCache(config=model.backbone.config)
     res = model.backbone(**kw, past_key_values=cache, use_cache=True)
     attn, pos = exp.mask, exp.position_ids[:, -1:]
