@@ -51,6 +51,15 @@ def test_field_of_another_method_is_rejected_by_name():
         make_config("prefix-tuning", encoder="lstm")
 
 
+def test_label_init_without_label_words_says_what_it_needs():
+    from softprompt.testing.tokenizer import tiny_tokenizer
+
+    model = PromptedModel(tiny_model("llama"), tiny_tokenizer("causal"))
+    with pytest.raises(ConfigError, match=r'init="labels" needs .*label words'):
+        model.add_prompt("p", make_config("prompt-tuning", num_virtual_tokens=3, init="labels"))
+    model.add_prompt("p", make_config("prompt-tuning", num_virtual_tokens=3, init="labels"), label_words=["great"])
+
+
 def test_unsupported_model_is_named():
     with pytest.raises(UnsupportedModel, match="Linear"):
         PromptedModel(nn.Linear(2, 2))

@@ -86,8 +86,11 @@ def init_token_ids(task, tokenizer) -> list[int | None]:
 
 
 def label_words(task) -> list[str]:
+    """Words for init="labels": the verbalizer's words, else the task's class names (head classification)."""
     verbalizer = getattr(task, "verbalizer", None)
-    return [w for words in verbalizer.label_words.values() for w in words] if verbalizer is not None else []
+    if verbalizer is not None:
+        return [w for words in verbalizer.label_words.values() for w in words]
+    return [str(label) for label in getattr(task, "labels", None) or []]
 
 
 # ----- trained prompts --------------------------------------------------------------------------------------

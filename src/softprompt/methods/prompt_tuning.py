@@ -60,6 +60,9 @@ def _by_init(config, ctx: InitContext) -> torch.Tensor:
     if config.init == "text":
         return embed(ctx, fill_to(text_ids(ctx, config.init_text), n))
     if config.init == "labels":
+        if not ctx.label_words:
+            raise ConfigError('init="labels" needs the task\'s label words (a verbalizer task passes them; '
+                              'in Python: add_prompt(..., label_words=[...])); use init="vocab" or "text" otherwise')
         ids = [i for w in ctx.label_words for i in text_ids(ctx, " " + w.strip())][:n]
         rest = vocab_sample(ctx, n - len(ids), config.vocab_top_k, g).tolist()
         return embed(ctx, ids + rest)
