@@ -368,3 +368,25 @@ def test_real_builtin_sizes(name):
         pytest.skip(f"{'=='.join(b.package)} is not installed or cached")
     splits = b.build(folder / b.source)
     assert tuple(len(splits[s]) for s in ("train", "validation", "test")) == REAL_SIZES[name]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "nope.jsonl", r"no such file: .*nope\.jsonl"),
+    (lambda d: (d / "empty.jsonl").write_text("\n") and d / "empty.jsonl", r"empty\.jsonl: no examples"),
+    (lambda d: (d / "bad.jsonl").write_text('{"text": "a"}\n[1]\n') and d / "bad.jsonl", r"line 2 is not a JSON object"),
+    (lambda d: (d / "s.json").write_text('{"train": [{"text": "a"}]}') and d / "s.json", r"holds splits \['train'\]"),
+])
+def test_read_rows_names_the_file_and_the_problem(tmp_path, make, message):
+    from softprompt.data.readers import read_rows
+
+    with pytest.raises(DataError, match=message):
+        read_rows(make(tmp_path))
+
+
+def test_read_rows_reads_jsonl_and_csv(tmp_path):
+    from softprompt.data.readers import read_rows
+
+    (tmp_path / "a.jsonl").write_text('{"text": "good"}\n\n{"text": "bad"}\n')
+    (tmp_path / "a.csv").write_text("text,label\ngood,pos\n")
+    assert read_rows(tmp_path / "a.jsonl") == [{"text": "good"}, {"text": "bad"}]
+    assert read_rows(tmp_path / "a.csv") == [{"text": "good", "label": "pos"}]

@@ -15,36 +15,11 @@ training); --text fills the first one.
 def add_arguments(parser) -> None:
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", metavar="FILE.jsonl", help="one JSON object per line")
+    src.add_argument("--input", metavar="FILE", help="examples: JSONL (one JSON object per line), JSON, CSV or TSV")
     src.add_argument("--text", help="one input text")
     parser.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
     parser.add_argument("--batch-size", type=int, default=16, help="examples per forward (default: 16)")
     parser.add_argument("--json", action="store_true", help="print JSON")
-
-
-def read_jsonl(path: str) -> list[dict]:
-    import json
-    from pathlib import Path
-
-    from ..errors import DataError
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"no such file: {path}")
-    rows = []
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {i} is not JSON ({e})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {i} is not a JSON object")
-        rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: no examples")
-    return rows
 
 
 def text_example(meta: dict, text: str) -> dict:
@@ -55,13 +30,15 @@ def text_example(meta: dict, text: str) -> dict:
 
 
 def run(args) -> int:
+    from ..data.readers import read_rows
     from ..errors import check_range
     from ..train import predict
     from .common import label_of, load_trained, print_json
 
     check_range("batch_size", args.batch_size, low=1)
+    rows = read_rows(args.input) if args.input else None  # a bad file fails before the model loads
     model, name, meta, task = load_trained(args.prompt, args.model)
-    examples = read_jsonl(args.input) if args.input else [text_example(meta, args.text)]
+    examples = rows if rows is not None else [text_example(meta, args.text)]
     for ex in examples:  # rows may use the training data's own column names (--fields text=review,...)
         ex.update({ours: ex[theirs] for ours, theirs in (meta.get("fields") or {}).items()
                    if ours not in ex and theirs in ex})

@@ -39,6 +39,23 @@ def read_source(path: Path) -> tuple[dict[str, list[dict]], list[str]]:
     return splits, list(columns)
 
 
+def read_rows(path: str | Path) -> list[dict]:
+    """The rows of one ``.jsonl`` / ``.json`` / ``.csv`` / ``.tsv`` file (e.g. ``softprompt predict --input``).
+
+    Raises:
+        DataError: missing file, unsupported format, a line that is not a JSON object, splits, or no rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    rows = _read_file(path)
+    if isinstance(rows, dict):
+        raise DataError(f"{path}: holds splits {sorted(rows)}; give a file of rows (one example per line)")
+    if not rows:
+        raise DataError(f"{path}: no examples (the file is empty)")
+    return rows
+
+
 def _read_file(path: Path) -> list[dict] | dict[str, list[dict]]:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
