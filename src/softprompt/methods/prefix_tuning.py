@@ -1,6 +1,6 @@
 """Prefix-Tuning (Li & Liang 2021): trainable key/value prefixes in every attention layer.
 
-Training form: a (P, H) embedding -> Linear -> Tanh -> Linear MLP producing every slot's keys and values (on
+Training form: a (P, H_kv*D) embedding (PEFT's width; ``embed_dim`` overrides) -> Linear -> Tanh -> Linear MLP producing every slot's keys and values (on
 encoder-decoders: encoder self-attention, decoder self-attention and cross-attention, each its own slots).
 ``eject`` runs the MLP once and keeps only the (S, 2, H_kv, P, D) tensor. Without reparameterization the
 prefix itself is the parameter (that is P-tuning v2's default).
@@ -29,6 +29,8 @@ class PrefixTuningConfig(MethodConfig):
     """Train through the MLP (Li & Liang); False trains the prefix directly."""
     mlp_hidden: int = 512
     """Width of the reparameterization MLP; 1..65536."""
+    embed_dim: int | None = None
+    """Width of the MLP's input embedding; default: one layer's key/value width (H_kv x D), as PEFT."""
     dropout: float = 0.0
     """Dropout on the prefix during training; 0..0.9."""
     init: Literal["random", "text"] = "random"
@@ -44,6 +46,8 @@ class PrefixTuningConfig(MethodConfig):
             raise ConfigError('init="text" needs init_text and reparameterize=False (the MLP cannot start '
                               "from given activations)")
         check_range("mlp_hidden", self.mlp_hidden, low=1, high=65536)
+        if self.embed_dim is not None:
+            check_range("embed_dim", self.embed_dim, low=1, high=65536)
         check_range("dropout", self.dropout, low=0.0, high=0.9)
 
 
@@ -56,8 +60,9 @@ class PrefixTuning(nn.Module):
         width = len(info.slots) * 2 * info.num_kv_heads * info.head_dim
         torch.manual_seed(ctx.seed)
         if config.reparameterize:
-            self.embedding = nn.Embedding(config.num_virtual_tokens, info.hidden_size)
-            self.transform = nn.Sequential(nn.Linear(info.hidden_size, config.mlp_hidden), nn.Tanh(),
+            d = config.embed_dim or info.num_kv_heads * info.head_dim
+            self.embedding = nn.Embedding(config.num_virtual_tokens, d)
+            self.transform = nn.Sequential(nn.Linear(d, config.mlp_hidden), nn.Tanh(),
                                            nn.Linear(config.mlp_hidden, width))
         else:
             self.embedding = nn.Embedding(config.num_virtual_tokens, width)
