@@ -24,10 +24,10 @@ demo: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/train.py
 
-# Quality over seeds on the built-in datasets (up to an hour or two): writes bench/results/quality.{json,md,png}
+# Quality over 3 seeds on the built-in datasets (about 1-1.5 h on 2 cores): writes bench/results/quality.{json,md,png}
 # Run it in the background: nohup make bench-quality > bench/results/quality.log 2>&1 &
 bench-quality: $(BIN)/.installed
-	$(BIN)/python bench/quality.py --preset full
+	$(BIN)/python bench/quality.py --preset standard
 
 clean:
 	rm -rf $(VENV) build *.egg-info

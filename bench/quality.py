@@ -38,6 +38,7 @@ Presets (estimates on a quiet machine; ``--estimate`` prints them for any preset
 * ``small``: 1 seed; SmolLM2 RT 30 steps x 8, 200 test reviews, all 10 templates; MiniLM 150 steps x 16
   (400 / 300 test); facts 6 steps, 9 test facts, generic + 4 relation template sets; headlines 20 steps,
   32 test articles: ~35 min.
+* ``standard`` (``make bench-quality``): the ``small`` budgets over 3 seeds (0, 1, 2): mean ± std.
 * ``full``: 3 seeds; SmolLM2 RT 36 steps, 300 test reviews; MiniLM 200 steps (500 / 400 test); facts 8 steps,
   15 test facts; headlines 24 steps, 40 articles: ~2 h (RT ~1 h of it: 10 trained runs per seed).
 
@@ -106,7 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=list(PRESETS), default="small")
-    ap.add_argument("--seeds", type=int, nargs="+", help="default: the preset's (smoke/small 0; full 0 1 2)")
+    ap.add_argument("--seeds", type=int, nargs="+", help="default: the preset's (smoke/small 0; standard/full 0 1 2)")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
     ap.add_argument("--threads", type=int, help="torch threads; default: 1 when the load average already "
                     "fills the cores (other jobs running), else torch's default")

@@ -104,6 +104,15 @@ def test_train_eval_predict_round_trip(assets, tmp_path, capsys):
                           "--json")
     assert code == 0 and isinstance(json.loads(stdout)["output"], str)
 
+    code, _, _ = cli(capsys, "report", out, "--out", tmp_path / "report", "--title", "a | b")
+    assert code == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "# a | b" in md
+    assert f"| prompt-tuning | 96 | {evaluated['metrics']['accuracy']:.3f} | test |" in md  # eval wrote eval-test.json
+    assert (tmp_path / "report" / "report.html").exists()
+    for png in ("curves.png", "comparison.png"):
+        assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
+
 
 def test_yaml_config_with_flag_override(assets, tmp_path, capsys):
     config = tmp_path / "run.yaml"

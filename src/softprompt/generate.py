@@ -8,11 +8,30 @@ reused by every call until the prompt's parameters change.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 from transformers import DynamicCache, EncoderDecoderCache
 
 from . import kv
 from .methods import Contribution
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_name(cls) -> str:
+    """The cache argument's name in this transformers (``cache`` since 5.24, ``past_key_values`` before)."""
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+
+
+def _cache_kw(backbone, cache) -> dict:
+    return {_cache_name(type(backbone)): cache}
+
+
+def _cache_of(out):
+    """The cache a forward returned (``out.cache``, or ``out.past_key_values`` on older transformers)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
 def _version(module) -> tuple:
@@ -100,7 +119,7 @@ def _causal_steps(model, ids, mask, rows, insert_at, overrides, use_cache, out):
     exp, batch = model.prepare(ids, mask, rows, insert_at=insert_at, left_pad=True, overrides=overrides)
     kw = {**model.backbone_kwargs(exp, batch), **last}
     cache = DynamicCache(config=model.backbone.config)
-    res = model.backbone(**kw, past_key_values=cache, use_cache=True)
+    res = model.backbone(**kw, **_cache_kw(model.backbone, cache), use_cache=True)
     attn, pos = exp.mask, exp.position_ids[:, -1:]
     while True:
         yield res.logits[:, -1]
@@ -108,7 +127,7 @@ def _causal_steps(model, ids, mask, rows, insert_at, overrides, use_cache, out):
         pos = pos + 1
         kw.update(inputs_embeds=model.backbone.get_input_embeddings()(out[-1][:, None]), attention_mask=attn,
                   position_ids=pos)
-        res = model.backbone(**kw, past_key_values=res.past_key_values, use_cache=True)
+        res = model.backbone(**kw, **_cache_kw(model.backbone, _cache_of(res)), use_cache=True)
 
 
 def _left(x, mask):
@@ -129,6 +148,6 @@ def _seq2seq_steps(model, ids, mask, rows, insert_at, overrides, use_cache, out)
         full = torch.cat([dec, torch.stack(out, 1)], 1) if out else dec
         step_ids = full[:, -1:] if use_cache and out else full
         res = model.backbone(encoder_outputs=enc, attention_mask=exp.mask, decoder_input_ids=step_ids,
-                             past_key_values=cache, use_cache=use_cache, **extra)
-        cache = res.past_key_values if use_cache else None
+                             **_cache_kw(model.backbone, cache), use_cache=use_cache, **extra)
+        cache = _cache_of(res) if use_cache else None
         yield res.logits[:, -1]

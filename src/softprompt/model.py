@@ -28,7 +28,6 @@ class PromptOutput:
     label_logprobs: torch.Tensor | None  # (B, L) log p(label_j | what precedes it); 0 where label = -100
     next_logits: torch.Tensor | None  # (B, V) causal: the distribution after each row's last element
     expanded: inject.Expanded
-    past_key_values: object = None
 
 
 class PromptedModel(nn.Module):

@@ -18,8 +18,26 @@ def read_run(run: str | Path) -> dict:
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    summary = summary or _summary_of(run, info)
     return {"path": str(run), "name": summary.get("method") or info.get("method") or run.name, "run": info,
             "summary": summary, "log": log}
+
+
+def _summary_of(run: Path, info: dict) -> dict:
+    """A `softprompt train` run's row: its result in run.json, scored on the test split where `softprompt eval`
+    has written eval-test.json, else its best validation score."""
+    result, desc = info.get("result") or {}, info.get("run") or {}
+    first = (desc.get("prompts") or [{}])[0]
+    metric = first.get("main_metric", "accuracy")
+    out = {"method": desc.get("method") or (first.get("method") or {}).get("method"), "metric_name": metric,
+           "trainable_params": result.get("trainable_params"), "train_time_s": result.get("train_time_s")}
+    if (run / "eval-test.json").exists():
+        scores, out["split"] = json.loads((run / "eval-test.json").read_text())["metrics"], "test"
+    else:
+        scores, out["split"] = next(iter((result.get("metrics") or {}).values()), {}), "validation"
+    if metric in scores:
+        out[metric] = scores[metric]
+    return out
 
 
 MAIN_METRICS = ("accuracy", "p_at_1", "token_f1", "rougeL")
@@ -77,11 +95,15 @@ def plot_comparison(rows: list[dict], metric: str, path: Path) -> None:
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """``columns``: (key, header, format) triples."""
+    """``columns``: (key, header, format) triples. Newlines and pipes in cells are escaped (``\\n``, ``\\|``)
+    so a template such as ``"Review: {text}\\nSentiment: {mask}"`` stays in its row."""
+    def cell(value, fmt: str) -> str:
+        text = "" if value is None else format(value, fmt)
+        return text.replace("\\", "\\\\").replace("\n", "\\n").replace("|", "\\|")
+
     head = "| " + " | ".join(h for _, h, _ in columns) + " |"
     sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(format(r.get(k, ""), f) if r.get(k) is not None else "" for k, _, f in columns)
-            + " |" for r in rows]
+    body = ["| " + " | ".join(cell(r.get(k), f) for k, _, f in columns) + " |" for r in rows]
     return "\n".join([head, sep, *body])
 
 
@@ -116,5 +138,6 @@ def report_runs(runs: list[str | Path], out: str | Path, title: str = "softpromp
         plot_comparison(rows, metric, out / "comparison.png")
         images.append("comparison.png")
     table = markdown_table(rows, [("method", "method", ""), ("trainable_params", "trainable params", ","),
-                                  (metric, f"held-out {metric}", ".3f"), ("train_time_s", "train time (s)", ".0f")])
+                                  (metric, f"held-out {metric}", ".3f"), ("split", "split", ""),
+                                  ("train_time_s", "train time (s)", ".0f")])
     return write_report(out, title=title, sections=[("Runs", table)], images=images)

@@ -24,8 +24,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import json
+    from pathlib import Path
+
     from ..data import load_dataset
     from ..errors import ConfigError, check_range
+    from ..io import atomic_write_text
     from ..train import evaluate
     from .common import load_trained, print_json
     from .fields import parse_pairs
@@ -40,6 +44,8 @@ def run(args) -> int:
     examples = data.splits()[args.split][: args.limit]
     metrics = evaluate(model, task, examples, name, batch_size=args.batch_size)
     out = {"prompt": name, "dataset": dataset, "split": args.split, "examples": len(examples), "metrics": metrics}
+    if (Path(args.prompt) / "run.json").is_file():  # a run folder keeps its scores (read by `softprompt report`)
+        atomic_write_text(Path(args.prompt) / f"eval-{args.split}.json", json.dumps(out, indent=2) + "\n")
     if args.json:
         print_json(out)
     else:
