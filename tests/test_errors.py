@@ -113,3 +113,19 @@ def test_failed_save_keeps_the_previous_prompt(tmp_path, monkeypatch):
     assert (path / "prompt.safetensors").read_bytes() == before
     assert json.loads((path / "prompt.json").read_text())["name"] == "prompt_tuning"
     assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary folder left behind
+
+
+def test_saved_files_get_the_umask_mode_not_tempfile_0600(tmp_path):
+    import os
+    import stat
+
+    from softprompt.io import atomic_write_text
+
+    model = make_model("llama", ["prompt-tuning"])
+    save_prompt(model, "prompt_tuning", tmp_path / "p")
+    atomic_write_text(tmp_path / "r.md", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in (tmp_path / "p" / "prompt.json", tmp_path / "p" / "prompt.safetensors", tmp_path / "r.md"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f
+    assert stat.S_IMODE((tmp_path / "p").stat().st_mode) == 0o777 & ~mask

@@ -28,6 +28,17 @@ VERSION = 1
 META, TENSORS = "prompt.json", "prompt.safetensors"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path: str | os.PathLike, *, folder: bool = False) -> None:
+    """Give a temporary file/folder (0600/0700 from tempfile) the mode a plain open/mkdir would: the user's umask."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike):
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename.
@@ -40,9 +51,11 @@ def atomic_dir(path: str | os.PathLike):
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
     try:
         yield tmp
+        public_mode(tmp, folder=True)
         for f in tmp.iterdir():  # flush file contents before the rename makes them visible
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+            public_mode(f, folder=f.is_dir())
         old = None
         if path.exists():
             old = path.parent / f".old-{path.name}-{os.getpid()}"
@@ -63,6 +76,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    public_mode(tmp)
     os.replace(tmp, path)
 
 
