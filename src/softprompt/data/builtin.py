@@ -20,7 +20,6 @@ The first load installs the package into the cache (``softprompt.assets``), pars
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
