@@ -35,8 +35,8 @@ METHODS: dict[str, tuple[str, dict, str, float, str]] = {
         "softprompt embeddings from sampled vocabulary tokens (default); PEFT's N(0, 1)"),
     "prefix tuning (MLP 512)": (
         "prefix-tuning", {"reparameterize": True, "mlp_hidden": 512}, "prefix", 3e-3,
-        ("both N(0, 1) embedding into Linear-Tanh-Linear; PEFT's embedding is as wide as one layer's keys "
-         "(3 kv heads x 64 = 192 on SmolLM2), softprompt's as the hidden size (576): 0.2 M more parameters")),
+        ("both N(0, 1) embedding, as wide as one layer's keys (3 kv heads x 64 = 192 on SmolLM2), into "
+         "Linear-Tanh-Linear: the same parameter count")),
     "P-tuning v2 (no reparam.)": (
         "p-tuning-v2", {"dropout": 0.0}, "p-tuning-v2", 1e-2, "both N(0, 1) keys/values"),
 }
