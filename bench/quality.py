@@ -38,7 +38,8 @@ Presets (estimates on a quiet machine; ``--estimate`` prints them for any preset
 * ``small``: 1 seed; SmolLM2 RT 30 steps x 8, 200 test reviews, all 10 templates; MiniLM 150 steps x 16
   (400 / 300 test); facts 6 steps, 9 test facts, generic + 4 relation template sets; headlines 20 steps,
   32 test articles: ~35 min.
-* ``standard`` (``make bench-quality``): the ``small`` budgets over 3 seeds (0, 1, 2): mean ± std.
+* ``standard`` (``make bench-quality``): the ``small`` budgets over 3 seeds (0, 1, 2): mean ± std; measured
+  97 min on a quiet machine (2026-11-25; estimate 93 min).
 * ``full``: 3 seeds; SmolLM2 RT 36 steps, 300 test reviews; MiniLM 200 steps (500 / 400 test); facts 8 steps,
   15 test facts; headlines 24 steps, 40 articles: ~2 h (RT ~1 h of it: 10 trained runs per seed).
 
