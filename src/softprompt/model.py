@@ -155,11 +155,11 @@ class PromptedModel(nn.Module):
         if logits is not None and labels is not None:
             lp = self._label_logprobs(logits, labels.to(logits.device), exp, scored, keep)
             loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
-        if logits is not None and not seq2seq and (keep is None or labels is None):
-            rows = torch.arange(logits.shape[0], device=logits.device)
-            col = exp.last_pos if keep is None else torch.searchsorted(keep, exp.last_pos)
-            next_logits = logits[rows, col]
         if logits is not None and not seq2seq:
+            if keep is None or labels is None:  # label-position logits need not hold each row's last element
+                rows = torch.arange(logits.shape[0], device=logits.device)
+                col = exp.last_pos if keep is None else torch.searchsorted(keep, exp.last_pos)
+                next_logits = logits[rows, col]
             logits = None if keep is not None or last_only else exp.gather(logits)
         return PromptOutput(logits=logits, hidden=None if h is None else exp.gather(h), loss=loss,
                             label_logprobs=lp, next_logits=next_logits, expanded=exp)

@@ -215,11 +215,12 @@ class Template:
             raise TemplateError(f"answer='mask_token': tokenizer {type(tokenizer).__name__} has no mask token")
         if mask_at is not None and answer == "append":
             segs = segs[: mask_at + 1]
+        space_joins = _space_joins_word(tokenizer)  # one probe per call, not per segment
         pieces = []
         for k, seg in enumerate(segs):
             if seg.kind == "text":
                 before_mask = k + 1 == mask_at and answer != "none"
-                joins = k + 1 < len(segs) and segs[k + 1].kind == "field" and _space_joins_word(tokenizer)
+                joins = space_joins and k + 1 < len(segs) and segs[k + 1].kind == "field"
                 text = seg.value.rstrip() if before_mask or joins else seg.value
                 pieces.append((seg, _tokenize(tokenizer, text)))
             elif seg.kind == "field":
@@ -228,7 +229,7 @@ class Template:
                 value = self._field(example, seg.value)
                 prev = segs[k - 1].value if k and segs[k - 1].kind == "text" else ""
                 space = prev[len(prev.rstrip()):]
-                if space and _space_joins_word(tokenizer) and not value[:1].isspace():
+                if space and space_joins and not value[:1].isspace():
                     value = space + value
                 pieces.append((seg, _tokenize(tokenizer, value)))
             elif seg.kind == "soft":
