@@ -5,17 +5,27 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build).
 TORCH := torch==2.13.0
 
-.PHONY: test demo install bench bench-quality clean
+.PHONY: test lint format demo install bench bench-quality bench-serve clean
 
-$(BIN)/.installed: pyproject.toml
+# constraints.txt pins the exact set the suite passed on; pyproject.toml keeps ranges.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check $(TORCH) -e '.[test,assets]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt $(TORCH) -e '.[test,assets,ray]'
 	touch $@
 
 install: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest tests
+
+# ruff: format + lint (configured in pyproject.toml); .ci/run runs `make lint` before the tests
+lint: $(BIN)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 demo: $(BIN)/.installed
 	$(BIN)/python -m softprompt demo

@@ -1,6 +1,6 @@
 """Shared pieces of the side-by-side benchmarks: the data batch, the two sides (softprompt, PEFT), the machine.
 
-Both sides load the same float32 SmolLM2-135M through ``softprompt.assets`` and see identical token batches.
+Both sides load the same float32 SmolLM2-135M through ``softprompt.files.assets`` and see identical token batches.
 ``Side`` hides which library runs a step, so the timing loop interleaves them without asking.
 """
 
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import platform
-import warnings
 import re
 import resource
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import transformers
@@ -20,20 +20,36 @@ import transformers
 transformers.logging.set_verbosity_error()  # no per-load progress bars / deprecation notes in the table output
 transformers.utils.logging.disable_progress_bar()
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-warnings.filterwarnings("ignore", message="Position ids are not supported")  # PEFT, on every prompt-learning call
+warnings.filterwarnings(
+    "ignore", message="Position ids are not supported"
+)  # PEFT, on every prompt-learning call
 
 MODEL = "smollm2-135m"
 
 # name -> (softprompt method, softprompt fields, PEFT config class name, PEFT fields, note)
 METHODS: dict[str, tuple[str, dict, str, dict, str]] = {
     "prompt-tuning": ("prompt-tuning", {}, "PromptTuningConfig", {}, "prepended input embeddings"),
-    "p-tuning": ("p-tuning", {"encoder": "mlp"}, "PromptEncoderConfig",
-                 {"encoder_reparameterization_type": "MLP"}, "PromptEncoder, 3-layer MLP (PEFT's default)"),
-    "p-tuning-lstm": ("p-tuning", {"encoder": "lstm"}, "PromptEncoderConfig",
-                      {"encoder_reparameterization_type": "LSTM"}, "PromptEncoder, bi-LSTM + MLP (the paper)"),
-    "prefix-tuning": ("prefix-tuning", {"reparameterize": True, "mlp_hidden": 512}, "PrefixTuningConfig",
-                      {"prefix_projection": True, "encoder_hidden_size": 512},
-                      "per-layer K/V prefix through Embedding->Linear(512)->Tanh->Linear"),
+    "p-tuning": (
+        "p-tuning",
+        {"encoder": "mlp"},
+        "PromptEncoderConfig",
+        {"encoder_reparameterization_type": "MLP"},
+        "PromptEncoder, 3-layer MLP (PEFT's default)",
+    ),
+    "p-tuning-lstm": (
+        "p-tuning",
+        {"encoder": "lstm"},
+        "PromptEncoderConfig",
+        {"encoder_reparameterization_type": "LSTM"},
+        "PromptEncoder, bi-LSTM + MLP (the paper)",
+    ),
+    "prefix-tuning": (
+        "prefix-tuning",
+        {"reparameterize": True, "mlp_hidden": 512},
+        "PrefixTuningConfig",
+        {"prefix_projection": True, "encoder_hidden_size": 512},
+        "per-layer K/V prefix through Embedding->Linear(512)->Tanh->Linear",
+    ),
 }
 
 
@@ -74,15 +90,18 @@ def reset_peak_rss() -> bool:
 
 def rss_mib() -> dict:
     """Current RSS, peak since the last reset, and peak over the process's life (ru_maxrss), in MiB."""
-    return {"rss": _status_kib("VmRSS") / 1024, "hwm": _status_kib("VmHWM") / 1024,
-            "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "rss": _status_kib("VmRSS") / 1024,
+        "hwm": _status_kib("VmHWM") / 1024,
+        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 # ----- data ------------------------------------------------------------------------------------------------
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from softprompt.assets import resolve_model
+    from softprompt.files.assets import resolve_model
 
     tok = AutoTokenizer.from_pretrained(resolve_model(MODEL))
     tok.pad_token = tok.pad_token or tok.eos_token
@@ -91,7 +110,9 @@ def tokenizer():
 
 def _encode(tok, ex: dict, seq_len: int, with_label: bool) -> list[int]:
     """'Review: {text}\\nSentiment: {label}' with the review cut so the whole line fits in seq_len tokens."""
-    tail = tok("\nSentiment:" + (f" {ex['label']}" if with_label else ""), add_special_tokens=False)["input_ids"]
+    tail = tok("\nSentiment:" + (f" {ex['label']}" if with_label else ""), add_special_tokens=False)[
+        "input_ids"
+    ]
     head = tok("Review: " + ex["text"], add_special_tokens=False)["input_ids"]
     return head[: seq_len - len(tail)] + tail
 
@@ -107,7 +128,7 @@ def batches(tok, n: int, batch: int, seq_len: int, split: str = "train") -> list
     rows = getattr(load_dataset("rotten-tomatoes"), split)[: n * batch]
     out = []
     for i in range(n):
-        ids = [_encode(tok, ex, seq_len, True) for ex in rows[i * batch:(i + 1) * batch]]
+        ids = [_encode(tok, ex, seq_len, True) for ex in rows[i * batch : (i + 1) * batch]]
         x = torch.full((batch, seq_len), tok.pad_token_id)
         mask = torch.zeros(batch, seq_len, dtype=torch.long)
         for r, seq in enumerate(ids):
@@ -129,8 +150,8 @@ def prompts_batch(tok, batch: int, seq_len: int) -> dict:
     x = torch.full((batch, width), tok.pad_token_id)
     mask = torch.zeros(batch, width, dtype=torch.long)
     for r, seq in enumerate(ids):
-        x[r, width - len(seq):] = torch.tensor(seq)
-        mask[r, width - len(seq):] = 1
+        x[r, width - len(seq) :] = torch.tensor(seq)
+        mask[r, width - len(seq) :] = 1
     return {"input_ids": x, "attention_mask": mask}
 
 
@@ -185,8 +206,8 @@ class Side:
 
 
 def softprompt_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Side:
-    from softprompt.generate import generate
-    from softprompt.loading import load_model
+    from softprompt.core.generation import generate
+    from softprompt.core.loading import load_model
     from softprompt.methods import make_config
 
     sp_method, fields, *_ = METHODS[method]
@@ -213,7 +234,7 @@ def peft_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Sid
     import peft
     from transformers import AutoModelForCausalLM
 
-    from softprompt.assets import resolve_model
+    from softprompt.files.assets import resolve_model
 
     _, _, cls_name, fields, _ = METHODS[method]
     torch.manual_seed(seed)
@@ -229,8 +250,14 @@ def peft_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Sid
         return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
 
     def gen(b, n):
-        return m.generate(input_ids=b["input_ids"], attention_mask=b["attention_mask"], max_new_tokens=n,
-                          min_new_tokens=n, do_sample=False, pad_token_id=pad)
+        return m.generate(
+            input_ids=b["input_ids"],
+            attention_mask=b["attention_mask"],
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            pad_token_id=pad,
+        )
 
     def nxt(b):  # left-padded: every row ends in the last column
         return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, -1]
@@ -245,7 +272,10 @@ def copy_prompt(sp: Side, pf: Side) -> None:
     (P, H) (576), so the first layer is refactored: PEFT gets E' = [I_P | 0] and W1' = [(E W1^T)^T | 0], which
     gives the same pre-activations E W1^T, hence the same prefix at step 0 (the parameterizations then differ).
     """
-    src = {("embedding.weight" if k == "embedding" else k): v for k, v in sp.model.bank.get("p").state_dict().items()}
+    src = {
+        ("embedding.weight" if k == "embedding" else k): v
+        for k, v in sp.model.bank.get("p").state_dict().items()
+    }
     dst = pf.model.prompt_encoder["default"]
     target = dst.state_dict()
     if set(target) ^ set(src):

@@ -79,9 +79,19 @@ RT_TEMPLATES = 10
 """Hand-written Rotten Tomatoes templates in the spec (all are scored)."""
 
 # quiet-machine seconds (see the docstring's table)
-COST = {"smol_step_per_ex": 0.25, "smol_score": 0.1, "head_step_per_ex": 0.62, "head_gen": 0.4,
-        "facts_step_per_fact": 9.0, "facts_score_capital": 8.0, "facts_score_other": 2.0,
-        "mini_step": 0.3, "mini_ft_step": 0.45, "mini_score": 0.01, "load": 10.0}
+COST = {
+    "smol_step_per_ex": 0.25,
+    "smol_score": 0.1,
+    "head_step_per_ex": 0.62,
+    "head_gen": 0.4,
+    "facts_step_per_fact": 9.0,
+    "facts_score_capital": 8.0,
+    "facts_score_other": 2.0,
+    "mini_step": 0.3,
+    "mini_ft_step": 0.45,
+    "mini_score": 0.01,
+    "load": 10.0,
+}
 
 
 def estimate(p: Preset, seeds: int) -> dict[str, float]:
@@ -93,25 +103,37 @@ def estimate(p: Preset, seeds: int) -> dict[str, float]:
     facts_run = 2 * (p.facts_steps * 3 * p.facts_batch * c["facts_step_per_fact"] + facts_score)
 
     def mini(n_prompt: int, n_eval: int) -> float:  # n_prompt prompt runs + full fine-tuning, then scoring
-        return (n_prompt * p.mini_steps * c["mini_step"] + p.mini_steps * c["mini_ft_step"]
-                + (n_prompt + 1) * n_eval * c["mini_score"])
+        return (
+            n_prompt * p.mini_steps * c["mini_step"]
+            + p.mini_steps * c["mini_ft_step"]
+            + (n_prompt + 1) * n_eval * c["mini_score"]
+        )
 
     head_run = p.head_steps * p.head_batch * c["head_step_per_ex"] + p.head_eval * c["head_gen"]
-    return {"rt-smollm": c["load"] + RT_TEMPLATES * p.rt_eval * c["smol_score"] + seeds * rt_runs,
-            "rt-minilm": c["load"] + seeds * mini(2, p.mini_eval),
-            "punct": c["load"] + seeds * mini(1, p.punct_eval),
-            "facts": c["load"] + (1 + p.facts_sets) * facts_score + seeds * facts_run,
-            "headlines": c["load"] + p.head_eval * c["head_gen"] + seeds * 2 * head_run}
+    return {
+        "rt-smollm": c["load"] + RT_TEMPLATES * p.rt_eval * c["smol_score"] + seeds * rt_runs,
+        "rt-minilm": c["load"] + seeds * mini(2, p.mini_eval),
+        "punct": c["load"] + seeds * mini(1, p.punct_eval),
+        "facts": c["load"] + (1 + p.facts_sets) * facts_score + seeds * facts_run,
+        "headlines": c["load"] + p.head_eval * c["head_gen"] + seeds * 2 * head_run,
+    }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--preset", choices=list(PRESETS), default="small")
-    ap.add_argument("--seeds", type=int, nargs="+", help="default: the preset's (smoke/small 0; standard/full 0 1 2)")
+    ap.add_argument(
+        "--seeds", type=int, nargs="+", help="default: the preset's (smoke/small 0; standard/full 0 1 2)"
+    )
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
-    ap.add_argument("--threads", type=int, help="torch threads; default: 1 when the load average already "
-                    "fills the cores (other jobs running), else torch's default")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads; default: 1 when the load average already "
+        "fills the cores (other jobs running), else torch's default",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for quality.json / .md / .png")
     ap.add_argument("--estimate", action="store_true", help="print the expected duration per part and exit")
     args = ap.parse_args(argv)
@@ -124,9 +146,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _document(args, preset: Preset, seeds: list[int], path: Path) -> dict:
     """A fresh results document, keeping parts of the previous file when it used the same preset and seeds."""
-    doc = {"benchmark": "softprompt quality", "preset": preset.name, "preset_config": preset_dict(preset),
-           "seeds": seeds, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "command": " ".join(sys.argv), "machine": machine(), "versions": versions(), "parts": {}}
+    doc = {
+        "benchmark": "softprompt quality",
+        "preset": preset.name,
+        "preset_config": preset_dict(preset),
+        "seeds": seeds,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "machine": machine(),
+        "versions": versions(),
+        "parts": {},
+    }
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -141,9 +171,12 @@ def main(argv=None) -> int:
     preset = PRESETS[args.preset]
     seeds = list(args.seeds or preset.seeds)
     est = estimate(preset, len(seeds))
-    print(f"preset {preset.name}, seeds {seeds}, parts {', '.join(args.parts)}; estimated on a quiet 2-core "
-          f"machine: " + ", ".join(f"{k} {est[k] / 60:.0f} min" for k in args.parts)
-          + f"; total {sum(est[k] for k in args.parts) / 60:.0f} min")
+    print(
+        f"preset {preset.name}, seeds {seeds}, parts {', '.join(args.parts)}; estimated on a quiet 2-core "
+        f"machine: "
+        + ", ".join(f"{k} {est[k] / 60:.0f} min" for k in args.parts)
+        + f"; total {sum(est[k] for k in args.parts) / 60:.0f} min"
+    )
     if args.estimate:
         return 0
     torch.set_num_threads(args.threads or _auto_threads())
@@ -154,7 +187,9 @@ def main(argv=None) -> int:
     hf_logging.disable_progress_bar()
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "quality.json"
-    recorder = Recorder(json_path=json_path, render=report.markdown, data=_document(args, preset, seeds, json_path))
+    recorder = Recorder(
+        json_path=json_path, render=report.markdown, data=_document(args, preset, seeds, json_path)
+    )
     recorder.data["estimate_s"] = {k: round(v) for k, v in est.items()}
     failed = []
     with tempfile.TemporaryDirectory(prefix="softprompt-quality-") as work:
@@ -167,7 +202,9 @@ def main(argv=None) -> int:
     recorder.save()
     print("\ngoals:")
     for g in recorder.data["goals"]:
-        print(f"  {report.verdict(g['met']):>12}  {g['text']}" + (f"  [{g['detail']}]" if g["detail"] else ""))
+        print(
+            f"  {report.verdict(g['met']):>12}  {g['text']}" + (f"  [{g['detail']}]" if g["detail"] else "")
+        )
     print(f"\nwrote {json_path}, {json_path.with_suffix('.md')}, {args.out / 'quality.png'}")
     if failed:
         print(f"FAILED parts: {', '.join(failed)} (tracebacks in quality.json)")
@@ -182,7 +219,9 @@ def _auto_threads() -> int:
     cores = os.cpu_count() or 1
     busy = os.getloadavg()[0] >= cores - 0.5
     if busy:
-        print(f"load average {os.getloadavg()[0]:.1f} on {cores} cores: using 1 torch thread (--threads overrides)")
+        print(
+            f"load average {os.getloadavg()[0]:.1f} on {cores} cores: using 1 torch thread (--threads overrides)"
+        )
     return 1 if busy else torch.get_num_threads()
 
 
@@ -193,7 +232,7 @@ def _run_part(name: str, ctx: Context) -> list[str]:
     try:
         PARTS[name](ctx)
         status, failed = "done", []
-    except Exception as e:  # noqa: BLE001 - a benchmark part failing must not lose the other parts
+    except Exception as e:
         traceback.print_exc()
         ctx.recorder.part(name)["error"] = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
         status, failed = "failed", [name]

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 SIDES = {"softprompt": common.softprompt_side, "peft": common.peft_side}
 
@@ -50,8 +50,10 @@ def _interleave(sides, fn_name: str, arg_fn, warmup: int, reps: int) -> dict[str
 
 def _ratios(ms: dict[str, list[float]]) -> tuple[float, float]:
     sp, pf = ms["softprompt"], ms["peft"]
-    return (round(statistics.median(sp) / statistics.median(pf), 3),
-            round(statistics.median(a / b for a, b in zip(sp, pf)), 3))
+    return (
+        round(statistics.median(sp) / statistics.median(pf), 3),
+        round(statistics.median(a / b for a, b in zip(sp, pf)), 3),
+    )
 
 
 def _summary(ms: dict[str, dict[str, list[float]]]) -> dict:
@@ -60,12 +62,16 @@ def _summary(ms: dict[str, dict[str, list[float]]]) -> dict:
     wall, cpu = ms["wall"], ms["cpu"]
     ratio, paired = _ratios(wall)
     cpu_ratio, cpu_paired = _ratios(cpu)
-    return {"median_ms": {k: round(statistics.median(v), 2) for k, v in wall.items()},
-            "ratio_vs_peft": ratio, "paired_ratio_median": paired,
-            "median_cpu_ms": {k: round(statistics.median(v), 2) for k, v in cpu.items()},
-            "cpu_ratio_vs_peft": cpu_ratio, "cpu_paired_ratio_median": cpu_paired,
-            "samples_ms": {k: [round(x, 1) for x in v] for k, v in wall.items()},
-            "samples_cpu_ms": {k: [round(x, 1) for x in v] for k, v in cpu.items()}}
+    return {
+        "median_ms": {k: round(statistics.median(v), 2) for k, v in wall.items()},
+        "ratio_vs_peft": ratio,
+        "paired_ratio_median": paired,
+        "median_cpu_ms": {k: round(statistics.median(v), 2) for k, v in cpu.items()},
+        "cpu_ratio_vs_peft": cpu_ratio,
+        "cpu_paired_ratio_median": cpu_paired,
+        "samples_ms": {k: [round(x, 1) for x in v] for k, v in wall.items()},
+        "samples_cpu_ms": {k: [round(x, 1) for x in v] for k, v in cpu.items()},
+    }
 
 
 def padding_gap(side, b: dict) -> float:
@@ -93,8 +99,11 @@ def measure_speed(method: str, args, tok) -> dict:
         return (data[i % len(data)],)
 
     train = _summary(_interleave(sides, "step", step_args, args.warmup, args.steps))
-    out = {"train_step": train, "heldout_loss_before": start_loss,
-           "heldout_loss_after": {s.name: s.eval_loss(held) for s in sides}}
+    out = {
+        "train_step": train,
+        "heldout_loss_before": start_loss,
+        "heldout_loss_after": {s.name: s.eval_loss(held) for s in sides},
+    }
     out["train_loss"] = {s.name: [round(x, 4) for x in s.losses] for s in sides}
     out["train_loss"]["max_abs_diff"] = max(abs(a - b) for a, b in zip(sp.losses, pf.losses))
     out["train_loss"]["step0_abs_diff"] = abs(sp.losses[0] - pf.losses[0])  # same parameters, same batch
@@ -107,7 +116,7 @@ def measure_speed(method: str, args, tok) -> dict:
         a, b = (s.generate(gb, args.new_tokens) for s in sides)
         # 1 until a row's first disagreement; on left-padded rows PEFT's positions shift with the padding
         # (see padding_gap), so this measures that as much as the two libraries' numerics
-        same = (a == b[:, -args.new_tokens:]).long().cumprod(1)
+        same = (a == b[:, -args.new_tokens :]).long().cumprod(1)
         out["generation"]["first_token_agreement"] = round(float(same[:, 0].float().mean()), 3)
         out["generation"]["agreed_prefix_fraction"] = round(float(same.float().mean()), 3)
     return out
@@ -129,11 +138,16 @@ def _memory_child(side: str, method: str, args, queue) -> None:
     trained = common.rss_mib()
     common.reset_peak_rss()
     s.infer(data[0])
-    queue.put({"after_load_rss_mib": round(loaded["rss"], 1), "first_step_peak_rss_mib": round(base["hwm"], 1),
-               "after_first_step_rss_mib": round(base["rss"], 1),
-               "train_peak_rss_mib": round(trained["hwm"], 1),
-               "train_increase_mib": round(trained["hwm"] - base["rss"], 1),
-               "infer_peak_rss_mib": round(common.rss_mib()["hwm"], 1)})
+    queue.put(
+        {
+            "after_load_rss_mib": round(loaded["rss"], 1),
+            "first_step_peak_rss_mib": round(base["hwm"], 1),
+            "after_first_step_rss_mib": round(base["rss"], 1),
+            "train_peak_rss_mib": round(trained["hwm"], 1),
+            "train_increase_mib": round(trained["hwm"] - base["rss"], 1),
+            "infer_peak_rss_mib": round(common.rss_mib()["hwm"], 1),
+        }
+    )
 
 
 def measure_memory(method: str, args) -> dict:
@@ -153,8 +167,12 @@ def measure_memory(method: str, args) -> dict:
 
 def run_method(method: str, args, tok) -> dict:
     sp_method, sp_fields, peft_cls, peft_fields, note = common.METHODS[method]
-    entry = {"method": method, "detail": note, "softprompt_config": {"method": sp_method, **sp_fields},
-             "peft_config": {"class": peft_cls, **peft_fields}}
+    entry = {
+        "method": method,
+        "detail": note,
+        "softprompt_config": {"method": sp_method, **sp_fields},
+        "peft_config": {"class": peft_cls, **peft_fields},
+    }
     mem = measure_memory(method, args) if args.mem_steps else None
     speed = measure_speed(method, args, tok)
     entry["step_time_ratio_vs_peft"] = speed["train_step"]["ratio_vs_peft"]
@@ -162,12 +180,18 @@ def run_method(method: str, args, tok) -> dict:
     if mem:
         sp, pf = mem["softprompt"], mem["peft"]
         entry["peak_mem_ratio_vs_peft"] = round(  # peak RSS over the steps after the first, weights included
-sp["train_peak_rss_mib"] / pf["train_peak_rss_mib"], 3)
-        entry["train_mem_increase_ratio_vs_peft"] = round(sp["train_increase_mib"] / pf["train_increase_mib"], 3)
-        entry["memory"] = {**mem, "steps": args.mem_steps,
-                           "definition": "per side, a fresh process: load, 1 warm-up step, reset the peak-RSS mark "
-                                         "(/proc/self/clear_refs), mem_steps steps; train_peak_rss_mib = VmHWM "
-                                         "(weights included); train_increase_mib = peak minus RSS before those steps"}
+            sp["train_peak_rss_mib"] / pf["train_peak_rss_mib"], 3
+        )
+        entry["train_mem_increase_ratio_vs_peft"] = round(
+            sp["train_increase_mib"] / pf["train_increase_mib"], 3
+        )
+        entry["memory"] = {
+            **mem,
+            "steps": args.mem_steps,
+            "definition": "per side, a fresh process: load, 1 warm-up step, reset the peak-RSS mark "
+            "(/proc/self/clear_refs), mem_steps steps; train_peak_rss_mib = VmHWM "
+            "(weights included); train_increase_mib = peak minus RSS before those steps",
+        }
     entry["inference_ratio_vs_peft"] = speed["inference"]["ratio_vs_peft"]
     if "generation" in speed:
         entry["generation_ratio_vs_peft"] = speed["generation"]["ratio_vs_peft"]
@@ -176,26 +200,33 @@ sp["train_peak_rss_mib"] / pf["train_peak_rss_mib"], 3)
 
 
 def _table(rows: list[dict]) -> str:
-    head = (f"{'method':<15}{'step ms sp/peft':>18}{'step':>7}{'cpu':>6}{'mem MiB sp/peft':>18}{'mem':>7}"
-            f"{'+train':>8}{'infer':>7}{'gen':>7}{'dloss0':>9}")
+    head = (
+        f"{'method':<15}{'step ms sp/peft':>18}{'step':>7}{'cpu':>6}{'mem MiB sp/peft':>18}{'mem':>7}"
+        f"{'+train':>8}{'infer':>7}{'gen':>7}{'dloss0':>9}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         t = r["train_step"]["median_ms"]
         m = r.get("memory", {})
-        mem = (f"{m['softprompt']['train_peak_rss_mib']:.0f}/{m['peft']['train_peak_rss_mib']:.0f}"
-               if m else "-")
-        lines.append(f"{r['method']:<15}{t['softprompt']:>8.0f}/{t['peft']:<9.0f}{r['step_time_ratio_vs_peft']:>7.2f}"
-                     f"{r['step_cpu_time_ratio_vs_peft']:>6.2f}"
-                     f"{mem:>18}{r.get('peak_mem_ratio_vs_peft', float('nan')):>7.2f}"
-                     f"{r.get('train_mem_increase_ratio_vs_peft', float('nan')):>8.2f}"
-                     f"{r['inference_ratio_vs_peft']:>7.2f}{r.get('generation_ratio_vs_peft', float('nan')):>7.2f}"
-                     f"{r['train_loss']['step0_abs_diff']:>9.1e}")
+        mem = (
+            f"{m['softprompt']['train_peak_rss_mib']:.0f}/{m['peft']['train_peak_rss_mib']:.0f}" if m else "-"
+        )
+        lines.append(
+            f"{r['method']:<15}{t['softprompt']:>8.0f}/{t['peft']:<9.0f}{r['step_time_ratio_vs_peft']:>7.2f}"
+            f"{r['step_cpu_time_ratio_vs_peft']:>6.2f}"
+            f"{mem:>18}{r.get('peak_mem_ratio_vs_peft', float('nan')):>7.2f}"
+            f"{r.get('train_mem_increase_ratio_vs_peft', float('nan')):>8.2f}"
+            f"{r['inference_ratio_vs_peft']:>7.2f}{r.get('generation_ratio_vs_peft', float('nan')):>7.2f}"
+            f"{r['train_loss']['step0_abs_diff']:>9.1e}"
+        )
     return "\n".join(lines)
 
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--methods", default=",".join(common.METHODS), help="comma-separated: " + ", ".join(common.METHODS))
+    p.add_argument(
+        "--methods", default=",".join(common.METHODS), help="comma-separated: " + ", ".join(common.METHODS)
+    )
     p.add_argument("--steps", type=int, default=5, help="timed train steps per side (after warm-up)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=8)
@@ -204,12 +235,18 @@ def parse(argv=None):
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-batches", type=int, default=4, help="distinct batches cycled through")
-    p.add_argument("--mem-steps", type=int, default=3, help="train steps in each memory child; 0 = skip memory")
+    p.add_argument(
+        "--mem-steps", type=int, default=3, help="train steps in each memory child; 0 = skip memory"
+    )
     p.add_argument("--infer-reps", type=int, default=5)
     p.add_argument("--gen-reps", type=int, default=3)
     p.add_argument("--new-tokens", type=int, default=16, help="greedy tokens generated; 0 = skip generation")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: steadiest ratios when other jobs share the cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: steadiest ratios when other jobs share the cores)",
+    )
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train.json"))
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -223,30 +260,48 @@ def main(argv=None) -> None:
     args = parse(argv)
     torch.set_num_threads(args.threads)
     tok = common.tokenizer()
-    stamp = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-             "machine": common.machine(), "versions": common.versions()}
+    stamp = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": common.machine(),
+        "versions": common.versions(),
+    }
     rows = []
     for method in args.methods:
         print(f"[bench] {method} ...", flush=True)
         entry = run_method(method, args, tok)
-        entry.update(steps=args.steps, warmup=args.warmup, batch=args.batch, seq_len=args.seq_len,
-                     num_virtual_tokens=args.num_virtual_tokens, lr=args.lr, **stamp)
+        entry.update(
+            steps=args.steps,
+            warmup=args.warmup,
+            batch=args.batch,
+            seq_len=args.seq_len,
+            num_virtual_tokens=args.num_virtual_tokens,
+            lr=args.lr,
+            **stamp,
+        )
         rows.append(entry)
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")  # after each method: partial runs keep theirs
+        Path(args.out).write_text(
+            json.dumps(rows, indent=1) + "\n"
+        )  # after each method: partial runs keep theirs
     print(f"\n{stamp['date']}  {stamp['machine']}  {stamp['versions']}")
-    print(f"batch {args.batch}, seq_len {args.seq_len}, {args.num_virtual_tokens} virtual tokens, "
-          f"{args.steps} timed steps after {args.warmup} warm-up, {args.threads} torch thread(s); "
-          "ratios = softprompt / PEFT (wall-time medians; cpu = CPU-time medians)")
+    print(
+        f"batch {args.batch}, seq_len {args.seq_len}, {args.num_virtual_tokens} virtual tokens, "
+        f"{args.steps} timed steps after {args.warmup} warm-up, {args.threads} torch thread(s); "
+        "ratios = softprompt / PEFT (wall-time medians; cpu = CPU-time medians)"
+    )
     print(_table(rows))
-    print("step/cpu: train-step time ratio (wall / CPU); mem: peak RSS ratio over the steps; +train: ratio of the "
-          "RSS the steps add; infer/gen: forward / greedy-generation time ratios; dloss0: |loss difference| at "
-          "the first step (same parameters, same batch)")
+    print(
+        "step/cpu: train-step time ratio (wall / CPU); mem: peak RSS ratio over the steps; +train: ratio of the "
+        "RSS the steps add; infer/gen: forward / greedy-generation time ratios; dloss0: |loss difference| at "
+        "the first step (same parameters, same batch)"
+    )
     for r in rows:
         gap = r["padding_gap_max_abs_logit"]
-        print(f"{r['method']}: left-padded row vs the same row alone, max |next-token logit diff|: "
-              f"softprompt {gap['softprompt']:.1e}, PEFT {gap['peft']:.1e}")
+        print(
+            f"{r['method']}: left-padded row vs the same row alone, max |next-token logit diff|: "
+            f"softprompt {gap['softprompt']:.1e}, PEFT {gap['peft']:.1e}"
+        )
     print(f"wrote {args.out}")
 
 

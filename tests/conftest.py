@@ -3,13 +3,14 @@ import warnings
 import pytest
 import torch
 
-from softprompt.methods import make_config
-from softprompt.model import PromptedModel
+from softprompt.core.model import PromptedModel
+from softprompt.methods import TRAINABLE, make_config
 from softprompt.testing.models import FAMILIES, tiny_model
 
 warnings.filterwarnings("ignore", message=".*Model config.*")
 
-SOFT_METHODS = ["prompt-tuning", "p-tuning", "prefix-tuning", "p-tuning-v2"]
+SOFT_METHODS = [m for m in TRAINABLE if m != "hard"]
+"""Every registered trainable soft method: a new method cannot escape the invariant suite."""
 FAMILY_NAMES = list(FAMILIES)
 
 
@@ -40,7 +41,7 @@ def batch(model: PromptedModel, rows: int = 3, length: int = 6, seed: int = 0, l
             if left:
                 mask[r, :cut] = 0
             else:
-                mask[r, length - cut:] = 0
+                mask[r, length - cut :] = 0
     kw = {"input_ids": ids, "attention_mask": mask}
     if model.info.kind == "seq2seq":
         kw["decoder_input_ids"] = torch.randint(5, 200, (rows, 4), generator=g)

@@ -6,16 +6,22 @@ import pytest
 import torch
 from torch import nn
 
-from softprompt.errors import (BackboneMismatch, ConfigError, InputTooLong, PromptFileError, TemplateError,
-                               UnsupportedModel, VerbalizerError)
-from softprompt.io import load_prompt, save_prompt
-from softprompt.methods import make_config
-from softprompt.model import PromptedModel
-from softprompt.templates import parse_template
-from softprompt.testing.models import tiny_model
-from softprompt.verbalizer import Verbalizer
-
 from conftest import make_model
+from softprompt.core.model import PromptedModel
+from softprompt.errors import (
+    BackboneMismatch,
+    ConfigError,
+    InputTooLong,
+    PromptFileError,
+    TemplateError,
+    UnsupportedModel,
+    VerbalizerError,
+)
+from softprompt.files.prompts import load_prompt, save_prompt
+from softprompt.methods import make_config
+from softprompt.prompting.templates import parse_template
+from softprompt.prompting.verbalizer import Verbalizer
+from softprompt.testing.models import tiny_model
 
 
 def test_template_syntax_error_points_at_column():
@@ -35,12 +41,15 @@ def test_unknown_method_lists_the_accepted_ones():
         make_config("lora")
 
 
-@pytest.mark.parametrize("method,field,value,accepted", [
-    ("prompt-tuning", "num_virtual_tokens", 0, r"\[1, 4096\]"),
-    ("prefix-tuning", "dropout", 1.5, r"\[0.0, 0.9\]"),
-    ("p-tuning", "encoder", "gru", "lstm, mlp, none"),
-    ("prompt-tuning", "init", "zeros", "random, vocab, text, labels, file"),
-])
+@pytest.mark.parametrize(
+    "method,field,value,accepted",
+    [
+        ("prompt-tuning", "num_virtual_tokens", 0, r"\[1, 4096\]"),
+        ("prefix-tuning", "dropout", 1.5, r"\[0.0, 0.9\]"),
+        ("p-tuning", "encoder", "gru", "lstm, mlp, none"),
+        ("prompt-tuning", "init", "zeros", "random, vocab, text, labels, file"),
+    ],
+)
 def test_out_of_range_config_names_field_and_range(method, field, value, accepted):
     with pytest.raises(ConfigError, match=f"{field}=.*{accepted}"):
         make_config(method, **{field: value})
@@ -57,7 +66,9 @@ def test_label_init_without_label_words_says_what_it_needs():
     model = PromptedModel(tiny_model("llama"), tiny_tokenizer("causal"))
     with pytest.raises(ConfigError, match=r'init="labels" needs .*label words'):
         model.add_prompt("p", make_config("prompt-tuning", num_virtual_tokens=3, init="labels"))
-    model.add_prompt("p", make_config("prompt-tuning", num_virtual_tokens=3, init="labels"), label_words=["great"])
+    model.add_prompt(
+        "p", make_config("prompt-tuning", num_virtual_tokens=3, init="labels"), label_words=["great"]
+    )
 
 
 def test_unsupported_model_is_named():
@@ -69,7 +80,9 @@ def test_input_too_long_for_learned_positions_once_virtual_tokens_added():
     model = make_model("gpt2", ["prompt-tuning"], n=10)  # 96 learned positions
     ids = torch.randint(5, 200, (1, 90))
     model(ids)  # fits without the prompt
-    with pytest.raises(InputTooLong, match="90 tokens \\+ 10 virtual tokens = 100 positions > the model's 96"):
+    with pytest.raises(
+        InputTooLong, match="90 tokens \\+ 10 virtual tokens = 100 positions > the model's 96"
+    ):
         model(ids, prompts="prompt_tuning")
 
 
@@ -102,7 +115,7 @@ def test_failed_save_keeps_the_previous_prompt(tmp_path, monkeypatch):
     model = make_model("llama", ["prompt-tuning"])
     path = save_prompt(model, "prompt_tuning", tmp_path / "p")
     before = (path / "prompt.safetensors").read_bytes()
-    import softprompt.io as io
+    import softprompt.files.prompts as io
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -119,7 +132,7 @@ def test_saved_files_get_the_umask_mode_not_tempfile_0600(tmp_path):
     import os
     import stat
 
-    from softprompt.io import atomic_write_text
+    from softprompt.files.atomic import atomic_write_text
 
     model = make_model("llama", ["prompt-tuning"])
     save_prompt(model, "prompt_tuning", tmp_path / "p")

@@ -52,18 +52,82 @@ class Preset:
 
 
 PRESETS = {
-    "smoke": Preset(name="smoke", seeds=(0,), rt_steps=2, rt_batch=8, rt_eval=8, mini_steps=2, mini_batch=16,
-                    mini_eval=8, punct_eval=8, facts_steps=2, facts_batch=1, facts_eval=3, facts_sets=1,
-                    head_steps=2, head_batch=4, head_eval=4, head_max_length=96),
-    "small": Preset(name="small", seeds=(0,), rt_steps=30, rt_batch=8, rt_eval=200, mini_steps=150,
-                    mini_batch=16, mini_eval=400, punct_eval=300, facts_steps=6, facts_batch=1, facts_eval=9,
-                    facts_sets=4, head_steps=20, head_batch=8, head_eval=32, head_max_length=128),
-    "standard": Preset(name="standard", seeds=(0, 1, 2), rt_steps=30, rt_batch=8, rt_eval=200, mini_steps=150,
-                       mini_batch=16, mini_eval=400, punct_eval=300, facts_steps=6, facts_batch=1, facts_eval=9,
-                       facts_sets=4, head_steps=20, head_batch=8, head_eval=32, head_max_length=128),
-    "full": Preset(name="full", seeds=(0, 1, 2), rt_steps=36, rt_batch=8, rt_eval=300, mini_steps=200,
-                   mini_batch=16, mini_eval=500, punct_eval=400, facts_steps=8, facts_batch=1, facts_eval=15,
-                   facts_sets=4, head_steps=24, head_batch=8, head_eval=40, head_max_length=128),
+    "smoke": Preset(
+        name="smoke",
+        seeds=(0,),
+        rt_steps=2,
+        rt_batch=8,
+        rt_eval=8,
+        mini_steps=2,
+        mini_batch=16,
+        mini_eval=8,
+        punct_eval=8,
+        facts_steps=2,
+        facts_batch=1,
+        facts_eval=3,
+        facts_sets=1,
+        head_steps=2,
+        head_batch=4,
+        head_eval=4,
+        head_max_length=96,
+    ),
+    "small": Preset(
+        name="small",
+        seeds=(0,),
+        rt_steps=30,
+        rt_batch=8,
+        rt_eval=200,
+        mini_steps=150,
+        mini_batch=16,
+        mini_eval=400,
+        punct_eval=300,
+        facts_steps=6,
+        facts_batch=1,
+        facts_eval=9,
+        facts_sets=4,
+        head_steps=20,
+        head_batch=8,
+        head_eval=32,
+        head_max_length=128,
+    ),
+    "standard": Preset(
+        name="standard",
+        seeds=(0, 1, 2),
+        rt_steps=30,
+        rt_batch=8,
+        rt_eval=200,
+        mini_steps=150,
+        mini_batch=16,
+        mini_eval=400,
+        punct_eval=300,
+        facts_steps=6,
+        facts_batch=1,
+        facts_eval=9,
+        facts_sets=4,
+        head_steps=20,
+        head_batch=8,
+        head_eval=32,
+        head_max_length=128,
+    ),
+    "full": Preset(
+        name="full",
+        seeds=(0, 1, 2),
+        rt_steps=36,
+        rt_batch=8,
+        rt_eval=300,
+        mini_steps=200,
+        mini_batch=16,
+        mini_eval=500,
+        punct_eval=400,
+        facts_steps=8,
+        facts_batch=1,
+        facts_eval=15,
+        facts_sets=4,
+        head_steps=24,
+        head_batch=8,
+        head_eval=40,
+        head_max_length=128,
+    ),
 }
 
 
@@ -97,24 +161,51 @@ class Recorder:
     def add_run(self, name: str, run: dict) -> None:
         self.part(name)["runs"].append(run)
         self.save()
-        print(f"  [{name}] {run['label']:<38} {run['library']:<10} seed {run['seed']}: "
-              f"{run['metric']} {run['value']:.3f}  ({run['params']:,} params, train {run['train_s']:.0f} s, "
-              f"eval {run['eval_s']:.0f} s)", flush=True)
+        print(
+            f"  [{name}] {run['label']:<38} {run['library']:<10} seed {run['seed']}: "
+            f"{run['metric']} {run['value']:.3f}  ({run['params']:,} params, train {run['train_s']:.0f} s, "
+            f"eval {run['eval_s']:.0f} s)",
+            flush=True,
+        )
 
     def save(self) -> None:
-        from softprompt.io import atomic_write_text
+        from softprompt.files.atomic import atomic_write_text
 
         atomic_write_text(self.json_path, json.dumps(self.data, indent=1, default=str) + "\n")
         atomic_write_text(self.json_path.with_suffix(".md"), self.render(self.data))
 
 
-def run_record(*, label: str, library: str, method: str, seed: int, metric: str, value: float, params: int,
-               train_s: float = 0.0, steps: int = 0, eval_s: float = 0.0, n_eval: int = 0, **extra) -> dict:
+def run_record(
+    *,
+    label: str,
+    library: str,
+    method: str,
+    seed: int,
+    metric: str,
+    value: float,
+    params: int,
+    train_s: float = 0.0,
+    steps: int = 0,
+    eval_s: float = 0.0,
+    n_eval: int = 0,
+    **extra,
+) -> dict:
     """One trained-and-scored (or zero-shot) configuration."""
-    return {"label": label, "library": library, "method": method, "seed": seed, "metric": metric,
-            "value": float(value), "params": int(params), "train_s": round(train_s, 2), "steps": steps,
-            "step_s": round(train_s / steps, 3) if steps else None, "eval_s": round(eval_s, 2),
-            "eval_examples": n_eval, **extra}
+    return {
+        "label": label,
+        "library": library,
+        "method": method,
+        "seed": seed,
+        "metric": metric,
+        "value": float(value),
+        "params": int(params),
+        "train_s": round(train_s, 2),
+        "steps": steps,
+        "step_s": round(train_s / steps, 3) if steps else None,
+        "eval_s": round(eval_s, 2),
+        "eval_examples": n_eval,
+        **extra,
+    }
 
 
 # ----- softprompt side -------------------------------------------------------------------------------------
@@ -131,11 +222,18 @@ def slug(text: str) -> str:
 def train_prompts(model, jobs, *, steps: int, batch: int, lr: float, seed: int, out: Path):
     """Train the jobs' prompts with the library's loop: no validation (the final prompt is scored), the
     linear schedule with 6 % warmup, clipping at 1.0; returns (TrainResult, per-step losses)."""
-    from softprompt.train import TrainConfig, train
-    from softprompt.training import read_log
+    from softprompt.training import TrainConfig, read_log, train
 
-    config = TrainConfig(steps=steps, batch_size=batch, lr=lr, eval_every=0, eval_examples=None, save_every=0,
-                         seed=seed, log_every=1)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=batch,
+        lr=lr,
+        eval_every=0,
+        eval_examples=None,
+        save_every=0,
+        seed=seed,
+        log_every=1,
+    )
     result = train(model, jobs, config, fresh_dir(out), progress=False)
     losses = [round(e["loss"], 4) for e in read_log(out) if "loss" in e]
     shutil.rmtree(out, ignore_errors=True)
@@ -144,7 +242,7 @@ def train_prompts(model, jobs, *, steps: int, batch: int, lr: float, seed: int, 
 
 def timed_predict(model, task, examples: list[dict], prompt: str | None, batch_size: int):
     """(predictions, metrics, seconds) of ``prompt`` on ``examples``."""
-    from softprompt.train import predict
+    from softprompt.training import predict
 
     t0 = time.perf_counter()
     preds = predict(model, task, examples, prompt, batch_size)
@@ -172,16 +270,25 @@ def machine() -> dict:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(), "load_avg_at_start": load}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "load_avg_at_start": load,
+    }
 
 
 def versions() -> dict:
     import peft
     import transformers
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }
 
 
 def preset_dict(preset: Preset) -> dict:

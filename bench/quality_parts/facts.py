@@ -48,8 +48,8 @@ def round_robin(examples: list[dict], relations: list[str], n: int) -> list[dict
 
 
 def run(ctx: Context) -> None:
+    from softprompt.core.loading import load_model
     from softprompt.data import load_dataset
-    from softprompt.loading import load_model
 
     p = ctx.preset
     model = load_model(SMOLLM)
@@ -57,23 +57,39 @@ def run(ctx: Context) -> None:
     spec = data.spec
     relations = sorted(spec.relation_labels)
     test = round_robin(data.test, relations, p.facts_eval)
-    sets = {f"generic: {GENERIC}": {r: GENERIC for r in relations}}
+    sets = {f"generic: {GENERIC}": dict.fromkeys(relations, GENERIC)}
     for i in range(p.facts_sets):
         sets[f"relation-worded set {i + 1}"] = {r: spec.relation_templates[r][i] for r in relations}
-    part = ctx.recorder.start(PART, {
-        "model": SMOLLM, "dataset": "facts", "steps": p.facts_steps, "batch_per_relation": p.facts_batch,
-        "test_examples": len(test), "relations": {r: len(spec.relation_labels[r]) for r in relations},
-        "template_sets": sets,
-        "methods": {k: {"method": m, **f, "lr": lr, "template": method_template(k, "{attribute}")}
-                    for k, (m, f, lr) in METHODS.items()}})
+    part = ctx.recorder.start(
+        PART,
+        {
+            "model": SMOLLM,
+            "dataset": "facts",
+            "steps": p.facts_steps,
+            "batch_per_relation": p.facts_batch,
+            "test_examples": len(test),
+            "relations": {r: len(spec.relation_labels[r]) for r in relations},
+            "template_sets": sets,
+            "methods": {
+                k: {"method": m, **f, "lr": lr, "template": method_template(k, "{attribute}")}
+                for k, (m, f, lr) in METHODS.items()
+            },
+        },
+    )
     rows = []
     for name, by_relation in sets.items():
         score, per_rel, secs = score_set(model, spec, by_relation, test, None)
         rows.append({"template": name, "p_at_1": score, "per_relation": per_rel, "eval_s": round(secs, 2)})
         print(f"  [{PART}] template set {score:.3f} {name!r} {per_rel}", flush=True)
     values = [r["p_at_1"] for r in rows]
-    part["templates"] = {"metric": "p_at_1", "examples": len(test), "rows": rows, "min": min(values),
-                         "median": statistics.median(values), "max": max(values)}
+    part["templates"] = {
+        "metric": "p_at_1",
+        "examples": len(test),
+        "rows": rows,
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+    }
     ctx.recorder.save()
     for seed in ctx.seeds:
         for label in METHODS:
@@ -83,8 +99,13 @@ def run(ctx: Context) -> None:
 def _task(model, spec, template: str, relation: str, virtual: int = 0):
     from softprompt.tasks import make_task
 
-    return make_task(model, spec, template=template, verbalizer=list(spec.relation_labels[relation]),
-                     virtual_tokens=virtual)
+    return make_task(
+        model,
+        spec,
+        template=template,
+        verbalizer=list(spec.relation_labels[relation]),
+        virtual_tokens=virtual,
+    )
 
 
 def score_set(model, spec, templates: dict[str, str], test: list[dict], prompts: dict[str, str] | None):
@@ -102,10 +123,12 @@ def score_set(model, spec, templates: dict[str, str], test: list[dict], prompts:
     return correct / max(len(test), 1), per_rel, time.perf_counter() - t0
 
 
-def one_method(ctx: Context, model, data, relations: list[str], test: list[dict], label: str, seed: int) -> None:
+def one_method(
+    ctx: Context, model, data, relations: list[str], test: list[dict], label: str, seed: int
+) -> None:
     from softprompt.methods import make_config
-    from softprompt.templates import parse_template
-    from softprompt.train import TrainJob
+    from softprompt.prompting.templates import parse_template
+    from softprompt.training import TrainJob
 
     p = ctx.preset
     method, fields, lr = METHODS[label]
@@ -119,19 +142,46 @@ def one_method(ctx: Context, model, data, relations: list[str], test: list[dict]
         n = fields.get("num_virtual_tokens", soft.num_soft)
         task = _task(model, data.spec, templates[r], r, n)
         torch.manual_seed(seed)
-        model.add_prompt(names[r], make_config(method, **{"num_virtual_tokens": n, **fields}), seed=seed,
-                         init_token_ids=soft.init_token_ids(model.tokenizer))
+        model.add_prompt(
+            names[r],
+            make_config(method, **{"num_virtual_tokens": n, **fields}),
+            seed=seed,
+            init_token_ids=soft.init_token_ids(model.tokenizer),
+        )
         train = [e for e in data.train if e["relation"] == r]
         jobs.append(TrainJob(prompt=names[r], task=task, train=train, validation=[]))
-    result, losses = train_prompts(model, jobs, steps=p.facts_steps, batch=p.facts_batch, lr=lr, seed=seed,
-                                   out=ctx.work / f"{PART}-{slug(label)}-{seed}")
+    result, losses = train_prompts(
+        model,
+        jobs,
+        steps=p.facts_steps,
+        batch=p.facts_batch,
+        lr=lr,
+        seed=seed,
+        out=ctx.work / f"{PART}-{slug(label)}-{seed}",
+    )
     score, per_rel, secs = score_set(model, data.spec, templates, test, names)
     for name in names.values():
         model.bank.remove(name)
-    ctx.recorder.add_run(PART, run_record(
-        label=label, library="softprompt", method=method, seed=seed, metric="p_at_1", value=score,
-        params=result.trainable_params, train_s=result.train_time_s, steps=result.steps, eval_s=secs,
-        n_eval=len(test), lr=lr, per_relation=per_rel, templates=templates, losses=losses))
+    ctx.recorder.add_run(
+        PART,
+        run_record(
+            label=label,
+            library="softprompt",
+            method=method,
+            seed=seed,
+            metric="p_at_1",
+            value=score,
+            params=result.trainable_params,
+            train_s=result.train_time_s,
+            steps=result.steps,
+            eval_s=secs,
+            n_eval=len(test),
+            lr=lr,
+            per_relation=per_rel,
+            templates=templates,
+            losses=losses,
+        ),
+    )
 
 
 def _attribute(data, relation: str) -> str:

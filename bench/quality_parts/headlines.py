@@ -17,15 +17,18 @@ INSTRUCTION = "Write a headline for this news article."
 METHODS: dict[str, tuple[str, dict, float]] = {
     # a random prefix through the MLP wrecks generation for the first tens of steps (seen in smoke runs:
     # "the the the ..."), far beyond these budgets; Li & Liang's real-word-activation init starts sane
-    "prefix tuning (real-word init)": ("prefix-tuning", {"reparameterize": False, "init": "text",
-                                                         "init_text": INSTRUCTION}, 1e-3),
+    "prefix tuning (real-word init)": (
+        "prefix-tuning",
+        {"reparameterize": False, "init": "text", "init_text": INSTRUCTION},
+        1e-3,
+    ),
     "prompt tuning": ("prompt-tuning", {}, 1e-2),
 }
 
 
 def run(ctx: Context) -> None:
+    from softprompt.core.loading import load_model
     from softprompt.data import load_dataset
-    from softprompt.loading import load_model
     from softprompt.tasks import make_task
 
     p = ctx.preset
@@ -33,30 +36,54 @@ def run(ctx: Context) -> None:
     data = load_dataset("headlines")
     template = data.spec.default_templates[0]
     test = data.test[: p.head_eval]
-    part = ctx.recorder.start(PART, {
-        "model": SMOLLM, "dataset": "headlines", "template": template, "max_length": p.head_max_length,
-        "steps": p.head_steps, "batch": p.head_batch, "test_examples": len(test), "virtual_tokens": VIRTUAL,
-        "methods": {k: {"method": m, **f, "lr": lr} for k, (m, f, lr) in METHODS.items()}})
+    part = ctx.recorder.start(
+        PART,
+        {
+            "model": SMOLLM,
+            "dataset": "headlines",
+            "template": template,
+            "max_length": p.head_max_length,
+            "steps": p.head_steps,
+            "batch": p.head_batch,
+            "test_examples": len(test),
+            "virtual_tokens": VIRTUAL,
+            "methods": {k: {"method": m, **f, "lr": lr} for k, (m, f, lr) in METHODS.items()},
+        },
+    )
     task = make_task(model, data.spec, template=template, max_length=p.head_max_length)
     preds, metrics, secs = timed_predict(model, task, test, None, GEN_BATCH)
     part["samples"] = {"zero-shot template": _samples(test, preds)}
-    ctx.recorder.add_run(PART, run_record(
-        label="template, zero-shot", library="hard", method="hard", seed=-1, metric="rougeL",
-        value=metrics["rougeL"], params=0, eval_s=secs, n_eval=len(test), metrics=metrics))
+    ctx.recorder.add_run(
+        PART,
+        run_record(
+            label="template, zero-shot",
+            library="hard",
+            method="hard",
+            seed=-1,
+            metric="rougeL",
+            value=metrics["rougeL"],
+            params=0,
+            eval_s=secs,
+            n_eval=len(test),
+            metrics=metrics,
+        ),
+    )
     for seed in ctx.seeds:
         for label in METHODS:
             one_method(ctx, model, data, template, test, label, seed, part)
 
 
 def _samples(test: list[dict], preds: list[str]) -> list[dict]:
-    return [{"input_start": ex["text"][:160], "reference": ex["target"], "prediction": pred}
-            for ex, pred in zip(test[:SAMPLES], preds[:SAMPLES])]
+    return [
+        {"input_start": ex["text"][:160], "reference": ex["target"], "prediction": pred}
+        for ex, pred in zip(test[:SAMPLES], preds[:SAMPLES])
+    ]
 
 
 def one_method(ctx: Context, model, data, template: str, test: list[dict], label: str, seed: int, part: dict):
     from softprompt.methods import make_config
     from softprompt.tasks import make_task
-    from softprompt.train import TrainJob
+    from softprompt.training import TrainJob
 
     p = ctx.preset
     method, fields, lr = METHODS[label]
@@ -65,15 +92,39 @@ def one_method(ctx: Context, model, data, template: str, test: list[dict], label
         model.bank.remove(name)
     torch.manual_seed(seed)
     model.add_prompt(name, make_config(method, num_virtual_tokens=VIRTUAL, **fields), seed=seed)
-    task = make_task(model, data.spec, template=template, virtual_tokens=VIRTUAL, max_length=p.head_max_length)
+    task = make_task(
+        model, data.spec, template=template, virtual_tokens=VIRTUAL, max_length=p.head_max_length
+    )
     job = TrainJob(prompt=name, task=task, train=data.train, validation=[])
-    result, losses = train_prompts(model, job, steps=p.head_steps, batch=p.head_batch, lr=lr, seed=seed,
-                                   out=ctx.work / f"{PART}-{name}-{seed}")
+    result, losses = train_prompts(
+        model,
+        job,
+        steps=p.head_steps,
+        batch=p.head_batch,
+        lr=lr,
+        seed=seed,
+        out=ctx.work / f"{PART}-{name}-{seed}",
+    )
     preds, metrics, secs = timed_predict(model, task, test, name, GEN_BATCH)
     model.bank.remove(name)
     if seed == ctx.seeds[0]:
         part["samples"][label] = _samples(test, preds)
-    ctx.recorder.add_run(PART, run_record(
-        label=label, library="softprompt", method=method, seed=seed, metric="rougeL", value=metrics["rougeL"],
-        params=result.trainable_params, train_s=result.train_time_s, steps=result.steps, eval_s=secs,
-        n_eval=len(test), lr=lr, metrics=metrics, losses=losses))
+    ctx.recorder.add_run(
+        PART,
+        run_record(
+            label=label,
+            library="softprompt",
+            method=method,
+            seed=seed,
+            metric="rougeL",
+            value=metrics["rougeL"],
+            params=result.trainable_params,
+            train_s=result.train_time_s,
+            steps=result.steps,
+            eval_s=secs,
+            n_eval=len(test),
+            lr=lr,
+            metrics=metrics,
+            losses=losses,
+        ),
+    )

@@ -25,8 +25,10 @@ FT_LR, FT_HEAD_LR = 5e-5, 1e-3
 
 # part -> [(label, method, fields, lr)]
 PROMPTS = {
-    "rt-minilm": [("P-tuning v2", "p-tuning-v2", {}, 1e-2),
-                  ("prefix tuning (MLP 512)", "prefix-tuning", {"reparameterize": True, "mlp_hidden": 512}, 5e-3)],
+    "rt-minilm": [
+        ("P-tuning v2", "p-tuning-v2", {}, 1e-2),
+        ("prefix tuning (MLP 512)", "prefix-tuning", {"reparameterize": True, "mlp_hidden": 512}, 5e-3),
+    ],
     "punct": [("P-tuning v2", "p-tuning-v2", {}, 1e-2)],
 }
 
@@ -40,18 +42,27 @@ def run_punct(ctx: Context) -> None:
 
 
 def _run(ctx: Context, part: str, dataset: str, n_eval: int) -> None:
+    from softprompt.core.loading import load_model
     from softprompt.data import load_dataset
-    from softprompt.loading import load_model
 
     p = ctx.preset
     model = load_model(MINILM)
     data = load_dataset(dataset)
     test = data.test[:n_eval]
-    ctx.recorder.start(part, {
-        "model": MINILM, "dataset": dataset, "steps": p.mini_steps, "batch": p.mini_batch,
-        "test_examples": len(test), "virtual_tokens": VIRTUAL, "pool": POOL if part == "rt-minilm" else "token",
-        "prompt_methods": {label: {"method": m, **f, "lr": lr} for label, m, f, lr in PROMPTS[part]},
-        "full_ft": {"lr_backbone": FT_LR, "lr_head": FT_HEAD_LR, "weight_decay": 0.0}})
+    ctx.recorder.start(
+        part,
+        {
+            "model": MINILM,
+            "dataset": dataset,
+            "steps": p.mini_steps,
+            "batch": p.mini_batch,
+            "test_examples": len(test),
+            "virtual_tokens": VIRTUAL,
+            "pool": POOL if part == "rt-minilm" else "token",
+            "prompt_methods": {label: {"method": m, **f, "lr": lr} for label, m, f, lr in PROMPTS[part]},
+            "full_ft": {"lr_backbone": FT_LR, "lr_head": FT_HEAD_LR, "weight_decay": 0.0},
+        },
+    )
     for seed in ctx.seeds:
         for label, method, fields, lr in PROMPTS[part]:
             _prompt_run(ctx, part, model, data, test, label, method, fields, lr, seed)
@@ -69,7 +80,7 @@ def _task(model, spec, seed: int):
 
 def _prompt_run(ctx, part, model, data, test, label, method, fields, lr, seed) -> None:
     from softprompt.methods import make_config
-    from softprompt.train import TrainJob
+    from softprompt.training import TrainJob
 
     name = slug(label)
     if name in model.bank:
@@ -77,14 +88,36 @@ def _prompt_run(ctx, part, model, data, test, label, method, fields, lr, seed) -
     model.add_prompt(name, make_config(method, num_virtual_tokens=VIRTUAL, **fields), seed=seed)
     task = _task(model, data.spec, seed)
     job = TrainJob(prompt=name, task=task, train=data.train, validation=[])
-    result, losses = train_prompts(model, job, steps=ctx.preset.mini_steps, batch=ctx.preset.mini_batch, lr=lr,
-                                   seed=seed, out=ctx.work / f"{part}-{name}-{seed}")
+    result, losses = train_prompts(
+        model,
+        job,
+        steps=ctx.preset.mini_steps,
+        batch=ctx.preset.mini_batch,
+        lr=lr,
+        seed=seed,
+        out=ctx.work / f"{part}-{name}-{seed}",
+    )
     _, metrics, secs = timed_predict(model, task, test, name, 32)
     model.bank.remove(name)
-    ctx.recorder.add_run(part, run_record(
-        label=label, library="softprompt", method=method, seed=seed, metric=task.main_metric,
-        value=metrics[task.main_metric], params=result.trainable_params, train_s=result.train_time_s,
-        steps=result.steps, eval_s=secs, n_eval=len(test), lr=lr, metrics=metrics, losses=losses[-5:]))
+    ctx.recorder.add_run(
+        part,
+        run_record(
+            label=label,
+            library="softprompt",
+            method=method,
+            seed=seed,
+            metric=task.main_metric,
+            value=metrics[task.main_metric],
+            params=result.trainable_params,
+            train_s=result.train_time_s,
+            steps=result.steps,
+            eval_s=secs,
+            n_eval=len(test),
+            lr=lr,
+            metrics=metrics,
+            losses=losses[-5:],
+        ),
+    )
 
 
 # ----- full fine-tuning ------------------------------------------------------------------------------------
@@ -93,8 +126,8 @@ def _full_ft_run(ctx, part, model, data, test, seed) -> None:
     from accelerate.utils import set_seed
     from transformers import AutoModel, get_scheduler
 
-    from softprompt.assets import resolve_model
-    from softprompt.train import TrainJob
+    from softprompt.files.assets import resolve_model
+    from softprompt.training import TrainJob
     from softprompt.training.batches import Plan
 
     p = ctx.preset
@@ -103,10 +136,16 @@ def _full_ft_run(ctx, part, model, data, test, seed) -> None:
     head = task.head
     params = [*encoder.parameters(), *head.parameters()]
     set_seed(seed)
-    opt = torch.optim.AdamW([{"params": list(encoder.parameters()), "lr": FT_LR},
-                             {"params": list(head.parameters()), "lr": FT_HEAD_LR}], weight_decay=0.0)
-    sched = get_scheduler("linear", opt, num_warmup_steps=round(0.06 * p.mini_steps),
-                          num_training_steps=p.mini_steps)
+    opt = torch.optim.AdamW(
+        [
+            {"params": list(encoder.parameters()), "lr": FT_LR},
+            {"params": list(head.parameters()), "lr": FT_HEAD_LR},
+        ],
+        weight_decay=0.0,
+    )
+    sched = get_scheduler(
+        "linear", opt, num_warmup_steps=round(0.06 * p.mini_steps), num_training_steps=p.mini_steps
+    )
     plan = Plan([TrainJob(prompt="ft", task=task, train=data.train, validation=[])], p.mini_batch, seed)
     encoder.train(), head.train()
     t0, losses = time.perf_counter(), []
@@ -124,14 +163,28 @@ def _full_ft_run(ctx, part, model, data, test, seed) -> None:
     t0, preds = time.perf_counter(), []
     with torch.no_grad():
         for i in range(0, len(test), 32):
-            batch = task.collate(test[i:i + 32])
+            batch = task.collate(test[i : i + 32])
             preds += _predict(task, _logits(encoder, head, batch), batch)
     metrics = task.metrics(preds, task.gold(test))
-    ctx.recorder.add_run(part, run_record(
-        label="full fine-tuning", library="torch", method="full-ft", seed=seed, metric=task.main_metric,
-        value=metrics[task.main_metric], params=sum(q.numel() for q in params), train_s=train_s,
-        steps=p.mini_steps, eval_s=time.perf_counter() - t0, n_eval=len(test), lr=FT_LR, metrics=metrics,
-        losses=losses[-5:]))
+    ctx.recorder.add_run(
+        part,
+        run_record(
+            label="full fine-tuning",
+            library="torch",
+            method="full-ft",
+            seed=seed,
+            metric=task.main_metric,
+            value=metrics[task.main_metric],
+            params=sum(q.numel() for q in params),
+            train_s=train_s,
+            steps=p.mini_steps,
+            eval_s=time.perf_counter() - t0,
+            n_eval=len(test),
+            lr=FT_LR,
+            metrics=metrics,
+            losses=losses[-5:],
+        ),
+    )
 
 
 def _logits(encoder, head, batch) -> torch.Tensor:

@@ -21,17 +21,22 @@ def peft_config(kind: str, *, n: int, init_text: str | None = None):
     """PEFT's config for one of our method kinds (see rt_smollm.METHODS)."""
     import peft
 
-    from softprompt.assets import resolve_model
+    from softprompt.files.assets import resolve_model
 
     common = {"task_type": "CAUSAL_LM", "num_virtual_tokens": n}
     if kind == "prompt-random":
         return peft.PromptTuningConfig(**common, prompt_tuning_init=peft.PromptTuningInit.RANDOM)
     if kind == "prompt-labels":
-        return peft.PromptTuningConfig(**common, prompt_tuning_init=peft.PromptTuningInit.TEXT,
-                                       prompt_tuning_init_text=init_text,
-                                       tokenizer_name_or_path=str(resolve_model(SMOLLM)))
+        return peft.PromptTuningConfig(
+            **common,
+            prompt_tuning_init=peft.PromptTuningInit.TEXT,
+            prompt_tuning_init_text=init_text,
+            tokenizer_name_or_path=str(resolve_model(SMOLLM)),
+        )
     if kind == "p-tuning":
-        return peft.PromptEncoderConfig(**common, encoder_reparameterization_type="MLP", encoder_hidden_size=128)
+        return peft.PromptEncoderConfig(
+            **common, encoder_reparameterization_type="MLP", encoder_hidden_size=128
+        )
     if kind == "prefix":
         return peft.PrefixTuningConfig(**common, prefix_projection=True, encoder_hidden_size=512)
     if kind == "p-tuning-v2":
@@ -53,15 +58,27 @@ def label_scores(model, task, batch: dict) -> torch.Tensor:
     return task.table.label_scores(lp[..., None])  # (B, C)
 
 
-def train_and_score(kind: str, task, train_examples: list[dict], test: list[dict], *, n: int, steps: int,
-                    batch: int, lr: float, seed: int, eval_batch: int = 16, init_text: str | None = None) -> dict:
+def train_and_score(
+    kind: str,
+    task,
+    train_examples: list[dict],
+    test: list[dict],
+    *,
+    n: int,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    eval_batch: int = 16,
+    init_text: str | None = None,
+) -> dict:
     """Train a PEFT prompt of ``kind`` on ``train_examples`` with softprompt's recipe; score it on ``test``."""
     import peft
     from accelerate.utils import set_seed
     from transformers import AutoModelForCausalLM, get_scheduler
 
-    from softprompt.assets import resolve_model
-    from softprompt.train import TrainJob
+    from softprompt.files.assets import resolve_model
+    from softprompt.training import TrainJob
     from softprompt.training.batches import Plan
 
     if not task.single:
@@ -91,7 +108,12 @@ def train_and_score(kind: str, task, train_examples: list[dict], test: list[dict
     t0, preds = time.perf_counter(), []
     with torch.no_grad():
         for i in range(0, len(test), eval_batch):
-            preds += label_scores(model, task, task.collate(test[i:i + eval_batch])).argmax(-1).tolist()
+            preds += label_scores(model, task, task.collate(test[i : i + eval_batch])).argmax(-1).tolist()
     metrics = task.metrics(preds, task.gold(test))
-    return {"metrics": metrics, "params": sum(p.numel() for p in params), "train_s": train_s,
-            "eval_s": time.perf_counter() - t0, "losses": losses}
+    return {
+        "metrics": metrics,
+        "params": sum(p.numel() for p in params),
+        "train_s": train_s,
+        "eval_s": time.perf_counter() - t0,
+        "losses": losses,
+    }

@@ -6,11 +6,13 @@ import statistics
 from pathlib import Path
 
 ORDER = ("rt-smollm", "rt-minilm", "punct", "facts", "headlines")
-TITLES = {"rt-smollm": "Rotten Tomatoes, SmolLM2-135M (label words after the template)",
-          "rt-minilm": "Rotten Tomatoes, MiniLM-L6 (mean-pooled head)",
-          "punct": "Punctuation restoration, MiniLM-L6 (token head)",
-          "facts": "Fact probing, SmolLM2-135M (per-relation prompts and candidates)",
-          "headlines": "Headlines, SmolLM2-135M (greedy generation)"}
+TITLES = {
+    "rt-smollm": "Rotten Tomatoes, SmolLM2-135M (label words after the template)",
+    "rt-minilm": "Rotten Tomatoes, MiniLM-L6 (mean-pooled head)",
+    "punct": "Punctuation restoration, MiniLM-L6 (token head)",
+    "facts": "Fact probing, SmolLM2-135M (per-relation prompts and candidates)",
+    "headlines": "Headlines, SmolLM2-135M (greedy generation)",
+}
 POINTS = 100.0
 
 
@@ -23,10 +25,20 @@ def summarize(part: dict) -> list[dict]:
     for (label, library), runs in groups.items():
         values = [r["value"] for r in runs]
         steps = [r["step_s"] for r in runs if r.get("step_s")]
-        rows.append({"label": label, "library": library, "metric": runs[0]["metric"],
-                     "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
-                     "n": len(values), "seeds": [r["seed"] for r in runs], "values": values,
-                     "params": runs[0]["params"], "step_s": statistics.median(steps) if steps else None})
+        rows.append(
+            {
+                "label": label,
+                "library": library,
+                "metric": runs[0]["metric"],
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else None,
+                "n": len(values),
+                "seeds": [r["seed"] for r in runs],
+                "values": values,
+                "params": runs[0]["params"],
+                "step_s": statistics.median(steps) if steps else None,
+            }
+        )
     return rows
 
 
@@ -43,9 +55,15 @@ def goals(data: dict) -> list[dict]:
     if soft and rt.get("templates"):
         best = max(soft, key=lambda r: r["mean"])
         gap = (best["mean"] - rt["templates"]["max"]) * POINTS
-        out.append(_goal("rt", "best soft prompt >= 5 points over the best hand-written template (RT, SmolLM2)",
-                         gap >= 5.0, f"{best['label']} {best['mean'] * POINTS:.1f} vs best template "
-                         f"{rt['templates']['max'] * POINTS:.1f}: {gap:+.1f} points"))
+        out.append(
+            _goal(
+                "rt",
+                "best soft prompt >= 5 points over the best hand-written template (RT, SmolLM2)",
+                gap >= 5.0,
+                f"{best['label']} {best['mean'] * POINTS:.1f} vs best template "
+                f"{rt['templates']['max'] * POINTS:.1f}: {gap:+.1f} points",
+            )
+        )
     else:
         out.append(_goal("rt", "best soft prompt >= 5 points over the best hand-written template", None, ""))
     details, met = [], []
@@ -55,18 +73,31 @@ def goals(data: dict) -> list[dict]:
         if v2 and ft:
             diff = (v2["mean"] - ft["mean"]) * POINTS
             met.append(diff >= -1.0)
-            details.append(f"{name}: P-tuning v2 {v2['mean'] * POINTS:.1f} vs full FT {ft['mean'] * POINTS:.1f} "
-                           f"({diff:+.1f})")
-    out.append(_goal("minilm", "P-tuning v2 within 1 point of full fine-tuning (MiniLM, both tasks)",
-                     all(met) if len(met) == 2 else None, "; ".join(details)))
+            details.append(
+                f"{name}: P-tuning v2 {v2['mean'] * POINTS:.1f} vs full FT {ft['mean'] * POINTS:.1f} "
+                f"({diff:+.1f})"
+            )
+    out.append(
+        _goal(
+            "minilm",
+            "P-tuning v2 within 1 point of full fine-tuning (MiniLM, both tasks)",
+            all(met) if len(met) == 2 else None,
+            "; ".join(details),
+        )
+    )
     out.append(_parity_goal(rt))
     facts = parts.get("facts", {})
     v1 = _row(summarize(facts), "P-tuning v1 (LSTM)")
     if v1 and facts.get("templates"):
         best = facts["templates"]["max"]
-        out.append(_goal("facts", "P-tuning v1 above the best hand-written template (facts, P@1)",
-                         v1["mean"] > best, f"P-tuning v1 {v1['mean'] * POINTS:.1f} vs best template set "
-                         f"{best * POINTS:.1f}"))
+        out.append(
+            _goal(
+                "facts",
+                "P-tuning v1 above the best hand-written template (facts, P@1)",
+                v1["mean"] > best,
+                f"P-tuning v1 {v1['mean'] * POINTS:.1f} vs best template set {best * POINTS:.1f}",
+            )
+        )
     else:
         out.append(_goal("facts", "P-tuning v1 above the best hand-written template (facts)", None, ""))
     return out
@@ -75,10 +106,18 @@ def goals(data: dict) -> list[dict]:
 def pairs(rt: dict) -> list[dict]:
     """softprompt vs PEFT for the same method and seed (RT, SmolLM2)."""
     by = {(r["label"], r["library"], r["seed"]): r for r in rt.get("runs", [])}
-    return [{"label": label, "seed": seed, "softprompt": r["value"], "peft": by[(label, "peft", seed)]["value"],
-             "diff_points": (r["value"] - by[(label, "peft", seed)]["value"]) * POINTS,
-             "params": f"{r['params']:,} / {by[(label, 'peft', seed)]['params']:,}"}
-            for (label, lib, seed), r in by.items() if lib == "softprompt" and (label, "peft", seed) in by]
+    return [
+        {
+            "label": label,
+            "seed": seed,
+            "softprompt": r["value"],
+            "peft": by[(label, "peft", seed)]["value"],
+            "diff_points": (r["value"] - by[(label, "peft", seed)]["value"]) * POINTS,
+            "params": f"{r['params']:,} / {by[(label, 'peft', seed)]['params']:,}",
+        }
+        for (label, lib, seed), r in by.items()
+        if lib == "softprompt" and (label, "peft", seed) in by
+    ]
 
 
 def _parity_goal(rt: dict) -> dict:
@@ -89,8 +128,12 @@ def _parity_goal(rt: dict) -> dict:
     for p in ps:
         worst[p["label"]] = max(worst.get(p["label"], 0.0), abs(p["diff_points"]))
     detail = "; ".join(f"{k}: max |diff| {v:.1f}" for k, v in worst.items())
-    return _goal("parity", "softprompt within +-1 point of PEFT, same method and seed (RT, SmolLM2)",
-                 all(v <= 1.0 for v in worst.values()), detail)
+    return _goal(
+        "parity",
+        "softprompt within +-1 point of PEFT, same method and seed (RT, SmolLM2)",
+        all(v <= 1.0 for v in worst.values()),
+        detail,
+    )
 
 
 def _goal(key, text, met, detail) -> dict:
@@ -108,12 +151,14 @@ def _fmt(row: dict) -> str:
 
 
 def markdown(data: dict) -> str:
-    from softprompt.report import markdown_table
+    from softprompt.experiments.report import markdown_table
 
     m = data.get("machine", {})
-    head = (f"{data.get('date')}; seeds {data.get('seeds')}; {m.get('cpu')}, {m.get('torch_threads')} torch "
-            f"threads, load average at start {m.get('load_avg_at_start')}; metrics in points (x100), mean ± std "
-            "over seeds; s / step is the median training-step time.")
+    head = (
+        f"{data.get('date')}; seeds {data.get('seeds')}; {m.get('cpu')}, {m.get('torch_threads')} torch "
+        f"threads, load average at start {m.get('load_avg_at_start')}; metrics in points (x100), mean ± std "
+        "over seeds; s / step is the median training-step time."
+    )
     lines = [f"# softprompt quality benchmark ({data.get('preset')})", "", head, "", "## Goals", ""]
     lines += [f"- **{verdict(g['met'])}**: {g['text']}. {g['detail']}" for g in goals(data)]
     for name in ORDER:
@@ -121,20 +166,51 @@ def markdown(data: dict) -> str:
         if not part:
             continue
         cfg = part.get("config", {})
-        status = (f"status {part['status']}, {part.get('elapsed_s', '?')} s; steps {cfg.get('steps')}, "
-                  f"test examples {cfg.get('test_examples')}")
+        status = (
+            f"status {part['status']}, {part.get('elapsed_s', '?')} s; steps {cfg.get('steps')}, "
+            f"test examples {cfg.get('test_examples')}"
+        )
         lines += ["", f"## {name}: {TITLES[name]}", "", status, ""]
-        rows = [{"method": r["label"], "library": r["library"], "params": r["params"],
-                 "value": _fmt(r), "n": r["n"], "step_s": r["step_s"]} for r in summarize(part)]
+        rows = [
+            {
+                "method": r["label"],
+                "library": r["library"],
+                "params": r["params"],
+                "value": _fmt(r),
+                "n": r["n"],
+                "step_s": r["step_s"],
+            }
+            for r in summarize(part)
+        ]
         if part.get("templates"):
             t = part["templates"]
-            rows.insert(0, {"method": "hand-written templates (min / median / max)", "library": "hard", "params": 0,
-                            "value": f"{t['min'] * POINTS:.1f} / {t['median'] * POINTS:.1f} / "
-                                     f"{t['max'] * POINTS:.1f}", "n": len(t["rows"])})
-        metric = part["runs"][0]["metric"] if part.get("runs") else (part.get("templates") or {}).get("metric", "")
-        lines.append(markdown_table(rows, [("method", "method", ""), ("library", "library", ""),
-                                           ("params", "trainable params", ","), ("value", metric, ""),
-                                           ("n", "n", ""), ("step_s", "s / step", ".2f")]))
+            rows.insert(
+                0,
+                {
+                    "method": "hand-written templates (min / median / max)",
+                    "library": "hard",
+                    "params": 0,
+                    "value": f"{t['min'] * POINTS:.1f} / {t['median'] * POINTS:.1f} / "
+                    f"{t['max'] * POINTS:.1f}",
+                    "n": len(t["rows"]),
+                },
+            )
+        metric = (
+            part["runs"][0]["metric"] if part.get("runs") else (part.get("templates") or {}).get("metric", "")
+        )
+        lines.append(
+            markdown_table(
+                rows,
+                [
+                    ("method", "method", ""),
+                    ("library", "library", ""),
+                    ("params", "trainable params", ","),
+                    ("value", metric, ""),
+                    ("n", "n", ""),
+                    ("step_s", "s / step", ".2f"),
+                ],
+            )
+        )
         lines += _extras(name, part, markdown_table)
     return "\n".join(lines) + "\n"
 
@@ -143,23 +219,52 @@ def _extras(name: str, part: dict, markdown_table) -> list[str]:
     out = []
     if name == "rt-smollm" and pairs(part):
         ps = [{**p, "softprompt": p["softprompt"] * POINTS, "peft": p["peft"] * POINTS} for p in pairs(part)]
-        out += ["", "softprompt vs PEFT, same method and seed:", "",
-                markdown_table(ps, [("label", "method", ""), ("seed", "seed", ""), ("softprompt", "softprompt", ".1f"),
-                                    ("peft", "PEFT", ".1f"), ("diff_points", "diff (points)", "+.1f"),
-                                    ("params", "params sp / PEFT", "")])]
+        out += [
+            "",
+            "softprompt vs PEFT, same method and seed:",
+            "",
+            markdown_table(
+                ps,
+                [
+                    ("label", "method", ""),
+                    ("seed", "seed", ""),
+                    ("softprompt", "softprompt", ".1f"),
+                    ("peft", "PEFT", ".1f"),
+                    ("diff_points", "diff (points)", "+.1f"),
+                    ("params", "params sp / PEFT", ""),
+                ],
+            ),
+        ]
     if part.get("templates"):
         key = part["templates"]["metric"]
-        rows = [{"template": r["template"].replace("\n", "\\n"), "value": r[key] * POINTS,
-                 "per_relation": ", ".join(f"{k} {v * POINTS:.0f}" for k, v in r.get("per_relation", {}).items())}
-                for r in part["templates"]["rows"]]
+        rows = [
+            {
+                "template": r["template"].replace("\n", "\\n"),
+                "value": r[key] * POINTS,
+                "per_relation": ", ".join(
+                    f"{k} {v * POINTS:.0f}" for k, v in r.get("per_relation", {}).items()
+                ),
+            }
+            for r in part["templates"]["rows"]
+        ]
         cols = [("template", "template", ""), ("value", key, ".1f")]
         cols += [("per_relation", "per relation", "")] if name == "facts" else []
         out += ["", "Hand-written templates, zero-shot:", "", markdown_table(rows, cols)]
     for label, samples in part.get("samples", {}).items():
         rows = [{k: v.replace("\n", " ").replace("|", "/") for k, v in s.items()} for s in samples]
-        out += ["", f"Samples, {label}:", "",
-                markdown_table(rows, [("input_start", "article (start)", ""), ("reference", "reference", ""),
-                                      ("prediction", "prediction", "")])]
+        out += [
+            "",
+            f"Samples, {label}:",
+            "",
+            markdown_table(
+                rows,
+                [
+                    ("input_start", "article (start)", ""),
+                    ("reference", "reference", ""),
+                    ("prediction", "prediction", ""),
+                ],
+            ),
+        ]
     return out
 
 
@@ -174,23 +279,36 @@ def plot(data: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [n for n in ORDER if data.get("parts", {}).get(n, {}).get("runs") or
-             data.get("parts", {}).get(n, {}).get("templates")]
+    names = [
+        n
+        for n in ORDER
+        if data.get("parts", {}).get(n, {}).get("runs") or data.get("parts", {}).get(n, {}).get("templates")
+    ]
     if not names:
         return
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), squeeze=False)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
         part = data["parts"][name]
         colors: dict[str, str] = {}
         for r in summarize(part):
             color = colors.setdefault(r["label"], f"C{len(colors) % 10}")
-            x = max(r["params"], 1) * (1.25 if r["library"] == "peft" else 1.0)  # PEFT beside its softprompt twin
-            ax.errorbar(x, r["mean"] * POINTS, yerr=(r["std"] or 0) * POINTS, marker=MARKERS.get(r["library"], "o"),
-                        color=color, capsize=3, ls="none", label=f"{r['label']} ({r['library']})")
+            x = max(r["params"], 1) * (
+                1.25 if r["library"] == "peft" else 1.0
+            )  # PEFT beside its softprompt twin
+            ax.errorbar(
+                x,
+                r["mean"] * POINTS,
+                yerr=(r["std"] or 0) * POINTS,
+                marker=MARKERS.get(r["library"], "o"),
+                color=color,
+                capsize=3,
+                ls="none",
+                label=f"{r['label']} ({r['library']})",
+            )
         if part.get("templates"):
             ax.axhline(part["templates"]["max"] * POINTS, ls="--", c="gray", lw=1, label="best template")
             ax.axhline(part["templates"]["median"] * POINTS, ls=":", c="gray", lw=1, label="median template")

@@ -24,37 +24,73 @@ VIRTUAL = 8
 # label -> (softprompt method, softprompt fields, PEFT kind, learning rate, how the two inits differ)
 METHODS: dict[str, tuple[str, dict, str, float, str]] = {
     "prompt tuning (random init)": (
-        "prompt-tuning", {"init": "random"}, "prompt-random", 1e-2,
-        "softprompt: uniform(-0.5, 0.5); PEFT RANDOM: nn.Embedding's N(0, 1)"),
+        "prompt-tuning",
+        {"init": "random"},
+        "prompt-random",
+        1e-2,
+        "softprompt: uniform(-0.5, 0.5); PEFT RANDOM: nn.Embedding's N(0, 1)",
+    ),
     "prompt tuning (label init)": (
-        "prompt-tuning", {"init": "labels"}, "prompt-labels", 1e-2,
-        ("softprompt init='labels': the label words' tokens, then tokens sampled from the vocabulary; "
-         "PEFT TEXT init with the label words, repeated to fill")),
+        "prompt-tuning",
+        {"init": "labels"},
+        "prompt-labels",
+        1e-2,
+        (
+            "softprompt init='labels': the label words' tokens, then tokens sampled from the vocabulary; "
+            "PEFT TEXT init with the label words, repeated to fill"
+        ),
+    ),
     "P-tuning (MLP encoder)": (
-        "p-tuning", {"encoder": "mlp", "encoder_hidden": 128}, "p-tuning", 3e-3,
-        "softprompt embeddings from sampled vocabulary tokens (default); PEFT's N(0, 1)"),
+        "p-tuning",
+        {"encoder": "mlp", "encoder_hidden": 128},
+        "p-tuning",
+        3e-3,
+        "softprompt embeddings from sampled vocabulary tokens (default); PEFT's N(0, 1)",
+    ),
     "prefix tuning (MLP 512)": (
-        "prefix-tuning", {"reparameterize": True, "mlp_hidden": 512}, "prefix", 3e-3,
-        ("both N(0, 1) embedding, as wide as one layer's keys (3 kv heads x 64 = 192 on SmolLM2), into "
-         "Linear-Tanh-Linear: the same parameter count")),
+        "prefix-tuning",
+        {"reparameterize": True, "mlp_hidden": 512},
+        "prefix",
+        3e-3,
+        (
+            "both N(0, 1) embedding, as wide as one layer's keys (3 kv heads x 64 = 192 on SmolLM2), into "
+            "Linear-Tanh-Linear: the same parameter count"
+        ),
+    ),
     "P-tuning v2 (no reparam.)": (
-        "p-tuning-v2", {"dropout": 0.0}, "p-tuning-v2", 1e-2, "both N(0, 1) keys/values"),
+        "p-tuning-v2",
+        {"dropout": 0.0},
+        "p-tuning-v2",
+        1e-2,
+        "both N(0, 1) keys/values",
+    ),
 }
 
 
 def run(ctx: Context) -> None:
+    from softprompt.core.loading import load_model
     from softprompt.data import load_dataset
-    from softprompt.loading import load_model
 
     p = ctx.preset
     model = load_model(SMOLLM)
     data = load_dataset("rotten-tomatoes")
     test = data.test[: p.rt_eval]
-    part = ctx.recorder.start(PART, {
-        "model": SMOLLM, "dataset": "rotten-tomatoes", "template": data.spec.default_templates[0],
-        "virtual_tokens": VIRTUAL, "steps": p.rt_steps, "batch": p.rt_batch, "test_examples": len(test),
-        "methods": {k: {"softprompt": {"method": m, **f}, "peft": kind, "lr": lr, "init_note": note}
-                    for k, (m, f, kind, lr, note) in METHODS.items()}})
+    part = ctx.recorder.start(
+        PART,
+        {
+            "model": SMOLLM,
+            "dataset": "rotten-tomatoes",
+            "template": data.spec.default_templates[0],
+            "virtual_tokens": VIRTUAL,
+            "steps": p.rt_steps,
+            "batch": p.rt_batch,
+            "test_examples": len(test),
+            "methods": {
+                k: {"softprompt": {"method": m, **f}, "peft": kind, "lr": lr, "init_note": note}
+                for k, (m, f, kind, lr, note) in METHODS.items()
+            },
+        },
+    )
     part["templates"] = templates(model, data.spec, test)
     ctx.recorder.save()
     for seed in ctx.seeds:
@@ -66,23 +102,32 @@ def templates(model, spec, test: list[dict]) -> dict:
     """Every hand-written template of the spec, zero-shot, on ``test`` (the library's template_sensitivity)."""
     import time
 
-    from softprompt.sensitivity import template_sensitivity
+    from softprompt.experiments.sensitivity import template_sensitivity
 
     t0 = time.perf_counter()
     sens = template_sensitivity(model, spec, test, list(spec.default_templates), progress=False)
     for r in sens["templates"]:
         print(f"  [{PART}] template {r['accuracy']:.3f} {r['template']!r}", flush=True)
-    rows = [{"template": r["template"], "verbalizer": r["verbalizer"], "accuracy": r["accuracy"]}
-            for r in sens["templates"]]
-    return {"metric": "accuracy", "examples": len(test), "rows": rows, "min": sens["min"],
-            "median": sens["median"], "max": sens["max"], "eval_s": round(time.perf_counter() - t0, 2)}
+    rows = [
+        {"template": r["template"], "verbalizer": r["verbalizer"], "accuracy": r["accuracy"]}
+        for r in sens["templates"]
+    ]
+    return {
+        "metric": "accuracy",
+        "examples": len(test),
+        "rows": rows,
+        "min": sens["min"],
+        "median": sens["median"],
+        "max": sens["max"],
+        "eval_s": round(time.perf_counter() - t0, 2),
+    }
 
 
 def one_method(ctx: Context, model, data, test: list[dict], label: str, seed: int) -> None:
     """Train and score ``label`` in softprompt, then in PEFT, for one seed."""
     from softprompt.methods import make_config
     from softprompt.tasks import make_task
-    from softprompt.train import TrainJob
+    from softprompt.training import TrainJob
 
     p = ctx.preset
     method, fields, kind, lr, _ = METHODS[label]
@@ -92,21 +137,70 @@ def one_method(ctx: Context, model, data, test: list[dict], label: str, seed: in
     if name in model.bank:
         model.bank.remove(name)
     torch.manual_seed(seed)
-    model.add_prompt(name, make_config(method, num_virtual_tokens=VIRTUAL, **fields), seed=seed,
-                     label_words=label_words(task))
+    model.add_prompt(
+        name,
+        make_config(method, num_virtual_tokens=VIRTUAL, **fields),
+        seed=seed,
+        label_words=label_words(task),
+    )
     job = TrainJob(prompt=name, task=task, train=data.train, validation=[])
-    result, losses = train_prompts(model, job, steps=p.rt_steps, batch=p.rt_batch, lr=lr, seed=seed,
-                                   out=ctx.work / f"{PART}-{name}-{seed}")
+    result, losses = train_prompts(
+        model,
+        job,
+        steps=p.rt_steps,
+        batch=p.rt_batch,
+        lr=lr,
+        seed=seed,
+        out=ctx.work / f"{PART}-{name}-{seed}",
+    )
     _, metrics, secs = timed_predict(model, task, test, name, 16)
     model.bank.remove(name)
-    ctx.recorder.add_run(PART, run_record(
-        label=label, library="softprompt", method=method, seed=seed, metric="accuracy", value=metrics["accuracy"],
-        params=result.trainable_params, train_s=result.train_time_s, steps=result.steps, eval_s=secs,
-        n_eval=len(test), lr=lr, losses=losses))
+    ctx.recorder.add_run(
+        PART,
+        run_record(
+            label=label,
+            library="softprompt",
+            method=method,
+            seed=seed,
+            metric="accuracy",
+            value=metrics["accuracy"],
+            params=result.trainable_params,
+            train_s=result.train_time_s,
+            steps=result.steps,
+            eval_s=secs,
+            n_eval=len(test),
+            lr=lr,
+            losses=losses,
+        ),
+    )
     init_text = "".join(" " + w for w in label_words(task))
-    out = peft_side.train_and_score(kind, task, data.train, test, n=VIRTUAL, steps=p.rt_steps, batch=p.rt_batch,
-                                    lr=lr, seed=seed, init_text=init_text)
-    ctx.recorder.add_run(PART, run_record(
-        label=label, library="peft", method=kind, seed=seed, metric="accuracy", value=out["metrics"]["accuracy"],
-        params=out["params"], train_s=out["train_s"], steps=p.rt_steps, eval_s=out["eval_s"], n_eval=len(test),
-        lr=lr, losses=out["losses"]))
+    out = peft_side.train_and_score(
+        kind,
+        task,
+        data.train,
+        test,
+        n=VIRTUAL,
+        steps=p.rt_steps,
+        batch=p.rt_batch,
+        lr=lr,
+        seed=seed,
+        init_text=init_text,
+    )
+    ctx.recorder.add_run(
+        PART,
+        run_record(
+            label=label,
+            library="peft",
+            method=kind,
+            seed=seed,
+            metric="accuracy",
+            value=out["metrics"]["accuracy"],
+            params=out["params"],
+            train_s=out["train_s"],
+            steps=p.rt_steps,
+            eval_s=out["eval_s"],
+            n_eval=len(test),
+            lr=lr,
+            losses=out["losses"],
+        ),
+    )

@@ -10,9 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import SoftPromptError
+from softprompt.errors import SoftPromptError
 
-DESCRIPTION = "Prompt learning on a frozen transformer: hard prompts, prompt tuning, P-tuning v1/v2, prefix tuning."
+DESCRIPTION = (
+    "Prompt learning on a frozen transformer: hard prompts, prompt tuning, P-tuning v1/v2, prefix tuning."
+)
 EPILOG = """examples:
   softprompt methods                                   # what can be trained, with every option
   softprompt datasets                                  # built-in datasets and their templates
@@ -25,15 +27,23 @@ Run `softprompt COMMAND --help` for a command's options and more examples.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import COMMANDS
+    from softprompt.commands import COMMANDS
 
-    parser = argparse.ArgumentParser(prog="softprompt", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="softprompt",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP,
-                           epilog=getattr(command, "EPILOG", None),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            command.NAME,
+            help=command.HELP,
+            description=command.HELP,
+            epilog=getattr(command, "EPILOG", None),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         command.add_arguments(p)
         p.set_defaults(run=command.run)
     return parser

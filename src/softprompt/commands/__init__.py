@@ -5,7 +5,18 @@ by ``--help``), ``add_arguments(parser)`` and ``run(args) -> int`` (the exit cod
 ``run`` so ``softprompt --help`` stays fast. Adding a command = a module here + one entry in ``COMMANDS``.
 """
 
-from . import datasets, demo, evaluate, generate, methods, peft, predict, report, sensitivity, train
+from softprompt.commands import (
+    datasets,
+    demo,
+    evaluate,
+    generate,
+    methods,
+    peft,
+    predict,
+    report,
+    sensitivity,
+    train,
+)
 
 COMMANDS = [
     methods,

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import ConfigError, PromptFileError, VerbalizerError
+from softprompt.errors import ConfigError, PromptFileError, VerbalizerError
 
 
 def is_main_process() -> bool:
@@ -49,16 +49,26 @@ def prompt_name(dataset: str) -> str:
 # ----- tasks ------------------------------------------------------------------------------------------------
 def spec_json(spec) -> dict:
     """What ``predict`` needs to rebuild a task without the dataset."""
-    return {"name": spec.name, "task": spec.task, "text_fields": list(spec.text_fields),
-            "label_field": spec.label_field, "labels": None if spec.labels is None else list(spec.labels)}
+    return {
+        "name": spec.name,
+        "task": spec.task,
+        "text_fields": list(spec.text_fields),
+        "label_field": spec.label_field,
+        "labels": None if spec.labels is None else list(spec.labels),
+    }
 
 
 def spec_from_json(d: dict, template: str | None):
-    from ..data import TaskSpec
+    from softprompt.data import TaskSpec
 
-    return TaskSpec(name=d["name"], task=d["task"], text_fields=tuple(d["text_fields"]),
-                    label_field=d["label_field"], labels=None if d["labels"] is None else tuple(d["labels"]),
-                    default_templates=(template,) if template else ())
+    return TaskSpec(
+        name=d["name"],
+        task=d["task"],
+        text_fields=tuple(d["text_fields"]),
+        label_field=d["label_field"],
+        labels=None if d["labels"] is None else tuple(d["labels"]),
+        default_templates=(template,) if template else (),
+    )
 
 
 def check_verbalizer(verbalizer: dict | None, spec) -> None:
@@ -67,22 +77,35 @@ def check_verbalizer(verbalizer: dict | None, spec) -> None:
         return
     missing = [label for label in spec.labels if label not in verbalizer]
     if missing:
-        raise VerbalizerError(f"the verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
-                              f"(dataset labels: {', '.join(spec.labels)}; verbalizer: {sorted(verbalizer)})")
+        raise VerbalizerError(
+            f"the verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
+            f"(dataset labels: {', '.join(spec.labels)}; verbalizer: {sorted(verbalizer)})"
+        )
 
 
 def make_task_for(model, spec, *, template, verbalizer, head, virtual_tokens: int, max_length: int = 256):
-    from ..tasks import make_task
+    from softprompt.tasks import make_task
 
     check_verbalizer(verbalizer, spec)
-    return make_task(model, spec, template=template, verbalizer=verbalizer, head=head,
-                     virtual_tokens=virtual_tokens, max_length=max_length)
+    return make_task(
+        model,
+        spec,
+        template=template,
+        verbalizer=verbalizer,
+        head=head,
+        virtual_tokens=virtual_tokens,
+        max_length=max_length,
+    )
 
 
 def init_token_ids(task, tokenizer) -> list[int | None]:
     """Per virtual token of the task's template, the id a ``{soft:"words"}`` slot starts it from (else None)."""
     template = getattr(task, "template", None)
-    return [] if template is None or not hasattr(template, "init_token_ids") else template.init_token_ids(tokenizer)
+    return (
+        []
+        if template is None or not hasattr(template, "init_token_ids")
+        else template.init_token_ids(tokenizer)
+    )
 
 
 def label_words(task) -> list[str]:
@@ -112,14 +135,16 @@ def resolve_prompt_dir(path: str) -> Path:
 
 def load_trained(path: str, model_name: str | None):
     """(model, prompt name, metadata, task) for a prompt saved by ``softprompt train``."""
-    from ..io import load_prompt, read_meta
-    from ..loading import load_model
+    from softprompt.core.loading import load_model
+    from softprompt.files.prompts import load_prompt, read_meta
 
     folder = resolve_prompt_dir(path)
     meta = read_meta(folder)
     if "spec" not in meta:
-        raise PromptFileError(f"{folder}: no task description in prompt.json (not saved by `softprompt train`); "
-                              "build the task in Python with softprompt.tasks.make_task")
+        raise PromptFileError(
+            f"{folder}: no task description in prompt.json (not saved by `softprompt train`); "
+            "build the task in Python with softprompt.tasks.make_task"
+        )
     model_name = model_name or meta.get("model")
     if not model_name:
         raise ConfigError(f"{folder} does not record its model; pass --model")
@@ -128,8 +153,15 @@ def load_trained(path: str, model_name: str | None):
     name, meta = load_prompt(model, folder)
     spec = spec_from_json(meta["spec"], meta.get("template"))
     virtual = model.bank.get(name).config.num_virtual_tokens
-    task = make_task_for(model, spec, template=meta.get("template"), verbalizer=meta.get("verbalizer"),
-                         head=meta.get("task_head"), virtual_tokens=virtual, max_length=meta.get("max_length", 256))
+    task = make_task_for(
+        model,
+        spec,
+        template=meta.get("template"),
+        verbalizer=meta.get("verbalizer"),
+        head=meta.get("task_head"),
+        virtual_tokens=virtual,
+        max_length=meta.get("max_length", 256),
+    )
     _load_heads(task, meta["head"], folder)  # load_prompt puts the head tensors under "head"
     return model, name, meta, task
 
@@ -146,7 +178,9 @@ def _load_heads(task, tensors: dict, folder: Path) -> None:
     try:
         target.load_state_dict(tensors)
     except RuntimeError as e:
-        raise PromptFileError(f"{folder}: head tensors do not fit the task ({str(e).splitlines()[0]})") from None
+        raise PromptFileError(
+            f"{folder}: head tensors do not fit the task ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def label_of(task, prediction):

@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 def _sizes(name: str) -> dict | None:
     import json
 
-    from ..data.builtin import cache_file
+    from softprompt.data.builtin import cache_file
 
     try:
         splits = json.loads(cache_file(name).read_text(encoding="utf-8"))["splits"]
@@ -29,15 +29,23 @@ def _sizes(name: str) -> dict | None:
 
 
 def describe() -> list[dict]:
-    from ..data import list_datasets
+    from softprompt.data import list_datasets
 
-    return [{"name": s.name, "task": s.task, "labels": None if s.labels is None else list(s.labels),
-             "sizes": _sizes(s.name), "templates": list(s.default_templates), "description": s.description}
-            for s in list_datasets()]
+    return [
+        {
+            "name": s.name,
+            "task": s.task,
+            "labels": None if s.labels is None else list(s.labels),
+            "sizes": _sizes(s.name),
+            "templates": list(s.default_templates),
+            "description": s.description,
+        }
+        for s in list_datasets()
+    ]
 
 
 def run(args) -> int:
-    from .common import print_json, table
+    from softprompt.commands.common import print_json, table
 
     info = describe()
     if args.json:
@@ -45,7 +53,11 @@ def run(args) -> int:
         return 0
     rows = []
     for d in info:
-        sizes = " / ".join(f"{d['sizes'][k]:,}" for k in ("train", "validation", "test")) if d["sizes"] else "not cached"
+        sizes = (
+            " / ".join(f"{d['sizes'][k]:,}" for k in ("train", "validation", "test"))
+            if d["sizes"]
+            else "not cached"
+        )
         labels = ", ".join(d["labels"]) if d["labels"] else "-"
         rows.append([d["name"], d["task"], sizes, labels if len(labels) < 40 else labels[:37] + "..."])
     print(table(rows, ["name", "task", "train / validation / test", "labels"]))

@@ -12,33 +12,62 @@ EPILOG = """examples:
 
 
 def add_arguments(parser) -> None:
-    from ..demo import DemoConfig
+    from softprompt.experiments.demo import DemoConfig
 
     d = DemoConfig()
     parser.add_argument("--model", default=d.model, help=f"backbone (default: {d.model})")
     parser.add_argument("--out", default=d.out, help=f"output folder (default: {d.out})")
-    parser.add_argument("--steps", type=int, default=d.steps, help=f"training steps per method (default: {d.steps})")
+    parser.add_argument(
+        "--steps", type=int, default=d.steps, help=f"training steps per method (default: {d.steps})"
+    )
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
-    parser.add_argument("--templates", type=int, default=d.templates,
-                        help=f"hand-written templates to score (default: {d.templates})")
-    parser.add_argument("--eval-examples", type=int, default=d.eval_examples,
-                        help=f"held-out reviews scored per template/prompt (default: {d.eval_examples})")
-    parser.add_argument("--val-examples", type=int, default=d.val_examples,
-                        help=f"validation reviews for best-checkpoint selection (default: {d.val_examples})")
-    parser.add_argument("--methods", nargs="+", default=d.methods, metavar="METHOD",
-                        help=f"soft methods to train (default: {' '.join(d.methods)})")
+    parser.add_argument(
+        "--templates",
+        type=int,
+        default=d.templates,
+        help=f"hand-written templates to score (default: {d.templates})",
+    )
+    parser.add_argument(
+        "--eval-examples",
+        type=int,
+        default=d.eval_examples,
+        help=f"held-out reviews scored per template/prompt (default: {d.eval_examples})",
+    )
+    parser.add_argument(
+        "--val-examples",
+        type=int,
+        default=d.val_examples,
+        help=f"validation reviews for best-checkpoint selection (default: {d.val_examples})",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=d.methods,
+        metavar="METHOD",
+        help=f"soft methods to train (default: {' '.join(d.methods)})",
+    )
     parser.add_argument("--seed", type=int, default=d.seed)
 
 
 def run(args) -> int:
-    from ..demo import DemoConfig, run_demo
-    from ..errors import check_range
-    from .common import quiet_loading
+    from softprompt.commands.common import quiet_loading
+    from softprompt.errors import check_range
+    from softprompt.experiments.demo import DemoConfig, run_demo
 
     for name in ("steps", "batch_size", "templates", "eval_examples", "val_examples"):
         check_range(name, getattr(args, name), low=1)
     quiet_loading()
-    run_demo(DemoConfig(model=args.model, out=args.out, steps=args.steps, batch_size=args.batch_size,
-                        templates=args.templates, eval_examples=args.eval_examples,
-                        val_examples=args.val_examples, methods=list(args.methods), seed=args.seed))
+    run_demo(
+        DemoConfig(
+            model=args.model,
+            out=args.out,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            templates=args.templates,
+            eval_examples=args.eval_examples,
+            val_examples=args.val_examples,
+            methods=list(args.methods),
+            seed=args.seed,
+        )
+    )
     return 0

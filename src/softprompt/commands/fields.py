@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import ConfigError
+from softprompt.errors import ConfigError
 
 
 @dataclass
@@ -41,9 +41,13 @@ def field_docs(cls) -> dict[str, str]:
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
         for node, after in itertools.pairwise(body):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-                    and isinstance(after.value.value, str)):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
                 docs[node.target.id] = " ".join(after.value.value.split())
     return docs
 
@@ -54,8 +58,11 @@ def fields_of(cls, skip: tuple[str, ...] = ()) -> list[Field]:
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )
         out.append(Field(f.name, hints[f.name], default, docs.get(f.name, "")))
     return out
 
@@ -113,7 +120,9 @@ def coerce(where: str, value, hint):
         if typing.get_origin(base) is Literal:
             choices = typing.get_args(base)
             if value not in choices:
-                raise ConfigError(f"{where}={value!r} is not accepted; choose one of: {', '.join(map(str, choices))}")
+                raise ConfigError(
+                    f"{where}={value!r} is not accepted; choose one of: {', '.join(map(str, choices))}"
+                )
             return value
         if base is bool:
             if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
@@ -154,13 +163,27 @@ def add_flags(parser, fields: list[Field], section: str, *, help_suffix=None) ->
         default = f" (default: {f.default})" if help_suffix is None else help_suffix(f)
         doc = (f.doc or f.name).replace("%", "%%") + default
         if members[0] is bool:
-            parser.add_argument(flag, dest=f"{section}.{f.name}", action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=doc)
+            parser.add_argument(
+                flag,
+                dest=f"{section}.{f.name}",
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=doc,
+            )
             continue
-        metavar = "{" + ",".join(map(str, typing.get_args(members[0]))) + "}" \
-            if typing.get_origin(members[0]) is Literal else f.name.upper()
-        parser.add_argument(flag, dest=f"{section}.{f.name}", default=argparse.SUPPRESS, metavar=metavar,
-                            type=_flag_type(flag, f.hint), help=doc)
+        metavar = (
+            "{" + ",".join(map(str, typing.get_args(members[0]))) + "}"
+            if typing.get_origin(members[0]) is Literal
+            else f.name.upper()
+        )
+        parser.add_argument(
+            flag,
+            dest=f"{section}.{f.name}",
+            default=argparse.SUPPRESS,
+            metavar=metavar,
+            type=_flag_type(flag, f.hint),
+            help=doc,
+        )
 
 
 def _flag_type(flag: str, hint):
@@ -176,4 +199,4 @@ def _flag_type(flag: str, hint):
 def given(args: argparse.Namespace, section: str) -> dict:
     """The flags of ``section`` the user typed, as {field: value}."""
     prefix = section + "."
-    return {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)}

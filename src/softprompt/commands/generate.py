@@ -22,17 +22,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..errors import UnsupportedModel, check_range
-    from .common import load_trained, print_json
+    from softprompt.commands.common import load_trained, print_json
+    from softprompt.errors import UnsupportedModel, check_range
 
     check_range("max_new_tokens", args.max_new_tokens, low=1, high=4096)
     model, name, meta, task = load_trained(args.prompt, args.model)
     if model.info.kind not in ("causal", "seq2seq"):
-        raise UnsupportedModel(f"generate needs a causal or seq2seq language model; {model.info.family} is "
-                               f"{model.info.kind}")
+        raise UnsupportedModel(
+            f"generate needs a causal or seq2seq language model; {model.info.family} is {model.info.kind}"
+        )
     if meta["spec"]["task"] == "generation" and not args.raw:
-        from ..train import predict
-        from .predict import text_example
+        from softprompt.commands.predict import text_example
+        from softprompt.training import predict
 
         task.max_new = args.max_new_tokens
         text = predict(model, task, [text_example(meta, args.text)], name)[0]
@@ -45,13 +46,14 @@ def run(args) -> int:
 def _continue(model, name: str, text: str, max_new_tokens: int) -> str:
     import torch
 
-    from ..generate import generate
+    from softprompt.core.generation import generate
 
     tok = model.tokenizer
     ids = torch.tensor([tok(text)["input_ids"]], device=model.backbone.get_input_embeddings().weight.device)
     model.eval()
-    out = generate(model, ids, torch.ones_like(ids), [name], max_new_tokens=max_new_tokens,
-                   eos_token_id=tok.eos_token_id)[0].tolist()
+    out = generate(
+        model, ids, torch.ones_like(ids), [name], max_new_tokens=max_new_tokens, eos_token_id=tok.eos_token_id
+    )[0].tolist()
     if tok.eos_token_id in out:
         out = out[: out.index(tok.eos_token_id)]
     return tok.decode(out, skip_special_tokens=True).strip()

@@ -15,15 +15,19 @@ def add_arguments(parser) -> None:
 
 
 def describe() -> dict:
-    from ..methods import METHODS, TRAINABLE
-    from .fields import fields_of
+    from softprompt.commands.fields import fields_of
+    from softprompt.methods import METHODS, TRAINABLE
 
     out = {}
     for method in TRAINABLE:
         cls = METHODS[method][0]
-        out[method] = {"doc": " ".join((cls.__doc__ or "").split()),
-                       "fields": {f.name: {"default": f.default, "type": _type_name(f.hint), "doc": f.doc}
-                                  for f in fields_of(cls, skip=("method",))}}
+        out[method] = {
+            "doc": " ".join((cls.__doc__ or "").split()),
+            "fields": {
+                f.name: {"default": f.default, "type": _type_name(f.hint), "doc": f.doc}
+                for f in fields_of(cls, skip=("method",))
+            },
+        }
     return out
 
 
@@ -32,7 +36,7 @@ def _type_name(hint) -> str:
 
 
 def run(args) -> int:
-    from .common import print_json, table
+    from softprompt.commands.common import print_json, table
 
     info = describe()
     if args.json:
@@ -43,6 +47,8 @@ def run(args) -> int:
         if method == "hard":
             print("  (no trainable parameters: the template and verbalizer are the prompt)\n")
             continue
-        rows = [[f"--{name.replace('_', '-')}", repr(f["default"]), f["doc"]] for name, f in d["fields"].items()]
+        rows = [
+            [f"--{name.replace('_', '-')}", repr(f["default"]), f["doc"]] for name, f in d["fields"].items()
+        ]
         print(table(rows, ["flag", "default", "meaning"]) + "\n")
     return 0

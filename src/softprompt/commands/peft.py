@@ -25,13 +25,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..io import save_prompt
-    from ..peft_io import export_peft, import_peft
-    from .common import load_trained, quiet_loading
+    from softprompt.commands.common import load_trained, quiet_loading
+    from softprompt.files.peft import export_peft, import_peft
+    from softprompt.files.prompts import save_prompt
 
     quiet_loading()
     if args.direction == "import":
-        from ..loading import load_model
+        from softprompt.core.loading import load_model
 
         model = load_model(args.model)
         name = import_peft(model, args.peft)

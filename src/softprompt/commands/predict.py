@@ -15,7 +15,9 @@ training); --text fills the first one.
 def add_arguments(parser) -> None:
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
     src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", metavar="FILE", help="examples: JSONL (one JSON object per line), JSON, CSV or TSV")
+    src.add_argument(
+        "--input", metavar="FILE", help="examples: JSONL (one JSON object per line), JSON, CSV or TSV"
+    )
     src.add_argument("--text", help="one input text")
     parser.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
     parser.add_argument("--batch-size", type=int, default=16, help="examples per forward (default: 16)")
@@ -30,19 +32,26 @@ def text_example(meta: dict, text: str) -> dict:
 
 
 def run(args) -> int:
-    from ..data.readers import read_rows
-    from ..errors import check_range
-    from ..train import predict
-    from .common import label_of, load_trained, print_json
+    from softprompt.commands.common import label_of, load_trained, print_json
+    from softprompt.data.readers import read_rows
+    from softprompt.errors import check_range
+    from softprompt.training import predict
 
     check_range("batch_size", args.batch_size, low=1)
     rows = read_rows(args.input) if args.input else None  # a bad file fails before the model loads
     model, name, meta, task = load_trained(args.prompt, args.model)
     examples = rows if rows is not None else [text_example(meta, args.text)]
     for ex in examples:  # rows may use the training data's own column names (--fields text=review,...)
-        ex.update({ours: ex[theirs] for ours, theirs in (meta.get("fields") or {}).items()
-                   if ours not in ex and theirs in ex})
-    predictions = [label_of(task, p) for p in predict(model, task, examples, name, batch_size=args.batch_size)]
+        ex.update(
+            {
+                ours: ex[theirs]
+                for ours, theirs in (meta.get("fields") or {}).items()
+                if ours not in ex and theirs in ex
+            }
+        )
+    predictions = [
+        label_of(task, p) for p in predict(model, task, examples, name, batch_size=args.batch_size)
+    ]
     if args.json:
         print_json([{"input": ex, "prediction": p} for ex, p in zip(examples, predictions)])
     else:

@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..report import report_runs
+    from softprompt.experiments.report import report_runs
 
     path = report_runs(args.runs, args.out, title=args.title)
     print(f"report: {path} (and {path.with_suffix('.html')})")

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..errors import ConfigError, check_choice, check_range
-from ..methods import METHODS, TRAINABLE, MethodConfig, make_config
-from ..training.config import TrainConfig
-from .fields import Field, coerce, fields_of, given
+from softprompt.commands.fields import Field, coerce, fields_of, given
+from softprompt.errors import ConfigError, check_choice, check_range
+from softprompt.methods import METHODS, TRAINABLE, MethodConfig, make_config
+from softprompt.training.config import TrainConfig
 
 TOP = ("model", "method", "dataset", "out", "name", "method_args", "train", "task")
 REQUIRED = ("model", "method", "dataset", "out")
@@ -126,19 +126,27 @@ def resolve(args: argparse.Namespace) -> RunSettings:
     top.update({k: v for k, v in given(args, "top").items() if v is not None})
     missing = [k for k in REQUIRED if not top.get(k)]
     if missing:
-        raise ConfigError(f"missing {', '.join('--' + k for k in missing)} (give the flags or set them in --config)")
+        raise ConfigError(
+            f"missing {', '.join('--' + k for k in missing)} (give the flags or set them in --config)"
+        )
     method = str(top["method"])
     if method not in TRAINABLE:
         raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")
     method_cls = METHODS[method][0]
     hints = {f.name: f.hint for f in fields_of(method_cls)}
-    method_args = {k: coerce(f"method_args.{k}", v, hints[k]) if k in hints else v
-                   for k, v in (doc.get("method_args") or {}).items()}
+    method_args = {
+        k: coerce(f"method_args.{k}", v, hints[k]) if k in hints else v
+        for k, v in (doc.get("method_args") or {}).items()
+    }
     method_args.update(given(args, "method_args"))
     return RunSettings(
-        model=str(top["model"]), method=method, dataset=str(top["dataset"]), out=Path(str(top["out"])),
+        model=str(top["model"]),
+        method=method,
+        dataset=str(top["dataset"]),
+        out=Path(str(top["out"])),
         name=None if top["name"] is None else str(top["name"]),
-        method_config=make_config(method, **method_args), method_args=method_args,
+        method_config=make_config(method, **method_args),
+        method_args=method_args,
         train=TrainConfig(**_section(doc, args, "train", TrainConfig, where)),
         task=TaskOptions(**_section(doc, args, "task", TaskOptions, where)),
     )

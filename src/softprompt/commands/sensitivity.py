@@ -12,7 +12,9 @@ EPILOG = """examples:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", default="smollm2-135m", help="backbone (default: smollm2-135m)")
-    parser.add_argument("--dataset", default="rotten-tomatoes", help="classification dataset (default: rotten-tomatoes)")
+    parser.add_argument(
+        "--dataset", default="rotten-tomatoes", help="classification dataset (default: rotten-tomatoes)"
+    )
     parser.add_argument("--template", action="append", help="a template (repeat; default: the dataset's own)")
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
     parser.add_argument("--limit", type=int, default=200, help="examples scored per template (default: 200)")
@@ -24,19 +26,21 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from ..data import load_dataset
-    from ..errors import ConfigError, check_range
-    from ..io import atomic_write_text
-    from ..loading import load_model
-    from ..sensitivity import plot_sensitivity, template_sensitivity
-    from .common import print_json, quiet_loading
+    from softprompt.commands.common import print_json, quiet_loading
+    from softprompt.core.loading import load_model
+    from softprompt.data import load_dataset
+    from softprompt.errors import ConfigError, check_range
+    from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
+    from softprompt.files.atomic import atomic_write_text
 
     check_range("limit", args.limit, low=1)
     quiet_loading()
     data = load_dataset(args.dataset)
     if data.spec.task not in ("classification", "probing"):
-        raise ConfigError(f"dataset {args.dataset!r} is a {data.spec.task} task; sensitivity scores "
-                          "classification/probing templates")
+        raise ConfigError(
+            f"dataset {args.dataset!r} is a {data.spec.task} task; sensitivity scores "
+            "classification/probing templates"
+        )
     model = load_model(args.model)
     result = template_sensitivity(model, data.spec, data.splits()[args.split][: args.limit], args.template)
     out = Path(args.out)
@@ -48,6 +52,8 @@ def run(args) -> int:
         return 0
     for r in sorted(result["templates"], key=lambda r: -r[result["metric"]]):
         print(f"{r[result['metric']]:.3f}  {r['template']!r}")
-    print(f"spread {result['spread']:.3f} (min {result['min']:.3f}, median {result['median']:.3f}, "
-          f"max {result['max']:.3f}); plot: {out / 'sensitivity.png'}")
+    print(
+        f"spread {result['spread']:.3f} (min {result['min']:.3f}, median {result['median']:.3f}, "
+        f"max {result['max']:.3f}); plot: {out / 'sensitivity.png'}"
+    )
     return 0

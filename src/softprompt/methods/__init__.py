@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ConfigError
-from .base import Contribution, InitContext, MethodConfig, PromptMethod
-from .hard import HardConfig, HardPrompt
-from .p_tuning import PTuning, PTuningConfig
-from .p_tuning_v2 import PTuningV2, PTuningV2Config
-from .prefix_tuning import PrefixTuning, PrefixTuningConfig
-from .prompt_tuning import PromptTuning, PromptTuningConfig
-from .static import StaticConfig, StaticPrompt
+from softprompt.core.prompt import (
+    METHODS,
+    Contribution,
+    InitContext,
+    MethodConfig,
+    PromptMethod,
+    build,
+    register,
+)
+from softprompt.core.static import StaticConfig, StaticPrompt
+from softprompt.errors import ConfigError
+from softprompt.methods.hard import HardConfig, HardPrompt
+from softprompt.methods.p_tuning import PTuning, PTuningConfig
+from softprompt.methods.p_tuning_v2 import PTuningV2, PTuningV2Config
+from softprompt.methods.prefix_tuning import PrefixTuning, PrefixTuningConfig
+from softprompt.methods.prompt_tuning import PromptTuning, PromptTuningConfig
 
-METHODS: dict[str, tuple[type[MethodConfig], type]] = {
-    "hard": (HardConfig, HardPrompt),
-    "prompt-tuning": (PromptTuningConfig, PromptTuning),
-    "p-tuning": (PTuningConfig, PTuning),
-    "prefix-tuning": (PrefixTuningConfig, PrefixTuning),
-    "p-tuning-v2": (PTuningV2Config, PTuningV2),
-    "static": (StaticConfig, StaticPrompt),
-}
+register("hard", HardConfig, HardPrompt)
+register("prompt-tuning", PromptTuningConfig, PromptTuning)
+register("p-tuning", PTuningConfig, PTuning)
+register("prefix-tuning", PrefixTuningConfig, PrefixTuning)
+register("p-tuning-v2", PTuningV2Config, PTuningV2)
+register("static", StaticConfig, StaticPrompt)
 TRAINABLE = tuple(m for m in METHODS if m != "static")
 
 
@@ -32,16 +38,21 @@ def make_config(method: str, **fields) -> MethodConfig:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(fields) - known)
     if unknown:
-        raise ConfigError(f"{method}: unknown field(s) {', '.join(unknown)}; accepted: "
-                          f"{', '.join(sorted(known - {'method'}))}")
+        raise ConfigError(
+            f"{method}: unknown field(s) {', '.join(unknown)}; accepted: "
+            f"{', '.join(sorted(known - {'method'}))}"
+        )
     fields.pop("method", None)
     return cls(**fields)
 
 
-def build(config: MethodConfig, ctx: InitContext):
-    """Instantiate the module of ``config.method``."""
-    return METHODS[config.method][1](config, ctx)
-
-
-__all__ = ["METHODS", "TRAINABLE", "Contribution", "InitContext", "MethodConfig", "PromptMethod",
-           "build", "make_config"]
+__all__ = [
+    "METHODS",
+    "TRAINABLE",
+    "Contribution",
+    "InitContext",
+    "MethodConfig",
+    "PromptMethod",
+    "build",
+    "make_config",
+]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .base import Contribution, InitContext, MethodConfig
+from softprompt.core.prompt import Contribution, InitContext, MethodConfig
 
 
 @dataclass(kw_only=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
-from .base import InitContext
+from softprompt.core.prompt import InitContext
+from softprompt.errors import ConfigError
 
 
 def special_ids(tokenizer) -> set[int]:
@@ -19,7 +19,9 @@ def vocab_sample(ctx: InitContext, n: int, top_k: int, generator: torch.Generato
     the first ``top_k`` ids are taken as the most frequent (Lester et al. sample from the 5,000 most common).
     """
     skip = special_ids(ctx.tokenizer)
-    pool = torch.tensor([i for i in range(min(top_k + len(skip), ctx.info.vocab_size)) if i not in skip][:top_k])
+    pool = torch.tensor(
+        [i for i in range(min(top_k + len(skip), ctx.info.vocab_size)) if i not in skip][:top_k]
+    )
     return pool[torch.randint(len(pool), (n,), generator=generator)]
 
 

@@ -12,9 +12,9 @@ from typing import Literal
 
 from torch import nn
 
-from ..errors import check_choice, check_range
-from .base import Contribution, InitContext, eject_in_eval
-from .prompt_tuning import PromptTuningConfig, initial_embeddings
+from softprompt.core.prompt import Contribution, InitContext, eject_in_eval
+from softprompt.errors import check_choice, check_range
+from softprompt.methods.prompt_tuning import PromptTuningConfig, initial_embeddings
 
 ENCODERS = ("lstm", "mlp", "none")
 
@@ -55,11 +55,19 @@ class PTuning(nn.Module):
         self.embedding.weight.data.copy_(initial_embeddings(config, ctx))
         self.lstm_head = None
         if config.encoder == "lstm":
-            self.lstm_head = nn.LSTM(h, w, num_layers=config.encoder_layers, dropout=config.dropout,
-                                     bidirectional=True, batch_first=True)
+            self.lstm_head = nn.LSTM(
+                h,
+                w,
+                num_layers=config.encoder_layers,
+                dropout=config.dropout,
+                bidirectional=True,
+                batch_first=True,
+            )
             self.mlp_head = nn.Sequential(nn.Linear(2 * w, 2 * w), nn.ReLU(), nn.Linear(2 * w, h))
         elif config.encoder == "mlp":
-            self.mlp_head = nn.Sequential(nn.Linear(h, w), nn.ReLU(), nn.Linear(w, w), nn.ReLU(), nn.Linear(w, h))
+            self.mlp_head = nn.Sequential(
+                nn.Linear(h, w), nn.ReLU(), nn.Linear(w, w), nn.ReLU(), nn.Linear(w, h)
+            )
         else:
             self.mlp_head = nn.Identity()
         if config.residual and config.encoder != "none":

@@ -1,11 +1,11 @@
 """P-Tuning v2: deep prompts (a prefix at every layer) for understanding tasks, no reparameterization by
-default. Pair it with a task head from ``softprompt.heads`` (pooled / last-token / verbalizer / token)."""
+default. Pair it with a task head from ``softprompt.tasks.layers`` (pooled / last-token / verbalizer / token)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .prefix_tuning import PrefixTuning, PrefixTuningConfig
+from softprompt.methods.prefix_tuning import PrefixTuning, PrefixTuningConfig
 
 
 @dataclass(kw_only=True)

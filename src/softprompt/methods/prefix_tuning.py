@@ -14,9 +14,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..errors import ConfigError, check_choice, check_range
-from .base import Contribution, InitContext, eject_in_eval, MethodConfig
-from .init import fill_to, text_ids
+from softprompt.core.prompt import Contribution, InitContext, MethodConfig, eject_in_eval
+from softprompt.errors import ConfigError, check_choice, check_range
+from softprompt.methods.init import fill_to, text_ids
 
 
 @dataclass(kw_only=True)
@@ -43,8 +43,10 @@ class PrefixTuningConfig(MethodConfig):
         check_range("num_virtual_tokens", self.num_virtual_tokens, low=1, high=4096)
         check_choice("init", self.init, ("random", "text"))
         if self.init == "text" and (not self.init_text or self.reparameterize):
-            raise ConfigError('init="text" needs init_text and reparameterize=False (the MLP cannot start '
-                              "from given activations)")
+            raise ConfigError(
+                'init="text" needs init_text and reparameterize=False (the MLP cannot start '
+                "from given activations)"
+            )
         check_range("mlp_hidden", self.mlp_hidden, low=1, high=65536)
         if self.embed_dim is not None:
             check_range("embed_dim", self.embed_dim, low=1, high=65536)
@@ -62,8 +64,9 @@ class PrefixTuning(nn.Module):
         if config.reparameterize:
             d = config.embed_dim or info.num_kv_heads * info.head_dim
             self.embedding = nn.Embedding(config.num_virtual_tokens, d)
-            self.transform = nn.Sequential(nn.Linear(d, config.mlp_hidden), nn.Tanh(),
-                                           nn.Linear(config.mlp_hidden, width))
+            self.transform = nn.Sequential(
+                nn.Linear(d, config.mlp_hidden), nn.Tanh(), nn.Linear(config.mlp_hidden, width)
+            )
         else:
             self.embedding = nn.Embedding(config.num_virtual_tokens, width)
             self.transform = nn.Identity()

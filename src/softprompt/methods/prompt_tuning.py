@@ -8,9 +8,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..errors import ConfigError, check_choice, check_range
-from .base import Contribution, InitContext, MethodConfig
-from .init import embed, fill_to, text_ids, vocab_sample
+from softprompt.core.prompt import Contribution, InitContext, MethodConfig
+from softprompt.errors import ConfigError, check_choice, check_range
+from softprompt.methods.init import embed, fill_to, text_ids, vocab_sample
 
 INITS = ("random", "vocab", "text", "labels", "file")
 
@@ -61,18 +61,21 @@ def _by_init(config, ctx: InitContext) -> torch.Tensor:
         return embed(ctx, fill_to(text_ids(ctx, config.init_text), n))
     if config.init == "labels":
         if not ctx.label_words:
-            raise ConfigError('init="labels" needs the task\'s label words (a verbalizer task passes them; '
-                              'in Python: add_prompt(..., label_words=[...])); use init="vocab" or "text" otherwise')
+            raise ConfigError(
+                'init="labels" needs the task\'s label words (a verbalizer task passes them; '
+                'in Python: add_prompt(..., label_words=[...])); use init="vocab" or "text" otherwise'
+            )
         ids = [i for w in ctx.label_words for i in text_ids(ctx, " " + w.strip())][:n]
         rest = vocab_sample(ctx, n - len(ids), config.vocab_top_k, g).tolist()
         return embed(ctx, ids + rest)
     if config.init == "file":
-        from ..io import load_tensors
+        from softprompt.files.atomic import load_tensors
 
         src = load_tensors(config.init_file).get("embeds")
         if src is None or src.shape[-1] != ctx.info.hidden_size:
-            raise ConfigError(f"init_file={config.init_file!r} holds no input embeddings of width "
-                              f"{ctx.info.hidden_size}")
+            raise ConfigError(
+                f"init_file={config.init_file!r} holds no input embeddings of width {ctx.info.hidden_size}"
+            )
         return src[torch.arange(n) % src.shape[0]].float().clone()
     return embed(ctx, vocab_sample(ctx, n, config.vocab_top_k, g))
 

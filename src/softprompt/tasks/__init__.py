@@ -7,18 +7,26 @@
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-from ..verbalizer import Verbalizer
-from .base import Task
-from .classify import VerbalizerTask
-from .generation import GenerationTask
-from .heads import HeadClassificationTask, LabelingTask
+from softprompt.errors import ConfigError
+from softprompt.prompting.verbalizer import Verbalizer
+from softprompt.tasks.base import Task
+from softprompt.tasks.classify import VerbalizerTask
+from softprompt.tasks.generation import GenerationTask
+from softprompt.tasks.heads import HeadClassificationTask, LabelingTask
 
 HEADS = ("lm", "first", "last", "mean")
 
 
-def make_task(model, spec, *, template: str | None = None, verbalizer=None, head: str | None = None,
-              virtual_tokens: int = 0, max_length: int = 256) -> Task:
+def make_task(
+    model,
+    spec,
+    *,
+    template: str | None = None,
+    verbalizer=None,
+    head: str | None = None,
+    virtual_tokens: int = 0,
+    max_length: int = 256,
+) -> Task:
     """The task for ``spec`` (a ``data.TaskSpec``) on ``model``.
 
     Args:
@@ -32,25 +40,51 @@ def make_task(model, spec, *, template: str | None = None, verbalizer=None, head
         raise ConfigError(f"head={head!r} is not accepted; choose one of: {', '.join(HEADS)}")
     template = template or (spec.default_templates[0] if spec.default_templates else "{text}")
     if spec.task == "labeling":
-        return LabelingTask(model, spec.labels, tokens_field="tokens", tags_field=spec.label_field,
-                            max_length=max_length)
+        return LabelingTask(
+            model, spec.labels, tokens_field="tokens", tags_field=spec.label_field, max_length=max_length
+        )
     if spec.task == "generation":
-        return GenerationTask(model, template, target_field=spec.label_field, max_length=max_length,
-                              virtual_tokens=virtual_tokens)
+        return GenerationTask(
+            model,
+            template,
+            target_field=spec.label_field,
+            max_length=max_length,
+            virtual_tokens=virtual_tokens,
+        )
     head = head or ("lm" if model.info.kind != "encoder" else "first")
     if head != "lm":
-        return HeadClassificationTask(model, spec.labels, template=_no_mask(template),
-                                      label_field=spec.label_field, pool=head, max_length=max_length)
+        return HeadClassificationTask(
+            model,
+            spec.labels,
+            template=_no_mask(template),
+            label_field=spec.label_field,
+            pool=head,
+            max_length=max_length,
+        )
     probing = spec.task == "probing"
     words = verbalizer or (None if probing else spec.verbalizer_for(template))
     verb = Verbalizer.from_spec(words or list(spec.labels))
-    return VerbalizerTask(model, template, verb, label_field=spec.label_field, max_length=max_length,
-                          virtual_tokens=virtual_tokens, probing=probing)
+    return VerbalizerTask(
+        model,
+        template,
+        verb,
+        label_field=spec.label_field,
+        max_length=max_length,
+        virtual_tokens=virtual_tokens,
+        probing=probing,
+    )
 
 
 def _no_mask(template: str) -> str:
     return template.replace("{mask}", "").strip() or "{text}"
 
 
-__all__ = ["HEADS", "GenerationTask", "HeadClassificationTask", "LabelingTask", "Task", "VerbalizerTask",
-           "make_task"]
+__all__ = [
+    "HEADS",
+    "GenerationTask",
+    "HeadClassificationTask",
+    "LabelingTask",
+    "Task",
+    "VerbalizerTask",
+    "make_task",
+]

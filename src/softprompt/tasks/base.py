@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from ..errors import TemplateError
+from softprompt.errors import TemplateError
 
 
 class Task(Protocol):
@@ -57,11 +58,13 @@ def check_prompts(model, prompts: Sequence[str | None], num_soft: int) -> None:
     """A template with {soft} slots needs prompts that give exactly that many virtual input tokens."""
     if num_soft == 0:
         return
-    for name in set(p for p in prompts if p is not None):
+    for name in {p for p in prompts if p is not None}:
         n = model.bank.get(name).contribute().num_embeds
         if n not in (0, num_soft):
-            raise TemplateError(f"the template has {num_soft} soft tokens but prompt {name!r} provides {n} "
-                                "virtual input tokens; make them equal")
+            raise TemplateError(
+                f"the template has {num_soft} soft tokens but prompt {name!r} provides {n} "
+                "virtual input tokens; make them equal"
+            )
 
 
 def pad_id(tokenizer) -> int:

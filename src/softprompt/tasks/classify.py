@@ -8,16 +8,16 @@ one forward of B rows scores all labels; otherwise each (example, word) pair is 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
-from ..templates import Template, parse_template
-from ..verbalizer import Verbalizer
-from . import metrics
-from .base import check_prompts, insert_positions, pad_id, pad_rows
+from softprompt.errors import DataError
+from softprompt.prompting.templates import Template, parse_template
+from softprompt.prompting.verbalizer import Verbalizer
+from softprompt.tasks import metrics
+from softprompt.tasks.base import check_prompts, insert_positions, pad_id, pad_rows
 
 IGNORE = -100
 
@@ -25,13 +25,24 @@ IGNORE = -100
 class VerbalizerTask:
     """Classification (or probing over candidate answers) through a template and a verbalizer."""
 
-    def __init__(self, model, template: str | Template, verbalizer: Verbalizer, *, label_field: str = "label",
-                 max_length: int = 256, on_overflow: str = "truncate", virtual_tokens: int = 0,
-                 probing: bool = False):
+    def __init__(
+        self,
+        model,
+        template: str | Template,
+        verbalizer: Verbalizer,
+        *,
+        label_field: str = "label",
+        max_length: int = 256,
+        on_overflow: str = "truncate",
+        virtual_tokens: int = 0,
+        probing: bool = False,
+    ):
         self.tok = model.tokenizer
         self.kind = model.info.kind
         if self.kind == "encoder":
-            raise DataError("label-word scoring needs a language-model head; use a HeadTask for bare encoders")
+            raise DataError(
+                "label-word scoring needs a language-model head; use a HeadTask for bare encoders"
+            )
         self.template = parse_template(template) if isinstance(template, str) else template
         self.template = self.template.bind(self.tok)
         self.verbalizer, self.label_field = verbalizer, label_field
@@ -39,8 +50,12 @@ class VerbalizerTask:
         self.answer = "append" if self.kind == "causal" else ("mask_token" if self.tok.mask_token else "none")
         self.single = self.kind != "seq2seq" and bool(self.table.token_mask.sum(1).eq(1).all())
         limit = model.info.max_positions or max_length
-        self.enc_kw = dict(answer=self.answer, max_length=min(limit, max_length) - virtual_tokens,
-                           on_overflow=on_overflow, reserved=self.table.token_ids.shape[1] - 1)
+        self.enc_kw = dict(
+            answer=self.answer,
+            max_length=min(limit, max_length) - virtual_tokens,
+            on_overflow=on_overflow,
+            reserved=self.table.token_ids.shape[1] - 1,
+        )
         self.decoder_start = getattr(model.backbone.config, "decoder_start_token_id", None) or 0
         self.main_metric = "p_at_1" if probing else "accuracy"
         self.probing = probing
@@ -56,7 +71,10 @@ class VerbalizerTask:
 
     def collate(self, examples: list[dict]) -> dict:
         enc = [self.template.encode(ex, self.tok, **self.enc_kw) for ex in examples]
-        return {"encoded": enc, "labels": torch.tensor(self.gold(examples)) if self._labelled(examples) else None}
+        return {
+            "encoded": enc,
+            "labels": torch.tensor(self.gold(examples)) if self._labelled(examples) else None,
+        }
 
     def _labelled(self, examples):
         return all(self.label_field in ex for ex in examples)
@@ -84,8 +102,14 @@ class VerbalizerTask:
         """(B, W) log-probs of single-token words from one forward."""
         ids, mask = pad_rows([e.input_ids for e in enc], pad_id(self.tok))
         dev = self._device(model)
-        out = model(ids.to(dev), mask.to(dev), list(prompts), insert_at=insert_positions(enc, self.template.num_soft),
-                    hidden=False, last_only=self.kind == "causal")
+        out = model(
+            ids.to(dev),
+            mask.to(dev),
+            list(prompts),
+            insert_at=insert_positions(enc, self.template.num_soft),
+            hidden=False,
+            last_only=self.kind == "causal",
+        )
         if self.kind == "causal":
             logits = out.next_logits  # (B, V)
         else:
@@ -127,9 +151,9 @@ class VerbalizerTask:
             return ids + word, [IGNORE] * len(ids) + word, sp, None
         if self.kind == "masked":
             a, k = e.answer_index, len(word)
-            new = ids[:a] + [ids[a]] * k + ids[a + 1:]
+            new = ids[:a] + [ids[a]] * k + ids[a + 1 :]
             lab = [IGNORE] * len(new)
-            lab[a:a + k] = word
+            lab[a : a + k] = word
             return new, lab, [p + k - 1 if p > a else p for p in sp], None
         lead = [self.tok.mask_token_id] if (self.tok.mask_token or "").startswith("<extra_id") else []
         full = lead + word

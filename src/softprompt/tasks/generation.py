@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..generate import generate
-from ..templates import parse_template
-from . import metrics
-from .base import check_prompts, insert_positions, pad_id, pad_rows
+from softprompt.core.generation import generate
+from softprompt.prompting.templates import parse_template
+from softprompt.tasks import metrics
+from softprompt.tasks.base import check_prompts, insert_positions, pad_id, pad_rows
 
 IGNORE = -100
 
@@ -15,15 +15,25 @@ IGNORE = -100
 class GenerationTask:
     main_metric = "rougeL"
 
-    def __init__(self, model, template: str, *, target_field: str = "target", max_length: int = 256,
-                 max_target: int = 32, max_new_tokens: int = 24, virtual_tokens: int = 0):
+    def __init__(
+        self,
+        model,
+        template: str,
+        *,
+        target_field: str = "target",
+        max_length: int = 256,
+        max_target: int = 32,
+        max_new_tokens: int = 24,
+        virtual_tokens: int = 0,
+    ):
         self.tok, self.kind = model.tokenizer, model.info.kind
         self.template = parse_template(template).bind(self.tok)
         self.target_field, self.max_target, self.max_new = target_field, max_target, max_new_tokens
         limit = min(model.info.max_positions or max_length, max_length) - virtual_tokens
         reserved = max_target + 1 if self.kind == "causal" else 0
-        self.enc_kw = dict(answer="append" if self.kind == "causal" else "none", max_length=limit,
-                           reserved=reserved)
+        self.enc_kw = dict(
+            answer="append" if self.kind == "causal" else "none", max_length=limit, reserved=reserved
+        )
         self.eos = self.tok.eos_token_id
 
     def modules(self):
@@ -56,15 +66,27 @@ class GenerationTask:
     def loss(self, model, batch, prompts):
         check_prompts(model, prompts, self.template.num_soft)
         dev = model.backbone.get_input_embeddings().weight.device
-        return model(batch["train_ids"].to(dev), batch["train_mask"].to(dev), list(prompts),
-                     insert_at=batch["insert_at"], labels=batch["labels"].to(dev)).loss
+        return model(
+            batch["train_ids"].to(dev),
+            batch["train_mask"].to(dev),
+            list(prompts),
+            insert_at=batch["insert_at"],
+            labels=batch["labels"].to(dev),
+        ).loss
 
     @torch.no_grad()
     def predict(self, model, batch, prompts):
         dev = model.backbone.get_input_embeddings().weight.device
         ids, mask = pad_rows([e.input_ids for e in batch["encoded"]], pad_id(self.tok), left=True)
-        out = generate(model, ids.to(dev), mask.to(dev), list(prompts), insert_at=batch["insert_at"],
-                       max_new_tokens=self.max_new, eos_token_id=self.eos)
+        out = generate(
+            model,
+            ids.to(dev),
+            mask.to(dev),
+            list(prompts),
+            insert_at=batch["insert_at"],
+            max_new_tokens=self.max_new,
+            eos_token_id=self.eos,
+        )
         texts = []
         for row in out.tolist():
             if self.eos in row:

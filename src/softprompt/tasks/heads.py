@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError
-from ..heads import ClassificationHead, Pool, TokenClassificationHead
-from ..templates import parse_template
-from . import metrics
-from .base import pad_id, pad_rows
+from softprompt.errors import DataError
+from softprompt.prompting.templates import parse_template
+from softprompt.tasks import metrics
+from softprompt.tasks.base import pad_id, pad_rows
+from softprompt.tasks.layers import ClassificationHead, Pool, TokenClassificationHead
 
 IGNORE = -100
 
@@ -25,12 +25,23 @@ class HeadClassificationTask:
 
     main_metric = "accuracy"
 
-    def __init__(self, model, labels: Sequence[str], *, template: str = "{text}", label_field: str = "label",
-                 pool: Pool | None = None, max_length: int = 256, dropout: float = 0.1):
+    def __init__(
+        self,
+        model,
+        labels: Sequence[str],
+        *,
+        template: str = "{text}",
+        label_field: str = "label",
+        pool: Pool | None = None,
+        max_length: int = 256,
+        dropout: float = 0.1,
+    ):
         self.tok, self.labels, self.label_field = model.tokenizer, list(labels), label_field
         self.template = parse_template(template)
         pool = pool or ("last" if model.info.kind == "causal" else "first")
-        self.head = ClassificationHead(model.info.hidden_size, len(self.labels), pool, dropout).to(_device(model))
+        self.head = ClassificationHead(model.info.hidden_size, len(self.labels), pool, dropout).to(
+            _device(model)
+        )
         self.max_length = min(model.info.max_positions or max_length, max_length)
 
     def modules(self):
@@ -47,10 +58,16 @@ class HeadClassificationTask:
         return metrics.classification(predictions, gold)
 
     def collate(self, examples):
-        enc = [self.template.encode(ex, self.tok, answer="none", max_length=self.max_length) for ex in examples]
+        enc = [
+            self.template.encode(ex, self.tok, answer="none", max_length=self.max_length) for ex in examples
+        ]
         ids, mask = pad_rows([e.input_ids for e in enc], pad_id(self.tok))
         labelled = all(self.label_field in ex for ex in examples)
-        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(self.gold(examples)) if labelled else None}
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": torch.tensor(self.gold(examples)) if labelled else None,
+        }
 
     def logits(self, model, batch, prompts):
         dev = _device(model)
@@ -70,11 +87,21 @@ class LabelingTask:
 
     main_metric = "token_f1"
 
-    def __init__(self, model, tags: Sequence[str], *, tokens_field: str = "tokens", tags_field: str = "tags",
-                 max_length: int = 256, dropout: float = 0.1):
+    def __init__(
+        self,
+        model,
+        tags: Sequence[str],
+        *,
+        tokens_field: str = "tokens",
+        tags_field: str = "tags",
+        max_length: int = 256,
+        dropout: float = 0.1,
+    ):
         self.tok, self.tags = model.tokenizer, list(tags)
         self.tokens_field, self.tags_field = tokens_field, tags_field
-        self.head = TokenClassificationHead(model.info.hidden_size, len(self.tags), dropout).to(_device(model))
+        self.head = TokenClassificationHead(model.info.hidden_size, len(self.tags), dropout).to(
+            _device(model)
+        )
         self.max_length = min(model.info.max_positions or max_length, max_length)
 
     def modules(self):
@@ -87,8 +114,12 @@ class LabelingTask:
         return metrics.labeling(predictions, gold)
 
     def collate(self, examples):
-        enc = self.tok([ex[self.tokens_field] for ex in examples], is_split_into_words=True, truncation=True,
-                       max_length=self.max_length)
+        enc = self.tok(
+            [ex[self.tokens_field] for ex in examples],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=self.max_length,
+        )
         rows, labels, firsts = [], [], []
         for i, ex in enumerate(examples):
             words, seen, lab, first = enc.word_ids(i), set(), [], []
@@ -102,8 +133,13 @@ class LabelingTask:
             rows.append(enc["input_ids"][i]), labels.append(lab), firsts.append(first)
         ids, mask = pad_rows(rows, pad_id(self.tok))
         lab, _ = pad_rows(labels, IGNORE)
-        return {"input_ids": ids, "attention_mask": mask, "labels": lab, "first": firsts,
-                "num_words": [len(ex[self.tokens_field]) for ex in examples]}
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": lab,
+            "first": firsts,
+            "num_words": [len(ex[self.tokens_field]) for ex in examples],
+        }
 
     def logits(self, model, batch, prompts):
         dev = _device(model)
@@ -112,8 +148,9 @@ class LabelingTask:
 
     def loss(self, model, batch, prompts):
         logits = self.logits(model, batch, prompts)
-        return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].to(logits.device).flatten(),
-                               ignore_index=IGNORE)
+        return F.cross_entropy(
+            logits.flatten(0, 1).float(), batch["labels"].to(logits.device).flatten(), ignore_index=IGNORE
+        )
 
     @torch.no_grad()
     def predict(self, model, batch, prompts):

@@ -8,8 +8,10 @@ def classification(pred: list, gold: list) -> dict[str, float]:
 
     if not gold:
         return {"accuracy": float("nan"), "macro_f1": float("nan")}
-    return {"accuracy": float(accuracy_score(gold, pred)),
-            "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0))}
+    return {
+        "accuracy": float(accuracy_score(gold, pred)),
+        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
+    }
 
 
 def probing(pred: list, gold: list) -> dict[str, float]:
@@ -24,8 +26,10 @@ def labeling(pred: list[list[str]], gold: list[list[str]], outside: str = "O") -
     flat_p = [t for seq in pred for t in seq]
     flat_g = [t for seq in gold for t in seq]
     tags = sorted(set(flat_g) - {outside})
-    out = {"token_f1": float(f1_score(flat_g, flat_p, labels=tags, average="micro", zero_division=0)),
-           "token_accuracy": sum(p == g for p, g in zip(flat_p, flat_g)) / max(len(flat_g), 1)}
+    out = {
+        "token_f1": float(f1_score(flat_g, flat_p, labels=tags, average="micro", zero_division=0)),
+        "token_accuracy": sum(p == g for p, g in zip(flat_p, flat_g)) / max(len(flat_g), 1),
+    }
     if tags and all(t[:2] in ("B-", "I-") for t in tags):
         from seqeval.metrics import f1_score as entity_f1
 

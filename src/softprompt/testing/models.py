@@ -20,36 +20,96 @@ from transformers import (
 )
 
 VOCAB = 256
-_DEC = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, vocab_size=VOCAB, max_position_embeddings=128, pad_token_id=0)
-_ENC = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=VOCAB,
-            max_position_embeddings=96, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=0,
-            initializer_range=0.2)
+_DEC = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=VOCAB,
+    max_position_embeddings=128,
+    pad_token_id=0,
+)
+_ENC = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    vocab_size=VOCAB,
+    max_position_embeddings=96,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+    pad_token_id=0,
+    initializer_range=0.2,
+)
 
 FAMILIES = {
     "llama": (AutoModelForCausalLM, lambda: LlamaConfig(**_DEC)),
     "qwen2": (AutoModelForCausalLM, lambda: Qwen2Config(**_DEC)),
     "mistral": (AutoModelForCausalLM, lambda: MistralConfig(**_DEC, sliding_window=6)),
-    "gemma2": (AutoModelForCausalLM, lambda: Gemma2Config(**{**_DEC, "head_dim": 8, "sliding_window": 6,
-                                                            "query_pre_attn_scalar": 8})),  # hybrid cache, softcap
-    "gpt2": (AutoModelForCausalLM, lambda: GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=VOCAB,
-                                                      n_positions=96, resid_pdrop=0.0, embd_pdrop=0.0,
-                                                      attn_pdrop=0.0, bos_token_id=1, eos_token_id=2,
-                                                      pad_token_id=0)),
+    "gemma2": (
+        AutoModelForCausalLM,
+        lambda: Gemma2Config(**{**_DEC, "head_dim": 8, "sliding_window": 6, "query_pre_attn_scalar": 8}),
+    ),  # hybrid cache, softcap
+    "gpt2": (
+        AutoModelForCausalLM,
+        lambda: GPT2Config(
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            vocab_size=VOCAB,
+            n_positions=96,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        ),
+    ),
     "bert": (AutoModelForMaskedLM, lambda: BertConfig(**_ENC)),
-    "roberta": (AutoModelForMaskedLM, lambda: RobertaConfig(**{**_ENC, "pad_token_id": 1,
-                                                               "max_position_embeddings": 98})),
-    "t5": (AutoModelForSeq2SeqLM, lambda: T5Config(d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=4,
-                                                  vocab_size=VOCAB, dropout_rate=0.0, decoder_start_token_id=0,
-                                                  pad_token_id=0, eos_token_id=1)),
-    "bart": (AutoModelForSeq2SeqLM, lambda: BartConfig(d_model=32, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                                                      encoder_layers=2, decoder_layers=2,
-                                                      encoder_attention_heads=4, decoder_attention_heads=4,
-                                                      vocab_size=VOCAB, max_position_embeddings=96, dropout=0.0,
-                                                      attention_dropout=0.0, activation_dropout=0.0,
-                                                      pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                                                      decoder_start_token_id=2, forced_eos_token_id=None,
-                                                      init_std=0.2)),
+    "roberta": (
+        AutoModelForMaskedLM,
+        lambda: RobertaConfig(**{**_ENC, "pad_token_id": 1, "max_position_embeddings": 98}),
+    ),
+    "t5": (
+        AutoModelForSeq2SeqLM,
+        lambda: T5Config(
+            d_model=32,
+            d_ff=64,
+            d_kv=8,
+            num_layers=2,
+            num_heads=4,
+            vocab_size=VOCAB,
+            dropout_rate=0.0,
+            decoder_start_token_id=0,
+            pad_token_id=0,
+            eos_token_id=1,
+        ),
+    ),
+    "bart": (
+        AutoModelForSeq2SeqLM,
+        lambda: BartConfig(
+            d_model=32,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            vocab_size=VOCAB,
+            max_position_embeddings=96,
+            dropout=0.0,
+            attention_dropout=0.0,
+            activation_dropout=0.0,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            decoder_start_token_id=2,
+            forced_eos_token_id=None,
+            init_std=0.2,
+        ),
+    ),
 }
 
 

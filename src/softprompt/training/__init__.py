@@ -1,6 +1,6 @@
 """Training: ``TrainConfig``, ``train`` (one loop for every method), ``evaluate``; the run folder layout.
 
-``softprompt.train`` re-exports the public names; the pieces live here by concern:
+``softprompt.training`` re-exports the public names; the pieces live here by concern:
 
     config.py      TrainConfig (checked fields)
     batches.py     which examples / prompts make up each micro-step (deterministic, resumable)
@@ -11,10 +11,19 @@
     records.py     run.json, log.jsonl, the out_dir checks
 """
 
-from .config import TrainConfig
-from .evaluation import evaluate, predict
-from .jobs import TrainJob, TrainResult, describe_task
-from .loop import train
-from .records import read_log
+from softprompt.training.config import TrainConfig
+from softprompt.training.evaluation import evaluate, predict
+from softprompt.training.jobs import TrainJob, TrainResult, describe_task
+from softprompt.training.loop import train
+from softprompt.training.records import read_log
 
-__all__ = ["TrainConfig", "TrainJob", "TrainResult", "describe_task", "evaluate", "predict", "read_log", "train"]
+__all__ = [
+    "TrainConfig",
+    "TrainJob",
+    "TrainResult",
+    "describe_task",
+    "evaluate",
+    "predict",
+    "read_log",
+    "train",
+]

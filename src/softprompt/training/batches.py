@@ -61,8 +61,9 @@ class Plan:
     def __init__(self, jobs, batch_size: int, seed: int, world: int = 1):
         self.jobs, self.batch, self.world = jobs, batch_size, world
         first = jobs[0]
-        self.mixed = len(jobs) > 1 and all(j.task is first.task and (j.train is first.train or j.train == first.train)
-                                           for j in jobs)
+        self.mixed = len(jobs) > 1 and all(
+            j.task is first.task and (j.train is first.train or j.train == first.train) for j in jobs
+        )
         if self.mixed:
             self.streams = [Stream(len(first.train) * len(jobs), seed)]
         else:
@@ -85,7 +86,14 @@ class Plan:
         if self.mixed:
             jobs = len(self.jobs)
             pairs = self.streams[0].take(start, per)
-            return [Group(self.jobs[0].task, [self.jobs[0].train[p // jobs] for p in pairs],
-                          [self.jobs[p % jobs].prompt for p in pairs])]
-        return [Group(j.task, [j.train[i] for i in s.take(start, per)], [j.prompt] * per)
-                for j, s in zip(self.jobs, self.streams)]
+            return [
+                Group(
+                    self.jobs[0].task,
+                    [self.jobs[0].train[p // jobs] for p in pairs],
+                    [self.jobs[p % jobs].prompt for p in pairs],
+                )
+            ]
+        return [
+            Group(j.task, [j.train[i] for i in s.take(start, per)], [j.prompt] * per)
+            for j, s in zip(self.jobs, self.streams)
+        ]

@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import ConfigError, check_choice, check_range
+from softprompt.errors import ConfigError, check_choice, check_range
 
 SCHEDULERS = ("linear", "cosine", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
@@ -88,8 +88,9 @@ def check_types(obj) -> None:
         if float in expected and type(value) is int:
             setattr(obj, f.name, float(value))
         elif not any(_is(value, t) for t in expected):
-            names = " or ".join(sorted({"null" if t is type(None) else getattr(t, "__name__", str(t))
-                                        for t in expected}))
+            names = " or ".join(
+                sorted({"null" if t is type(None) else getattr(t, "__name__", str(t)) for t in expected})
+            )
             raise ConfigError(f"{f.name}={value!r} has type {type(value).__name__}; expected {names}")
 
 

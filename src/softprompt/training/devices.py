@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
-from .config import TrainConfig
+from softprompt.core import compat
+from softprompt.errors import ConfigError
+from softprompt.training.config import TrainConfig
 
 
 def _has_gpu() -> bool:
@@ -21,13 +22,11 @@ def check_hardware(config: TrainConfig) -> None:
 def make_accelerator(config: TrainConfig):
     """An ``Accelerator`` for ``config``."""
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
 
     check_hardware(config)
     gpu = _has_gpu()
-    state = AcceleratorState._shared_state
-    if "_mixed_precision" in state and state["_mixed_precision"] != config.mixed_precision:
-        AcceleratorState._reset_state()  # a process (a test, a notebook) may train again with another precision
+    compat.reset_accelerate_state(config.mixed_precision)  # a process may train again with another precision
     # cpu=True on machines without a GPU: only then does accelerate turn torchrun's ranks into gloo processes
-    return Accelerator(mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
-                       cpu=not gpu)
+    return Accelerator(
+        mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum, cpu=not gpu
+    )

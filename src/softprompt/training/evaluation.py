@@ -27,7 +27,7 @@ def predict(model, task, examples: list[dict], prompt: str | None, batch_size: i
     out = []
     with eval_mode(model, task):
         for i in range(0, len(examples), batch_size):
-            chunk = examples[i:i + batch_size]
+            chunk = examples[i : i + batch_size]
             out += task.predict(model, task.collate(chunk), [prompt] * len(chunk))
     return out
 
@@ -45,8 +45,9 @@ def evaluate(model, task, examples: list[dict], prompt: str | None, batch_size: 
     return task.metrics(predict(model, task, examples, prompt, batch_size), task.gold(examples))
 
 
-def evaluate_sharded(model, task, examples: list[dict], prompt: str | None, batch_size: int,
-                     accelerator) -> dict[str, float]:
+def evaluate_sharded(
+    model, task, examples: list[dict], prompt: str | None, batch_size: int, accelerator
+) -> dict[str, float]:
     """Like ``evaluate``, each of N processes scoring a contiguous 1/N of the examples; all get the metrics."""
     world = accelerator.num_processes
     if world == 1:
@@ -54,6 +55,6 @@ def evaluate_sharded(model, task, examples: list[dict], prompt: str | None, batc
     from accelerate.utils import gather_object
 
     per = -(-len(examples) // world)
-    mine = examples[accelerator.process_index * per:(accelerator.process_index + 1) * per]
+    mine = examples[accelerator.process_index * per : (accelerator.process_index + 1) * per]
     preds = gather_object([predict(model, task, mine, prompt, max(1, batch_size // world))])
     return task.metrics([p for part in preds for p in part], task.gold(examples))

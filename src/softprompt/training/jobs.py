@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
-from ..tasks.base import Task
+from softprompt.errors import ConfigError, DataError
+from softprompt.tasks.base import Task
 
 
 @dataclass

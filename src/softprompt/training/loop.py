@@ -17,22 +17,30 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import checkpoint
-from ..errors import ConfigError
-from ..io import save_prompt
-from .batches import Plan
-from .config import TrainConfig
-from .devices import make_accelerator
-from .evaluation import evaluate_sharded
-from .jobs import TrainJob, TrainResult, check_jobs, describe_task
-from .records import Log, check_out_dir, write_run
+from softprompt.errors import ConfigError
+from softprompt.files import checkpoint
+from softprompt.files.prompts import save_prompt
+from softprompt.training.batches import Plan
+from softprompt.training.config import TrainConfig
+from softprompt.training.devices import make_accelerator
+from softprompt.training.evaluation import evaluate_sharded
+from softprompt.training.jobs import TrainJob, TrainResult, check_jobs, describe_task
+from softprompt.training.records import Log, check_out_dir, write_run
 
 SLEEP_ENV = "SOFTPROMPT_TEST_STEP_SLEEP"
 """Test hook: seconds to sleep after each step, so a test can kill a run half-way."""
 
 
-def train(model, jobs: TrainJob | list[TrainJob], config: TrainConfig, out_dir: str | os.PathLike, *,
-          resume: bool = False, progress: bool = True, run_info: dict | None = None) -> TrainResult:
+def train(
+    model,
+    jobs: TrainJob | list[TrainJob],
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    run_info: dict | None = None,
+) -> TrainResult:
     """Train the jobs' prompts (and task heads) together; write checkpoints, logs and prompts to ``out_dir``.
 
     Args:
@@ -57,8 +65,10 @@ class _Trainer:
         self.model, self.jobs, self.config, self.out = model, jobs, config, out
         self.acc = acc = make_accelerator(config)
         if config.batch_size % acc.num_processes:
-            raise ConfigError(f"batch_size={config.batch_size} is the global batch and must be a multiple of the "
-                              f"{acc.num_processes} processes")
+            raise ConfigError(
+                f"batch_size={config.batch_size} is the global batch and must be a multiple of the "
+                f"{acc.num_processes} processes"
+            )
         self.main = acc.is_main_process
         model.to(acc.device)
         if config.gradient_checkpointing:
@@ -74,10 +84,19 @@ class _Trainer:
         self.params = list(params.values())
         self.plan = Plan(jobs, config.batch_size, config.seed, acc.num_processes)
         self.description = {
-            "config": config.to_json(), "mode": self.plan.mode, "backbone": model.info.fingerprint,
-            "prompts": [{"name": j.prompt, "method": model.bank.get(j.prompt).config.to_json(),
-                         "train_examples": len(j.train), "validation_examples": len(j.validation),
-                         **describe_task(j.task)} for j in jobs],
+            "config": config.to_json(),
+            "mode": self.plan.mode,
+            "backbone": model.info.fingerprint,
+            "prompts": [
+                {
+                    "name": j.prompt,
+                    "method": model.bank.get(j.prompt).config.to_json(),
+                    "train_examples": len(j.train),
+                    "validation_examples": len(j.validation),
+                    **describe_task(j.task),
+                }
+                for j in jobs
+            ],
             **run_info,
         }
         self.step, self.elapsed0, self.stopped, self.bad_evals = 0, 0.0, False, 0
@@ -129,8 +148,14 @@ class _Trainer:
 
     def _loop(self, opt, sched, progress: bool) -> None:
         c = self.config
-        bar = tqdm(total=c.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                   disable=not (progress and self.main))
+        bar = tqdm(
+            total=c.steps,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (progress and self.main),
+        )
         window = [0.0, 0, time.perf_counter()]  # loss sum, steps, start time
         modes = [(m, m.training) for m in (self.model, *self.modules.values())]
         for m, _ in modes:
@@ -193,9 +218,16 @@ class _Trainer:
         seconds = max(time.perf_counter() - window[2], 1e-9)
         speed = window[1] * self.config.grad_accum * self.plan.examples_per_micro_step() / seconds
         self.last_loss = loss
-        self.log.write({"step": self.step, "epoch": self.plan.epoch(self.step * self.config.grad_accum),
-                        "loss": loss, "lr": sched.get_last_lr()[0], "examples_per_s": round(speed, 2),
-                        "elapsed": round(self._elapsed(), 3)})
+        self.log.write(
+            {
+                "step": self.step,
+                "epoch": self.plan.epoch(self.step * self.config.grad_accum),
+                "loss": loss,
+                "lr": sched.get_last_lr()[0],
+                "examples_per_s": round(speed, 2),
+                "elapsed": round(self._elapsed(), 3),
+            }
+        )
         bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{speed:.1f}")
 
     def _elapsed(self) -> float:
@@ -207,7 +239,9 @@ class _Trainer:
             if not job.validation:
                 continue
             examples = job.validation[: self.config.eval_examples]
-            m = evaluate_sharded(self.model, job.task, examples, job.prompt, self.config.eval_batch_size, self.acc)
+            m = evaluate_sharded(
+                self.model, job.task, examples, job.prompt, self.config.eval_batch_size, self.acc
+            )
             results[job.prompt] = self.last_metrics[job.prompt] = m
             score, best = m[job.task.main_metric], self.best.get(job.prompt, math.nan)
             if score > best or (math.isnan(best) and not math.isnan(score)) or job.prompt not in self.best:
@@ -231,10 +265,18 @@ class _Trainer:
         save_prompt(self.model, job.prompt, self.out / kind / job.prompt, extra=extra, head=head)
 
     def _counters(self) -> dict:
-        return {"epoch": self.plan.epoch(self.step * self.config.grad_accum), "best": self.best,
-                "best_step": self.best_step, "best_metrics": self.best_metrics, "last_metrics": self.last_metrics,
-                "bad_evals": self.bad_evals, "stopped": self.stopped, "elapsed": self._elapsed(),
-                "last_loss": self.last_loss, "world_size": self.acc.num_processes}
+        return {
+            "epoch": self.plan.epoch(self.step * self.config.grad_accum),
+            "best": self.best,
+            "best_step": self.best_step,
+            "best_metrics": self.best_metrics,
+            "last_metrics": self.last_metrics,
+            "bad_evals": self.bad_evals,
+            "stopped": self.stopped,
+            "elapsed": self._elapsed(),
+            "last_loss": self.last_loss,
+            "world_size": self.acc.num_processes,
+        }
 
     def _save(self, opt, sched) -> None:
         rng = [checkpoint.rng_state()]
@@ -243,8 +285,15 @@ class _Trainer:
 
             rng = gather_object(rng)
         if self.main:
-            checkpoint.save_checkpoint(self.out, self.step, modules=self.modules, optimizer=opt, scheduler=sched,
-                                       counters=self._counters(), rng=rng)
+            checkpoint.save_checkpoint(
+                self.out,
+                self.step,
+                modules=self.modules,
+                optimizer=opt,
+                scheduler=sched,
+                counters=self._counters(),
+                rng=rng,
+            )
         self.acc.wait_for_everyone()
 
     def _restore(self, path: Path, opt, sched) -> None:
@@ -260,12 +309,24 @@ class _Trainer:
     def _finish(self) -> TrainResult:
         for job in self.jobs:
             self._save_prompt(job, "final", self.last_metrics.get(job.prompt))
-        result = TrainResult(out_dir=self.out, steps=self.step, trainable_params=sum(p.numel() for p in self.params),
-                             train_time_s=round(self._elapsed(), 3), final_loss=self.last_loss,
-                             metrics=self.best_metrics or self.last_metrics, best_step=self.best_step,
-                             stopped_early=self.stopped and self.step < self.config.steps, mode=self.plan.mode)
+        result = TrainResult(
+            out_dir=self.out,
+            steps=self.step,
+            trainable_params=sum(p.numel() for p in self.params),
+            train_time_s=round(self._elapsed(), 3),
+            final_loss=self.last_loss,
+            metrics=self.best_metrics or self.last_metrics,
+            best_step=self.best_step,
+            stopped_early=self.stopped and self.step < self.config.steps,
+            mode=self.plan.mode,
+        )
         if self.main:
-            write_run(self.out, self.description, status="finished", result=asdict(result),
-                      world_size=self.acc.num_processes)
+            write_run(
+                self.out,
+                self.description,
+                status="finished",
+                result=asdict(result),
+                world_size=self.acc.num_processes,
+            )
         self.acc.wait_for_everyone()
         return result

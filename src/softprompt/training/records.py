@@ -4,7 +4,7 @@ Layout of ``out_dir``::
 
     run.json                     format, the run's description (config, prompts, model, data), status, result
     log.jsonl                    one JSON object per logged step ({"step", "loss", "lr", ...}) or evaluation
-    checkpoints/step-<N>/        resumable state (see softprompt.checkpoint); latest -> newest complete one
+    checkpoints/step-<N>/        resumable state (see softprompt.files.checkpoint); latest -> newest complete one
     best/<prompt>/               prompt (and head) with the best validation main metric so far
     final/<prompt>/              prompt (and head) at the end of training
 
@@ -18,8 +18,8 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..io import atomic_write_text
+from softprompt.errors import ConfigError
+from softprompt.files.atomic import atomic_write_text
 
 FORMAT = "softprompt-run"
 VERSION = 1
@@ -40,7 +40,9 @@ def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
     run_file = out_dir / RUN
     if not run_file.exists():
         if out_dir.exists() and any(not p.name.startswith(".tmp-") for p in out_dir.iterdir()):
-            raise ConfigError(f"out dir {out_dir} is not empty and holds no {RUN}; choose a new or empty folder")
+            raise ConfigError(
+                f"out dir {out_dir} is not empty and holds no {RUN}; choose a new or empty folder"
+            )
         return False
     try:
         stored = json.loads(run_file.read_text())["run"]
@@ -48,11 +50,14 @@ def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
         raise ConfigError(f"{run_file} is unreadable; choose another out dir") from None
     diff = differences(stored, normalize(description))
     if diff:
-        raise ConfigError(f"out dir {out_dir} holds another run (differs in {'; '.join(diff[:4])}); "
-                          "choose another out dir")
+        raise ConfigError(
+            f"out dir {out_dir} holds another run (differs in {'; '.join(diff[:4])}); choose another out dir"
+        )
     if not resume:
-        raise ConfigError(f"out dir {out_dir} already holds this run; pass --resume (resume=True) to continue "
-                          "it, or choose another out dir")
+        raise ConfigError(
+            f"out dir {out_dir} already holds this run; pass --resume (resume=True) to continue "
+            "it, or choose another out dir"
+        )
     return True
 
 
@@ -70,14 +75,22 @@ def differences(old, new, where: str = "") -> list[str]:
     return [] if old == new else [f"{where or 'value'}: {old!r} -> {new!r}"]
 
 
-def write_run(out_dir: Path, description: dict, *, status: str, result: dict | None = None,
-              world_size: int = 1) -> None:
+def write_run(
+    out_dir: Path, description: dict, *, status: str, result: dict | None = None, world_size: int = 1
+) -> None:
     previous = {}
     if (out_dir / RUN).exists():
         previous = json.loads((out_dir / RUN).read_text())
-    doc = {"format": FORMAT, "version": VERSION, "run": normalize(description),
-           "created": previous.get("created") or _now(), "updated": _now(), "status": status,
-           "world_size": world_size, "softprompt": _version()}
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "run": normalize(description),
+        "created": previous.get("created") or _now(),
+        "updated": _now(),
+        "status": status,
+        "world_size": world_size,
+        "softprompt": _version(),
+    }
     if result is not None:
         doc["result"] = normalize(result)
     atomic_write_text(out_dir / RUN, json.dumps(doc, indent=2) + "\n")
@@ -130,4 +143,6 @@ class Log:
 def read_log(out_dir: str | Path) -> list[dict]:
     """The records of a run's log.jsonl."""
     path = Path(out_dir) / LOG
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )

@@ -1,0 +1,11 @@
+"""How prompts enter a frozen transformer: the wrapper model, the prompt bank, virtual-token insertion,
+per-layer key/value prefixes, the backbone probe, generation, and loading a backbone.
+
+- ``model.PromptedModel`` — the frozen backbone plus a bank of prompts; one ``forward`` for every method.
+- ``prompt`` — the contract every method implements (``Contribution``, ``MethodConfig``) and the method table.
+- ``bank`` — named prompts, per-row selection for mixed batches. ``static`` — the ejected (inference) form.
+- ``inject`` — virtual input tokens at any position; ``kv`` — key/value prefixes at attention time.
+- ``arch`` — what a backbone is (``BackboneInfo``), derived by a probe forward; a new backbone quirk goes here.
+- ``generation`` — KV-cache generation with the prompt-KV cache; ``loading`` — ``load_model``.
+- ``compat`` — the only module that touches transformers' / accelerate's private or changing APIs.
+"""

@@ -1,0 +1,106 @@
+"""Many prompts on one frozen backbone, and per-row selection for mixed batches."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from softprompt.core.prompt import Contribution
+from softprompt.errors import ConfigError
+
+NAME = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+
+
+@dataclass
+class BatchPrompt:
+    """Per-row prompt tensors for one batch (rows without a prompt have empty masks)."""
+
+    embeds: torch.Tensor | None  # (B, P_e, H)
+    embeds_mask: torch.Tensor | None  # (B, P_e) bool
+    kv: torch.Tensor | None  # (S, 2, B, H_kv, P_kv, D)
+    kv_mask: torch.Tensor | None  # (B, P_kv) bool
+
+    @property
+    def offset(self) -> torch.Tensor | None:
+        return None if self.kv_mask is None else self.kv_mask.sum(1)
+
+
+def rows_of(prompts: str | Sequence[str | None] | None, batch: int) -> list[str | None]:
+    """Normalize the ``prompts`` argument to one name (or None) per row."""
+    if prompts is None or isinstance(prompts, str):
+        return [prompts] * batch
+    rows = list(prompts)
+    if len(rows) != batch:
+        raise ConfigError(f"prompts has {len(rows)} entries for a batch of {batch} rows")
+    return rows
+
+
+def _stack(parts: list[torch.Tensor | None], dim: int):
+    """Pad each part along ``dim`` to the longest and stack; None parts become empty (zeros, mask False)."""
+    longest = max((p.shape[dim] for p in parts if p is not None), default=0)
+    if longest == 0:
+        return None, None
+    ref = next(p for p in parts if p is not None)
+    out, mask = [], []
+    for p in parts:
+        if p is None:
+            p = ref.new_zeros(*ref.shape[:dim], 0, *ref.shape[dim + 1 :])
+        n = p.shape[dim]
+        pad = [0, 0] * (p.dim() - dim - 1) + [0, longest - n]
+        out.append(nn.functional.pad(p, pad))
+        mask.append(torch.arange(longest, device=p.device) < n)
+    return torch.stack(out), torch.stack(mask)
+
+
+class PromptBank(nn.Module):
+    """A named collection of prompt modules; ``batch`` builds per-row tensors for a mixed batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.prompts = nn.ModuleDict()
+
+    def add(self, name: str, module: nn.Module) -> None:
+        if not NAME.match(name or ""):
+            raise ConfigError(f"prompt name {name!r}: use 1-128 letters, digits, '_' or '-'")
+        if name in self.prompts:
+            raise ConfigError(f"a prompt named {name!r} is already in the bank; remove it first")
+        self.prompts[name] = module
+
+    def remove(self, name: str) -> None:
+        self.get(name)
+        del self.prompts[name]
+
+    def get(self, name: str) -> nn.Module:
+        if name not in self.prompts:
+            known = ", ".join(self.prompts) or "none"
+            raise ConfigError(f"no prompt named {name!r} in the bank (loaded: {known})")
+        return self.prompts[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self.prompts
+
+    def names(self) -> list[str]:
+        return list(self.prompts)
+
+    def batch(self, rows: list[str | None], overrides: dict[str, Contribution] | None = None) -> BatchPrompt:
+        """Each distinct prompt is computed once, then rows index into the stack."""
+        unique = list(dict.fromkeys(r for r in rows if r is not None))
+        if not unique:
+            return BatchPrompt(None, None, None, None)
+        overrides = overrides or {}
+        contribs = [overrides[n] if n in overrides else self.get(n).contribute() for n in unique]
+        which = torch.tensor([0 if r is None else unique.index(r) + 1 for r in rows])
+        embeds, emask = _stack([None] + [c.embeds for c in contribs], 0)  # (U+1, P_e, H)
+        kvs, kmask = _stack([None] + [c.kv for c in contribs], 3)  # (U+1, S, 2, H_kv, P, D)
+        out = BatchPrompt(None, None, None, None)
+        if embeds is not None:
+            w = which.to(embeds.device)
+            out.embeds, out.embeds_mask = embeds[w], emask[w]
+        if kvs is not None:
+            w = which.to(kvs.device)
+            out.kv, out.kv_mask = kvs[w].permute(1, 2, 0, 3, 4, 5), kmask[w]  # (S, 2, B, H_kv, P, D)
+        return out

@@ -1,0 +1,102 @@
+"""Every private or changing transformers / accelerate API softprompt relies on, in one place.
+
+The next cache or attention API change in transformers is a fix in this file only. Each shim has a test
+(tests/core/test_compat.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import torch
+from transformers import AttentionInterface, DynamicCache, EncoderDecoderCache
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+__all__ = [
+    "accepts_kwarg",
+    "attn_implementation",
+    "cache_kwargs",
+    "cache_of",
+    "new_cache",
+    "register_attention",
+    "repeat_kv",
+    "reset_accelerate_state",
+    "sdpa_attention_forward",
+    "set_attn_implementation",
+    "takes_logits_to_keep",
+]
+
+
+def register_attention(name: str, fn) -> None:
+    """Register ``fn`` as attention implementation ``name`` (with SDPA's mask function for it)."""
+    AttentionInterface.register(name, fn)
+    AttentionMaskInterface.register(name, sdpa_mask)
+
+
+def set_attn_implementation(model, name: str) -> None:
+    """Switch ``model`` (every sub-model) to attention implementation ``name``; ValueError/KeyError if refused."""
+    model.set_attn_implementation(name)
+
+
+def attn_implementation(model) -> str | None:
+    """The attention implementation ``model`` runs with (transformers keeps it in a private config field)."""
+    return getattr(model.config, "_attn_implementation", None)
+
+
+def accepts_kwarg(fn, name: str) -> bool:
+    """Whether callable ``fn`` takes keyword ``name`` (signatures change between transformers releases)."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@functools.cache
+def _takes_logits_to_keep(cls) -> bool:
+    return accepts_kwarg(cls.forward, "logits_to_keep")
+
+
+def takes_logits_to_keep(model) -> bool:
+    """Whether the model's forward can compute vocabulary logits at chosen positions only."""
+    return _takes_logits_to_keep(type(model))
+
+
+@functools.cache
+def _cache_name(cls) -> str:
+    """The cache argument's name in this transformers (``cache`` since 5.24, ``past_key_values`` before)."""
+    return "cache" if accepts_kwarg(cls.forward, "cache") else "past_key_values"
+
+
+def cache_kwargs(model, cache) -> dict:
+    """``{name: cache}`` under the name this transformers' forward takes."""
+    return {_cache_name(type(model)): cache}
+
+
+def cache_of(out):
+    """The cache a forward returned (``out.cache``, or ``out.past_key_values`` on older transformers)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
+
+
+def new_cache(model, *, seq2seq: bool = False):
+    """An empty KV cache for ``model`` (encoder-decoder models get one for each side)."""
+    if seq2seq:
+        return EncoderDecoderCache(DynamicCache(), DynamicCache())
+    return DynamicCache(config=model.config)
+
+
+def reset_accelerate_state(mixed_precision: str) -> None:
+    """Forget accelerate's process-wide state when it was set up with another precision (tests, notebooks)."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if "_mixed_precision" in state and state["_mixed_precision"] != mixed_precision:
+        AcceleratorState._reset_state()
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter (CPU for a module without any)."""
+    p = next(module.parameters(), None)
+    return torch.device("cpu") if p is None else p.device

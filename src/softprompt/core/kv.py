@@ -1,0 +1,127 @@
+"""The only place that knows how per-layer key/value prefixes enter a transformer.
+
+softprompt registers one attention function, ``"softprompt"``, with transformers' ``AttentionInterface``
+(plus the matching mask function). Every supported backbone is switched to it; it wraps PyTorch SDPA and, when
+the model's forward received ``softprompt_kv=KVPrefix(...)`` among its keyword arguments (transformers passes
+those down to every attention call, checkpointed layers included), prepends the row's prefix keys/values to the
+layer's keys/values and widens the mask. With no ``softprompt_kv`` the function *is* SDPA.
+
+The KV cache is never touched: prefixes are applied at attention time, so the cache only ever holds real tokens
+and cache / no-cache paths agree by construction. Nothing here depends on a cache class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from softprompt.core import compat
+
+ATTN_IMPLEMENTATION = "softprompt"
+KWARG = "softprompt_kv"
+SLOT_ATTR = "_softprompt_slot"
+
+
+@dataclass
+class KVPrefix:
+    """Per-row key/value prefixes for every attention slot of a backbone.
+
+    ``kv`` is (S, 2, B, H_kv, P, D): slot s, keys (0) / values (1), row, kv head, prefix position, head dim.
+    ``mask`` is (B, P) bool: which prefix positions row b uses (rows may use different lengths, or none).
+    ``capture``: when a list, each slot's own keys/values (before any prefix) are stored there instead.
+    """
+
+    kv: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    capture: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+    probe: list = field(default_factory=list)
+    probing: bool = False
+
+
+def _base_mask(module, mask, q_len, k_len, batch, device, kwargs) -> torch.Tensor:
+    """The bool (B, 1, q, k) mask SDPA would have used, materialized (None means causal or full)."""
+    if mask is not None:
+        if mask.dtype != torch.bool:
+            mask = mask > torch.finfo(mask.dtype).min / 2  # additive float mask -> bool
+        return mask.expand(batch, 1, q_len, k_len)
+    causal = kwargs.get("is_causal")
+    causal = getattr(module, "is_causal", True) if causal is None else causal
+    if q_len > 1 and causal:
+        i = torch.arange(q_len, device=device)[:, None]
+        j = torch.arange(k_len, device=device)[None, :]
+        return (j <= i + (k_len - q_len)).expand(batch, 1, q_len, k_len)
+    return torch.ones(batch, 1, q_len, k_len, dtype=torch.bool, device=device)
+
+
+def _with_prefix(module, key, value, mask, state: KVPrefix, slot: int, kwargs):
+    prefix = state.kv[slot]  # (2, B, H_kv, P, D)
+    batch, q_len, k_len = key.shape[0], kwargs["_q_len"], key.shape[2]
+    if prefix.shape[1] != batch:
+        raise RuntimeError(f"prefix batch {prefix.shape[1]} != attention batch {batch}")
+    key = torch.cat([prefix[0].to(key.dtype), key], dim=2)  # (B, H_kv, P + K, D)
+    value = torch.cat([prefix[1].to(value.dtype), value], dim=2)
+    base = _base_mask(module, mask, q_len, k_len, batch, key.device, kwargs)
+    pmask = state.mask[:, None, None, :].expand(batch, 1, q_len, state.mask.shape[1])
+    mask = torch.cat([pmask.to(key.device), base], dim=-1)  # (B, 1, q, P + K)
+    bias = kwargs.get("position_bias")
+    if bias is not None:  # T5-style relative bias: prefix columns get no bias
+        pad = bias.new_zeros(*bias.shape[:-1], prefix.shape[3])
+        kwargs["position_bias"] = torch.cat([pad, bias], dim=-1)
+    kwargs["is_causal"] = False
+    return key, value, mask
+
+
+def _softcapped(module, query, key, value, mask, *, scaling=None, softcap=None, dropout=0.0, **kwargs):
+    """Eager attention with logit soft-capping (Gemma 2), which SDPA cannot express."""
+    groups = query.shape[1] // key.shape[1]
+    key, value = compat.repeat_kv(key, groups), compat.repeat_kv(value, groups)  # (B, H, K, D)
+    scores = query @ key.transpose(2, 3) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    scores = torch.tanh(scores / softcap) * softcap
+    if mask is None:
+        mask = _base_mask(module, None, query.shape[2], key.shape[2], query.shape[0], query.device, kwargs)
+    if mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    else:
+        scores = scores + mask
+    probs = torch.nn.functional.dropout(
+        scores.softmax(-1, dtype=torch.float32).to(query.dtype), p=dropout, training=module.training
+    )
+    return (probs @ value).transpose(1, 2).contiguous(), probs
+
+
+def attention(module, query, key, value, attention_mask, **kwargs):
+    """SDPA, plus the caller's per-row prefix for this module's slot (see module docstring)."""
+    state: KVPrefix | None = kwargs.pop(KWARG, None)
+    slot = getattr(module, SLOT_ATTR, None)
+    if state is not None and state.probing:
+        state.probe.append((module, tuple(query.shape), tuple(key.shape)))
+    elif state is not None and state.capture is not None and slot is not None:
+        state.capture[slot] = (key, value)
+    elif state is not None and state.kv is not None and slot is not None:
+        kwargs["_q_len"] = query.shape[2]
+        key, value, attention_mask = _with_prefix(module, key, value, attention_mask, state, slot, kwargs)
+        kwargs.pop("_q_len")
+    if kwargs.get("softcap") is not None:
+        return _softcapped(module, query, key, value, attention_mask, **kwargs)
+    return compat.sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+compat.register_attention(ATTN_IMPLEMENTATION, attention)
+
+
+def install(model) -> None:
+    """Route every attention call of ``model`` through :func:`attention`."""
+    from softprompt.errors import UnsupportedModel
+
+    if not hasattr(model, "set_attn_implementation"):
+        raise UnsupportedModel(
+            f"{type(model).__name__} is not a transformers PreTrainedModel; "
+            "softprompt wraps models loaded with transformers' from_pretrained/from_config"
+        )
+    try:
+        compat.set_attn_implementation(model, ATTN_IMPLEMENTATION)
+    except (ValueError, KeyError) as e:
+        raise UnsupportedModel(
+            f"{type(model).__name__} cannot use a custom attention function: {e}"
+        ) from None

@@ -1,0 +1,248 @@
+"""``PromptedModel``: a frozen backbone, a bank of prompts, and one forward for every method.
+
+``forward`` never asks which method a prompt is: each prompt contributes virtual input embeddings and/or
+key/value prefixes (``methods.Contribution``); ``inject`` places the embeddings, ``kv`` applies the prefixes.
+Outputs come back aligned with the caller's tokens (virtual positions never appear in them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from softprompt.core import compat, inject, kv
+from softprompt.core.arch import BackboneInfo, describe_backbone
+from softprompt.core.bank import BatchPrompt, PromptBank, rows_of
+from softprompt.core.prompt import Contribution, InitContext, MethodConfig, build
+
+
+@dataclass
+class PromptOutput:
+    logits: torch.Tensor | None  # (B, L, V) caller-aligned; seq2seq: decoder-aligned
+    hidden: torch.Tensor | None  # (B, L, H) caller-aligned last hidden state (encoder side for seq2seq)
+    loss: torch.Tensor | None  # mean negative log-likelihood of the labels
+    label_logprobs: torch.Tensor | None  # (B, L) log p(label_j | what precedes it); 0 where label = -100
+    next_logits: torch.Tensor | None  # (B, V) causal: the distribution after each row's last element
+    expanded: inject.Expanded
+
+
+class PromptedModel(nn.Module):
+    """Wraps a transformers model; the backbone's weights are frozen and never change."""
+
+    def __init__(self, backbone: nn.Module, tokenizer=None):
+        super().__init__()
+        kv.install(backbone)
+        backbone.requires_grad_(False)
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.info: BackboneInfo = describe_backbone(backbone)
+        self.bank = PromptBank()
+        self._prompt_kv: dict[str, tuple[tuple, Contribution]] = {}
+
+    # ----- prompts -------------------------------------------------------------------------------------
+    def init_context(self, *, label_words=(), init_token_ids=(), seed: int = 0) -> InitContext:
+        return InitContext(
+            info=self.info,
+            embeddings=self.backbone.get_input_embeddings().weight,
+            tokenizer=self.tokenizer,
+            label_words=list(label_words),
+            init_token_ids=list(init_token_ids),
+            seed=seed,
+            token_kv=self.token_kv,
+        )
+
+    @torch.no_grad()
+    def token_kv(self, ids: Sequence[int]) -> torch.Tensor:
+        """The frozen model's own keys/values for ``ids`` at positions 0.., as a prefix (S, 2, H_kv, P, D)."""
+        state = kv.KVPrefix(capture={})
+        dev = self.backbone.get_input_embeddings().weight.device
+        x = torch.as_tensor([list(ids)], device=dev)
+        extra = {"decoder_input_ids": x[:, :1]} if self.info.kind == "seq2seq" else {}
+        self.backbone(input_ids=x, use_cache=False, **extra, **{kv.KWARG: state})
+        if self.info.kind == "seq2seq":  # decoder/cross slots see a 1-token decoder: use zeros there
+            return torch.stack(
+                [
+                    torch.stack([k[0], v[0]])
+                    if k.shape[2] == x.shape[1]
+                    else torch.zeros_like(state.capture[0][0][0]).expand(2, -1, -1, -1)
+                    for k, v in (state.capture[s] for s in range(len(self.info.slots)))
+                ]
+            )
+        return torch.stack(
+            [torch.stack([k[0], v[0]]) for k, v in (state.capture[s] for s in range(len(self.info.slots)))]
+        )
+
+    def add_prompt(self, name: str, config: MethodConfig, **init) -> nn.Module:
+        """Create a prompt of ``config.method`` (initialized per its config) and put it in the bank."""
+        module = build(config, self.init_context(**init))
+        module.to(self.backbone.get_input_embeddings().weight.device)
+        self.bank.add(name, module)
+        return module
+
+    def trainable_parameters(self, names: Sequence[str] | None = None) -> list[nn.Parameter]:
+        names = self.bank.names() if names is None else names
+        return [p for n in names for p in self.bank.get(n).parameters() if p.requires_grad]
+
+    # ----- forward -------------------------------------------------------------------------------------
+    def prepare(
+        self, input_ids, attention_mask=None, prompts=None, *, insert_at=None, left_pad=False, overrides=None
+    ) -> tuple[inject.Expanded, BatchPrompt]:
+        """Embed the caller's tokens, insert each row's virtual tokens, and build its prefix."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        rows = rows_of(prompts, input_ids.shape[0])
+        batch = self.bank.batch(rows, overrides)
+        embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, H)
+        offset = batch.offset if self.info.accepts_position_ids and batch.offset is not None else None
+        if insert_at is not None and batch.embeds is not None:
+            insert_at = insert_at[:, : batch.embeds.shape[1]].to(embeds.device)
+        exp = inject.expand(
+            embeds,
+            attention_mask.to(embeds.device),
+            batch.embeds,
+            batch.embeds_mask,
+            insert_at,
+            offset if offset is not None else attention_mask.new_zeros(input_ids.shape[0]).to(embeds.device),
+            left_pad=left_pad and self.info.accepts_position_ids,
+            position_base=self.info.position_base,
+            max_positions=self.info.max_positions,
+        )
+        return exp, batch
+
+    def backbone_kwargs(self, exp: inject.Expanded, batch: BatchPrompt) -> dict:
+        kw = {"inputs_embeds": exp.embeds, "attention_mask": exp.mask}
+        if self.info.accepts_position_ids:
+            kw["position_ids"] = exp.position_ids
+        if batch.kv is not None:
+            kw[kv.KWARG] = kv.KVPrefix(kv=batch.kv, mask=batch.kv_mask)
+        return kw
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        prompts: str | Sequence[str | None] | None = None,
+        *,
+        insert_at: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        left_pad: bool = False,
+        hidden: bool = False,
+        last_only: bool = False,
+    ) -> PromptOutput:
+        """Run the backbone with each row's prompt (a name per row, one name for all, or None).
+
+        Args:
+            input_ids: (B, L) the caller's tokens, left or right padded.
+            attention_mask: (B, L) 1 for real tokens.
+            prompts: prompt name(s) from the bank.
+            insert_at: (B, P) where each virtual input token goes (content index); default: prepended.
+            labels: caller-aligned (B, L) targets (-100 = ignore); causal LMs are scored in the expanded
+                sequence, so a label is predicted from whatever precedes it there, virtual tokens included.
+                Seq2seq: decoder targets.
+            hidden: return the last hidden state even for LM backbones (which then keep every layer's
+                output); encoder-only backbones always return it.
+            last_only: causal LMs compute vocabulary logits only after each row's last element
+                (``next_logits``; ``logits`` is then None) — what label-word scoring and generation need.
+        """
+        exp, batch = self.prepare(input_ids, attention_mask, prompts, insert_at=insert_at, left_pad=left_pad)
+        kw = self.backbone_kwargs(exp, batch)
+        seq2seq = self.info.kind == "seq2seq"
+        if seq2seq:
+            if decoder_input_ids is None and labels is not None:
+                decoder_input_ids = self.backbone.prepare_decoder_input_ids_from_labels(labels=labels)
+            kw.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
+        keep = scored = None  # keep: the expanded positions whose vocabulary logits are computed at all
+        if self.info.kind == "causal" and self._takes_logits_to_keep:
+            if labels is not None:  # only where some row predicts a label: skips virtual tokens and padding
+                scored = self._next_targets(exp, labels.to(exp.mask.device))
+                keep = (scored != -100).any(0).nonzero().squeeze(1)
+            elif last_only:
+                keep = torch.unique(exp.last_pos)  # positions any row needs, shared by the batch
+            if keep is not None:
+                kw["logits_to_keep"] = keep
+        out = self.backbone(**kw, output_hidden_states=hidden, use_cache=False)
+        h = out.encoder_last_hidden_state if seq2seq else getattr(out, "last_hidden_state", None)
+        h = out.hidden_states[-1] if h is None and hidden else h  # (B, T, H)
+        logits = getattr(out, "logits", None)  # (B, T or len(keep), V); seq2seq: (B, L_dec, V)
+        next_logits = lp = loss = None
+        if logits is not None and labels is not None:
+            lp = self._label_logprobs(logits, labels.to(logits.device), exp, scored, keep)
+            loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
+        if logits is not None and not seq2seq:
+            if keep is None or labels is None:  # label-position logits need not hold each row's last element
+                rows = torch.arange(logits.shape[0], device=logits.device)
+                col = exp.last_pos if keep is None else torch.searchsorted(keep, exp.last_pos)
+                next_logits = logits[rows, col]
+            logits = None if keep is not None or last_only else exp.gather(logits)
+        return PromptOutput(
+            logits=logits,
+            hidden=None if h is None else exp.gather(h),
+            loss=loss,
+            label_logprobs=lp,
+            next_logits=next_logits,
+            expanded=exp,
+        )
+
+    @property
+    def _takes_logits_to_keep(self) -> bool:
+        return compat.takes_logits_to_keep(self.backbone)
+
+    @staticmethod
+    def _next_targets(exp, labels) -> torch.Tensor:
+        """(B, T) the label each expanded position predicts (the next element's), -100 where none."""
+        return F.pad(exp.scatter_labels(labels)[:, 1:], (0, 1), value=-100)
+
+    def _label_logprobs(self, logits, labels, exp, scored=None, keep=None) -> torch.Tensor:
+        """log p(label_j) per caller token (B, L): causal LMs predict from the previous *expanded* element.
+
+        Causal ``logits`` are (B, T, V) over the expanded sequence, or (B, K, V) at positions ``keep`` only.
+        """
+
+        def logp(lg, lb):  # (B, N, V), (B, N) -> (B, N); flat rows: cross-entropy's fast contiguous layout
+            flat = F.cross_entropy(
+                lg.reshape(-1, lg.shape[-1]).float(), lb.reshape(-1), ignore_index=-100, reduction="none"
+            )
+            return -flat.view(lb.shape)
+
+        if self.info.kind == "causal":
+            scored = self._next_targets(exp, labels) if scored is None else scored  # (B, T)
+            keep = torch.arange(scored.shape[1], device=scored.device) if keep is None else keep
+            at_keep = logp(logits, scored[:, keep])  # (B, K): position p scores element p + 1
+            B, T = scored.shape  # entry t of ``shifted`` scores element t (one spare column for p = T - 1)
+            shifted = at_keep.new_zeros(B, T + 1).index_copy(1, keep + 1, at_keep)[:, :T]
+            return exp.gather(shifted) * (labels != -100)
+        if self.info.kind == "seq2seq":
+            return logp(logits, labels)
+        return logp(exp.gather(logits), labels)
+
+    # ----- inference form ---------------------------------------------------------------------------------
+    def eject(self, name: str) -> nn.Module:
+        """Replace prompt ``name`` by its inference form (plain tensors); returns the new module."""
+        from softprompt.core.static import StaticConfig, StaticPrompt
+
+        old = self.bank.get(name)
+        static = StaticPrompt(
+            StaticConfig(num_virtual_tokens=old.config.num_virtual_tokens, source_method=old.config.method),
+            contribution=old.eject(),
+        )
+        self.bank.remove(name)
+        self.bank.add(name, static.to(self.backbone.get_input_embeddings().weight.device))
+        return static
+
+    def gradient_checkpointing_enable(self) -> None:
+        """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute)."""
+        kwargs = {"use_reentrant": False}
+        if hasattr(self.backbone, "activation_checkpointing_enable"):  # transformers >= 5.x
+            self.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        return self

@@ -1,0 +1,103 @@
+"""What every prompt method provides. ``forward`` code only ever sees a :class:`Contribution`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from softprompt.core.arch import BackboneInfo
+
+
+@dataclass
+class Contribution:
+    """A prompt's effect on the backbone, identical for every row that uses it.
+
+    ``embeds``: (P_e, H) virtual input tokens, placed where the row's ``insert_at`` says (default: prepended).
+    ``kv``: (S, 2, H_kv, P_kv, D) key/value prefix for each attention slot of the backbone.
+    """
+
+    embeds: torch.Tensor | None = None
+    kv: torch.Tensor | None = None
+
+    @property
+    def num_embeds(self) -> int:
+        return 0 if self.embeds is None else self.embeds.shape[0]
+
+    @property
+    def num_kv(self) -> int:
+        return 0 if self.kv is None else self.kv.shape[3]
+
+
+@dataclass
+class InitContext:
+    """What a method may use to initialize itself: the frozen embeddings, a tokenizer, task words."""
+
+    info: BackboneInfo
+    embeddings: torch.Tensor  # (V, H) the backbone's input embedding matrix (frozen)
+    tokenizer: Any = None
+    label_words: list[str] = field(default_factory=list)
+    init_token_ids: list[int | None] = field(default_factory=list)
+    """Per virtual token, a token id to start from (a template's {soft:"words"} slots); None = method default."""
+    seed: int = 0
+    token_kv: Any = None
+    """Callable: token ids -> the frozen model's own keys/values for them, (S, 2, H_kv, P, D)."""
+
+
+@dataclass(kw_only=True)
+class MethodConfig:
+    """Base of every method config; subclasses add fields with attribute docstrings and checks."""
+
+    num_virtual_tokens: int = 20
+    """Virtual tokens (input tokens or prefix positions) this prompt adds; 1..4096."""
+
+    method: str = ""
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def eject_in_eval(module) -> Contribution:
+    """``module.contribute()`` computed once with dropout off, detached: the inference form."""
+    was = module.training
+    module.eval()
+    c = module.contribute()  # with autograd on: the same kernels as training (an LSTM's differ without)
+    module.train(was)
+    return Contribution(
+        embeds=None if c.embeds is None else c.embeds.detach().clone(),
+        kv=None if c.kv is None else c.kv.detach().clone(),
+    )
+
+
+@runtime_checkable
+class PromptMethod(Protocol):
+    """A trainable prompt: an ``nn.Module`` with these members (see methods/*.py)."""
+
+    config: MethodConfig
+
+    def contribute(self) -> Contribution: ...
+
+    def eject(self) -> Contribution:
+        """The inference form: plain tensors, reparameterization removed."""
+        ...
+
+
+METHODS: dict[str, tuple[type[MethodConfig], type]] = {}
+"""The method table: name -> (config class, module class). Filled by ``softprompt.methods`` (one row per method)."""
+
+
+def register(name: str, config_cls: type[MethodConfig], module_cls: type) -> None:
+    """Add a method to the table (``softprompt/methods/__init__.py`` registers every built-in one)."""
+    METHODS[name] = (config_cls, module_cls)
+
+
+def build(config: MethodConfig, ctx: InitContext):
+    """Instantiate the module of ``config.method``."""
+    from softprompt.errors import ConfigError
+
+    if config.method not in METHODS:
+        raise ConfigError(
+            f"method {config.method!r} is not registered; known: {', '.join(METHODS) or 'none'}"
+        )
+    return METHODS[config.method][1](config, ctx)

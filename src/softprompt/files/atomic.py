@@ -1,0 +1,99 @@
+"""One atomic-write helper for every file softprompt writes, and the safe readers (safetensors, JSON; never pickle).
+
+A crash mid-write leaves the old file or folder as it was: content goes to a temporary sibling, is fsynced,
+and replaces the target in one rename. Modes follow the user's umask (tempfile's 0600/0700 would not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from softprompt.errors import PromptFileError
+
+TENSORS = "prompt.safetensors"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path: str | os.PathLike, *, folder: bool = False) -> None:
+    """Give a temporary file/folder (0600/0700 from tempfile) the mode a plain open/mkdir would: the user's umask."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename.
+
+    A crash inside the block leaves ``path`` as it was (the temporary folder is removed or left as
+    ``.tmp-*``, never taken for the real one).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    try:
+        yield tmp
+        public_mode(tmp, folder=True)
+        for f in tmp.iterdir():  # flush file contents before the rename makes them visible
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+            public_mode(f, folder=f.is_dir())
+        old = None
+        if path.exists():
+            old = path.parent / f".old-{path.name}-{os.getpid()}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    public_mode(tmp)
+    os.replace(tmp, path)
+
+
+def _tensor_file(path: Path) -> Path:
+    return path / TENSORS if path.is_dir() else path
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a prompt folder or .safetensors file (clear error if missing or corrupt)."""
+    f = _tensor_file(Path(path))
+    if not f.exists():
+        raise PromptFileError(f"{f}: no such prompt file")
+    try:
+        return load_file(str(f))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise PromptFileError(f"{f}: corrupt or truncated safetensors file ({e})") from None
+
+
+def read_json(f: Path, missing: str) -> dict:
+    """A JSON file's object; ``PromptFileError`` saying ``missing`` when absent, or naming the file if corrupt."""
+    if not f.exists():
+        raise PromptFileError(missing)
+    try:
+        return json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PromptFileError(f"{f}: corrupt JSON ({e})") from None

@@ -1,0 +1,303 @@
+"""Read and write PEFT prompt-learning checkpoints (PROMPT_TUNING, P_TUNING, PREFIX_TUNING); peft not needed.
+
+What PEFT 0.21.2 writes (``BasePromptEncoder._get_adapter_state_dict``): one tensor, ``prompt_embeddings``, the
+prompt encoder's *output*, never the encoder's weights:
+
+- PROMPT_TUNING: (P * n_sub, H) embeddings; they are the parameters themselves.
+- P_TUNING: (P * n_sub, H) output of the LSTM/MLP encoder; the encoder weights are not saved.
+- PREFIX_TUNING: (P, L * 2 * H_kv * D) flat prefix; the parameters without ``prefix_projection``, the MLP's
+  output with it. PEFT views it as (P, L, 2, H_kv, D), which is our prefix layout. On GQA models PEFT sets
+  ``token_dim = H_kv * D`` and ``num_attention_heads = H_kv``.
+
+``n_sub`` (``num_transformer_submodules``) is 2 for SEQ_2_SEQ_LM; PEFT's seq2seq forward then uses only the first P
+rows for PROMPT_TUNING / P_TUNING (the encoder's), so we import those. PEFT's seq2seq PREFIX_TUNING reaches
+decoder self-attention only (it resets the cross-attention cache and never prefixes the encoder), while our
+prefix covers every attention slot: that pairing is refused both ways.
+
+Import keeps trained values trainable where PEFT's tensor is the parameter (PROMPT_TUNING -> ``prompt-tuning``,
+PREFIX_TUNING without projection -> ``prefix-tuning`` with ``reparameterize=False``) and loads reparameterized
+outputs as the ejected ``static`` form (P_TUNING, PREFIX_TUNING with projection). Export writes ejected values
+(PEFT cannot store an encoder): input embeddings as PROMPT_TUNING, p-tuning included, and key/value prefixes as
+PREFIX_TUNING without projection. PEFT's P_TUNING and projected PREFIX_TUNING files read back correctly only into
+an inference-mode PEFT model (a training-mode one would pass the values through a fresh random encoder); the
+forms we write mean the same thing in either mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from softprompt.core.arch import BackboneInfo
+from softprompt.core.static import StaticConfig, StaticPrompt
+from softprompt.errors import BackboneMismatch, ConfigError, PromptFileError, UnsupportedModel
+from softprompt.files.atomic import atomic_dir, load_tensors, read_json
+from softprompt.methods import make_config
+
+CONFIG, WEIGHTS, PICKLE = "adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"
+KEY = "prompt_embeddings"
+PEFT_TYPES = ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")
+TASK_TYPES = ("CAUSAL_LM", "SEQ_CLS", "SEQ_2_SEQ_LM", "TOKEN_CLS", "FEATURE_EXTRACTION", "QUESTION_ANS")
+DEFAULT_TASK = {
+    "causal": "CAUSAL_LM",
+    "seq2seq": "SEQ_2_SEQ_LM",
+    "masked": "FEATURE_EXTRACTION",
+    "encoder": "FEATURE_EXTRACTION",
+}
+
+
+# ----- import ------------------------------------------------------------------------------------------------
+def read_peft_config(path: str | os.PathLike) -> dict:
+    """``adapter_config.json`` of a PEFT folder, checked to be a prompt-learning type softprompt reads."""
+    f = Path(path) / CONFIG
+    cfg = read_json(f, f"{path}: not a PEFT checkpoint folder (no {CONFIG})")
+    kind = cfg.get("peft_type")
+    if kind not in PEFT_TYPES:
+        raise PromptFileError(f"{f}: peft_type={kind!r} is not supported; accepted: {', '.join(PEFT_TYPES)}")
+    task = cfg.get("task_type")
+    if task is not None and task not in TASK_TYPES:
+        raise PromptFileError(f"{f}: task_type={task!r} is not supported; accepted: {', '.join(TASK_TYPES)}")
+    if not isinstance(cfg.get("num_virtual_tokens"), int) or cfg["num_virtual_tokens"] < 1:
+        raise PromptFileError(
+            f"{f}: num_virtual_tokens={cfg.get('num_virtual_tokens')!r}; expected an int >= 1"
+        )
+    return cfg
+
+
+def _read_values(path: Path) -> torch.Tensor:
+    """The ``prompt_embeddings`` tensor (float32); other tensors (task heads) are reported and skipped."""
+    f = path / WEIGHTS
+    if not f.exists():
+        if (path / PICKLE).exists():
+            raise PromptFileError(
+                f"{path}: only {PICKLE} (a pickle) is present and softprompt never unpickles; convert it to "
+                f"{WEIGHTS} (e.g. load it with peft and call save_pretrained(..., safe_serialization=True))"
+            )
+        raise PromptFileError(f"{path}: no {WEIGHTS}")
+    tensors = load_tensors(f)
+    if KEY not in tensors:
+        raise PromptFileError(f"{f}: no {KEY!r} tensor (holds: {', '.join(sorted(tensors)) or 'nothing'})")
+    extra = sorted(set(tensors) - {KEY})
+    if extra:
+        warnings.warn(
+            f"{f}: not imported (task-head weights, not part of the prompt): {', '.join(extra)}", stacklevel=2
+        )
+    return tensors[KEY].float()
+
+
+def _mismatch(path, what: str, pairs: list[tuple[str, object, object]]) -> None:
+    """Raise BackboneMismatch listing every (field, checkpoint value, model value) that disagrees."""
+    bad = [f"{k}: checkpoint {a!r} vs model {b!r}" for k, a, b in pairs if a is not None and a != b]
+    if bad:
+        raise BackboneMismatch(
+            f"{path}: PEFT {what} checkpoint does not fit this backbone; " + "; ".join(bad)
+        )
+
+
+def _input_values(cfg: dict, values: torch.Tensor, info: BackboneInfo, path) -> torch.Tensor:
+    """(P, H) virtual-token embeddings of a PROMPT_TUNING / P_TUNING checkpoint."""
+    p, n_sub = cfg["num_virtual_tokens"], cfg.get("num_transformer_submodules") or 1
+    if n_sub != 1 and not (n_sub == 2 and cfg.get("task_type") == "SEQ_2_SEQ_LM"):
+        raise PromptFileError(
+            f"{path}: num_transformer_submodules={n_sub} with task_type="
+            f"{cfg.get('task_type')!r}; PEFT only uses 2 for SEQ_2_SEQ_LM"
+        )
+    _mismatch(path, cfg["peft_type"], [("token_dim (hidden size)", cfg.get("token_dim"), info.hidden_size)])
+    if tuple(values.shape) != (p * n_sub, info.hidden_size):
+        raise BackboneMismatch(
+            f"{path}: {KEY} has shape {tuple(values.shape)}; this backbone needs "
+            f"({p * n_sub}, {info.hidden_size}) (num_virtual_tokens x submodules, hidden size)"
+        )
+    return values[:p]  # (P, H) seq2seq: PEFT feeds only the first P rows (the encoder's)
+
+
+def _prefix_values(cfg: dict, values: torch.Tensor, info: BackboneInfo, path) -> torch.Tensor:
+    """(P, S * 2 * H_kv * D) flat prefix of a PREFIX_TUNING checkpoint."""
+    if info.kind == "seq2seq":
+        raise UnsupportedModel(
+            f"{path}: PEFT prefix tuning on encoder-decoders prefixes decoder self-attention "
+            "only; softprompt's prefix covers encoder, decoder and cross-attention"
+        )
+    if (cfg.get("num_transformer_submodules") or 1) != 1:
+        raise PromptFileError(
+            f"{path}: PREFIX_TUNING with num_transformer_submodules="
+            f"{cfg['num_transformer_submodules']}; only 1 fits a decoder-only or encoder model"
+        )
+    heads, dim = cfg.get("num_attention_heads"), cfg.get("token_dim")
+    _mismatch(
+        path,
+        "PREFIX_TUNING",
+        [
+            ("num_layers", cfg.get("num_layers"), len(info.slots)),
+            ("num_attention_heads (kv heads)", heads, info.num_kv_heads),
+            ("token_dim (kv heads x head dim)", dim, info.num_kv_heads * info.head_dim),
+        ],
+    )
+    width = len(info.slots) * 2 * info.num_kv_heads * info.head_dim
+    if tuple(values.shape) != (cfg["num_virtual_tokens"], width):
+        raise BackboneMismatch(
+            f"{path}: {KEY} has shape {tuple(values.shape)}; this backbone needs "
+            f"({cfg['num_virtual_tokens']}, {width}) (num_virtual_tokens, layers x 2 x kv heads "
+            f"x head dim)"
+        )
+    return values
+
+
+def _warn_window(info: BackboneInfo) -> None:
+    if info.sliding_window is not None:
+        warnings.warn(
+            f"{info.family} uses a {info.sliding_window}-token sliding window: PEFT's prefix (cached as "
+            "the first P positions) drops out of it for later tokens, softprompt's stays visible; "
+            "outputs agree only while prefix + sequence length <= the window",
+            stacklevel=2,
+        )
+
+
+def _safe_name(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", path.resolve().name)[:128] or "peft"
+
+
+def import_peft(model, path: str | os.PathLike, name: str | None = None) -> str:
+    """Load a PEFT prompt-learning checkpoint folder into ``model.bank``; returns the prompt's name.
+
+    Args:
+        model: the ``PromptedModel`` whose backbone the checkpoint was trained on.
+        path: folder holding ``adapter_config.json`` and ``adapter_model.safetensors`` (pickles are refused).
+        name: bank name; default: the folder's name.
+
+    Raises:
+        PromptFileError: missing/corrupt files, a ``.bin`` only, or an unsupported peft_type / task_type.
+        BackboneMismatch: the checkpoint's dimensions disagree with ``model.info``.
+        UnsupportedModel: PREFIX_TUNING on an encoder-decoder (PEFT's layout differs from ours).
+    """
+    path = Path(path)
+    cfg = read_peft_config(path)
+    values = _read_values(path)
+    info, p, kind = model.info, cfg["num_virtual_tokens"], cfg["peft_type"]
+    task = cfg.get("task_type")
+    if task is not None and (task == "SEQ_2_SEQ_LM") != (info.kind == "seq2seq"):
+        raise BackboneMismatch(f"{path}: task_type {task!r} checkpoint vs a {info.kind} {info.family} model")
+    name = name or _safe_name(path)
+    if kind == "PREFIX_TUNING":
+        flat = _prefix_values(cfg, values, info, path)  # (P, S*2*H_kv*D)
+        _warn_window(info)
+        if cfg.get("prefix_projection"):  # values are the MLP's output: the ejected form
+            kv = flat.view(p, len(info.slots), 2, info.num_kv_heads, info.head_dim).permute(1, 2, 3, 0, 4)
+            return _add_static(model, name, p, "prefix-tuning", kv=kv)  # (S, 2, H_kv, P, D)
+        module = model.add_prompt(
+            name, make_config("prefix-tuning", num_virtual_tokens=p, reparameterize=False, dropout=0.0)
+        )
+        with torch.no_grad():
+            module.embedding.weight.copy_(flat)
+        return name
+    embeds = _input_values(cfg, values, info, path)  # (P, H)
+    if kind == "P_TUNING":  # the encoder was not saved; its output is the ejected form
+        return _add_static(model, name, p, "p-tuning", embeds=embeds)
+    module = model.add_prompt(name, make_config("prompt-tuning", num_virtual_tokens=p, init="random"))
+    with torch.no_grad():
+        module.embedding.copy_(embeds)
+    return name
+
+
+def _add_static(model, name: str, p: int, source: str, **tensors) -> str:
+    module = StaticPrompt.from_tensors(tensors, StaticConfig(num_virtual_tokens=p, source_method=source))
+    model.bank.add(name, module.to(model.backbone.get_input_embeddings().weight.device))
+    return name
+
+
+# ----- export ------------------------------------------------------------------------------------------------
+def _peft_config(model, peft_type: str, p: int, task_type: str, base: str) -> dict:
+    """An ``adapter_config.json`` PEFT 0.21.2 reads back to exactly the shapes we write."""
+    info = model.info
+    text = model.backbone.config.get_text_config()
+    cfg = {
+        "auto_mapping": None,
+        "base_model_name_or_path": base or None,
+        "inference_mode": True,
+        "modules_to_save": None,
+        "num_transformer_submodules": 1,
+        "num_virtual_tokens": p,
+        "peft_type": peft_type,
+        "revision": None,
+        "task_type": task_type,
+    }
+    if peft_type == "PREFIX_TUNING":
+        token_dim = info.num_kv_heads * info.head_dim  # PEFT's GQA sizing: token_dim = H_kv * D
+        cfg.update(
+            num_layers=len(info.slots),
+            num_attention_heads=info.num_kv_heads,
+            token_dim=token_dim,
+            encoder_hidden_size=token_dim,
+            prefix_projection=False,
+            init_weights=None,
+        )
+    else:
+        cfg.update(
+            num_layers=info.num_layers,
+            token_dim=info.hidden_size,
+            num_attention_heads=getattr(text, "num_attention_heads", None),
+            prompt_tuning_init="RANDOM",
+            prompt_tuning_init_text=None,
+            tokenizer_name_or_path=None,
+            tokenizer_kwargs=None,
+        )
+    return dict(sorted(cfg.items()))
+
+
+def export_peft(
+    model,
+    name: str,
+    path: str | os.PathLike,
+    base_model_name_or_path: str = "",
+    *,
+    task_type: str | None = None,
+) -> Path:
+    """Write prompt ``name`` as a folder ``PeftModel.from_pretrained(base, path)`` loads, atomically.
+
+    PEFT stores values, not encoders, so the prompt's ejected form is written: input embeddings (prompt tuning,
+    p-tuning) as PROMPT_TUNING, key/value prefixes (prefix tuning, p-tuning v2) as PREFIX_TUNING without
+    projection. PEFT always prepends virtual tokens; a template's placement is not part of the file.
+
+    Args:
+        model: the ``PromptedModel`` holding the prompt.
+        name: prompt name in ``model.bank``.
+        path: destination folder (replaced if present).
+        base_model_name_or_path: recorded for PEFT's ``from_pretrained(model_id)`` convenience.
+        task_type: PEFT task type; default from the backbone kind (CAUSAL_LM, SEQ_2_SEQ_LM, FEATURE_EXTRACTION).
+
+    Raises:
+        UnsupportedModel: nothing PEFT can hold (hard prompt, embeddings and prefix together, a prefix on an
+            encoder-decoder).
+    """
+    module = model.bank.get(name)
+    task_type = task_type or DEFAULT_TASK[model.info.kind]
+    if task_type not in TASK_TYPES:
+        raise ConfigError(f"task_type={task_type!r}; accepted: {', '.join(TASK_TYPES)}")
+    c = module.eject()
+    if (c.embeds is None) == (c.kv is None):
+        have = "both input embeddings and a key/value prefix" if c.embeds is not None else "no trained values"
+        raise UnsupportedModel(
+            f"prompt {name!r} ({module.config.method}) has {have}; PEFT stores exactly one"
+        )
+    if c.kv is not None:
+        if model.info.kind == "seq2seq":
+            raise UnsupportedModel(
+                f"prompt {name!r}: PEFT prefix tuning on encoder-decoders prefixes decoder "
+                "self-attention only; softprompt's prefix also covers encoder and cross-attention"
+            )
+        _warn_window(model.info)
+        values = c.kv.permute(3, 0, 1, 2, 4).reshape(c.kv.shape[3], -1)  # (S,2,H_kv,P,D) -> (P, S*2*H_kv*D)
+        peft_type = "PREFIX_TUNING"
+    else:
+        values, peft_type = c.embeds, "PROMPT_TUNING"  # (P, H)
+    cfg = _peft_config(model, peft_type, values.shape[0], task_type, base_model_name_or_path)
+    with atomic_dir(path) as tmp:
+        save_file({KEY: values.detach().contiguous().cpu()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
+    return Path(path)

@@ -1,0 +1,118 @@
+"""Prompt files: safetensors + JSON, never pickle; atomic writes; backbone fingerprint checked on load.
+
+A prompt folder holds ``prompt.json`` (method, config, backbone description, template, verbalizer, form) and
+``prompt.safetensors``. Two forms: ``training`` (the module's raw parameters, reparameterization included;
+training resumes from it) and ``inference`` (ejected tensors ``embeds`` / ``kv`` only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from softprompt.core.arch import BackboneInfo
+from softprompt.core.static import StaticConfig, StaticPrompt
+from softprompt.errors import BackboneMismatch, PromptFileError, SoftPromptError
+from softprompt.files.atomic import TENSORS, atomic_dir, load_tensors, read_json
+from softprompt.methods import METHODS, make_config
+
+FORMAT = "softprompt-prompt"
+VERSION = 1
+META = "prompt.json"
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    f = Path(path) / META
+    meta = read_json(f, f"{path}: not a prompt folder (no {META})")
+    if meta.get("format") != FORMAT:
+        raise PromptFileError(f"{f}: format {meta.get('format')!r} is not {FORMAT!r}")
+    return meta
+
+
+def save_prompt(
+    model,
+    name: str,
+    path: str | os.PathLike,
+    *,
+    form: str = "training",
+    extra: dict | None = None,
+    head: torch.nn.Module | None = None,
+) -> Path:
+    """Write prompt ``name`` of ``model`` to folder ``path`` atomically, in ``form`` training|inference."""
+    if form not in ("training", "inference"):
+        raise SoftPromptError(f"form={form!r}; accepted: training, inference")
+    module = model.bank.get(name)
+    if form == "inference":
+        c = module.eject()
+        tensors = {k: v for k, v in (("embeds", c.embeds), ("kv", c.kv)) if v is not None}
+        method = StaticConfig(
+            num_virtual_tokens=module.config.num_virtual_tokens,
+            source_method=getattr(module.config, "source_method", "") or module.config.method,
+        )
+    else:
+        tensors, method = dict(module.state_dict()), module.config
+    if head is not None:
+        tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "form": form,
+        "name": name,
+        "config": method.to_json(),
+        "backbone": model.info.to_json(),
+        **(extra or {}),
+    }
+    with atomic_dir(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / TENSORS))
+        (tmp / META).write_text(json.dumps(meta, indent=2))
+    return Path(path)
+
+
+def check_backbone(meta: dict, info: BackboneInfo, path) -> None:
+    saved = BackboneInfo.from_json(meta["backbone"])
+    diff = saved.mismatch(info)
+    if diff:
+        parts = ", ".join(
+            f"{k}: prompt {saved.to_json()[k]!r} vs model {info.to_json()[k]!r}" for k in diff if k != "slots"
+        )
+        raise BackboneMismatch(
+            f"{path}: prompt was trained for {saved.family} "
+            f"({saved.num_layers} layers, hidden {saved.hidden_size}) but the model is "
+            f"{info.family} ({info.num_layers} layers, hidden {info.hidden_size}); "
+            f"differs in {parts or 'attention slots'}"
+        )
+
+
+def load_prompt(
+    model, path: str | os.PathLike, name: str | None = None, *, check: bool = True
+) -> tuple[str, dict]:
+    """Load a prompt folder into ``model.bank``; returns (name, metadata incl. head tensors under 'head')."""
+    meta = read_meta(path)
+    if check:
+        check_backbone(meta, model.info, path)
+    tensors = load_tensors(path)
+    cfg = dict(meta["config"])
+    method = cfg.pop("method")
+    if method not in METHODS:
+        raise PromptFileError(f"{path}: unknown method {method!r}")
+    name = name or meta.get("name") or Path(path).name
+    head = {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}
+    body = {k: v for k, v in tensors.items() if not k.startswith("head.")}
+    if method == "static":
+        module = StaticPrompt.from_tensors(body, StaticConfig(**cfg))
+    else:
+        config = make_config(method, **cfg)
+        cheap = {k: v for k, v in (("init", "random"), ("init_text", None), ("init_file", None)) if k in cfg}
+        module = METHODS[method][1](make_config(method, **{**cfg, **cheap}), model.init_context())
+        module.config = config  # values come from the file; only the stored config is kept
+        try:
+            module.load_state_dict(body)
+        except RuntimeError as e:
+            raise PromptFileError(f"{path}: tensors do not match a {method} prompt ({e})") from None
+    model.bank.add(name, module.to(model.backbone.get_input_embeddings().weight.device))
+    meta["head"] = head
+    return name, meta

@@ -1,0 +1,1 @@
+"""Hard prompts: the template syntax (a real parser), templates, and verbalizers (label words)."""
