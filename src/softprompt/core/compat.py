@@ -19,6 +19,7 @@ __all__ = [
     "attn_implementation",
     "cache_kwargs",
     "cache_of",
+    "mark_checkpointed_layers",
     "new_cache",
     "register_attention",
     "repeat_kv",
@@ -100,3 +101,14 @@ def device_of(module: torch.nn.Module) -> torch.device:
     """The device of a module's first parameter (CPU for a module without any)."""
     p = next(module.parameters(), None)
     return torch.device("cpu") if p is None else p.device
+
+
+def mark_checkpointed_layers(model: torch.nn.Module, mode: bool) -> None:
+    """Flag the layers that gradient checkpointing wraps as training (``mode``), leaving their children alone.
+
+    transformers checkpoints a layer only when the layer itself is in training mode; softprompt keeps the
+    frozen backbone in eval (dropout off), so only the checkpointing flag's owners are switched, not recursively.
+    """
+    for m in model.modules():
+        if getattr(m, "gradient_checkpointing", False) is True:
+            m.training = mode

@@ -8,10 +8,14 @@ reused by every call until the prompt's parameters change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from softprompt.core import compat, kv
 from softprompt.core.prompt import Contribution
+from softprompt.errors import ConfigError
 
 
 def _version(module) -> tuple:
@@ -38,15 +42,59 @@ def prompt_kv(model, name: str) -> Contribution:
     return out
 
 
-def _pick(logits, do_sample, temperature, top_p, generator):
-    if not do_sample:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / max(temperature, 1e-5), -1)
+def _sampler(do_sample: bool, temperature: float, top_p: float):
+    """transformers' temperature and top-p warpers (None = greedy)."""
+    if not do_sample or temperature <= 0:  # temperature 0 is greedy decoding, as in most serving APIs
+        return None
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"top_p={top_p}: accepted 0 < top_p <= 1")
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(float(temperature))])
     if top_p < 1.0:
-        sp, si = probs.sort(-1, descending=True)
-        keep = sp.cumsum(-1) - sp < top_p
-        probs = torch.zeros_like(probs).scatter(-1, si, sp * keep)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+        warpers.append(TopPLogitsWarper(float(top_p)))
+    return warpers
+
+
+def _pick(logits, sampler, so_far, generator):
+    """Next token per row (B,): argmax, or a draw from the warped distribution."""
+    if sampler is None:
+        return logits.argmax(-1)
+    scores = sampler(so_far, logits.float())  # (B, V), filtered entries at -inf
+    return torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
+
+
+def eos_ids(model, eos_token_id=None) -> list[int]:
+    """Every id that ends a row: ``eos_token_id`` (int or list) or, when None, all of the model's EOS ids."""
+    if eos_token_id is None:
+        gen = getattr(model.backbone, "generation_config", None)
+        eos_token_id = getattr(gen, "eos_token_id", None)
+        if eos_token_id is None:
+            eos_token_id = model.backbone.config.eos_token_id
+    if eos_token_id is None:
+        return []
+    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+    return [int(i) for i in ids]
+
+
+class _StopText:
+    """Rows whose new text contains one of ``stop`` (decoded with ``tokenizer``)."""
+
+    def __init__(self, stop, tokenizer):
+        self.stop = [stop] if isinstance(stop, str) else list(stop or ())
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ConfigError(f"stop={stop!r}: accepted a non-empty string or a list of non-empty strings")
+        if self.stop and tokenizer is None:
+            raise ConfigError("stop strings need a tokenizer: load the model with one or pass tokenizer=")
+        self.tokenizer = tokenizer
+
+    def __call__(self, out: list[torch.Tensor], done: torch.Tensor) -> torch.Tensor:
+        hit = torch.zeros_like(done)
+        if not self.stop:
+            return hit
+        rows = torch.stack(out, 1).tolist()  # (B, N)
+        for b in (~done).nonzero().flatten().tolist():
+            text = self.tokenizer.decode(rows[b], skip_special_tokens=False)
+            hit[b] = any(s in text for s in self.stop)
+        return hit
 
 
 @torch.no_grad()
@@ -65,14 +113,53 @@ def generate(
     use_cache: bool = True,
     prompt_cache: bool = True,
     generator=None,
+    stop: str | Sequence[str] | None = None,
+    tokenizer=None,
 ) -> torch.Tensor:
-    """New tokens (B, max_new_tokens) for each row with its prompt; rows that ended are filled with EOS.
+    """New tokens (B, N <= max_new_tokens) for each row with its prompt; rows that ended are filled with EOS.
 
+    A row ends at any of its EOS ids (``eos_token_id``: an id or a list; default: every EOS id of the model's
+    generation config) or once its new text contains a ``stop`` string (decoded with ``tokenizer``, default
+    ``model.tokenizer``); the token that completed the stop text is kept — :func:`generate_text` cuts the text.
+    Sampling (``do_sample``) uses transformers' temperature and top-p warpers; ``temperature <= 0`` is greedy.
     ``use_cache=False`` recomputes the whole sequence at every step (the reference); ``prompt_cache`` turns
-    prepended virtual tokens into a key/value prefix computed once per prompt version.
+    prepended virtual tokens into a key/value prefix computed once per prompt version. Runs in eval mode
+    (every prompt's dropout off) and restores the model's mode afterwards.
     """
+    stops = _StopText(stop, tokenizer if tokenizer is not None else model.tokenizer)
+    with model.inference():
+        return _generate(
+            model,
+            input_ids,
+            attention_mask,
+            prompts,
+            insert_at=insert_at,
+            max_new_tokens=max_new_tokens,
+            sampler=_sampler(do_sample, temperature, top_p),
+            eos=eos_ids(model, eos_token_id),
+            stops=stops,
+            cache=(use_cache, prompt_cache),
+            generator=generator,
+        )
+
+
+def _generate(
+    model,
+    input_ids,
+    attention_mask,
+    prompts,
+    *,
+    insert_at,
+    max_new_tokens,
+    sampler,
+    eos,
+    stops,
+    cache,
+    generator,
+) -> torch.Tensor:
     from softprompt.core.bank import rows_of
 
+    use_cache, prompt_cache = cache
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     rows = rows_of(prompts, input_ids.shape[0])
@@ -84,18 +171,38 @@ def generate(
             if c.embeds is not None and c.kv is None:
                 overrides[name] = prompt_kv(model, name)
     step = _seq2seq_steps if model.info.kind == "seq2seq" else _causal_steps
-    eos = eos_token_id if eos_token_id is not None else model.backbone.config.eos_token_id
-    eos = eos[0] if isinstance(eos, list) else eos
+    eos_t = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
+    fill = eos[0] if eos else getattr(model.backbone.config, "pad_token_id", None) or 0
     out, done = [], torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     for logits in step(model, input_ids, attention_mask, rows, insert_at, overrides, use_cache, out):
-        tok = _pick(logits, do_sample, temperature, top_p, generator)
-        if eos is not None:
-            tok = torch.where(done, torch.full_like(tok, eos), tok)
-            done |= tok == eos
+        so_far = torch.stack(out, 1) if out else input_ids[:, :0]
+        tok = _pick(logits, sampler, so_far, generator)
+        tok = torch.where(done, torch.full_like(tok, fill), tok)
+        done = done | torch.isin(tok, eos_t)
         out.append(tok)
+        done = done | stops(out, done)
         if len(out) == max_new_tokens or bool(done.all()):
             break
     return torch.stack(out, 1)
+
+
+def generate_text(
+    model, input_ids, attention_mask=None, prompts=None, *, stop=None, tokenizer=None, **options
+) -> list[str]:
+    """:func:`generate`, decoded: each row's new text up to its first EOS, cut before the first ``stop`` string."""
+    tok = tokenizer if tokenizer is not None else model.tokenizer
+    if tok is None:
+        raise ConfigError("generate_text needs a tokenizer: load the model with one or pass tokenizer=")
+    out = generate(model, input_ids, attention_mask, prompts, stop=stop, tokenizer=tok, **options)
+    eos = set(eos_ids(model, options.get("eos_token_id")))
+    stops = [stop] if isinstance(stop, str) else list(stop or ())
+    texts = []
+    for row in out.tolist():
+        end = next((i for i, t in enumerate(row) if t in eos), len(row))
+        text = tok.decode(row[:end], skip_special_tokens=True)
+        cut = min((text.find(s) for s in stops if s in text), default=len(text))
+        texts.append(text[:cut])
+    return texts
 
 
 def _causal_steps(model, ids, mask, rows, insert_at, overrides, use_cache, out):

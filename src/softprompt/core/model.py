@@ -7,7 +7,8 @@ Outputs come back aligned with the caller's tokens (virtual positions never appe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,14 @@ class PromptOutput:
 
 
 class PromptedModel(nn.Module):
-    """Wraps a transformers model; the backbone's weights are frozen and never change."""
+    """Wraps a transformers model; the backbone's weights are frozen and never change.
+
+    Modes: a new ``PromptedModel`` starts in eval mode (inference: every dropout off). ``train()`` puts the
+    *prompts* in training mode (their dropout on); the frozen backbone always stays in eval mode (its dropout
+    never fires), except that its checkpointed layers are flagged as training so gradient checkpointing
+    recomputes them. A prompt added or loaded takes the model's current mode. ``with model.inference():``
+    runs a block in eval mode under ``no_grad`` and restores the previous mode afterwards.
+    """
 
     def __init__(self, backbone: nn.Module, tokenizer=None):
         super().__init__()
@@ -42,6 +50,7 @@ class PromptedModel(nn.Module):
         self.info: BackboneInfo = describe_backbone(backbone)
         self.bank = PromptBank()
         self._prompt_kv: dict[str, tuple[tuple, Contribution]] = {}
+        self.eval()
 
     # ----- prompts -------------------------------------------------------------------------------------
     def init_context(self, *, label_words=(), init_token_ids=(), seed: int = 0) -> InitContext:
@@ -78,9 +87,13 @@ class PromptedModel(nn.Module):
 
     def add_prompt(self, name: str, config: MethodConfig, **init) -> nn.Module:
         """Create a prompt of ``config.method`` (initialized per its config) and put it in the bank."""
-        module = build(config, self.init_context(**init))
-        module.to(self.backbone.get_input_embeddings().weight.device)
-        self.bank.add(name, module)
+        return self.put_prompt(name, build(config, self.init_context(**init)))
+
+    def put_prompt(self, name: str, module: nn.Module) -> nn.Module:
+        """Put a built prompt module in the bank: on the embedding's device (float32 kept), in the model's mode."""
+        self.bank.add(
+            name, module.to(self.backbone.get_input_embeddings().weight.device).train(self.training)
+        )
         return module
 
     def trainable_parameters(self, names: Sequence[str] | None = None) -> list[nn.Parameter]:
@@ -232,8 +245,7 @@ class PromptedModel(nn.Module):
             contribution=old.eject(),
         )
         self.bank.remove(name)
-        self.bank.add(name, static.to(self.backbone.get_input_embeddings().weight.device))
-        return static
+        return self.put_prompt(name, static)
 
     def gradient_checkpointing_enable(self) -> None:
         """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute)."""
@@ -242,7 +254,22 @@ class PromptedModel(nn.Module):
             self.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
             self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        self.train(self.training)  # the checkpointed layers follow the model's mode
 
     def train(self, mode: bool = True):
+        """Prompts (and anything else added to this module) to ``mode``; the frozen backbone stays in eval."""
         super().train(mode)
+        self.backbone.eval()
+        compat.mark_checkpointed_layers(self.backbone, mode)
         return self
+
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[PromptedModel]:
+        """Eval mode (no dropout anywhere) and ``no_grad`` inside the block; the previous mode afterwards."""
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield self
+        finally:
+            self.train(was)

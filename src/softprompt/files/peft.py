@@ -207,7 +207,7 @@ def import_peft(model, path: str | os.PathLike, name: str | None = None) -> str:
 
 def _add_static(model, name: str, p: int, source: str, **tensors) -> str:
     module = StaticPrompt.from_tensors(tensors, StaticConfig(num_virtual_tokens=p, source_method=source))
-    model.bank.add(name, module.to(model.backbone.get_input_embeddings().weight.device))
+    model.put_prompt(name, module)  # on the model's device, in its mode (eval for use)
     return name
 
 

@@ -113,6 +113,6 @@ def load_prompt(
             module.load_state_dict(body)
         except RuntimeError as e:
             raise PromptFileError(f"{path}: tensors do not match a {method} prompt ({e})") from None
-    model.bank.add(name, module.to(model.backbone.get_input_embeddings().weight.device))
+    model.put_prompt(name, module)  # on the model's device, in its mode (eval for use)
     meta["head"] = head
     return name, meta

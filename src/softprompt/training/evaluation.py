@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
 
 @contextlib.contextmanager
 def eval_mode(model, task):
-    """Dropout off for the model and the task's heads; previous modes restored afterwards."""
-    modules = [model, *task.modules().values()]
-    was = [m.training for m in modules]
-    for m in modules:
+    """Dropout off for the model's prompts and the task's heads, ``no_grad``; previous modes restored after."""
+    heads = list(task.modules().values())
+    was = [m.training for m in heads]
+    for m in heads:
         m.eval()
     try:
-        with torch.no_grad():
+        with model.inference():
             yield
     finally:
-        for m, w in zip(modules, was):
+        for m, w in zip(heads, was):
             m.train(w)
 
 

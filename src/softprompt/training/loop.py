@@ -159,7 +159,7 @@ class _Trainer:
         window = [0.0, 0, time.perf_counter()]  # loss sum, steps, start time
         modes = [(m, m.training) for m in (self.model, *self.modules.values())]
         for m, _ in modes:
-            m.train()  # dropout on (prompts, heads, and the frozen backbone's, as in PEFT)
+            m.train()  # dropout on for prompts and heads (PromptedModel keeps the frozen backbone in eval)
         while self.step < c.steps and not self.stopped:
             loss = self._step(opt, sched)
             self.step += 1
