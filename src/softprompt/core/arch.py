@@ -9,7 +9,7 @@ its key/value heads and head dim. Model quirks (RoPE vs learned positions, RoBER
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import torch
@@ -18,6 +18,8 @@ from softprompt.core import compat, kv
 from softprompt.errors import UnsupportedModel
 
 Kind = Literal["causal", "masked", "seq2seq", "encoder"]
+DESCRIPTIVE = frozenset({"context_length"})
+"""BackboneInfo fields that describe the model without identifying it (not compared when a prompt loads)."""
 Role = Literal["self", "encoder", "decoder", "cross"]
 
 
@@ -31,20 +33,44 @@ class Slot:
 
 @dataclass(frozen=True)
 class BackboneInfo:
-    """Dimensions and conventions of a backbone; recorded in every prompt file as its fingerprint."""
+    """Dimensions and conventions of a backbone; recorded in every prompt file (its ``backbone`` key).
+
+    Derived from the loaded model by :func:`describe_backbone`, never written by users. A prompt file is
+    accepted by a model whose description matches it in every field except the descriptive ones
+    (``DESCRIPTIVE``); the fingerprint matches across dtypes. Fields added later have defaults, so older files
+    (without them) still load.
+    """
 
     family: str
+    """transformers' ``model_type`` ("llama", "bert", "t5", ...)."""
     kind: Kind
+    """causal (decoder LM), masked (encoder with an MLM head), seq2seq (encoder-decoder) or encoder (no head)."""
     hidden_size: int
+    """Width of the input embeddings (and of every virtual input token)."""
     vocab_size: int
+    """Rows of the input-embedding matrix."""
     num_kv_heads: int
+    """Key/value heads per attention layer (fewer than query heads under grouped-query attention)."""
     head_dim: int
+    """Width of one key/value head."""
     slots: tuple[Slot, ...]
+    """Every attention module that takes a key/value prefix, in call order (role + layer index)."""
     max_positions: int | None
+    """Learned position embeddings' limit (None for RoPE / relative positions): the input-embedding check."""
     position_base: int
+    """First position id (RoBERTa counts from padding_idx + 1; others from 0)."""
     accepts_position_ids: bool
+    """Whether the forward takes ``position_ids`` (then virtual tokens get per-row positions)."""
     sliding_window: int | None
+    """Sliding-window attention width (Mistral, Gemma 2), None without one."""
     fingerprint: str
+    """Identifies the input-embedding weights in any dtype (see :func:`embedding_fingerprint`)."""
+    context_length: int | None = None
+    """Most positions the backbone handles: learned positions' limit, else the config's
+    ``max_position_embeddings`` (RoPE models) or similar; None when the model states none. Descriptive: not
+    compared on load (absent from files written before it existed)."""
+    legacy_fingerprint: str | None = field(default=None, compare=False, repr=False)
+    """The pre-``fp2`` fingerprint of the same weights, to accept older files; never saved."""
 
     @property
     def num_layers(self) -> int:
@@ -52,6 +78,7 @@ class BackboneInfo:
 
     def to_json(self) -> dict:
         d = asdict(self)
+        d.pop("legacy_fingerprint")
         d["slots"] = [[s.role, s.layer] for s in self.slots]
         return d
 
@@ -62,18 +89,68 @@ class BackboneInfo:
         return BackboneInfo(**d)
 
     def mismatch(self, other: BackboneInfo) -> list[str]:
-        """Names of the fields that differ (slots and fingerprint included)."""
+        """Names of the fields that differ (slots and fingerprint included; descriptive fields excluded).
+
+        ``self`` is the saved description, ``other`` the loaded model's; fingerprints match across dtypes.
+        """
         a, b = self.to_json(), other.to_json()
-        return [k for k in a if a[k] != b.get(k)]
+        out = [k for k in a if k not in DESCRIPTIVE and k != "fingerprint" and a[k] != b.get(k)]
+        return out if fingerprints_match(self.fingerprint, other) else [*out, "fingerprint"]
+
+
+FINGERPRINT_CHUNKS = 16
+FINGERPRINT_TOLERANCE = 50
+"""Chunk means may differ by this many 1e-4 units of the sample's RMS and still name the same weights: a
+float16 / bfloat16 copy moves them by ~1e-4 RMS at most, other weights by ~600 (one standard deviation)."""
+
+
+def _sample(w: torch.Tensor) -> torch.Tensor:
+    """A strided sample of ~4096 values of ``w``, in float64 on the CPU."""
+    return w.detach().flatten()[:: max(1, w.numel() // 4096)][:4096].double().cpu()
 
 
 def embedding_fingerprint(model) -> str:
-    """A short hash of the input-embedding matrix (shape + a strided sample of its values)."""
+    """Identifies the input-embedding matrix in any dtype: ``fp2:<shape hash>:<RMS>:<chunk means>``.
+
+    Exact hashes cannot do that: rounding float32 weights to bfloat16 and float16 weights to bfloat16 differ
+    in ~6 % of values (double rounding), so any hash of rounded values tells a float16 copy from its float32
+    original. Instead the fingerprint holds the sample's RMS and the means of 16 chunks of it, in units of
+    1e-4 RMS; :func:`fingerprints_match` compares them with a tolerance (``FINGERPRINT_TOLERANCE``).
+    """
+    w = model.get_input_embeddings().weight
+    x = _sample(w)
+    shape = hashlib.sha256(str(tuple(w.shape)).encode()).hexdigest()[:8]
+    rms = float(x.square().mean().sqrt()) or 1.0
+    means = [round(float(c.mean()) / rms * 1e4) for c in x.chunk(FINGERPRINT_CHUNKS)]
+    return f"fp2:{shape}:{rms:.4e}:{','.join(map(str, means))}"
+
+
+def legacy_fingerprint(model) -> str:
+    """The fingerprint of prompt files written before ``fp2`` (float32 values rounded to 5 decimals, hashed)."""
     w = model.get_input_embeddings().weight.detach()
     sample = w.flatten()[:: max(1, w.numel() // 4096)].float().cpu()
     h = hashlib.sha256(str(tuple(w.shape)).encode())
     h.update(sample.numpy().round(5).tobytes())
     return h.hexdigest()[:16]
+
+
+def fingerprints_match(saved: str, info: BackboneInfo) -> bool:
+    """Whether fingerprint ``saved`` (from a prompt file) names the weights ``info`` describes."""
+    if not saved.startswith("fp2:"):  # an older file: exact hash of float32 values
+        return saved in (info.fingerprint, info.legacy_fingerprint)
+    try:
+        _, shape, rms, means = saved.split(":")
+        _, shape2, rms2, means2 = info.fingerprint.split(":")
+        a, b = [int(v) for v in means.split(",")], [int(v) for v in means2.split(",")]
+        rms_a, rms_b = float(rms), float(rms2)
+    except ValueError:
+        return False
+    return (
+        shape == shape2
+        and len(a) == len(b)
+        and abs(rms_a - rms_b) <= 1e-2 * max(rms_a, rms_b)
+        and all(abs(x - y) <= FINGERPRINT_TOLERANCE for x, y in zip(a, b))
+    )
 
 
 def _kind(model, causal_attention: bool) -> Kind:
@@ -161,4 +238,23 @@ def describe_backbone(model) -> BackboneInfo:
         accepts_position_ids=_takes(model, "position_ids") and not seq2seq,
         sliding_window=getattr(model.config, "sliding_window", None),
         fingerprint=embedding_fingerprint(model),
+        context_length=_context_length(model, max_pos, base),
+        legacy_fingerprint=legacy_fingerprint(model),
     )
+
+
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "n_ctx")
+"""Config attributes that state a context limit, in order of preference (RoPE models have no learned table)."""
+
+
+def _context_length(model, max_pos: int | None, base: int) -> int | None:
+    """Learned positions' limit when the model has them, else what the config states (None: unlimited/unknown)."""
+    if max_pos is not None:
+        return max_pos
+    if getattr(model.config, "relative_attention_num_buckets", None) is not None:
+        return None  # T5-style relative buckets: no hard limit
+    for key in CONTEXT_KEYS:
+        value = getattr(model.config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

@@ -31,12 +31,13 @@ def prompt_kv(model, name: str) -> Contribution:
         return hit[1]
     c = module.contribute()
     state = kv.KVPrefix(capture={})
-    embeds = c.embeds.detach()[None].to(model.backbone.dtype)  # (1, P, H)
+    emb = model.backbone.get_input_embeddings().weight
+    embeds = c.embeds.detach()[None].to(device=emb.device, dtype=emb.dtype)  # (1, P, H)
     pos = torch.arange(embeds.shape[1], device=embeds.device)[None] + model.info.position_base
     with torch.no_grad():
         model.backbone(inputs_embeds=embeds, position_ids=pos, use_cache=False, **{kv.KWARG: state})
     slots = [state.capture[s] for s in range(len(model.info.slots))]
-    kvs = torch.stack([torch.stack([k[0], v[0]]) for k, v in slots])  # (S, 2, H_kv, P, D)
+    kvs = torch.stack([torch.stack([k[0], v[0]]).to(emb.device) for k, v in slots])  # (S, 2, H_kv, P, D)
     out = Contribution(kv=kvs)
     model._prompt_kv[name] = (ver, out)
     return out
@@ -176,7 +177,7 @@ def _generate(
     out, done = [], torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     for logits in step(model, input_ids, attention_mask, rows, insert_at, overrides, use_cache, out):
         so_far = torch.stack(out, 1) if out else input_ids[:, :0]
-        tok = _pick(logits, sampler, so_far, generator)
+        tok = _pick(logits, sampler, so_far.to(logits.device), generator).to(input_ids.device)
         tok = torch.where(done, torch.full_like(tok, fill), tok)
         done = done | torch.isin(tok, eos_t)
         out.append(tok)
@@ -223,13 +224,13 @@ def _causal_steps(model, ids, mask, rows, insert_at, overrides, use_cache, out):
     kw = {**model.backbone_kwargs(exp, batch), **last}
     cache = compat.new_cache(model.backbone)
     res = model.backbone(**kw, **compat.cache_kwargs(model.backbone, cache), use_cache=True)
-    attn, pos = exp.mask, exp.position_ids[:, -1:]
+    attn, pos, embed = exp.mask, exp.position_ids[:, -1:], model.backbone.get_input_embeddings()
     while True:
         yield res.logits[:, -1]
         attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], 1)
         pos = pos + 1
         kw.update(
-            inputs_embeds=model.backbone.get_input_embeddings()(out[-1][:, None]),
+            inputs_embeds=embed(out[-1][:, None].to(attn.device)),
             attention_mask=attn,
             position_ids=pos,
         )

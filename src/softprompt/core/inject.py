@@ -28,12 +28,12 @@ class Expanded:
     def scatter_labels(self, labels: torch.Tensor, ignore: int = -100) -> torch.Tensor:
         """Caller-aligned labels (B, L) -> expanded labels (B, T); virtual and pad positions get ``ignore``."""
         out = labels.new_full((labels.shape[0], self.mask.shape[1] + 1), ignore)
-        idx = torch.where(self.real_valid, self.real_pos, self.mask.shape[1])
+        idx = torch.where(self.real_valid, self.real_pos, self.mask.shape[1]).to(labels.device)
         return out.scatter(1, idx, labels)[:, :-1]
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """Expanded-aligned (B, T, ...) -> caller-aligned (B, L, ...)."""
-        idx = self.real_pos.view(*self.real_pos.shape, *([1] * (x.dim() - 2)))
+        idx = self.real_pos.to(x.device).view(*self.real_pos.shape, *([1] * (x.dim() - 2)))  # x: any layer's
         return x.gather(1, idx.expand(-1, -1, *x.shape[2:]))
 
 

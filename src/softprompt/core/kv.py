@@ -27,9 +27,11 @@ SLOT_ATTR = "_softprompt_slot"
 class KVPrefix:
     """Per-row key/value prefixes for every attention slot of a backbone.
 
-    ``kv`` is (S, 2, B, H_kv, P, D): slot s, keys (0) / values (1), row, kv head, prefix position, head dim.
+    ``kv`` is (S, 2, B, H_kv, P, D): slot s, keys (0) / values (1), row, kv head, prefix position, head dim;
+    any dtype and device (float32 parameters): each slot casts it to its own keys' dtype and device, so a
+    backbone sharded over devices gets every layer's prefix where that layer runs.
     ``mask`` is (B, P) bool: which prefix positions row b uses (rows may use different lengths, or none).
-    ``capture``: when a list, each slot's own keys/values (before any prefix) are stored there instead.
+    ``capture``: when a dict, each slot's own keys/values (before any prefix) are stored there instead.
     """
 
     kv: torch.Tensor | None = None
@@ -37,6 +39,21 @@ class KVPrefix:
     capture: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
     probe: list = field(default_factory=list)
     probing: bool = False
+    _masks: dict = field(default_factory=dict, repr=False)
+    _full: bool | None = field(default=None, repr=False)
+
+    def row_mask(self, device) -> torch.Tensor:
+        """``mask`` on ``device`` (moved once per device per forward, not once per layer)."""
+        if device not in self._masks:
+            self._masks[device] = self.mask.to(device)
+        return self._masks[device]
+
+    @property
+    def full(self) -> bool:
+        """Every row uses every prefix position (then a prefix alone needs no mask column)."""
+        if self._full is None:
+            self._full = bool(self.mask.all())
+        return self._full
 
 
 def _base_mask(module, mask, q_len, k_len, batch, device, kwargs) -> torch.Tensor:
@@ -45,31 +62,40 @@ def _base_mask(module, mask, q_len, k_len, batch, device, kwargs) -> torch.Tenso
         if mask.dtype != torch.bool:
             mask = mask > torch.finfo(mask.dtype).min / 2  # additive float mask -> bool
         return mask.expand(batch, 1, q_len, k_len)
-    causal = kwargs.get("is_causal")
-    causal = getattr(module, "is_causal", True) if causal is None else causal
-    if q_len > 1 and causal:
+    if q_len > 1 and _causal(module, kwargs):
         i = torch.arange(q_len, device=device)[:, None]
         j = torch.arange(k_len, device=device)[None, :]
         return (j <= i + (k_len - q_len)).expand(batch, 1, q_len, k_len)
     return torch.ones(batch, 1, q_len, k_len, dtype=torch.bool, device=device)
 
 
-def _with_prefix(module, key, value, mask, state: KVPrefix, slot: int, kwargs):
-    prefix = state.kv[slot]  # (2, B, H_kv, P, D)
-    batch, q_len, k_len = key.shape[0], kwargs["_q_len"], key.shape[2]
+def _causal(module, kwargs) -> bool:
+    causal = kwargs.get("is_causal")
+    return getattr(module, "is_causal", True) if causal is None else causal
+
+
+def _with_prefix(module, key, value, mask, state: KVPrefix, slot: int, q_len: int, kwargs):
+    """Prepend this slot's prefix to ``key``/``value``; the mask gets P columns in front (only when needed)."""
+    prefix = state.kv[slot].to(device=key.device, dtype=key.dtype)  # (2, B, H_kv, P, D)
+    batch, k_len, width = key.shape[0], key.shape[2], prefix.shape[3]
     if prefix.shape[1] != batch:
         raise RuntimeError(f"prefix batch {prefix.shape[1]} != attention batch {batch}")
-    key = torch.cat([prefix[0].to(key.dtype), key], dim=2)  # (B, H_kv, P + K, D)
-    value = torch.cat([prefix[1].to(value.dtype), value], dim=2)
-    base = _base_mask(module, mask, q_len, k_len, batch, key.device, kwargs)
-    pmask = state.mask[:, None, None, :].expand(batch, 1, q_len, state.mask.shape[1])
-    mask = torch.cat([pmask.to(key.device), base], dim=-1)  # (B, 1, q, P + K)
+    key = torch.cat([prefix[0], key], dim=2)  # (B, H_kv, P + K, D)
+    value = torch.cat([prefix[1], value], dim=2)
     bias = kwargs.get("position_bias")
     if bias is not None:  # T5-style relative bias: prefix columns get no bias
-        pad = bias.new_zeros(*bias.shape[:-1], prefix.shape[3])
+        pad = bias.new_zeros(*bias.shape[:-1], width)
         kwargs["position_bias"] = torch.cat([pad, bias], dim=-1)
-    kwargs["is_causal"] = False
-    return key, value, mask
+    # no mask at all: every row uses the whole prefix and each query sees every key (decoding, bidirectional)
+    sees_all = mask is None and (q_len == 1 or not _causal(module, kwargs))
+    base = (
+        None if sees_all and state.full else _base_mask(module, mask, q_len, k_len, batch, key.device, kwargs)
+    )
+    kwargs["is_causal"] = False  # the prefix shifts the causal diagonal: the mask (or nothing) says it all
+    if base is None:
+        return key, value, None
+    pmask = state.row_mask(key.device)[:, None, None, :].expand(batch, 1, q_len, width)
+    return key, value, torch.cat([pmask, base], dim=-1)  # (B, 1, q, P + K)
 
 
 def _softcapped(module, query, key, value, mask, *, scaling=None, softcap=None, dropout=0.0, **kwargs):
@@ -99,9 +125,9 @@ def attention(module, query, key, value, attention_mask, **kwargs):
     elif state is not None and state.capture is not None and slot is not None:
         state.capture[slot] = (key, value)
     elif state is not None and state.kv is not None and slot is not None:
-        kwargs["_q_len"] = query.shape[2]
-        key, value, attention_mask = _with_prefix(module, key, value, attention_mask, state, slot, kwargs)
-        kwargs.pop("_q_len")
+        key, value, attention_mask = _with_prefix(
+            module, key, value, attention_mask, state, slot, query.shape[2], kwargs
+        )
     if kwargs.get("softcap") is not None:
         return _softcapped(module, query, key, value, attention_mask, **kwargs)
     return compat.sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)

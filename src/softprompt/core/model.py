@@ -75,14 +75,19 @@ class PromptedModel(nn.Module):
         if self.info.kind == "seq2seq":  # decoder/cross slots see a 1-token decoder: use zeros there
             return torch.stack(
                 [
-                    torch.stack([k[0], v[0]])
+                    torch.stack([k[0], v[0]]).to(dev)
                     if k.shape[2] == x.shape[1]
-                    else torch.zeros_like(state.capture[0][0][0]).expand(2, -1, -1, -1)
+                    else torch.zeros_like(state.capture[0][0][0], device=dev).expand(2, -1, -1, -1)
                     for k, v in (state.capture[s] for s in range(len(self.info.slots)))
                 ]
             )
-        return torch.stack(
-            [torch.stack([k[0], v[0]]) for k, v in (state.capture[s] for s in range(len(self.info.slots)))]
+        return (
+            torch.stack(  # each layer's keys/values on its own device (sharded): gathered on the embedding's
+                [
+                    torch.stack([k[0], v[0]]).to(dev)
+                    for k, v in (state.capture[s] for s in range(len(self.info.slots)))
+                ]
+            )
         )
 
     def add_prompt(self, name: str, config: MethodConfig, **init) -> nn.Module:
@@ -177,7 +182,8 @@ class PromptedModel(nn.Module):
                 keep = (scored != -100).any(0).nonzero().squeeze(1)
             elif last_only:
                 keep = torch.unique(exp.last_pos)  # positions any row needs, shared by the batch
-            if keep is not None:
+            if keep is not None:  # on the LM head's device (a sharded backbone's last device)
+                keep = keep.to(compat.device_of(self.backbone.get_output_embeddings() or self.backbone))
                 kw["logits_to_keep"] = keep
         out = self.backbone(**kw, output_hidden_states=hidden, use_cache=False)
         h = out.encoder_last_hidden_state if seq2seq else getattr(out, "last_hidden_state", None)
@@ -185,12 +191,14 @@ class PromptedModel(nn.Module):
         logits = getattr(out, "logits", None)  # (B, T or len(keep), V); seq2seq: (B, L_dec, V)
         next_logits = lp = loss = None
         if logits is not None and labels is not None:
+            scored = None if scored is None else scored.to(logits.device)
             lp = self._label_logprobs(logits, labels.to(logits.device), exp, scored, keep)
             loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
         if logits is not None and not seq2seq:
             if keep is None or labels is None:  # label-position logits need not hold each row's last element
                 rows = torch.arange(logits.shape[0], device=logits.device)
-                col = exp.last_pos if keep is None else torch.searchsorted(keep, exp.last_pos)
+                last = exp.last_pos.to(logits.device)
+                col = last if keep is None else torch.searchsorted(keep.to(logits.device), last)
                 next_logits = logits[rows, col]
             logits = None if keep is not None or last_only else exp.gather(logits)
         return PromptOutput(
