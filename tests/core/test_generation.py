@@ -60,8 +60,7 @@ def test_stop_strings_end_rows_and_are_cut_from_the_text():
 
 
 def test_sampler_is_transformers_warpers():
-    model, args, free = _setup()
-    greedy = generate(model, *args, max_new_tokens=N, eos_token_id=[])
+    model, args, greedy = _setup()
 
     def sample(seed, **kw):
         g = torch.Generator().manual_seed(seed)
@@ -79,12 +78,59 @@ def test_sampled_token_follows_the_warped_distribution():
     """One step, many draws: frequencies match softmax(top-p(logits / T)) computed by transformers."""
     from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
-    from softprompt.core.generation import _pick, _sampler
+    from softprompt.core.decoding import make_sampler, pick
 
     logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]]).repeat(20000, 1)
-    sampler = _sampler(True, 0.7, 0.8)
-    draws = _pick(logits, sampler, logits[:, :0].long(), torch.Generator().manual_seed(0))
+    sampler = make_sampler(True, 0.7, 0.8)
+    draws = pick(logits, sampler, logits[:, :0].long(), torch.Generator().manual_seed(0))
     ref = TopPLogitsWarper(0.8)(None, TemperatureLogitsWarper(0.7)(None, logits[:1])).softmax(-1)[0]
     freq = torch.bincount(draws, minlength=5).float() / len(draws)
     torch.testing.assert_close(freq, ref, atol=0.015, rtol=0)
     assert ref[-1] == 0 and freq[-1] == 0  # the tail top-p removes is never drawn
+
+
+@pytest.mark.parametrize(
+    ("family", "limit"),
+    [
+        ("llama", 128),
+        ("gemma2", 128),
+        ("gpt2", 96),
+        ("bert", 96),
+        ("roberta", 96),
+        ("bart", 96),
+        ("t5", None),
+    ],
+)
+def test_every_backbone_knows_its_context(family, limit):
+    assert make_model(family).info.context_length == limit
+
+
+def test_rope_model_input_past_its_context_is_an_error_in_forward():
+    from softprompt.errors import InputTooLong
+
+    model = make_model("llama", ["prompt-tuning"], n=4)
+    ids = torch.randint(5, 200, (2, 125))
+    model(ids)  # 125 <= 128
+    with pytest.raises(
+        InputTooLong, match=r"125 tokens \+ 4 virtual tokens = 129 positions > the model's context of 128"
+    ):
+        model(ids, prompts="prompt_tuning")
+
+
+def test_generation_past_the_context_errors_or_truncates_with_a_warning():
+    from softprompt.errors import InputTooLong
+
+    model = make_model("llama", ["prompt-tuning"], n=4)
+    ids = torch.randint(5, 200, (2, 120))
+    mask = torch.ones_like(ids)
+    mask[1, :30] = 0  # row 1 is short (90 tokens): fits
+    with pytest.raises(InputTooLong, match=r"row 0: 120 tokens \+ 4 virtual tokens \+ 10 new tokens = 134"):
+        generate(model, ids, mask, "prompt_tuning", max_new_tokens=10)
+    with pytest.warns(UserWarning, match="oldest 6 tokens"):
+        cut = generate(model, ids, mask, "prompt_tuning", max_new_tokens=10, eos_token_id=[], truncate=True)
+    alone = generate(model, ids[:1, 6:], None, "prompt_tuning", max_new_tokens=10, eos_token_id=[])
+    assert torch.equal(cut[:1], alone)
+    rest = generate(model, ids[1:], mask[1:], "prompt_tuning", max_new_tokens=10, eos_token_id=[])
+    assert torch.equal(cut[1:], rest)  # the row that fit is untouched
+    with pytest.raises(InputTooLong, match="max_new_tokens"):
+        generate(model, ids, mask, "prompt_tuning", max_new_tokens=200, truncate=True)

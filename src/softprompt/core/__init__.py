@@ -6,6 +6,7 @@ per-layer key/value prefixes, the backbone probe, generation, and loading a back
 - ``bank`` — named prompts, per-row selection for mixed batches. ``static`` — the ejected (inference) form.
 - ``inject`` — virtual input tokens at any position; ``kv`` — key/value prefixes at attention time.
 - ``arch`` — what a backbone is (``BackboneInfo``), derived by a probe forward; a new backbone quirk goes here.
-- ``generation`` — KV-cache generation with the prompt-KV cache; ``loading`` — ``load_model``.
+- ``generation`` — KV-cache generation with the prompt-KV cache, the context check; ``decoding`` — the sampler,
+  EOS ids and stop strings; ``loading`` — ``load_model`` (device, dtype, device_map).
 - ``compat`` — the only module that touches transformers' / accelerate's private or changing APIs.
 """

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from softprompt.core import compat, kv
+from softprompt.core import compat, inject, kv
+from softprompt.core.decoding import StopText, eos_ids, make_sampler, pick
 from softprompt.core.prompt import Contribution
-from softprompt.errors import ConfigError
+from softprompt.errors import ConfigError, InputTooLong
 
 
 def _version(module) -> tuple:
@@ -43,61 +43,6 @@ def prompt_kv(model, name: str) -> Contribution:
     return out
 
 
-def _sampler(do_sample: bool, temperature: float, top_p: float):
-    """transformers' temperature and top-p warpers (None = greedy)."""
-    if not do_sample or temperature <= 0:  # temperature 0 is greedy decoding, as in most serving APIs
-        return None
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"top_p={top_p}: accepted 0 < top_p <= 1")
-    warpers = LogitsProcessorList([TemperatureLogitsWarper(float(temperature))])
-    if top_p < 1.0:
-        warpers.append(TopPLogitsWarper(float(top_p)))
-    return warpers
-
-
-def _pick(logits, sampler, so_far, generator):
-    """Next token per row (B,): argmax, or a draw from the warped distribution."""
-    if sampler is None:
-        return logits.argmax(-1)
-    scores = sampler(so_far, logits.float())  # (B, V), filtered entries at -inf
-    return torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
-
-
-def eos_ids(model, eos_token_id=None) -> list[int]:
-    """Every id that ends a row: ``eos_token_id`` (int or list) or, when None, all of the model's EOS ids."""
-    if eos_token_id is None:
-        gen = getattr(model.backbone, "generation_config", None)
-        eos_token_id = getattr(gen, "eos_token_id", None)
-        if eos_token_id is None:
-            eos_token_id = model.backbone.config.eos_token_id
-    if eos_token_id is None:
-        return []
-    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
-    return [int(i) for i in ids]
-
-
-class _StopText:
-    """Rows whose new text contains one of ``stop`` (decoded with ``tokenizer``)."""
-
-    def __init__(self, stop, tokenizer):
-        self.stop = [stop] if isinstance(stop, str) else list(stop or ())
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise ConfigError(f"stop={stop!r}: accepted a non-empty string or a list of non-empty strings")
-        if self.stop and tokenizer is None:
-            raise ConfigError("stop strings need a tokenizer: load the model with one or pass tokenizer=")
-        self.tokenizer = tokenizer
-
-    def __call__(self, out: list[torch.Tensor], done: torch.Tensor) -> torch.Tensor:
-        hit = torch.zeros_like(done)
-        if not self.stop:
-            return hit
-        rows = torch.stack(out, 1).tolist()  # (B, N)
-        for b in (~done).nonzero().flatten().tolist():
-            text = self.tokenizer.decode(rows[b], skip_special_tokens=False)
-            hit[b] = any(s in text for s in self.stop)
-        return hit
-
-
 @torch.no_grad()
 def generate(
     model,
@@ -116,6 +61,7 @@ def generate(
     generator=None,
     stop: str | Sequence[str] | None = None,
     tokenizer=None,
+    truncate: bool = False,
 ) -> torch.Tensor:
     """New tokens (B, N <= max_new_tokens) for each row with its prompt; rows that ended are filled with EOS.
 
@@ -123,12 +69,16 @@ def generate(
     generation config) or once its new text contains a ``stop`` string (decoded with ``tokenizer``, default
     ``model.tokenizer``); the token that completed the stop text is kept — :func:`generate_text` cuts the text.
     Sampling (``do_sample``) uses transformers' temperature and top-p warpers; ``temperature <= 0`` is greedy.
-    ``use_cache=False`` recomputes the whole sequence at every step (the reference); ``prompt_cache`` turns
+    Input + virtual tokens + ``max_new_tokens`` past the backbone's context raise ``InputTooLong``, or with
+    ``truncate`` drop each long row's oldest tokens (with a warning). ``use_cache=False`` recomputes the whole sequence at every step (the reference); ``prompt_cache`` turns
     prepended virtual tokens into a key/value prefix computed once per prompt version. Runs in eval mode
     (every prompt's dropout off) and restores the model's mode afterwards.
     """
-    stops = _StopText(stop, tokenizer if tokenizer is not None else model.tokenizer)
+    stops = StopText(stop, tokenizer if tokenizer is not None else model.tokenizer)
     with model.inference():
+        attention_mask, insert_at = _fit(
+            model, input_ids, attention_mask, prompts, insert_at, max_new_tokens, truncate
+        )
         return _generate(
             model,
             input_ids,
@@ -136,12 +86,41 @@ def generate(
             prompts,
             insert_at=insert_at,
             max_new_tokens=max_new_tokens,
-            sampler=_sampler(do_sample, temperature, top_p),
+            sampler=make_sampler(do_sample, temperature, top_p),
             eos=eos_ids(model, eos_token_id),
             stops=stops,
             cache=(use_cache, prompt_cache),
             generator=generator,
         )
+
+
+def _fit(model, input_ids, attention_mask, prompts, insert_at, max_new_tokens: int, truncate: bool):
+    """The attention mask (and template positions) that fit the context, or InputTooLong (see ``generate``)."""
+    from softprompt.core.bank import rows_of
+
+    limit = model.info.context_length or model.info.max_positions
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if limit is None:
+        return attention_mask, insert_at
+    new = max_new_tokens
+    if model.info.kind == "seq2seq":  # the decoder counts its own positions: start token + new tokens
+        if max_new_tokens + 1 > limit:
+            raise InputTooLong(
+                f"max_new_tokens={max_new_tokens} + 1 start token > the decoder's context of {limit}"
+            )
+        new = 0
+    rows = rows_of(prompts, input_ids.shape[0])
+    sizes = {}
+    for name in {r for r in rows if r is not None}:
+        c = model.bank.get(name).contribute()
+        sizes[name] = c.num_embeds + c.num_kv
+    extra = torch.tensor([sizes.get(r, 0) for r in rows], device=attention_mask.device)
+    fitted = inject.fit_context(attention_mask, extra, limit, truncate=truncate, new_tokens=new)
+    if insert_at is not None and fitted is not attention_mask:  # template slots keep their place in the text
+        dropped = (attention_mask.bool().sum(1) - fitted.bool().sum(1)).to(insert_at.device)
+        insert_at = (insert_at - dropped[:, None]).clamp(min=0)
+    return fitted, insert_at
 
 
 def _generate(
@@ -177,7 +156,7 @@ def _generate(
     out, done = [], torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     for logits in step(model, input_ids, attention_mask, rows, insert_at, overrides, use_cache, out):
         so_far = torch.stack(out, 1) if out else input_ids[:, :0]
-        tok = _pick(logits, sampler, so_far.to(logits.device), generator).to(input_ids.device)
+        tok = pick(logits, sampler, so_far.to(logits.device), generator).to(input_ids.device)
         tok = torch.where(done, torch.full_like(tok, fill), tok)
         done = done | torch.isin(tok, eos_t)
         out.append(tok)

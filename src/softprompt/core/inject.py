@@ -9,6 +9,7 @@ whatever the other rows' prompt lengths or padding. ``real_pos`` maps outputs ba
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -60,7 +61,7 @@ def expand(
         offset: (B,) positions taken before the sequence (key/value prefix length).
         left_pad: lay the expanded batch out left-padded (generation) or right-padded.
         position_base: first position id (RoBERTa counts from padding_idx + 1).
-        max_positions: learned-position limit, checked against offset + expanded length.
+        max_positions: the context limit, checked against offset + expanded length (InputTooLong).
     """
     B, _L, H = embeds.shape
     real = attention_mask.bool()  # (B, L)
@@ -78,12 +79,8 @@ def expand(
     n_virt = virtual_mask.sum(1)
     length = n_real + n_virt  # (B,)
     T = int(length.max()) if B else 0
-    if max_positions is not None and B and int((length + offset).max()) > max_positions:
-        worst = int((length + offset).argmax())
-        raise InputTooLong(
-            f"row {worst}: {int(n_real[worst])} tokens + {int(n_virt[worst] + offset[worst])} virtual tokens "
-            f"= {int(length[worst] + offset[worst])} positions > the model's {max_positions}"
-        )
+    if max_positions is not None and B:
+        fit_context(attention_mask, n_virt + offset, max_positions)
     start = (T - length) if left_pad else torch.zeros_like(length)  # (B,)
     # content position of real token with rank c: c + number of valid virtual tokens inserted at <= c
     before = (insert_at[:, None, :] <= rank[:, :, None]) & virtual_mask[:, None, :]  # (B, L, P)
@@ -106,3 +103,38 @@ def expand(
         real_valid=real,
         last_pos=start + length - 1,
     )
+
+
+def fit_context(
+    attention_mask: torch.Tensor,
+    extra: torch.Tensor | int,
+    limit: int | None,
+    *,
+    truncate: bool = False,
+    new_tokens: int = 0,
+) -> torch.Tensor:
+    """Check that each row's real tokens + ``extra`` (its virtual tokens) + ``new_tokens`` fit in ``limit``.
+
+    Returns ``attention_mask`` unchanged when they fit. Otherwise raises :class:`InputTooLong` naming the
+    worst row, or with ``truncate`` warns and returns a mask without each long row's oldest tokens (the last
+    ones are kept, which is what generation continues from); a row that cannot keep one token still raises.
+    """
+    n_real = attention_mask.bool().sum(1)  # (B,)
+    over = n_real + extra + new_tokens - (limit if limit is not None else 0)
+    if limit is None or not bool((over > 0).any()):
+        return attention_mask
+    w = int(over.argmax())
+    virt = int(extra[w]) if isinstance(extra, torch.Tensor) else int(extra)
+    msg = (
+        f"row {w}: {int(n_real[w])} tokens + {virt} virtual tokens"
+        + (f" + {new_tokens} new tokens" if new_tokens else "")
+        + f" = {int(n_real[w]) + virt + new_tokens} positions > the model's context of {limit}"
+    )
+    if not truncate or bool((n_real - over.clamp(min=0) < 1).any()):
+        hint = "shorten the input" + (", lower max_new_tokens" if new_tokens else "")
+        raise InputTooLong(f"{msg}; {hint}" + ("" if truncate else ", or truncate (keeps the last tokens)"))
+    warnings.warn(f"{msg}: the oldest {int(over[w])} tokens of that row were dropped", stacklevel=3)
+    real = attention_mask.bool()
+    from_end = real.flip(1).long().cumsum(1).flip(1) - 1  # (B, L) real tokens after this one
+    keep = real & (from_end < (n_real - over.clamp(min=0))[:, None])
+    return keep.to(attention_mask.dtype)

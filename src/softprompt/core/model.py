@@ -127,7 +127,7 @@ class PromptedModel(nn.Module):
             offset if offset is not None else attention_mask.new_zeros(input_ids.shape[0]).to(embeds.device),
             left_pad=left_pad and self.info.accepts_position_ids,
             position_base=self.info.position_base,
-            max_positions=self.info.max_positions,
+            max_positions=self.info.context_length or self.info.max_positions,
         )
         return exp, batch
 
