@@ -62,7 +62,15 @@ class PromptedModel(nn.Module):
             init_token_ids=list(init_token_ids),
             seed=seed,
             token_kv=self.token_kv,
+            embed_tokens=self.embed_tokens,
         )
+
+    @torch.no_grad()
+    def embed_tokens(self, ids: Sequence[int]) -> torch.Tensor:
+        """(n, H) float32: the embedding module's output for ``ids`` (scaled embeddings included), detached."""
+        module = self.backbone.get_input_embeddings()
+        x = torch.as_tensor(list(ids), dtype=torch.long, device=module.weight.device)
+        return module(x[None])[0].float().clone()
 
     @torch.no_grad()
     def token_kv(self, ids: Sequence[int]) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
@@ -43,6 +44,10 @@ class InitContext:
     seed: int = 0
     token_kv: Any = None
     """Callable: token ids -> the frozen model's own keys/values for them, (S, 2, H_kv, P, D)."""
+    embed_tokens: Any = None
+    """Callable: token ids -> what the backbone's embedding *module* outputs for them, (n, H) float32. Word-based
+    inits start there, not at raw rows of ``embeddings``: some modules scale their output (Gemma by
+    sqrt(hidden), BART with ``scale_embedding``), and virtual tokens enter where that output does."""
 
 
 @dataclass(kw_only=True)
@@ -75,6 +80,19 @@ def eject_in_eval(module) -> Contribution:
         embeds=None if c.embeds is None else c.embeds.detach().clone(),
         kv=None if c.kv is None else c.kv.detach().clone(),
     )
+
+
+def seeded_init(init):
+    """Decorate a method module's ``__init__(self, config, ctx)``: its parameters are drawn from ``ctx.seed``
+    on a forked CPU generator, so building a prompt never touches (reseeds or advances) the global RNG."""
+
+    @functools.wraps(init)
+    def wrapper(self, config, ctx, *args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ctx.seed)
+            init(self, config, ctx, *args, **kwargs)
+
+    return wrapper
 
 
 @runtime_checkable

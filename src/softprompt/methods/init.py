@@ -40,4 +40,9 @@ def fill_to(ids: list[int], n: int) -> list[int]:
 
 
 def embed(ctx: InitContext, ids) -> torch.Tensor:
-    return ctx.embeddings[torch.as_tensor(ids, dtype=torch.long)].detach().clone().float()  # (n, H)
+    """(n, H) float32 starting values for token ``ids``: what the embedding module outputs for them (on the
+    CPU, where prompts are built), so a scaled embedding (Gemma, BART) starts at the size of real tokens."""
+    ids = [int(i) for i in torch.as_tensor(ids, dtype=torch.long).flatten().tolist()]
+    if ctx.embed_tokens is not None:
+        return ctx.embed_tokens(ids).cpu()
+    return ctx.embeddings[torch.as_tensor(ids, dtype=torch.long)].detach().clone().float()  # raw rows

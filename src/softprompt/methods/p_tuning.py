@@ -12,7 +12,7 @@ from typing import Literal
 
 from torch import nn
 
-from softprompt.core.prompt import Contribution, InitContext, eject_in_eval
+from softprompt.core.prompt import Contribution, InitContext, eject_in_eval, seeded_init
 from softprompt.errors import check_choice, check_range
 from softprompt.methods.prompt_tuning import PromptTuningConfig, initial_embeddings
 
@@ -47,6 +47,7 @@ class PTuningConfig(PromptTuningConfig):
 
 
 class PTuning(nn.Module):
+    @seeded_init  # the encoder's weights drawn from ctx.seed without touching the global RNG
     def __init__(self, config: PTuningConfig, ctx: InitContext):
         super().__init__()
         self.config = config

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
+import torch  # noqa: F401
 from torch import nn
 
-from softprompt.core.prompt import Contribution, InitContext, MethodConfig, eject_in_eval
+from softprompt.core.prompt import Contribution, InitContext, MethodConfig, eject_in_eval, seeded_init
 from softprompt.errors import ConfigError, check_choice, check_range
 from softprompt.methods.init import fill_to, text_ids
 
@@ -54,13 +54,13 @@ class PrefixTuningConfig(MethodConfig):
 
 
 class PrefixTuning(nn.Module):
+    @seeded_init  # parameters drawn from ctx.seed without touching the global RNG
     def __init__(self, config: PrefixTuningConfig, ctx: InitContext):
         super().__init__()
         self.config = config
         info = ctx.info
         self.shape = (len(info.slots), 2, info.num_kv_heads, info.head_dim)  # (S, 2, H_kv, D)
         width = len(info.slots) * 2 * info.num_kv_heads * info.head_dim
-        torch.manual_seed(ctx.seed)
         if config.reparameterize:
             d = config.embed_dim or info.num_kv_heads * info.head_dim
             self.embedding = nn.Embedding(config.num_virtual_tokens, d)
