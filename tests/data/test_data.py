@@ -332,7 +332,7 @@ def test_user_saved_datasetdict_uses_its_splits(tmp_path):
 
 
 def test_user_folder_of_split_files_carves_missing_validation(tmp_path):
-    write_jsonl(tmp_path / "train.jsonl", [{"text": f"a{i}", "label": "x"} for i in range(30)])
+    write_jsonl(tmp_path / "train.jsonl", [{"text": f"a{i}", "label": "xy"[i % 2]} for i in range(30)])
     write_jsonl(tmp_path / "test.jsonl", [{"text": f"b{i}", "label": "y"} for i in range(7)])
     data = load_dataset(tmp_path)
     assert len(data.test) == 7 and len(data.validation) == 3 and len(data.train) == 27
@@ -350,9 +350,9 @@ def test_labeling_user_data(tmp_path):
     (lambda d: d / "good.jsonl", {"fields": {"text": "body", "label": "stars"}},
      r"field 'text' is mapped to column 'body', which is not in the data \(columns: review_body, stars\)"),
     (lambda d: d / "blank.jsonl", {"fields": {"text": "review_body", "label": "stars"}},
-     r"row 3 has an empty 'review_body' value"),
+     r"row 3 \(line 3\) has an empty 'review_body' value"),
     (lambda d: d / "good.jsonl", {"fields": {"text": "review_body", "label": "stars"}, "labels": ["1", "2"]},
-     r"row 3 has label '3', not one of labels \['1', '2'\]"),
+     r"row 3 \(line 3\) has label '3', not one of labels \['1', '2'\]"),
     (lambda d: "rotten-tomatos", {}, r"unknown dataset 'rotten-tomatos'; built-in datasets: rotten-tomatoes, facts"),
     (lambda d: d / "bad.jsonl", {}, r"line 2 is not valid JSON"),
 ])  # fmt: skip

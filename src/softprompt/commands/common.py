@@ -7,7 +7,14 @@ import os
 import re
 from pathlib import Path
 
-from softprompt.errors import ConfigError, PromptFileError, VerbalizerError
+from softprompt.commands.devices import add_model_flags, load_backbone, model_flags
+from softprompt.errors import ConfigError, PromptFileError, TemplateError, VerbalizerError
+
+__all__ = [
+    "add_model_flags",
+    "load_backbone",
+    "model_flags",
+]  # re-exported: every model-loading command uses them
 
 
 def is_main_process() -> bool:
@@ -83,10 +90,67 @@ def check_verbalizer(verbalizer: dict | None, spec) -> None:
         )
 
 
+def model_kind(name: str) -> str | None:
+    """causal / masked / seq2seq / encoder, read off the checkpoint's config alone (None when it cannot tell)."""
+    from transformers import AutoConfig
+
+    from softprompt.files.assets import resolve_model
+
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(name))
+    except (OSError, ValueError):
+        return None  # loading the model names the problem
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    if "CausalLM" in archs or "LMHead" in archs or getattr(config, "is_decoder", False):
+        return "causal"
+    if "MaskedLM" in archs or "ForPreTraining" in archs:
+        return "masked"
+    return "encoder" if archs else None
+
+
+def check_template(template: str | None, spec=None, *, kind: str | None = None, head: str | None = None):
+    """Parse ``template`` and check it against the dataset's fields and the model's kind, before loading them.
+
+    Raises:
+        TemplateError: a syntax error (with its column), a field the data lacks, or no ``{mask}`` where a
+            masked LM needs one.
+    """
+    if template is None:
+        return
+    from softprompt.prompting.templates import parse_template
+
+    parsed = parse_template(template)
+    if spec is None or spec.task == "labeling":  # labeling tags every token: no template
+        return
+    unknown = [f for f in parsed.fields if f not in spec.text_fields]
+    if unknown:
+        raise TemplateError(
+            f"template {template!r} uses field {unknown[0]!r}, which dataset {spec.name!r} does not have; "
+            f"its fields: {', '.join(spec.text_fields)} (map your columns onto them with --fields)"
+        )
+    scored_at_mask = kind == "masked" and head in (None, "lm") and spec.task in ("classification", "probing")
+    if scored_at_mask and not parsed.has_mask:
+        raise TemplateError(
+            f"template {template!r} has no {{mask}} slot; a masked LM scores the label words at the mask: "
+            "put {mask} where the answer goes (e.g. '{text} It was {mask}.'), or use --head first|last|mean"
+        )
+
+
+def context_limit(model) -> int | None:
+    """Positions the backbone can take: its learned positions, else its config's (RoPE models), else None."""
+    limit = model.info.max_positions or getattr(model.backbone.config, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
 def make_task_for(model, spec, *, template, verbalizer, head, virtual_tokens: int, max_length: int = 256):
+    """``make_task`` with inputs cut to fit both ``max_length`` and the model's context."""
     from softprompt.tasks import make_task
 
     check_verbalizer(verbalizer, spec)
+    limit = context_limit(model)
+    max_length = min(max_length, limit) if limit else max_length
     return make_task(
         model,
         spec,
@@ -133,9 +197,8 @@ def resolve_prompt_dir(path: str) -> Path:
     raise PromptFileError(f"{p}: neither a prompt folder (prompt.json) nor a run folder (run.json)")
 
 
-def load_trained(path: str, model_name: str | None):
+def load_trained(path: str, model_name: str | None, *, device: str = "auto", dtype: str = "float32"):
     """(model, prompt name, metadata, task) for a prompt saved by ``softprompt train``."""
-    from softprompt.core.loading import load_model
     from softprompt.files.prompts import load_prompt, read_meta
 
     folder = resolve_prompt_dir(path)
@@ -148,8 +211,7 @@ def load_trained(path: str, model_name: str | None):
     model_name = model_name or meta.get("model")
     if not model_name:
         raise ConfigError(f"{folder} does not record its model; pass --model")
-    quiet_loading()
-    model = load_model(model_name)
+    model = load_backbone(model_name, device=device, dtype=dtype)
     name, meta = load_prompt(model, folder)
     spec = spec_from_json(meta["spec"], meta.get("template"))
     virtual = model.bank.get(name).config.num_virtual_tokens

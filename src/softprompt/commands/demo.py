@@ -12,6 +12,7 @@ EPILOG = """examples:
 
 
 def add_arguments(parser) -> None:
+    from softprompt.commands.common import add_model_flags
     from softprompt.experiments.demo import DemoConfig
 
     d = DemoConfig()
@@ -47,15 +48,18 @@ def add_arguments(parser) -> None:
         help=f"soft methods to train (default: {' '.join(d.methods)})",
     )
     parser.add_argument("--seed", type=int, default=d.seed)
+    add_model_flags(parser)
 
 
 def run(args) -> int:
     from softprompt.commands.common import quiet_loading
+    from softprompt.commands.devices import check_train_device, resolve_device
     from softprompt.errors import check_range
     from softprompt.experiments.demo import DemoConfig, run_demo
 
     for name in ("steps", "batch_size", "templates", "eval_examples", "val_examples"):
         check_range(name, getattr(args, name), low=1)
+    check_train_device(args.device)
     quiet_loading()
     run_demo(
         DemoConfig(
@@ -68,6 +72,8 @@ def run(args) -> int:
             val_examples=args.val_examples,
             methods=list(args.methods),
             seed=args.seed,
+            device=str(resolve_device(args.device)),
+            dtype=args.dtype,
         )
     )
     return 0

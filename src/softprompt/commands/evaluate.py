@@ -13,6 +13,8 @@ The model defaults to the one the prompt was trained on (recorded in prompt.json
 
 
 def add_arguments(parser) -> None:
+    from softprompt.commands.common import add_model_flags
+
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
     parser.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
     parser.add_argument("--dataset", help="built-in name or file/folder (default: the training dataset)")
@@ -23,13 +25,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="score only the first N examples")
     parser.add_argument("--batch-size", type=int, default=16, help="examples per forward (default: 16)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_model_flags(parser)
 
 
 def run(args) -> int:
     import json
     from pathlib import Path
 
-    from softprompt.commands.common import load_trained, print_json
+    from softprompt.commands.common import load_trained, model_flags, print_json
     from softprompt.commands.fields import parse_pairs
     from softprompt.data import load_dataset
     from softprompt.errors import ConfigError, check_range
@@ -37,7 +40,7 @@ def run(args) -> int:
     from softprompt.training import evaluate
 
     check_range("batch_size", args.batch_size, low=1)
-    model, name, meta, task = load_trained(args.prompt, args.model)
+    model, name, meta, task = load_trained(args.prompt, args.model, **model_flags(args))
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
         raise ConfigError("the prompt does not record its dataset; pass --dataset")

@@ -13,32 +13,34 @@ Export: input-token prompts as PROMPT_TUNING, key/value prefixes as PREFIX_TUNIN
 
 
 def add_arguments(parser) -> None:
+    from softprompt.commands.common import add_model_flags
+
     sub = parser.add_subparsers(dest="direction", required=True, metavar="import|export")
     imp = sub.add_parser("import", help="PEFT checkpoint -> softprompt prompt folder")
     imp.add_argument("--model", required=True, help="the backbone the checkpoint was trained on")
     imp.add_argument("--peft", required=True, metavar="DIR", help="PEFT checkpoint folder")
     imp.add_argument("--out", required=True, metavar="DIR", help="softprompt prompt folder to write")
+    add_model_flags(imp)
     exp = sub.add_parser("export", help="softprompt prompt folder -> PEFT checkpoint")
     exp.add_argument("--prompt", required=True, metavar="DIR", help="prompt folder (or run folder)")
     exp.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
     exp.add_argument("--out", required=True, metavar="DIR", help="PEFT checkpoint folder to write")
+    add_model_flags(exp)
 
 
 def run(args) -> int:
-    from softprompt.commands.common import load_trained, quiet_loading
+    from softprompt.commands.common import load_backbone, load_trained, model_flags, quiet_loading
     from softprompt.files.peft import export_peft, import_peft
     from softprompt.files.prompts import save_prompt
 
     quiet_loading()
     if args.direction == "import":
-        from softprompt.core.loading import load_model
-
-        model = load_model(args.model)
+        model = load_backbone(args.model, **model_flags(args))
         name = import_peft(model, args.peft)
         save_prompt(model, name, args.out, extra={"model": args.model, "source": f"peft:{args.peft}"})
         print(f"imported {args.peft} as {name!r} -> {args.out}")
         return 0
-    model, name, meta, _ = load_trained(args.prompt, args.model)
+    model, name, meta, _ = load_trained(args.prompt, args.model, **model_flags(args))
     export_peft(model, name, args.out, base_model_name_or_path=meta.get("model", ""))
     print(f"exported {name!r} -> {args.out} (PEFT format)")
     return 0

@@ -13,6 +13,8 @@ training); --text fills the first one.
 
 
 def add_arguments(parser) -> None:
+    from softprompt.commands.common import add_model_flags
+
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -22,6 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
     parser.add_argument("--batch-size", type=int, default=16, help="examples per forward (default: 16)")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_model_flags(parser)
 
 
 def text_example(meta: dict, text: str) -> dict:
@@ -32,14 +35,16 @@ def text_example(meta: dict, text: str) -> dict:
 
 
 def run(args) -> int:
-    from softprompt.commands.common import label_of, load_trained, print_json
+    from softprompt.commands.common import label_of, load_trained, model_flags, print_json
     from softprompt.data.readers import read_rows
-    from softprompt.errors import check_range
+    from softprompt.errors import ConfigError, check_range
     from softprompt.training import predict
 
     check_range("batch_size", args.batch_size, low=1)
+    if args.text is not None and not args.text.strip():
+        raise ConfigError('--text is empty; give the input to predict for, e.g. --text "a gorgeous film"')
     rows = read_rows(args.input) if args.input else None  # a bad file fails before the model loads
-    model, name, meta, task = load_trained(args.prompt, args.model)
+    model, name, meta, task = load_trained(args.prompt, args.model, **model_flags(args))
     examples = rows if rows is not None else [text_example(meta, args.text)]
     for ex in examples:  # rows may use the training data's own column names (--fields text=review,...)
         ex.update(

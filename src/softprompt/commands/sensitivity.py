@@ -11,6 +11,8 @@ EPILOG = """examples:
 
 
 def add_arguments(parser) -> None:
+    from softprompt.commands.common import add_model_flags
+
     parser.add_argument("--model", default="smollm2-135m", help="backbone (default: smollm2-135m)")
     parser.add_argument(
         "--dataset", default="rotten-tomatoes", help="classification dataset (default: rotten-tomatoes)"
@@ -20,14 +22,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--limit", type=int, default=200, help="examples scored per template (default: 200)")
     parser.add_argument("--out", default="runs/sensitivity", help="folder for sensitivity.json and .png")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_model_flags(parser)
 
 
 def run(args) -> int:
     import json
     from pathlib import Path
 
-    from softprompt.commands.common import print_json, quiet_loading
-    from softprompt.core.loading import load_model
+    from softprompt.commands.common import load_backbone, model_flags, print_json, quiet_loading
     from softprompt.data import load_dataset
     from softprompt.errors import ConfigError, check_range
     from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
@@ -41,7 +43,7 @@ def run(args) -> int:
             f"dataset {args.dataset!r} is a {data.spec.task} task; sensitivity scores "
             "classification/probing templates"
         )
-    model = load_model(args.model)
+    model = load_backbone(args.model, **model_flags(args))
     result = template_sensitivity(model, data.spec, data.splits()[args.split][: args.limit], args.template)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

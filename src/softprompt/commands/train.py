@@ -33,6 +33,7 @@ The run folder gets run.json, log.jsonl, checkpoints/, best/<name>/ and final/<n
 
 
 def add_arguments(parser) -> None:
+    from softprompt.commands.common import add_model_flags
     from softprompt.commands.fields import add_flags, fields_of
     from softprompt.commands.runconfig import TaskOptions, method_fields, methods_with
     from softprompt.training.config import TrainConfig
@@ -52,6 +53,7 @@ def add_arguments(parser) -> None:
     run.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_flags(run)
     add_flags(
         parser.add_argument_group("method options (see `softprompt methods`)"),
         method_fields(),
@@ -63,7 +65,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from softprompt.commands.common import is_main_process, print_json, quiet_loading
+    from softprompt.commands.common import is_main_process, model_flags, print_json, quiet_loading
     from softprompt.commands.runconfig import resolve
     from softprompt.training.devices import check_hardware
 
@@ -71,7 +73,8 @@ def run(args) -> int:
     check_hardware(settings.train)
     if args.json or args.quiet:
         quiet_loading()
-    _, summary = train_from_settings(settings, resume=args.resume, progress=not (args.json or args.quiet))
+    progress = not (args.json or args.quiet)
+    _, summary = train_from_settings(settings, resume=args.resume, progress=progress, **model_flags(args))
     if is_main_process():
         print_json(summary) if args.json else print(_text(summary))
     return 0
@@ -83,18 +86,38 @@ def _ref(value: str) -> str:
     return str(p.resolve()) if p.exists() else value
 
 
-def train_from_settings(s, *, resume: bool = False, progress: bool = True):
-    """Load data and model, build the task and prompt, train. Returns (TrainResult, summary dict)."""
+def train_from_settings(
+    s, *, resume: bool = False, progress: bool = True, device: str = "auto", dtype: str = "float32"
+):
+    """Load data and model, build the task and prompt, train. Returns (TrainResult, summary dict).
+
+    The template is checked before the data loads (syntax), before the model loads (the data's fields, a
+    masked LM's ``{mask}``) and on one example of each split before the run folder is written to.
+    """
     import torch
 
-    from softprompt.commands.common import init_token_ids, label_words, make_task_for, prompt_name, spec_json
-    from softprompt.core.loading import load_model
+    from softprompt.commands.common import (
+        check_template,
+        check_verbalizer,
+        init_token_ids,
+        label_words,
+        load_backbone,
+        make_task_for,
+        model_kind,
+        prompt_name,
+        spec_json,
+    )
+    from softprompt.commands.devices import check_train_device
     from softprompt.data import load_dataset
     from softprompt.methods import make_config
     from softprompt.training import TrainJob, train
 
+    check_train_device(device)
+    check_template(s.task.template)
     data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)
-    model = load_model(s.model)
+    check_template(s.task.template, data.spec, kind=model_kind(s.model), head=s.task.head)
+    check_verbalizer(s.task.verbalizer, data.spec)
+    model = load_backbone(s.model, device=device, dtype=dtype)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
     config = s.method_config
     task = make_task_for(
@@ -111,6 +134,8 @@ def train_from_settings(s, *, resume: bool = False, progress: bool = True):
         config = make_config(
             config.method, **{**s.method_args, "num_virtual_tokens": soft}
         )  # fill the {soft} slots
+    for split in (data.train, data.validation):
+        task.collate(split[:1])  # a template or verbalizer that cannot encode fails before run.json exists
     name = s.name or prompt_name(data.spec.name)
     model.add_prompt(
         name,
@@ -131,6 +156,8 @@ def train_from_settings(s, *, resume: bool = False, progress: bool = True):
         "max_length": s.task.max_length,
     }
     run_info = {"model": info["model"], "dataset": info["dataset"], "task_options": asdict(s.task)}
+    if dtype != "float32":  # recorded (and compared on resume) only when not the default, so old runs resume
+        run_info["dtype"] = dtype
     job = TrainJob(name, task, data.train, data.validation, info=info)
     result = train(model, job, s.train, s.out, resume=resume, progress=progress, run_info=run_info)
     summary = {

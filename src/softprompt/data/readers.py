@@ -8,15 +8,14 @@ written by ``datasets.save_to_disk`` (a Dataset or a DatasetDict), or a folder h
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
+from softprompt.data.textfiles import SPLIT_ALIASES, Row, decode, read_json_file, read_jsonl, read_table
 from softprompt.errors import DataError
 
+__all__ = ["SPLIT_ALIASES", "SUFFIXES", "Row", "read_rows", "read_source"]
+
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
-SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
-                 "dev": "validation", "test": "test"}  # fmt: skip
 
 
 def read_source(path: Path) -> tuple[dict[str, list[dict]], list[str]]:
@@ -62,41 +61,10 @@ def _read_file(path: Path) -> list[dict] | dict[str, list[dict]]:
         raise DataError(
             f"{path}: unsupported file type {suffix!r}; accepted: {', '.join(SUFFIXES)} or a folder"
         )
+    text = decode(path)
     if suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f, delimiter="," if suffix == ".csv" else "\t"))
-    text = path.read_text(encoding="utf-8")
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None  # perhaps JSON lines in a .json file
-        if isinstance(data, list):
-            return _objects(data, path, None)
-        if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
-            return {SPLIT_ALIASES.get(k, k): _objects(v, path, k) for k, v in data.items()}
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            row = _parse_json(line, path, lineno)
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {lineno} is not a JSON object")
-            rows.append(row)
-    return rows
-
-
-def _parse_json(line: str, path: Path, lineno: int):
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
-
-
-def _objects(data, path: Path, key: str | None) -> list[dict]:
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        where = f"[{key!r}]" if key else ""
-        raise DataError(f"{path}{where}: expected a list of JSON objects")
-    return data
+        return read_table(path, text, "," if suffix == ".csv" else "\t")
+    return read_json_file(path, text) if suffix == ".json" else read_jsonl(path, text)
 
 
 def _read_folder(path: Path) -> dict[str, list[dict]]:
@@ -106,9 +74,13 @@ def _read_folder(path: Path) -> dict[str, list[dict]]:
         p for p in path.iterdir() if p.suffix.lower() in SUFFIXES and p.stem.lower() in SPLIT_ALIASES
     )
     if not files:
+        others = sorted(p.name for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+        found = (
+            f"; it holds {', '.join(others[:5])} (name them train.*, validation.*, test.*)" if others else ""
+        )
         raise DataError(
             f"{path}: not a datasets.save_to_disk folder and holds no train/validation/test "
-            f"file ({', '.join(SUFFIXES)})"
+            f"file ({', '.join(SUFFIXES)}){found}"
         )
     splits: dict[str, list[dict]] = {}
     for file in files:
@@ -130,7 +102,7 @@ def _read_saved_dataset(path: Path) -> dict[str, list[dict]]:
     parts = loaded if isinstance(loaded, datasets.DatasetDict) else {"all": loaded}
     out = {}
     for name, part in parts.items():
-        rows = part.to_list()
+        rows = [Row(r) for r in part.to_list()]
         for column, feature in part.features.items():
             if isinstance(feature, datasets.ClassLabel):
                 for row in rows:

@@ -8,6 +8,7 @@ from pathlib import Path
 from softprompt.data.readers import read_source
 from softprompt.data.spec import TaskData, TaskSpec
 from softprompt.data.splits import SPLITS, random_split
+from softprompt.data.textfiles import line_of
 from softprompt.errors import DataError
 
 ANSWER_FIELD = {"classification": "label", "generation": "target", "labeling": "tags", "probing": "label"}
@@ -42,6 +43,8 @@ def load_user_data(
         for name, rows in raw.items()
     }
     parts = _splits(path, examples, seed)
+    if task == "classification":
+        _check_classes(path, parts["train"], mapping[answer])
     text_fields = tuple(f for f in mapping if f != answer)
     label_names = _labels(task, label_map, parts, answer)
     return TaskData(
@@ -85,6 +88,18 @@ def _check_mapping(path: Path, mapping: dict, columns: list[str], answer: str, d
         )
 
 
+def _check_classes(path: Path, train: list[dict], column: str) -> None:
+    """A classifier learns nothing from one class (loss 0, accuracy 1.0): refuse it, naming the label."""
+    found = sorted({ex["label"] for ex in train})
+    if not found:
+        raise DataError(f"{path}: the training split has no examples")
+    if len(found) < 2:
+        raise DataError(
+            f"{path}: every training example has label {found[0]!r} (column {column!r}); a classifier needs "
+            "at least two labels in its training split (check the label column, --fields or the split files)"
+        )
+
+
 def _where(path: Path, split: str) -> str:
     return str(path) if split == "all" else f"{path} [{split}]"
 
@@ -108,31 +123,32 @@ def _splits(path: Path, raw: dict[str, list[dict]], seed: int) -> dict[str, list
 
 
 def _example(row: dict, i: int, where: str, mapping: dict, task: str, answer: str, label_map) -> dict:
+    at = f"{where}: row {i}{line_of(row)}"
     ex = {}
     for ours, theirs in mapping.items():
         value = row.get(theirs)
         if ours in ("tokens", "tags"):
             value = value.split() if isinstance(value, str) else value
             if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-                raise DataError(
-                    f"{where}: row {i} has an empty or malformed {theirs!r} (need a list of strings)"
-                )
+                raise DataError(f"{at} has an empty or malformed {theirs!r} (need a list of strings)")
         elif value is None or not str(value).strip():
-            raise DataError(f"{where}: row {i} has an empty {theirs!r} value")
+            raise DataError(f"{at} has an empty {theirs!r} value")
+        elif isinstance(value, (dict, list)):
+            raise DataError(
+                f"{at}: {theirs!r} is a JSON {type(value).__name__}; accepted: a string (or a number for labels)"
+            )
         else:
             value = str(value)
         ex[ours] = value
     if task == "labeling":
         if len(ex["tokens"]) != len(ex["tags"]):
-            raise DataError(f"{where}: row {i} has {len(ex['tokens'])} tokens but {len(ex['tags'])} tags")
+            raise DataError(f"{at} has {len(ex['tokens'])} tokens but {len(ex['tags'])} tags")
         ex["text"] = " ".join(ex["tokens"])
     if label_map is not None and task != "generation":
         values = ex[answer] if task == "labeling" else [ex[answer]]
         unknown = [v for v in values if v not in label_map]
         if unknown:
-            raise DataError(
-                f"{where}: row {i} has {answer} {unknown[0]!r}, not one of labels {list(label_map)}"
-            )
+            raise DataError(f"{at} has {answer} {unknown[0]!r}, not one of labels {list(label_map)}")
         mapped = [label_map[v] for v in values]
         ex[answer] = mapped if task == "labeling" else mapped[0]
     return ex

@@ -46,6 +46,15 @@ class DemoConfig:
     batch_size: int = 8
     seed: int = 0
     methods: list[str] = field(default_factory=lambda: ["prompt-tuning", "p-tuning", "p-tuning-v2"])
+    device: str = "cpu"
+    """Where the backbone is scored (training runs where Accelerate places it); the CLI resolves "auto"."""
+    dtype: str = "float32"
+    """The backbone's weights: float32, bfloat16 or float16."""
+
+    def __post_init__(self):
+        from softprompt.errors import check_choice
+
+        check_choice("dtype", self.dtype, ("float32", "bfloat16", "float16"))
 
 
 def method_setup(method: str, template: str, tokenizer) -> tuple[dict, str, float]:
@@ -80,7 +89,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(
         f"softprompt demo: {cfg.model} on {cfg.dataset} ({platform.machine()}, {torch.get_num_threads()} threads)"
     )
-    model = load_model(cfg.model)
+    model = load_model(cfg.model, dtype=getattr(torch, cfg.dtype), device=cfg.device)
     data = load_dataset(cfg.dataset, seed=cfg.seed)
     held_out = data.test[: cfg.eval_examples]
     print(

@@ -7,6 +7,7 @@ training resumes from it) and ``inference`` (ejected tensors ``embeds`` / ``kv``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ from safetensors.torch import save_file
 
 from softprompt.core.arch import BackboneInfo
 from softprompt.core.static import StaticConfig, StaticPrompt
-from softprompt.errors import BackboneMismatch, PromptFileError, SoftPromptError
+from softprompt.errors import BackboneMismatch, ConfigError, PromptFileError, SoftPromptError
 from softprompt.files.atomic import TENSORS, atomic_dir, load_tensors, read_json
 from softprompt.methods import METHODS, make_config
 
@@ -72,6 +73,50 @@ def save_prompt(
     return Path(path)
 
 
+def _check_keys(where: str, given: dict, cls, *, required_all: bool) -> None:
+    """Name the keys of ``given`` that ``cls`` lacks, and the fields of ``cls`` that ``given`` lacks."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    extra = [k for k in given if k not in known]
+    if extra:
+        raise PromptFileError(
+            f"{where}: unknown key(s) {', '.join(map(repr, extra))}; accepted: {', '.join(known)} "
+            "(written by another softprompt version, or edited by hand?)"
+        )
+    no_default = dataclasses.MISSING
+    missing = [
+        name
+        for name, f in known.items()
+        if name not in given
+        and (required_all or (f.default is no_default and f.default_factory is no_default))
+    ]
+    if missing:
+        raise PromptFileError(f"{where}: missing key(s) {', '.join(map(repr, missing))}")
+
+
+def check_meta(meta: dict, path) -> None:
+    """``prompt.json``'s ``config`` and ``backbone`` hold exactly the keys their classes take.
+
+    A config key with a default may be absent (files written before the field existed load with it).
+
+    Raises:
+        PromptFileError: naming the file, the section and the key.
+    """
+    f = Path(path) / META
+    for section in ("config", "backbone"):
+        if not isinstance(meta.get(section), dict):
+            raise PromptFileError(f"{f}: {section!r} is missing or not a JSON object")
+    method = meta["config"].get("method")
+    if method is None:
+        raise PromptFileError(f"{f}: config: missing key 'method' (one of: {', '.join(METHODS)})")
+    if method not in METHODS:
+        raise PromptFileError(f"{f}: config: unknown method {method!r}; known: {', '.join(METHODS)}")
+    _check_keys(f"{f}: config", meta["config"], METHODS[method][0], required_all=False)
+    _check_keys(f"{f}: backbone", meta["backbone"], BackboneInfo, required_all=False)
+    slots = meta["backbone"]["slots"]
+    if not isinstance(slots, list) or not all(isinstance(s, list) and len(s) == 2 for s in slots):
+        raise PromptFileError(f"{f}: backbone: 'slots' must be a list of [role, layer] pairs")
+
+
 def check_backbone(meta: dict, info: BackboneInfo, path) -> None:
     saved = BackboneInfo.from_json(meta["backbone"])
     diff = saved.mismatch(info)
@@ -92,16 +137,25 @@ def load_prompt(
 ) -> tuple[str, dict]:
     """Load a prompt folder into ``model.bank``; returns (name, metadata incl. head tensors under 'head')."""
     meta = read_meta(path)
+    check_meta(meta, path)
     if check:
         check_backbone(meta, model.info, path)
     tensors = load_tensors(path)
     cfg = dict(meta["config"])
     method = cfg.pop("method")
-    if method not in METHODS:
-        raise PromptFileError(f"{path}: unknown method {method!r}")
     name = name or meta.get("name") or Path(path).name
     head = {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}
     body = {k: v for k, v in tensors.items() if not k.startswith("head.")}
+    try:
+        module = _module(model, method, cfg, body, path)
+    except ConfigError as e:
+        raise PromptFileError(f"{Path(path) / META}: config: {e}") from None
+    model.put_prompt(name, module)  # on the model's device, in its mode (eval for use)
+    meta["head"] = head
+    return name, meta
+
+
+def _module(model, method: str, cfg: dict, body: dict, path):
     if method == "static":
         module = StaticPrompt.from_tensors(body, StaticConfig(**cfg))
     else:
@@ -113,6 +167,4 @@ def load_prompt(
             module.load_state_dict(body)
         except RuntimeError as e:
             raise PromptFileError(f"{path}: tensors do not match a {method} prompt ({e})") from None
-    model.put_prompt(name, module)  # on the model's device, in its mode (eval for use)
-    meta["head"] = head
-    return name, meta
+    return module

@@ -34,6 +34,10 @@ def normalize(obj):
 def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
     """Decide whether ``out_dir`` may hold this run. Returns True when it already holds it (resume).
 
+    A folder whose run stopped before anything was saved (status not "finished", no checkpoint, no
+    best/final prompt, no logged step: e.g. a template error on the first batch) holds nothing to keep or
+    resume, so it is reused as if it were empty, whatever that run's settings were.
+
     Raises ConfigError (and touches nothing) when the folder holds another run, holds this run but
     ``resume`` is False, or holds other files.
     """
@@ -45,9 +49,12 @@ def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
             )
         return False
     try:
-        stored = json.loads(run_file.read_text())["run"]
+        doc = json.loads(run_file.read_text())
+        stored = doc["run"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ConfigError(f"{run_file} is unreadable; choose another out dir") from None
+    if doc.get("status") != "finished" and nothing_saved(out_dir):
+        return False
     diff = differences(stored, normalize(description))
     if diff:
         raise ConfigError(
@@ -59,6 +66,16 @@ def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
             "it, or choose another out dir"
         )
     return True
+
+
+def nothing_saved(out_dir: Path) -> bool:
+    """True when ``out_dir`` holds no checkpoint, no best/final prompt and no logged step."""
+    from softprompt.files.checkpoint import DIR, LATEST
+
+    if (out_dir / DIR / LATEST).exists() or any((out_dir / kind).is_dir() for kind in ("best", "final")):
+        return False
+    log = out_dir / LOG
+    return not (log.exists() and log.read_text().strip())
 
 
 def differences(old, new, where: str = "") -> list[str]:

@@ -1,0 +1,104 @@
+"""``--device`` / ``--dtype``: where and in which dtype a command loads its backbone (one helper for all)."""
+
+from __future__ import annotations
+
+import re
+
+from softprompt.errors import ConfigError
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
+
+
+def add_model_flags(parser) -> None:
+    """``--device`` and ``--dtype``, for every command that loads a model."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help=f"where the backbone runs: {DEVICE_FORMS}; auto takes the GPU when there is one (default: auto)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=DTYPES,
+        help="the backbone's weights (prompts keep float32 parameters) (default: float32)",
+    )
+
+
+def resolve_device(value: str):
+    """``--device``'s value as a ``torch.device``; ``auto``: CUDA, else MPS, else the CPU.
+
+    Raises:
+        ConfigError: a malformed value, or a device this machine does not have.
+    """
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    m = re.fullmatch(r"(cpu|mps|cuda)(?::(\d+))?", value or "")
+    if not m or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise ConfigError(f"--device={value!r} is not accepted; choose one of: {DEVICE_FORMS}")
+    kind, index = m.group(1), m.group(2)
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device={value!r}: this machine has no CUDA GPU; use --device cpu (or auto)")
+        if index is not None and int(index) >= count:
+            raise ConfigError(
+                f"--device={value!r}: this machine has {count} CUDA device(s): cuda:0..cuda:{count - 1}"
+            )
+    if kind == "mps" and not has_mps:
+        raise ConfigError(
+            f"--device={value!r}: MPS (Apple GPU) is not available here; use --device cpu (or auto)"
+        )
+    return torch.device(value)
+
+
+def check_train_device(value: str) -> None:
+    """Training places the model with Accelerate (a GPU when there is one): refuse a ``--device`` it won't use.
+
+    Raises:
+        ConfigError: naming the device Accelerate uses here and how to train elsewhere.
+    """
+    import os
+
+    import torch
+
+    target = resolve_device(value)
+    if value == "auto":
+        return
+    gpu = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
+    used = "cuda" if gpu else "cpu"
+    if target.type != used or (target.index or 0) != 0:
+        raise ConfigError(
+            f"--device={value!r}: training runs where Accelerate places it, {used} on this machine; use "
+            "--device auto, CUDA_VISIBLE_DEVICES=N to pick a GPU, or `accelerate launch --cpu` for the CPU"
+        )
+
+
+def resolve_dtype(value: str):
+    """``--dtype``'s value as a ``torch.dtype``."""
+    import torch
+
+    if value not in DTYPES:
+        raise ConfigError(f"--dtype={value!r} is not accepted; choose one of: {', '.join(DTYPES)}")
+    return getattr(torch, value)
+
+
+def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32"):
+    """``load_model(name)`` in ``dtype`` on ``device`` (the values of ``--device`` / ``--dtype``)."""
+    from transformers.utils import logging
+
+    from softprompt.core.loading import load_model
+
+    target, torch_dtype = resolve_device(device), resolve_dtype(dtype)  # bad values fail before loading
+    logging.disable_progress_bar()  # no "Loading weights" bars on stderr
+    return load_model(name, dtype=torch_dtype, device=target)
+
+
+def model_flags(args) -> dict:
+    """``device=`` and ``dtype=`` from parsed ``--device`` / ``--dtype`` (defaults when a command lacks them)."""
+    return {"device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", "float32")}
