@@ -27,7 +27,7 @@ from softprompt.errors import ConfigError
 NONE_WORDS = ("none", "null")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Field:
     name: str
     hint: object
@@ -37,35 +37,50 @@ class Field:
 
 def field_docs(cls) -> dict[str, str]:
     """Attribute docstrings (the string literal under each field) of a dataclass and its bases."""
-    import docstring_parser
+    return dict(_field_docs(cls))
 
+
+def _field_docs(cls) -> dict[str, str]:
     docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if klass is object:
-            continue
-        try:
-            params = docstring_parser.parse_from_object(klass).params
-        except (OSError, TypeError, SyntaxError, docstring_parser.ParseError):
-            continue  # no source (built in memory) or an unparsable class docstring: no help texts
-        for p in params:
-            if p.args[:1] == ["attribute"] and p.description:
-                docs[p.arg_name] = " ".join(p.description.split())
+    for klass in reversed(cls.__mro__):  # docstring-parser reads one class: walk the bases, nearest wins
+        docs.update(_own_docs(klass))
     return docs
 
 
+@functools.cache  # `train --help` asks for each method's docs once per flag: read each class's source once
+def _own_docs(klass) -> dict[str, str]:
+    import docstring_parser
+
+    if klass is object:
+        return {}
+    try:
+        params = docstring_parser.parse_from_object(klass).params
+    except (OSError, TypeError, SyntaxError, docstring_parser.ParseError):
+        return {}  # no source (built in memory) or an unparsable class docstring: no help texts
+    return {
+        p.arg_name: " ".join(p.description.split())
+        for p in params
+        if p.args[:1] == ["attribute"] and p.description
+    }
+
+
 def fields_of(cls, skip: tuple[str, ...] = ()) -> list[Field]:
-    hints, docs = typing.get_type_hints(cls), field_docs(cls)
+    """The dataclass's fields (name, type hint, default, attribute docstring), in order, less ``skip``."""
+    return [f for f in _fields(cls) if f.name not in skip]
+
+
+@functools.cache  # type hints are evaluated from strings (compile per field): once per class
+def _fields(cls) -> tuple[Field, ...]:
+    hints, docs = typing.get_type_hints(cls), _field_docs(cls)
     out = []
     for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
         default = (
             f.default
             if f.default is not dataclasses.MISSING
             else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
         out.append(Field(f.name, hints[f.name], default, docs.get(f.name, "")))
-    return out
+    return tuple(out)
 
 
 def _args(hint) -> tuple[list, bool]:
