@@ -10,6 +10,10 @@ YAML layout (every key optional; flags win)::
     method_args: {num_virtual_tokens: 20, init: vocab}
     train: {steps: 200, batch_size: 8, lr: 3.0e-2}
     task: {template: "Review: {text}\\nSentiment: {mask}", verbalizer: {positive: [good], negative: [bad]}}
+
+The layout is a pydantic model built from ``TrainConfig``'s and ``TaskOptions``' fields (unknown keys
+forbidden, values typed as the fields are); ``method_args`` is typed against the chosen method's config once
+the method is known. Range checks are the dataclasses' own ``__post_init__``, run on YAML and flags merged.
 """
 
 from __future__ import annotations
