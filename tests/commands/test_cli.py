@@ -86,6 +86,26 @@ def base_args(assets, out, **flags):
     return args
 
 
+def reference_continuation(model_dir: str, prompt_dir: Path, max_new_tokens: int) -> str:
+    """The frozen backbone's own greedy generate, fed the prompt's embeddings before "the movie was"."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    backbone, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    ids = torch.tensor([tok("the movie was")["input_ids"]])
+    prompt = load_file(str(prompt_dir / "prompt.safetensors"))["embedding"]  # (P, H)
+    embeds = torch.cat([prompt[None], backbone.get_input_embeddings()(ids)], dim=1)  # (1, P + T, H)
+    new = backbone.generate(
+        inputs_embeds=embeds,
+        attention_mask=torch.ones(embeds.shape[:2], dtype=torch.long),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )[0]
+    return tok.decode(new, skip_special_tokens=True).strip()
+
+
 def one_error_line(code, err, *fragments):
     """Exit code 2 and one line `softprompt: error: ...` holding every fragment; no traceback."""
     assert code == 2
@@ -139,10 +159,15 @@ def test_train_eval_predict_round_trip(assets, tmp_path, capsys):
         capsys, "predict", "--prompt", out / "final" / name, "--text", "the movie was great"
     )
     assert code == 0 and stdout.strip() in ("positive", "negative")
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"review": "the movie was great"}) + "\n")
+    code, batch_out, _ = cli(capsys, "predict", "--prompt", out / "final" / name, "--input", one, "--json")
+    assert code == 0 and stdout.strip() == json.loads(batch_out)[0]["prediction"]  # --text == a file's row
     code, stdout, _ = cli(
         capsys, "generate", "--prompt", out, "--text", "the movie was", "--max-new-tokens", 3, "--json"
     )
     assert code == 0 and isinstance(json.loads(stdout)["output"], str)
+    assert json.loads(stdout)["output"] == reference_continuation(assets["model"], out / "best" / name, 3)
 
     code, _, _ = cli(capsys, "report", out, "--out", tmp_path / "report", "--title", "a | b")
     assert code == 0
@@ -270,6 +295,14 @@ def test_hard_method_only_evaluates_the_template(assets, tmp_path, capsys):
     summary = json.loads(stdout)
     assert summary["trainable_params"] == 0 and summary["steps"] == 0
     assert 0.0 <= summary["metrics"]["accuracy"] <= 1.0
+    from softprompt.data import load_dataset
+
+    validation = load_dataset(assets["data"], fields={"text": "review", "label": "stars"}).validation
+    rows = tmp_path / "validation.jsonl"
+    rows.write_text("".join(json.dumps({"review": ex["text"]}) + "\n" for ex in validation))
+    code, predicted, _ = cli(capsys, "predict", "--prompt", out, "--input", rows, "--json")
+    hits = [p["prediction"] == ex["label"] for p, ex in zip(json.loads(predicted), validation, strict=True)]
+    assert code == 0 and summary["metrics"]["accuracy"] == pytest.approx(sum(hits) / len(hits))
     assert not (out / "checkpoints").exists()
     code, stdout, _ = cli(capsys, "eval", "--prompt", out, "--split", "validation", "--json")
     assert code == 0 and json.loads(stdout)["metrics"] == summary["metrics"]

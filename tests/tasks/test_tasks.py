@@ -89,7 +89,11 @@ def test_token_classification_never_sees_virtual_positions(family, method):
     assert logits.shape[:2] == batch["input_ids"].shape  # caller-aligned: no virtual positions
     preds = task.predict(m, batch, [method.replace("-", "_")] * 2)
     assert [len(p) for p in preds] == [4, 1]
-    assert set(task.metrics(preds, task.gold(exs))) >= {"token_f1", "token_accuracy"}
+    assert {t for p in preds for t in p} <= {"O", "PERIOD", "CAP"}
+    # gold CAP O O PERIOD | CAP, predicted CAP O PERIOD PERIOD | O: 3 of 5 tags right; over the non-O tags
+    # 2 true positives (CAP@0, PERIOD@3), 1 false positive (PERIOD@2), 1 false negative (CAP@4): F1 = 2/3
+    scores = task.metrics([["CAP", "O", "PERIOD", "PERIOD"], ["O"]], task.gold(exs))
+    assert scores == pytest.approx({"token_f1": 2 / 3, "token_accuracy": 3 / 5})
 
 
 def test_pooled_head_classification_learns():
@@ -111,9 +115,23 @@ def test_generation_task_loss_and_predict(family):
     exs = [{"text": "the movie was great", "target": "good"}, {"text": "bad", "target": "it was bad"}]
     batch = task.collate(exs)
     assert torch.isfinite(task.loss(m, batch, ["prefix_tuning"] * 2))
-    preds = task.predict(m, batch, ["prefix_tuning", None])
-    assert len(preds) == 2 and all(isinstance(p, str) for p in preds)
-    assert 0.0 <= task.metrics(preds, task.gold(exs))["rougeL"] <= 1.0
+    rows = ["prefix_tuning", None]
+    preds = task.predict(m, batch, rows)
+    alone = [task.predict(m, task.collate([ex]), [row])[0] for ex, row in zip(exs, rows)]
+    assert preds == alone  # a mixed, left-padded batch generates what each row generates alone
+    assert all(len(task.tok(p, add_special_tokens=False)["input_ids"]) <= 4 for p in preds)  # max_new_tokens
+    ids = torch.tensor([batch["encoded"][1].input_ids])  # the row without a prompt: the backbone's own greedy
+    ref = m.backbone.generate(
+        ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False,
+        eos_token_id=task.eos, pad_token_id=task.tok.pad_token_id,
+    )[0].tolist()  # fmt: skip
+    new = ref[ids.shape[1] :] if family == "llama" else ref[1:]  # after the input / the decoder start
+    new = new[: new.index(task.eos)] if task.eos in new else new
+    assert preds[1] == task.tok.decode(new, skip_special_tokens=True).strip()
+    assert family != "llama" or len(preds[0].split()) == 4  # the tiny llama never says EOS in 4 tokens
+    # ROUGE-L F1 per row, averaged: exact = 1; "it was" vs "it was bad": P 1, R 2/3 -> F 0.8
+    assert task.metrics(["good", "it was"], task.gold(exs))["rougeL"] == pytest.approx((1 + 0.8) / 2)
+    assert task.metrics(["bad", "great"], task.gold(exs))["rougeL"] == 0.0
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])

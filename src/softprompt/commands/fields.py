@@ -2,28 +2,32 @@
 
 A field ``num_virtual_tokens: int`` becomes ``--num-virtual-tokens N``; a ``bool`` becomes
 ``--flag/--no-flag``; ``X | None`` accepts ``none``. Flags default to "not given" (``argparse.SUPPRESS``), so
-only what the user typed overrides a YAML file. YAML values pass through the same parsers (PyYAML reads
-``3e-2`` as a string), and a bad value raises ConfigError naming ``section.field``.
+only what the user typed overrides a YAML file.
+
+Kept libraries do the work: help texts are the fields' attribute docstrings as read by docstring-parser (the
+reader jsonargparse uses); a value from the command line or YAML is coerced and checked against the field's
+type hint by pydantic (``3e-2`` from PyYAML, a string, becomes a float), and pydantic's structured error
+becomes one ConfigError naming ``section.field``, the value and what is accepted. Only our own syntax stays
+here: ``'a=x,y;b=z'`` mappings, ``none`` for an empty optional, and no ``True`` for a number.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
-import itertools
+import functools
 import json
-import textwrap
 import types
 import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from softprompt.errors import ConfigError
 
+NONE_WORDS = ("none", "null")
 
-@dataclass
+
+@dataclass(frozen=True)
 class Field:
     name: str
     hint: object
@@ -33,38 +37,50 @@ class Field:
 
 def field_docs(cls) -> dict[str, str]:
     """Attribute docstrings (the string literal under each field) of a dataclass and its bases."""
+    return dict(_field_docs(cls))
+
+
+def _field_docs(cls) -> dict[str, str]:
     docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError, SyntaxError):
-            continue
-        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, after in itertools.pairwise(body):
-            if (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant)
-                and isinstance(after.value.value, str)
-            ):
-                docs[node.target.id] = " ".join(after.value.value.split())
+    for klass in reversed(cls.__mro__):  # docstring-parser reads one class: walk the bases, nearest wins
+        docs.update(_own_docs(klass))
     return docs
 
 
+@functools.cache  # `train --help` asks for each method's docs once per flag: read each class's source once
+def _own_docs(klass) -> dict[str, str]:
+    import docstring_parser
+
+    if klass is object:
+        return {}
+    try:
+        params = docstring_parser.parse_from_object(klass).params
+    except (OSError, TypeError, SyntaxError, docstring_parser.ParseError):
+        return {}  # no source (built in memory) or an unparsable class docstring: no help texts
+    return {
+        p.arg_name: " ".join(p.description.split())
+        for p in params
+        if p.args[:1] == ["attribute"] and p.description
+    }
+
+
 def fields_of(cls, skip: tuple[str, ...] = ()) -> list[Field]:
-    hints, docs = typing.get_type_hints(cls), field_docs(cls)
+    """The dataclass's fields (name, type hint, default, attribute docstring), in order, less ``skip``."""
+    return [f for f in _fields(cls) if f.name not in skip]
+
+
+@functools.cache  # type hints are evaluated from strings (compile per field): once per class
+def _fields(cls) -> tuple[Field, ...]:
+    hints, docs = typing.get_type_hints(cls), _field_docs(cls)
     out = []
     for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
         default = (
             f.default
             if f.default is not dataclasses.MISSING
             else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
         out.append(Field(f.name, hints[f.name], default, docs.get(f.name, "")))
-    return out
+    return tuple(out)
 
 
 def _args(hint) -> tuple[list, bool]:
@@ -73,6 +89,10 @@ def _args(hint) -> tuple[list, bool]:
         members = [a for a in typing.get_args(hint) if a is not type(None)]
         return members, len(members) < len(typing.get_args(hint))
     return [hint], False
+
+
+def _is_dict(base) -> bool:
+    return base is dict or typing.get_origin(base) is dict
 
 
 def parse_mapping(text: str) -> dict:
@@ -108,51 +128,63 @@ def parse_pairs(text: str) -> dict[str, str]:
     return out
 
 
+def prepare(hint, value):
+    """Our syntax before pydantic sees ``value``: ``none`` for an optional, ``a=x;b=y`` for a mapping."""
+    members, optional = _args(hint)
+    base = members[0]
+    if isinstance(value, str) and optional and value.strip().lower() in NONE_WORDS:
+        return None
+    if isinstance(value, bool) and base in (int, float):
+        from pydantic_core import PydanticCustomError
+
+        raise PydanticCustomError("bool_number", "a bool is not a number")
+    if isinstance(value, str) and _is_dict(base):
+        pairs = typing.get_args(base)[1:] == (str,)  # dict[str, str]: 'a=x,b=y'; else 'a=x,y;b=z'
+        return parse_pairs(value) if pairs else parse_mapping(value)
+    return value
+
+
+def typed(hint):
+    """``hint`` as pydantic validates it, with :func:`prepare` run first."""
+    from pydantic import BeforeValidator
+
+    return Annotated[hint, BeforeValidator(functools.partial(prepare, hint))]
+
+
+PYDANTIC_CONFIG = {"coerce_numbers_to_str": True, "extra": "forbid"}  # a YAML 2024 is the name "2024"
+
+
+@functools.cache
+def _adapter(hint):
+    from pydantic import ConfigDict, TypeAdapter
+
+    return TypeAdapter(typed(hint), config=ConfigDict(**PYDANTIC_CONFIG))
+
+
+def explain(where: str, error: dict, hint, value) -> str:
+    """One pydantic error (``ValidationError.errors()[i]``) about ``value`` as our message naming ``where``."""
+    base = _args(hint)[0][0]
+    if error["type"] == "value_error":  # our parse_mapping / parse_pairs said what is wrong
+        return f"{where}: {error['ctx']['error']}"
+    if value is None:
+        return f"{where} may not be empty"
+    if typing.get_origin(base) is Literal:
+        return (
+            f"{where}={value!r} is not accepted; choose one of: {', '.join(map(str, typing.get_args(base)))}"
+        )
+    nested = error.get("input") is not value  # a bad item inside a mapping: name the whole type
+    name = str(base).replace("typing.", "") if nested else getattr(base, "__name__", str(base))
+    return f"{where}={value!r} is not a valid {name}"
+
+
 def coerce(where: str, value, hint):
     """``value`` (from YAML or the command line) as ``hint`` requires; ConfigError naming ``where``."""
-    members, optional = _args(hint)
-    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null")):
-        if optional or hint is type(None):
-            return None
-        raise ConfigError(f"{where} may not be empty")
-    base = members[0]
+    from pydantic import ValidationError
+
     try:
-        if typing.get_origin(base) is Literal:
-            choices = typing.get_args(base)
-            if value not in choices:
-                raise ConfigError(
-                    f"{where}={value!r} is not accepted; choose one of: {', '.join(map(str, choices))}"
-                )
-            return value
-        if base is bool:
-            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-                return value.lower() in ("true", "yes", "1")
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if base is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if base is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ValueError
-            return str(value)
-        if typing.get_origin(base) is dict or base is dict:
-            if not isinstance(value, (str, dict)):
-                raise ValueError
-            pairs = typing.get_args(base)[1:] == (str,)  # dict[str, str]: 'a=x,b=y'; else 'a=x,y;b=z'
-            if isinstance(value, str):
-                return parse_pairs(value) if pairs else parse_mapping(value)
-            return {str(k): str(v) for k, v in value.items()} if pairs else dict(value)
-    except (TypeError, ValueError):
-        name = getattr(base, "__name__", str(base))
-        raise ConfigError(f"{where}={value!r} is not a valid {name}") from None
-    return value
+        return _adapter(hint).validate_python(value)
+    except ValidationError as e:
+        raise ConfigError(explain(where, e.errors()[0], hint, value)) from None
 
 
 def add_flags(parser, fields: list[Field], section: str, *, help_suffix=None) -> None:

@@ -10,17 +10,22 @@ YAML layout (every key optional; flags win)::
     method_args: {num_virtual_tokens: 20, init: vocab}
     train: {steps: 200, batch_size: 8, lr: 3.0e-2}
     task: {template: "Review: {text}\\nSentiment: {mask}", verbalizer: {positive: [good], negative: [bad]}}
+
+The layout is a pydantic model built from ``TrainConfig``'s and ``TaskOptions``' fields (unknown keys
+forbidden, values typed as the fields are); ``method_args`` is typed against the chosen method's config once
+the method is known. Range checks are the dataclasses' own ``__post_init__``, run on YAML and flags merged.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from softprompt.commands.fields import Field, coerce, fields_of, given
+from softprompt.commands.fields import PYDANTIC_CONFIG, Field, coerce, explain, fields_of, given, typed
 from softprompt.errors import ConfigError, check_choice, check_range
 from softprompt.methods import METHODS, TRAINABLE, MethodConfig, make_config
 from softprompt.training.config import TrainConfig
@@ -36,8 +41,9 @@ class TaskOptions:
 
     template: str | None = None
     """Hard-prompt template ({text}, {mask}, {soft:N}); default: the dataset's first."""
-    verbalizer: dict[str, list[str]] | None = None
-    """Label words: JSON or 'label=word,word;label=word'; default: the dataset's for the template."""
+    verbalizer: dict[str, list[str] | str] | None = None
+    """Label words (a word or a list per label): JSON or 'label=word,word;label=word'; default: the dataset's
+    for the template."""
     head: Literal["lm", "first", "last", "mean"] | None = None
     """lm: score label words; first/last/mean: train a pooled classification head; default: lm when the
     model has a language-model head."""
@@ -54,6 +60,9 @@ class TaskOptions:
         if self.limit is not None:
             check_range("limit", self.limit, low=1)
         check_range("max_length", self.max_length, low=8, high=65_536)
+
+
+SECTIONS = {"train": TrainConfig, "task": TaskOptions}  # YAML sections checked field by field
 
 
 @dataclass
@@ -87,6 +96,7 @@ def methods_with(name: str) -> list[str]:
 
 
 def load_yaml(path: str) -> dict:
+    """The file's settings, typed and checked against the layout (pydantic); ConfigError naming the key."""
     import yaml
 
     p = Path(path)
@@ -98,30 +108,71 @@ def load_yaml(path: str) -> dict:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of {', '.join(TOP)}")
-    unknown = sorted(set(map(str, doc)) - set(TOP))
+    return check_layout(doc, path)
+
+
+def check_layout(doc: dict, where: str) -> dict:
+    """``doc`` validated by the pydantic model of the layout: the keys given, with typed values."""
+    from pydantic import ValidationError
+
+    try:
+        checked = _layout().model_validate(doc)
+    except ValidationError as e:
+        raise ConfigError(f"{where}: {_first_problem(e.errors(), doc)}") from None
+    return checked.model_dump(exclude_unset=True)
+
+
+def _first_problem(errors: list[dict], doc: dict) -> str:
+    """The most useful of pydantic's errors as one message: unknown keys, then non-mappings, then values."""
+    unknown = [e["loc"][0] for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1]
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(TOP)}")
-    for section in ("method_args", "train", "task"):
-        if doc.get(section) is not None and not isinstance(doc[section], dict):
-            raise ConfigError(f"{path}: '{section}' must be a mapping of field: value")
-    return doc
+        return f"unknown key(s) {', '.join(map(str, unknown))}; accepted: {', '.join(TOP)}"
+    for e in errors:
+        section, *rest = e["loc"]
+        if not rest and section in (*SECTIONS, "method_args"):
+            return f"'{section}' must be a mapping of field: value"
+        if e["type"] == "extra_forbidden":
+            accepted = ", ".join(f.name for f in fields_of(SECTIONS[section]))
+            return f"unknown field {section}.{rest[0]}; accepted: {accepted}"
+    e = errors[0]
+    key, *rest = e["loc"]
+    if not rest:
+        return explain(key, e, str | None, doc[key])
+    return explain(f"{key}.{rest[0]}", e, _hints(SECTIONS[key])[rest[0]], doc[key][rest[0]])
 
 
-def _section(doc: dict, args: argparse.Namespace, section: str, cls, where: str) -> dict:
-    """YAML values of ``section`` checked against ``cls``'s fields, then the typed flags on top."""
-    fields = {f.name: f for f in fields_of(cls)}
-    merged = {}
-    for key, value in (doc.get(section) or {}).items():
-        if key not in fields:
-            raise ConfigError(f"{where}: unknown field {section}.{key}; accepted: {', '.join(fields)}")
-        merged[key] = coerce(f"{section}.{key}", value, fields[key].hint)
-    return {**merged, **given(args, section)}
+@functools.cache
+def _layout():
+    """The pydantic model of the YAML layout, built from the dataclasses' fields (every key optional)."""
+    from pydantic import ConfigDict, create_model
+
+    config = ConfigDict(**PYDANTIC_CONFIG)
+
+    def section(cls):
+        fields = {name: (typed(hint), None) for name, hint in _hints(cls).items()}  # unset ones dropped
+        return create_model(cls.__name__ + "Section", __config__=config, **fields)
+
+    return create_model(
+        "RunFile",
+        __config__=config,
+        **{k: (typed(str | None), None) for k in ("model", "method", "dataset", "out", "name")},
+        method_args=(dict[str, typing.Any] | None, None),
+        **{name: (section(cls) | None, None) for name, cls in SECTIONS.items()},
+    )
+
+
+def _hints(cls) -> dict:
+    return {f.name: f.hint for f in fields_of(cls)}
+
+
+def _section(doc: dict, args: argparse.Namespace, section: str) -> dict:
+    """The YAML's (already typed) values of ``section``, then the typed flags on top."""
+    return {**(doc.get(section) or {}), **given(args, section)}
 
 
 def resolve(args: argparse.Namespace) -> RunSettings:
     """Merge ``--config`` and flags; check the method, training and task settings (no model loaded yet)."""
     doc = load_yaml(args.config) if getattr(args, "config", None) else {}
-    where = args.config or "flags"
     top = {k: doc.get(k) for k in ("model", "method", "dataset", "out", "name")}
     top.update({k: v for k, v in given(args, "top").items() if v is not None})
     missing = [k for k in REQUIRED if not top.get(k)]
@@ -147,6 +198,6 @@ def resolve(args: argparse.Namespace) -> RunSettings:
         name=None if top["name"] is None else str(top["name"]),
         method_config=make_config(method, **method_args),
         method_args=method_args,
-        train=TrainConfig(**_section(doc, args, "train", TrainConfig, where)),
-        task=TaskOptions(**_section(doc, args, "task", TaskOptions, where)),
+        train=TrainConfig(**_section(doc, args, "train")),
+        task=TaskOptions(**_section(doc, args, "task")),
     )
