@@ -112,7 +112,8 @@ def test_rope_model_input_past_its_context_is_an_error_in_forward():
     ids = torch.randint(5, 200, (2, 125))
     model(ids)  # 125 <= 128
     with pytest.raises(
-        InputTooLong, match=r"125 tokens \+ 4 virtual tokens = 129 positions > the model's context of 128"
+        InputTooLong,
+        match=r"125 tokens \+ 4 virtual tokens = 129 positions > the model's 128 \(its context length\)",
     ):
         model(ids, prompts="prompt_tuning")
 

@@ -43,7 +43,7 @@ def set_attn_implementation(model, name: str) -> None:
 
 def attn_implementation(model) -> str | None:
     """The attention implementation ``model`` runs with (transformers keeps it in a private config field)."""
-    return getattr(model.config, "_attn_implementation", None)
+    return getattr(getattr(model, "config", None), "_attn_implementation", None)
 
 
 def accepts_kwarg(fn, name: str) -> bool:

@@ -30,6 +30,7 @@ def prompt_kv(model, name: str) -> Contribution:
     if hit is not None and hit[0] == ver:
         return hit[1]
     c = module.contribute()
+    model.enable_prefixes()
     state = kv.KVPrefix(capture={})
     emb = model.backbone.get_input_embeddings().weight
     embeds = c.embeds.detach()[None].to(device=emb.device, dtype=emb.dtype)  # (1, P, H)
@@ -145,7 +146,8 @@ def _generate(
     rows = rows_of(prompts, input_ids.shape[0])
     overrides = {}
     # a sliding window hides old tokens, but a prefix stays visible: only exact without one
-    if prompt_cache and model.info.kind == "causal" and insert_at is None and not model.info.sliding_window:
+    exact = model.info.kind == "causal" and insert_at is None and not model.info.sliding_window
+    if prompt_cache and exact and model.takes_prefixes:  # the prompt-KV cache is a prefix (not on flash)
         for name in {r for r in rows if r is not None}:
             c = model.bank.get(name).contribute()
             if c.embeds is not None and c.kv is None:
