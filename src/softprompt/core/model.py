@@ -36,9 +36,9 @@ class PromptedModel(nn.Module):
 
     Modes: a new ``PromptedModel`` starts in eval mode (inference: every dropout off). ``train()`` puts the
     *prompts* in training mode (their dropout on); the frozen backbone always stays in eval mode (its dropout
-    never fires), except that its checkpointed layers are flagged as training so gradient checkpointing
-    recomputes them. A prompt added or loaded takes the model's current mode. ``with model.inference():``
-    runs a block in eval mode under ``no_grad`` and restores the previous mode afterwards.
+    never fires; gradient checkpointing works regardless). A prompt added or loaded takes the model's current
+    mode. ``with model.inference():`` runs a block in eval mode under ``no_grad`` and restores the previous
+    mode afterwards.
 
     Attention: the backbone keeps the implementation it was loaded with (``attn_implementation``) as long as
     no key/value prefix is used — input-embedding methods (prompt tuning, P-tuning, hard prompts) run on any,
@@ -295,19 +295,22 @@ class PromptedModel(nn.Module):
         return self.put_prompt(name, static)
 
     def gradient_checkpointing_enable(self) -> None:
-        """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute)."""
-        kwargs = {"use_reentrant": False}
-        if hasattr(self.backbone, "activation_checkpointing_enable"):  # transformers >= 5.x
-            self.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        self.train(self.training)  # the checkpointed layers follow the model's mode
+        """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute).
+
+        Works with the backbone in eval mode (see ``compat.checkpoint_layers``): no backbone dropout fires.
+        """
+        if not compat.checkpoint_layers(self.backbone):
+            from softprompt.errors import UnsupportedModel
+
+            raise UnsupportedModel(
+                f"{type(self.backbone).__name__} has no transformers checkpointing layers; "
+                "gradient checkpointing is not available for it"
+            )
 
     def train(self, mode: bool = True):
         """Prompts (and anything else added to this module) to ``mode``; the frozen backbone stays in eval."""
         super().train(mode)
         self.backbone.eval()
-        compat.mark_checkpointed_layers(self.backbone, mode)
         return self
 
     @contextlib.contextmanager
