@@ -112,7 +112,8 @@ def test_rope_model_input_past_its_context_is_an_error_in_forward():
     ids = torch.randint(5, 200, (2, 125))
     model(ids)  # 125 <= 128
     with pytest.raises(
-        InputTooLong, match=r"125 tokens \+ 4 virtual tokens = 129 positions > the model's context of 128"
+        InputTooLong,
+        match=r"125 tokens \+ 4 virtual tokens = 129 positions > the model's 128 \(its context length\)",
     ):
         model(ids, prompts="prompt_tuning")
 
@@ -134,3 +135,12 @@ def test_generation_past_the_context_errors_or_truncates_with_a_warning():
     assert torch.equal(cut[1:], rest)  # the row that fit is untouched
     with pytest.raises(InputTooLong, match="max_new_tokens"):
         generate(model, ids, mask, "prompt_tuning", max_new_tokens=200, truncate=True)
+
+
+def test_a_row_without_tokens_is_a_clear_error():
+    model = make_model("llama", ["prompt-tuning"])
+    with pytest.raises(ConfigError, match="row 0 of input_ids has no tokens"):
+        generate(model, torch.zeros(1, 0, dtype=torch.long), None, "prompt_tuning")
+    ids = torch.randint(5, 200, (2, 3))
+    with pytest.raises(ConfigError, match="row 1 of input_ids has no tokens"):
+        generate(model, ids, torch.tensor([[1, 1, 1], [0, 0, 0]]))

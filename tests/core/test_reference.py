@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from conftest import make_model
-from softprompt.core import kv
 from softprompt.core.static import StaticConfig, StaticPrompt
 from softprompt.methods import Contribution
 from softprompt.testing.models import FAMILIES
@@ -36,9 +35,7 @@ def test_prompt_tuning_from_token_ids_equals_frozen_model_on_t_then_x(family):
 def test_prefix_of_own_keys_values_equals_frozen_model_on_t_then_x(family):
     model = make_model(family)
     t, x = _ids(3, 1), _ids(3, 2)  # 6 tokens: inside Mistral's sliding window, where a prefix is exact
-    state = kv.KVPrefix(capture={})
-    model.backbone(input_ids=t, **{kv.KWARG: state})
-    prefix = torch.stack([torch.stack([k[0], v[0]]) for k, v in (state.capture[s] for s in range(2))])
+    prefix = model.token_kv(t[0].tolist())  # (S, 2, H_kv, P, D): the frozen model's own keys/values for t
     model.bank.add(
         "own", StaticPrompt(StaticConfig(num_virtual_tokens=3), contribution=Contribution(kv=prefix))
     )

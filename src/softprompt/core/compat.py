@@ -19,7 +19,7 @@ __all__ = [
     "attn_implementation",
     "cache_kwargs",
     "cache_of",
-    "mark_checkpointed_layers",
+    "checkpoint_layers",
     "new_cache",
     "register_attention",
     "repeat_kv",
@@ -43,7 +43,7 @@ def set_attn_implementation(model, name: str) -> None:
 
 def attn_implementation(model) -> str | None:
     """The attention implementation ``model`` runs with (transformers keeps it in a private config field)."""
-    return getattr(model.config, "_attn_implementation", None)
+    return getattr(getattr(model, "config", None), "_attn_implementation", None)
 
 
 def accepts_kwarg(fn, name: str) -> bool:
@@ -103,12 +103,28 @@ def device_of(module: torch.nn.Module) -> torch.device:
     return torch.device("cpu") if p is None else p.device
 
 
-def mark_checkpointed_layers(model: torch.nn.Module, mode: bool) -> None:
-    """Flag the layers that gradient checkpointing wraps as training (``mode``), leaving their children alone.
+def checkpoint_layers(model: torch.nn.Module) -> bool:
+    """Activation-checkpoint every transformers layer of ``model`` whenever autograd is on, in any mode.
 
-    transformers checkpoints a layer only when the layer itself is in training mode; softprompt keeps the
-    frozen backbone in eval (dropout off), so only the checkpointing flag's owners are switched, not recursively.
+    transformers' own checkpointing runs only for layers in training mode, and softprompt keeps the frozen
+    backbone in eval mode (its dropout off — some layers, BART's, read ``self.training`` for dropout
+    themselves), so each ``GradientCheckpointingLayer``'s forward is wrapped in a non-reentrant
+    ``torch.utils.checkpoint`` instead. Returns False when the model has no such layer.
     """
-    for m in model.modules():
-        if getattr(m, "gradient_checkpointing", False) is True:
-            m.training = mode
+    from torch.utils.checkpoint import checkpoint
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for layer in layers:
+        if getattr(layer, "_softprompt_checkpointed", False):
+            continue
+        inner = layer.forward
+
+        def forward(*args, _inner=inner, **kwargs):
+            if torch.is_grad_enabled():
+                return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+            return _inner(*args, **kwargs)
+
+        layer.forward = forward
+        layer._softprompt_checkpointed = True
+    return bool(layers)

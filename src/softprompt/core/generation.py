@@ -30,6 +30,7 @@ def prompt_kv(model, name: str) -> Contribution:
     if hit is not None and hit[0] == ver:
         return hit[1]
     c = module.contribute()
+    model.enable_prefixes()
     state = kv.KVPrefix(capture={})
     emb = model.backbone.get_input_embeddings().weight
     embeds = c.embeds.detach()[None].to(device=emb.device, dtype=emb.dtype)  # (1, P, H)
@@ -70,9 +71,10 @@ def generate(
     ``model.tokenizer``); the token that completed the stop text is kept — :func:`generate_text` cuts the text.
     Sampling (``do_sample``) uses transformers' temperature and top-p warpers; ``temperature <= 0`` is greedy.
     Input + virtual tokens + ``max_new_tokens`` past the backbone's context raise ``InputTooLong``, or with
-    ``truncate`` drop each long row's oldest tokens (with a warning). ``use_cache=False`` recomputes the whole sequence at every step (the reference); ``prompt_cache`` turns
-    prepended virtual tokens into a key/value prefix computed once per prompt version. Runs in eval mode
-    (every prompt's dropout off) and restores the model's mode afterwards.
+    ``truncate`` drop each long row's oldest tokens (with a warning); a row without any token is a
+    ``ConfigError``. ``use_cache=False`` recomputes the whole sequence at every step (the reference);
+    ``prompt_cache`` turns prepended virtual tokens into a key/value prefix computed once per prompt version.
+    Runs in eval mode (every prompt's dropout off) and restores the model's mode afterwards.
     """
     stops = StopText(stop, tokenizer if tokenizer is not None else model.tokenizer)
     with model.inference():
@@ -101,6 +103,12 @@ def _fit(model, input_ids, attention_mask, prompts, insert_at, max_new_tokens: i
     limit = model.info.context_length or model.info.max_positions
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
+    empty = (attention_mask.sum(1) == 0).nonzero().flatten().tolist() if input_ids.numel() else [0]
+    if empty or input_ids.shape[0] == 0:
+        raise ConfigError(
+            f"row {empty[0] if empty else 0} of input_ids has no tokens; generation continues from at least "
+            "one (for an empty text, pass the tokenizer's BOS token)"
+        )
     if limit is None:
         return attention_mask, insert_at
     new = max_new_tokens
@@ -145,7 +153,8 @@ def _generate(
     rows = rows_of(prompts, input_ids.shape[0])
     overrides = {}
     # a sliding window hides old tokens, but a prefix stays visible: only exact without one
-    if prompt_cache and model.info.kind == "causal" and insert_at is None and not model.info.sliding_window:
+    exact = model.info.kind == "causal" and insert_at is None and not model.info.sliding_window
+    if prompt_cache and exact and model.takes_prefixes:  # the prompt-KV cache is a prefix (not on flash)
         for name in {r for r in rows if r is not None}:
             c = model.bank.get(name).contribute()
             if c.embeds is not None and c.kv is None:

@@ -128,7 +128,7 @@ def fit_context(
     msg = (
         f"row {w}: {int(n_real[w])} tokens + {virt} virtual tokens"
         + (f" + {new_tokens} new tokens" if new_tokens else "")
-        + f" = {int(n_real[w]) + virt + new_tokens} positions > the model's context of {limit}"
+        + f" = {int(n_real[w]) + virt + new_tokens} positions > the model's {limit} (its context length)"
     )
     if not truncate or bool((n_real - over.clamp(min=0) < 1).any()):
         hint = "shorten the input" + (", lower max_new_tokens" if new_tokens else "")

@@ -136,6 +136,23 @@ def attention(module, query, key, value, attention_mask, **kwargs):
 compat.register_attention(ATTN_IMPLEMENTATION, attention)
 
 
+WRAPS = frozenset({"sdpa", "eager", ATTN_IMPLEMENTATION})
+"""Attention implementations :func:`attention` stands in for exactly (SDPA; eager's math incl. soft-capping).
+A model asking for another one (flash_attention_2, flex_attention, ...) keeps it and takes no prefixes."""
+
+
+def prefix_error(impl: str | None, what: str = "key/value prefixes"):
+    """The error for a prefix on a model whose attention implementation softprompt cannot wrap."""
+    from softprompt.errors import UnsupportedModel
+
+    return UnsupportedModel(
+        f"{what} need softprompt's attention function (SDPA with per-row prefixes), but this model runs "
+        f"attn_implementation={impl!r}, which softprompt cannot wrap; load it with attn_implementation='sdpa' "
+        "(or 'eager') to use prefix-tuning / P-tuning v2, or keep to input-embedding methods "
+        "(prompt-tuning, p-tuning, hard), which run on any attention implementation"
+    )
+
+
 def install(model) -> None:
     """Route every attention call of ``model`` through :func:`attention`."""
     from softprompt.errors import UnsupportedModel

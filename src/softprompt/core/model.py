@@ -36,18 +36,29 @@ class PromptedModel(nn.Module):
 
     Modes: a new ``PromptedModel`` starts in eval mode (inference: every dropout off). ``train()`` puts the
     *prompts* in training mode (their dropout on); the frozen backbone always stays in eval mode (its dropout
-    never fires), except that its checkpointed layers are flagged as training so gradient checkpointing
-    recomputes them. A prompt added or loaded takes the model's current mode. ``with model.inference():``
-    runs a block in eval mode under ``no_grad`` and restores the previous mode afterwards.
+    never fires; gradient checkpointing works regardless). A prompt added or loaded takes the model's current
+    mode. ``with model.inference():`` runs a block in eval mode under ``no_grad`` and restores the previous
+    mode afterwards.
+
+    Attention: the backbone keeps the implementation it was loaded with (``attn_implementation``) as long as
+    no key/value prefix is used — input-embedding methods (prompt tuning, P-tuning, hard prompts) run on any,
+    flash attention included. The first prefix (a prefix-tuning / P-tuning v2 prompt, or generation's
+    prompt-KV cache) switches it to softprompt's function, which is SDPA (or eager's math) plus per-row
+    prefixes and calls SDPA exactly as transformers does for batches without one. An implementation it
+    cannot stand in for (``kv.WRAPS``) is never replaced: a prefix then raises ``UnsupportedModel``.
     """
 
     def __init__(self, backbone: nn.Module, tokenizer=None):
         super().__init__()
+        self.attn_implementation: str | None = compat.attn_implementation(backbone)
+        """The attention implementation the backbone was loaded with (kept until a prefix needs ours)."""
         kv.install(backbone)
         backbone.requires_grad_(False)
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.info: BackboneInfo = describe_backbone(backbone)
+        if self.attn_implementation not in (None, kv.ATTN_IMPLEMENTATION):
+            compat.set_attn_implementation(backbone, self.attn_implementation)  # the probe is done: restore
         self.bank = PromptBank()
         self._prompt_kv: dict[str, tuple[tuple, Contribution]] = {}
         self.eval()
@@ -72,9 +83,23 @@ class PromptedModel(nn.Module):
         x = torch.as_tensor(list(ids), dtype=torch.long, device=module.weight.device)
         return module(x[None])[0].float().clone()
 
+    @property
+    def takes_prefixes(self) -> bool:
+        """Whether key/value prefixes can run on this backbone's attention implementation."""
+        return self.attn_implementation is None or self.attn_implementation in kv.WRAPS
+
+    def enable_prefixes(self, what: str = "key/value prefixes") -> None:
+        """Switch the backbone to softprompt's attention function (once); UnsupportedModel if it cannot be."""
+        if compat.attn_implementation(self.backbone) == kv.ATTN_IMPLEMENTATION:
+            return
+        if not self.takes_prefixes:
+            raise kv.prefix_error(self.attn_implementation, what)
+        kv.install(self.backbone)
+
     @torch.no_grad()
     def token_kv(self, ids: Sequence[int]) -> torch.Tensor:
         """The frozen model's own keys/values for ``ids`` at positions 0.., as a prefix (S, 2, H_kv, P, D)."""
+        self.enable_prefixes("capturing the model's own keys/values (init='text')")
         state = kv.KVPrefix(capture={})
         dev = self.backbone.get_input_embeddings().weight.device
         x = torch.as_tensor([list(ids)], device=dev)
@@ -104,6 +129,11 @@ class PromptedModel(nn.Module):
 
     def put_prompt(self, name: str, module: nn.Module) -> nn.Module:
         """Put a built prompt module in the bank: on the embedding's device (float32 kept), in the model's mode."""
+        module.eval()  # (no dropout draw while asking what the prompt contributes)
+        with torch.no_grad():
+            prefix = module.contribute().kv is not None
+        if prefix:
+            self.enable_prefixes(f"prompt {name!r} ({module.config.method}) adds key/value prefixes, which")
         self.bank.add(
             name, module.to(self.backbone.get_input_embeddings().weight.device).train(self.training)
         )
@@ -144,6 +174,7 @@ class PromptedModel(nn.Module):
         if self.info.accepts_position_ids:
             kw["position_ids"] = exp.position_ids
         if batch.kv is not None:
+            self.enable_prefixes()
             kw[kv.KWARG] = kv.KVPrefix(kv=batch.kv, mask=batch.kv_mask)
         return kw
 
@@ -264,19 +295,22 @@ class PromptedModel(nn.Module):
         return self.put_prompt(name, static)
 
     def gradient_checkpointing_enable(self) -> None:
-        """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute)."""
-        kwargs = {"use_reentrant": False}
-        if hasattr(self.backbone, "activation_checkpointing_enable"):  # transformers >= 5.x
-            self.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        self.train(self.training)  # the checkpointed layers follow the model's mode
+        """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute).
+
+        Works with the backbone in eval mode (see ``compat.checkpoint_layers``): no backbone dropout fires.
+        """
+        if not compat.checkpoint_layers(self.backbone):
+            from softprompt.errors import UnsupportedModel
+
+            raise UnsupportedModel(
+                f"{type(self.backbone).__name__} has no transformers checkpointing layers; "
+                "gradient checkpointing is not available for it"
+            )
 
     def train(self, mode: bool = True):
         """Prompts (and anything else added to this module) to ``mode``; the frozen backbone stays in eval."""
         super().train(mode)
         self.backbone.eval()
-        compat.mark_checkpointed_layers(self.backbone, mode)
         return self
 
     @contextlib.contextmanager

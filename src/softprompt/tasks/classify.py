@@ -49,7 +49,7 @@ class VerbalizerTask:
         self.table = verbalizer.flatten(self.tok)
         self.answer = "append" if self.kind == "causal" else ("mask_token" if self.tok.mask_token else "none")
         self.single = self.kind != "seq2seq" and bool(self.table.token_mask.sum(1).eq(1).all())
-        limit = model.info.max_positions or max_length
+        limit = model.info.context_length or max_length
         self.enc_kw = dict(
             answer=self.answer,
             max_length=min(limit, max_length) - virtual_tokens,

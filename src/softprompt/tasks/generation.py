@@ -29,7 +29,7 @@ class GenerationTask:
         self.tok, self.kind = model.tokenizer, model.info.kind
         self.template = parse_template(template).bind(self.tok)
         self.target_field, self.max_target, self.max_new = target_field, max_target, max_new_tokens
-        limit = min(model.info.max_positions or max_length, max_length) - virtual_tokens
+        limit = min(model.info.context_length or max_length, max_length) - virtual_tokens
         reserved = max_target + 1 if self.kind == "causal" else 0
         self.enc_kw = dict(
             answer="append" if self.kind == "causal" else "none", max_length=limit, reserved=reserved

@@ -42,7 +42,7 @@ class HeadClassificationTask:
         self.head = ClassificationHead(model.info.hidden_size, len(self.labels), pool, dropout).to(
             _device(model)
         )
-        self.max_length = min(model.info.max_positions or max_length, max_length)
+        self.max_length = min(model.info.context_length or max_length, max_length)
 
     def modules(self):
         return {"head": self.head}
@@ -102,7 +102,7 @@ class LabelingTask:
         self.head = TokenClassificationHead(model.info.hidden_size, len(self.tags), dropout).to(
             _device(model)
         )
-        self.max_length = min(model.info.max_positions or max_length, max_length)
+        self.max_length = min(model.info.context_length or max_length, max_length)
 
     def modules(self):
         return {"head": self.head}
