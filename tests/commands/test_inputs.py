@@ -185,3 +185,47 @@ def test_run_that_failed_before_its_first_step_does_not_block_the_rerun(
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
     code, _, err = cli(capsys, *base_args(assets, out, lr=0.3))
     one_error_line(code, err, "holds another run")
+
+
+@pytest.mark.parametrize(
+    "flags, extra, fragments",
+    [
+        ({"out": "FILE"}, [], ["is a file, not a folder"]),
+        (
+            {},
+            ["--verbalizer", "positive=good;negative=bad;neutral=meh"],
+            ["label(s) 'neutral'", "its labels"],
+        ),
+        ({}, ["--template", "{soft:2} {text} it was {mask}"], ["2 soft tokens", "provides 3 virtual"]),
+        ({"model": "./no-such-model"}, [], ["model folder ./no-such-model does not exist"]),
+        ({"model": "EMPTY"}, [], ["has no config.json", "save_pretrained"]),
+    ],
+)
+def test_train_input_catalogue(assets, tmp_path, capsys, flags, extra, fragments):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    subst = {"FILE": tmp_path / "file", "EMPTY": tmp_path / "empty"}
+    flags = {k: subst.get(v, v) for k, v in flags.items()}
+    out = flags.pop("out", tmp_path / "run")
+    code, _, err = cli(capsys, *base_args(assets, out, **flags), *extra)
+    one_error_line(code, err, *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_use_input_catalogue(run_dir, assets, tmp_path, capsys):
+    (tmp_path / "in.jsonl").write_text('{"body": "x"}\n')
+    (tmp_path / "in2.jsonl").write_text('{"review": 5}\n{"review": ["a"]}\n')
+    plain = write_reviews(tmp_path / "plain.jsonl")  # text, label: no --fields needed
+    cases = [
+        (["eval", "--prompt", run_dir, "--limit", 0], ["limit=0 is out of range"]),
+        (["predict", "--prompt", run_dir, "--input", tmp_path / "in.jsonl"],
+         ["in.jsonl: row 1 (line 1) has no 'text' (or column 'review') value", "this row has: body"]),
+        (["predict", "--prompt", run_dir, "--input", tmp_path / "in2.jsonl"],
+         ["in2.jsonl: row 2 (line 2): 'text' is a JSON list; accepted: a string"]),
+        (["sensitivity", "--model", assets["model"], "--dataset", plain, "--template", "{txt} {mask}",
+          "--out", tmp_path / "s"], ["uses field 'txt'", "its fields"]),
+        (["predict", "--prompt", tmp_path, "--text", "x"], ["neither a prompt folder", "nor a run folder"]),
+    ]  # fmt: skip
+    for argv, fragments in cases:
+        code, _, err = cli(capsys, *argv)
+        one_error_line(code, err, *fragments)

@@ -88,6 +88,12 @@ def check_verbalizer(verbalizer: dict | None, spec) -> None:
             f"the verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
             f"(dataset labels: {', '.join(spec.labels)}; verbalizer: {sorted(verbalizer)})"
         )
+    extra = [label for label in verbalizer if label not in spec.labels]
+    if extra:
+        raise VerbalizerError(
+            f"the verbalizer has label(s) {', '.join(map(repr, extra))}, which dataset {spec.name!r} does "
+            f"not have (its labels: {', '.join(spec.labels)})"
+        )
 
 
 def model_kind(name: str) -> str | None:
@@ -243,6 +249,34 @@ def _load_heads(task, tensors: dict, folder: Path) -> None:
         raise PromptFileError(
             f"{folder}: head tensors do not fit the task ({str(e).splitlines()[0]})"
         ) from None
+
+
+def check_rows(rows: list[dict], task, source: str, fields: dict | None = None) -> None:
+    """Every input row holds, as text, each field the prompt reads (numbers become text; labeling rows' tokens
+    may be one string). Raises DataError naming the source, the row (and line) and the field."""
+    from softprompt.data.textfiles import line_of
+    from softprompt.errors import DataError
+
+    tokens = getattr(task, "tokens_field", None)
+    template = getattr(task, "template", None)
+    needed = [tokens] if tokens else list(template.fields) if template is not None else []
+    for i, row in enumerate(rows, 1):
+        at = f"{source}: row {i}{line_of(row)}"
+        for f in needed:
+            value = row.get(f)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = row[f] = str(value)
+            if f == tokens and isinstance(value, str):
+                value = row[f] = value.split()
+            if not value or (isinstance(value, str) and not value.strip()):
+                theirs = (fields or {}).get(f)
+                named = f"{f!r}" + (f" (or column {theirs!r})" if theirs and theirs != f else "")
+                raise DataError(
+                    f"{at} has no {named} value; the prompt reads: {', '.join(needed)} "
+                    f"(this row has: {', '.join(row) or 'nothing'})"
+                )
+            if f != tokens and not isinstance(value, str):
+                raise DataError(f"{at}: {f!r} is a JSON {type(value).__name__}; accepted: a string")
 
 
 def label_of(task, prediction):
