@@ -229,3 +229,22 @@ def test_use_input_catalogue(run_dir, assets, tmp_path, capsys):
     for argv, fragments in cases:
         code, _, err = cli(capsys, *argv)
         one_error_line(code, err, *fragments)
+
+
+def test_prompt_json_with_a_broken_spec_fails_before_the_model_loads(run_dir, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import softprompt.core.loading as loading
+
+    folder = tmp_path / "p"
+    shutil.copytree(next((run_dir / "best").iterdir()), folder)
+    meta = json.loads((folder / "prompt.json").read_text())
+    del meta["spec"]["text_fields"]
+    (folder / "prompt.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    code, _, err = cli(capsys, "predict", "--prompt", folder, "--text", "good")
+    one_error_line(code, err, "prompt.json: 'spec' lacks 'text_fields'")
+    meta["backbone"]["extra"] = 1
+    (folder / "prompt.json").write_text(json.dumps(meta))
+    code, _, err = cli(capsys, "eval", "--prompt", folder)
+    one_error_line(code, err, "backbone: unknown key(s) 'extra'")

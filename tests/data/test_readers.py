@@ -51,6 +51,15 @@ def test_quoting_semicolons_and_strings_kept_as_written(tmp_path):
     assert read_rows(euro) == [{"text": "bon", "label": "pos"}]
 
 
+def test_separator_follows_the_header_line(tmp_path):
+    tabs = tmp_path / "tabs.csv"  # a TSV saved under .csv
+    tabs.write_text("text\tlabel\na, b\tpos\n")
+    commas = tmp_path / "commas.tsv"
+    commas.write_text("text,label\nfine,neg\n")
+    assert read_rows(tabs) == [{"text": "a, b", "label": "pos"}]
+    assert read_rows(commas) == [{"text": "fine", "label": "neg"}]
+
+
 def test_pandas_index_column_is_dropped(tmp_path):
     import pandas as pd
 

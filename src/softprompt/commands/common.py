@@ -65,9 +65,15 @@ def spec_json(spec) -> dict:
     }
 
 
-def spec_from_json(d: dict, template: str | None):
+def spec_from_json(d: dict, template: str | None, where: str = "prompt.json"):
     from softprompt.data import TaskSpec
 
+    missing = [k for k in ("name", "task", "text_fields", "label_field", "labels") if k not in d]
+    if missing or not isinstance(d.get("text_fields"), list):
+        raise PromptFileError(
+            f"{where}: 'spec' lacks {', '.join(map(repr, missing or ['text_fields']))} (as written by "
+            "`softprompt train`: name, task, text_fields (a list), label_field, labels)"
+        )
     return TaskSpec(
         name=d["name"],
         task=d["task"],
@@ -205,21 +211,24 @@ def resolve_prompt_dir(path: str) -> Path:
 
 def load_trained(path: str, model_name: str | None, *, device: str = "auto", dtype: str = "float32"):
     """(model, prompt name, metadata, task) for a prompt saved by ``softprompt train``."""
-    from softprompt.files.prompts import load_prompt, read_meta
+    from softprompt.files.prompts import check_meta, load_prompt, read_meta
 
     folder = resolve_prompt_dir(path)
     meta = read_meta(folder)
+    check_meta(meta, folder)  # a hand-edited prompt.json fails before the model loads
     if "spec" not in meta:
         raise PromptFileError(
             f"{folder}: no task description in prompt.json (not saved by `softprompt train`); "
             "build the task in Python with softprompt.tasks.make_task"
         )
+    if not isinstance(meta["spec"], dict):
+        raise PromptFileError(f"{folder / 'prompt.json'}: 'spec' must be a JSON object")
+    spec = spec_from_json(meta["spec"], meta.get("template"), str(folder / "prompt.json"))
     model_name = model_name or meta.get("model")
     if not model_name:
         raise ConfigError(f"{folder} does not record its model; pass --model")
     model = load_backbone(model_name, device=device, dtype=dtype)
     name, meta = load_prompt(model, folder)
-    spec = spec_from_json(meta["spec"], meta.get("template"))
     virtual = model.bank.get(name).config.num_virtual_tokens
     task = make_task_for(
         model,

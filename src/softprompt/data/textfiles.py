@@ -72,14 +72,15 @@ def decode(path: Path) -> str:
 def read_table(path: Path, text: str, sep: str) -> list[Row]:
     """Rows of a CSV (``sep=","``) or TSV text; values are strings, the first line names the columns.
 
-    A ``.csv`` whose header has no comma but semicolons (a European Excel export) is read with ``;``.
+    When the header line lacks ``sep`` but holds a tab, ``;`` or ``,``, that one separates the columns (a TSV
+    saved as ``.csv``, a European Excel export with ``;``).
     Columns without a name (a pandas index written by ``to_csv``) are dropped.
     """
     import pandas as pd
 
     first = text.lstrip("\r\n").split("\n", 1)[0]
-    if sep == "," and "," not in first and ";" in first:
-        sep = ";"
+    if sep not in first:  # a TSV saved as .csv, a European ';' export, a CSV saved as .tsv
+        sep = next((other for other in ("\t", ";", ",") if other in first), sep)
     try:
         frame = pd.read_csv(
             io.StringIO(text), sep=sep, header=None, dtype=str, na_filter=False, skip_blank_lines=True
