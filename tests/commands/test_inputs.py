@@ -248,3 +248,20 @@ def test_prompt_json_with_a_broken_spec_fails_before_the_model_loads(run_dir, tm
     (folder / "prompt.json").write_text(json.dumps(meta))
     code, _, err = cli(capsys, "eval", "--prompt", folder)
     one_error_line(code, err, "backbone: unknown key(s) 'extra'")
+
+
+def test_peft_out_folder_holding_other_files_is_not_replaced(run_dir, assets, tmp_path, capsys):
+    code, _, err = cli(capsys, "peft", "export", "--prompt", run_dir, "--out", tmp_path / "adapter")
+    assert code == 0, err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for argv in (
+        ["peft", "export", "--prompt", run_dir, "--out", mine],
+        ["peft", "import", "--model", assets["model"], "--peft", tmp_path / "adapter", "--out", run_dir],
+    ):
+        code, _, err = cli(capsys, *argv)
+        one_error_line(code, err, "holds other files", "would be replaced as a whole")
+    assert (mine / "notes.txt").read_text() == "keep me" and (run_dir / "run.json").is_file()
+    code, _, err = cli(capsys, "peft", "export", "--prompt", run_dir, "--out", tmp_path / "adapter")
+    assert code == 0, err  # an existing PEFT folder is replaced

@@ -192,6 +192,28 @@ def label_words(task) -> list[str]:
     return [str(label) for label in getattr(task, "labels", None) or []]
 
 
+def check_replaceable(path: str, files: tuple[str, ...], what: str) -> None:
+    """``path`` may be (re)written as a ``what`` folder: it is new, empty, or holds only ``files``.
+
+    The folder is replaced as a whole (atomically), so anything else in it would be lost.
+
+    Raises:
+        ConfigError: naming the folder and what it holds.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        return
+    if not p.is_dir():
+        raise ConfigError(f"--out {path} is a file; give a new folder for the {what}")
+    others = sorted(f.name for f in p.iterdir() if f.name not in files)
+    if others:
+        shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+        raise ConfigError(
+            f"--out {path} holds other files ({shown}) and would be replaced as a whole; give a new or empty "
+            f"folder, or an existing {what} folder"
+        )
+
+
 # ----- trained prompts --------------------------------------------------------------------------------------
 def resolve_prompt_dir(path: str) -> Path:
     """A prompt folder, or a run folder (its best prompt, else its final one, when it trained one prompt)."""
