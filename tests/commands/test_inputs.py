@@ -265,3 +265,28 @@ def test_peft_out_folder_holding_other_files_is_not_replaced(run_dir, assets, tm
     assert (mine / "notes.txt").read_text() == "keep me" and (run_dir / "run.json").is_file()
     code, _, err = cli(capsys, "peft", "export", "--prompt", run_dir, "--out", tmp_path / "adapter")
     assert code == 0, err  # an existing PEFT folder is replaced
+
+
+def test_predict_cuts_long_inputs_to_the_rope_context_with_a_warning(run_dir, capsys):
+    """RoPE models report no learned-position limit; the CLI takes config.max_position_embeddings (128)."""
+    with pytest.warns(UserWarning, match=r"> max_length=125; cut \d+ tokens"):  # 128 positions - 3 virtual
+        code, out, err = cli(capsys, "predict", "--prompt", run_dir, "--text", " ".join(["good"] * 300))
+    assert code == 0, err
+    assert out.strip() in ("positive", "negative")
+
+
+def test_generation_prompt_past_the_context(assets, tmp_path, capsys):
+    src = tmp_path / "gen.jsonl"
+    src.write_text(
+        "".join(json.dumps({"text": f"story {i} good", "target": "fine"}) + "\n" for i in range(20))
+    )
+    out = tmp_path / "gen"
+    argv = base_args(assets, out, dataset=src, fields="text=text,target=target")
+    code, _, err = cli(capsys, *argv)
+    assert code == 0, err
+    args = ["generate", "--prompt", out, "--text", " ".join(["good"] * 200), "--max-new-tokens", 4]
+    code, _, err = cli(capsys, *args)
+    one_error_line(code, err, "+ 3 virtual tokens + 4 new tokens", "the model's context of 128", "--truncate")
+    code, stdout, err = cli(capsys, *args, "--truncate", "--json")
+    assert code == 0, err
+    assert "kept the last 121 input tokens" in err and isinstance(json.loads(stdout)["output"], str)
