@@ -136,6 +136,11 @@ def check_template(template: str | None, spec=None, *, kind: str | None = None, 
     parsed = parse_template(template)
     if spec is None or spec.task == "labeling":  # labeling tags every token: no template
         return
+    if not parsed.fields:
+        raise TemplateError(
+            f"template {template!r} uses no field, so every example would look the same; put "
+            f"{' or '.join('{' + f + '}' for f in spec.text_fields)} where the input goes"
+        )
     unknown = [f for f in parsed.fields if f not in spec.text_fields]
     if unknown:
         raise TemplateError(
