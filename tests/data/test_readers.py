@@ -28,6 +28,15 @@ def test_utf16_with_bom_is_read(tmp_path):
     assert read_rows(src) == [{"text": "café crème", "label": "pos"}]
 
 
+def test_utf16_without_bom_is_named(tmp_path):
+    src = tmp_path / "nobom.csv"
+    src.write_bytes("text,label\na,pos\n".encode("utf-16-le"))
+    with pytest.raises(
+        DataError, match=r"nobom\.csv: line 1 holds NUL characters \(UTF-16 without a byte-order"
+    ):
+        read_rows(src)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_non_utf8_file_names_line_byte_and_encodings(tmp_path, suffix):
     src = tmp_path / f"latin{suffix}"

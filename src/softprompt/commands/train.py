@@ -136,7 +136,10 @@ def train_from_settings(
             config.method, **{**s.method_args, "num_virtual_tokens": soft}
         )  # fill the {soft} slots
     for split in (data.train, data.validation):
-        task.collate(split[:1])  # a template or verbalizer that cannot encode fails before run.json exists
+        if split:
+            task.collate(
+                split[:1]
+            )  # a template or verbalizer that cannot encode fails before run.json exists
     name = s.name or prompt_name(data.spec.name)
     model.add_prompt(
         name,

@@ -51,7 +51,7 @@ def decode(path: Path) -> str:
         raise DataError(f"{path}: cannot read the file ({e.strerror})") from None
     encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
@@ -67,6 +67,13 @@ def decode(path: Path) -> str:
             f"{path}: line {line}, byte {column} (0x{data[e.start]:02x}) is not valid {e.encoding.upper()}; "
             f"accepted encodings: {ENCODINGS}{guess}"
         ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DataError(
+            f"{path}: line {line} holds NUL characters (UTF-16 without a byte-order mark?); "
+            f"accepted encodings: {ENCODINGS}"
+        )
+    return text
 
 
 def read_table(path: Path, text: str, sep: str) -> list[Row]:
