@@ -142,3 +142,17 @@ def test_saved_files_get_the_umask_mode_not_tempfile_0600(tmp_path):
     for f in (tmp_path / "p" / "prompt.json", tmp_path / "p" / "prompt.safetensors", tmp_path / "r.md"):
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f
     assert stat.S_IMODE((tmp_path / "p").stat().st_mode) == 0o777 & ~mask
+
+
+def test_library_train_refuses_one_class(tmp_path):
+    from types import SimpleNamespace
+
+    from softprompt.errors import DataError
+    from softprompt.training import TrainConfig, TrainJob, train
+
+    model = make_model("llama", ["prompt-tuning"])
+    task = SimpleNamespace(main_metric="accuracy", label_field="label")
+    rows = [{"text": f"t{i}", "label": "positive"} for i in range(4)]
+    with pytest.raises(DataError, match="job 'prompt_tuning': every training example has label 'positive'"):
+        train(model, TrainJob("prompt_tuning", task, rows, rows), TrainConfig(steps=1), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -28,6 +28,15 @@ def test_utf16_with_bom_is_read(tmp_path):
     assert read_rows(src) == [{"text": "café crème", "label": "pos"}]
 
 
+def test_utf16_without_bom_is_named(tmp_path):
+    src = tmp_path / "nobom.csv"
+    src.write_bytes("text,label\na,pos\n".encode("utf-16-le"))
+    with pytest.raises(
+        DataError, match=r"nobom\.csv: line 1 holds NUL characters \(UTF-16 without a byte-order"
+    ):
+        read_rows(src)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_non_utf8_file_names_line_byte_and_encodings(tmp_path, suffix):
     src = tmp_path / f"latin{suffix}"
@@ -49,6 +58,15 @@ def test_quoting_semicolons_and_strings_kept_as_written(tmp_path):
     euro = tmp_path / "euro.csv"
     euro.write_text("text;label\nbon;pos\n")
     assert read_rows(euro) == [{"text": "bon", "label": "pos"}]
+
+
+def test_separator_follows_the_header_line(tmp_path):
+    tabs = tmp_path / "tabs.csv"  # a TSV saved under .csv
+    tabs.write_text("text\tlabel\na, b\tpos\n")
+    commas = tmp_path / "commas.tsv"
+    commas.write_text("text,label\nfine,neg\n")
+    assert read_rows(tabs) == [{"text": "a, b", "label": "pos"}]
+    assert read_rows(commas) == [{"text": "fine", "label": "neg"}]
 
 
 def test_pandas_index_column_is_dropped(tmp_path):

@@ -65,9 +65,15 @@ def spec_json(spec) -> dict:
     }
 
 
-def spec_from_json(d: dict, template: str | None):
+def spec_from_json(d: dict, template: str | None, where: str = "prompt.json"):
     from softprompt.data import TaskSpec
 
+    missing = [k for k in ("name", "task", "text_fields", "label_field", "labels") if k not in d]
+    if missing or not isinstance(d.get("text_fields"), list):
+        raise PromptFileError(
+            f"{where}: 'spec' lacks {', '.join(map(repr, missing or ['text_fields']))} (as written by "
+            "`softprompt train`: name, task, text_fields (a list), label_field, labels)"
+        )
     return TaskSpec(
         name=d["name"],
         task=d["task"],
@@ -87,6 +93,12 @@ def check_verbalizer(verbalizer: dict | None, spec) -> None:
         raise VerbalizerError(
             f"the verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
             f"(dataset labels: {', '.join(spec.labels)}; verbalizer: {sorted(verbalizer)})"
+        )
+    extra = [label for label in verbalizer if label not in spec.labels]
+    if extra:
+        raise VerbalizerError(
+            f"the verbalizer has label(s) {', '.join(map(repr, extra))}, which dataset {spec.name!r} does "
+            f"not have (its labels: {', '.join(spec.labels)})"
         )
 
 
@@ -124,6 +136,11 @@ def check_template(template: str | None, spec=None, *, kind: str | None = None, 
     parsed = parse_template(template)
     if spec is None or spec.task == "labeling":  # labeling tags every token: no template
         return
+    if not parsed.fields:
+        raise TemplateError(
+            f"template {template!r} uses no field, so every example would look the same; put "
+            f"{' or '.join('{' + f + '}' for f in spec.text_fields)} where the input goes"
+        )
     unknown = [f for f in parsed.fields if f not in spec.text_fields]
     if unknown:
         raise TemplateError(
@@ -180,6 +197,28 @@ def label_words(task) -> list[str]:
     return [str(label) for label in getattr(task, "labels", None) or []]
 
 
+def check_replaceable(path: str, files: tuple[str, ...], what: str) -> None:
+    """``path`` may be (re)written as a ``what`` folder: it is new, empty, or holds only ``files``.
+
+    The folder is replaced as a whole (atomically), so anything else in it would be lost.
+
+    Raises:
+        ConfigError: naming the folder and what it holds.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        return
+    if not p.is_dir():
+        raise ConfigError(f"--out {path} is a file; give a new folder for the {what}")
+    others = sorted(f.name for f in p.iterdir() if f.name not in files)
+    if others:
+        shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+        raise ConfigError(
+            f"--out {path} holds other files ({shown}) and would be replaced as a whole; give a new or empty "
+            f"folder, or an existing {what} folder"
+        )
+
+
 # ----- trained prompts --------------------------------------------------------------------------------------
 def resolve_prompt_dir(path: str) -> Path:
     """A prompt folder, or a run folder (its best prompt, else its final one, when it trained one prompt)."""
@@ -199,21 +238,24 @@ def resolve_prompt_dir(path: str) -> Path:
 
 def load_trained(path: str, model_name: str | None, *, device: str = "auto", dtype: str = "float32"):
     """(model, prompt name, metadata, task) for a prompt saved by ``softprompt train``."""
-    from softprompt.files.prompts import load_prompt, read_meta
+    from softprompt.files.prompts import check_meta, load_prompt, read_meta
 
     folder = resolve_prompt_dir(path)
     meta = read_meta(folder)
+    check_meta(meta, folder)  # a hand-edited prompt.json fails before the model loads
     if "spec" not in meta:
         raise PromptFileError(
             f"{folder}: no task description in prompt.json (not saved by `softprompt train`); "
             "build the task in Python with softprompt.tasks.make_task"
         )
+    if not isinstance(meta["spec"], dict):
+        raise PromptFileError(f"{folder / 'prompt.json'}: 'spec' must be a JSON object")
+    spec = spec_from_json(meta["spec"], meta.get("template"), str(folder / "prompt.json"))
     model_name = model_name or meta.get("model")
     if not model_name:
         raise ConfigError(f"{folder} does not record its model; pass --model")
     model = load_backbone(model_name, device=device, dtype=dtype)
     name, meta = load_prompt(model, folder)
-    spec = spec_from_json(meta["spec"], meta.get("template"))
     virtual = model.bank.get(name).config.num_virtual_tokens
     task = make_task_for(
         model,
@@ -243,6 +285,34 @@ def _load_heads(task, tensors: dict, folder: Path) -> None:
         raise PromptFileError(
             f"{folder}: head tensors do not fit the task ({str(e).splitlines()[0]})"
         ) from None
+
+
+def check_rows(rows: list[dict], task, source: str, fields: dict | None = None) -> None:
+    """Every input row holds, as text, each field the prompt reads (numbers become text; labeling rows' tokens
+    may be one string). Raises DataError naming the source, the row (and line) and the field."""
+    from softprompt.data.textfiles import line_of
+    from softprompt.errors import DataError
+
+    tokens = getattr(task, "tokens_field", None)
+    template = getattr(task, "template", None)
+    needed = [tokens] if tokens else list(template.fields) if template is not None else []
+    for i, row in enumerate(rows, 1):
+        at = f"{source}: row {i}{line_of(row)}"
+        for f in needed:
+            value = row.get(f)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = row[f] = str(value)
+            if f == tokens and isinstance(value, str):
+                value = row[f] = value.split()
+            if not value or (isinstance(value, str) and not value.strip()):
+                theirs = (fields or {}).get(f)
+                named = f"{f!r}" + (f" (or column {theirs!r})" if theirs and theirs != f else "")
+                raise DataError(
+                    f"{at} has no {named} value; the prompt reads: {', '.join(needed)} "
+                    f"(this row has: {', '.join(row) or 'nothing'})"
+                )
+            if f != tokens and not isinstance(value, str):
+                raise DataError(f"{at}: {f!r} is a JSON {type(value).__name__}; accepted: a string")
 
 
 def label_of(task, prediction):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from softprompt.errors import ConfigError
 
@@ -93,10 +94,25 @@ def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32"):
     from transformers.utils import logging
 
     from softprompt.core.loading import load_model
+    from softprompt.errors import PromptFileError
+    from softprompt.files.assets import MODELS
 
     target, torch_dtype = resolve_device(device), resolve_dtype(dtype)  # bad values fail before loading
+    path = Path(name).expanduser()
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    if looks_like_path and not path.exists():
+        raise ConfigError(f"model folder {name} does not exist")
+    if path.exists() and not (path / "config.json").is_file():
+        raise ConfigError(f"model folder {name} has no config.json; give a folder written by save_pretrained")
     logging.disable_progress_bar()  # no "Loading weights" bars on stderr
-    return load_model(name, dtype=torch_dtype, device=target)
+    try:
+        return load_model(name, dtype=torch_dtype, device=target)
+    except PromptFileError as e:
+        if name in MODELS or path.exists():
+            raise
+        raise PromptFileError(
+            f"{e} (built-in models: {', '.join(MODELS)}; or a local folder, or a hub id when online)"
+        ) from None
 
 
 def model_flags(args) -> dict:

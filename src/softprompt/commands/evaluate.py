@@ -40,6 +40,8 @@ def run(args) -> int:
     from softprompt.training import evaluate
 
     check_range("batch_size", args.batch_size, low=1)
+    if args.limit is not None:
+        check_range("limit", args.limit, low=1)
     model, name, meta, task = load_trained(args.prompt, args.model, **model_flags(args))
     dataset = args.dataset or meta.get("dataset")
     if not dataset:

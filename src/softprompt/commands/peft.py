@@ -29,17 +29,25 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from softprompt.commands.common import load_backbone, load_trained, model_flags, quiet_loading
+    from softprompt.commands.common import (
+        check_replaceable,
+        load_backbone,
+        load_trained,
+        model_flags,
+        quiet_loading,
+    )
     from softprompt.files.peft import export_peft, import_peft
     from softprompt.files.prompts import save_prompt
 
     quiet_loading()
     if args.direction == "import":
+        check_replaceable(args.out, ("prompt.json", "prompt.safetensors"), "prompt")
         model = load_backbone(args.model, **model_flags(args))
         name = import_peft(model, args.peft)
         save_prompt(model, name, args.out, extra={"model": args.model, "source": f"peft:{args.peft}"})
         print(f"imported {args.peft} as {name!r} -> {args.out}")
         return 0
+    check_replaceable(args.out, ("adapter_config.json", "adapter_model.safetensors", "README.md"), "PEFT")
     model, name, meta, _ = load_trained(args.prompt, args.model, **model_flags(args))
     export_peft(model, name, args.out, base_model_name_or_path=meta.get("model", ""))
     print(f"exported {name!r} -> {args.out} (PEFT format)")

@@ -35,7 +35,7 @@ def text_example(meta: dict, text: str) -> dict:
 
 
 def run(args) -> int:
-    from softprompt.commands.common import label_of, load_trained, model_flags, print_json
+    from softprompt.commands.common import check_rows, label_of, load_trained, model_flags, print_json
     from softprompt.data.readers import read_rows
     from softprompt.errors import ConfigError, check_range
     from softprompt.training import predict
@@ -54,6 +54,7 @@ def run(args) -> int:
                 if ours not in ex and theirs in ex
             }
         )
+    check_rows(examples, task, args.input or "--text", meta.get("fields"))
     predictions = [
         label_of(task, p) for p in predict(model, task, examples, name, batch_size=args.batch_size)
     ]

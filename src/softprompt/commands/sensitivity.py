@@ -29,7 +29,14 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from softprompt.commands.common import load_backbone, model_flags, print_json, quiet_loading
+    from softprompt.commands.common import (
+        check_template,
+        load_backbone,
+        model_flags,
+        model_kind,
+        print_json,
+        quiet_loading,
+    )
     from softprompt.data import load_dataset
     from softprompt.errors import ConfigError, check_range
     from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
@@ -43,6 +50,9 @@ def run(args) -> int:
             f"dataset {args.dataset!r} is a {data.spec.task} task; sensitivity scores "
             "classification/probing templates"
         )
+    kind = model_kind(args.model)
+    for template in args.template or ():  # every template checked before the model loads
+        check_template(template, data.spec, kind=kind)
     model = load_backbone(args.model, **model_flags(args))
     result = template_sensitivity(model, data.spec, data.splits()[args.split][: args.limit], args.template)
     out = Path(args.out)

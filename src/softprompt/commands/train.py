@@ -110,6 +110,7 @@ def train_from_settings(
     from softprompt.commands.devices import check_train_device
     from softprompt.data import load_dataset
     from softprompt.methods import make_config
+    from softprompt.tasks.base import check_prompts
     from softprompt.training import TrainJob, train
 
     check_train_device(device)
@@ -135,7 +136,10 @@ def train_from_settings(
             config.method, **{**s.method_args, "num_virtual_tokens": soft}
         )  # fill the {soft} slots
     for split in (data.train, data.validation):
-        task.collate(split[:1])  # a template or verbalizer that cannot encode fails before run.json exists
+        if split:
+            task.collate(
+                split[:1]
+            )  # a template or verbalizer that cannot encode fails before run.json exists
     name = s.name or prompt_name(data.spec.name)
     model.add_prompt(
         name,
@@ -144,6 +148,7 @@ def train_from_settings(
         init_token_ids=init_token_ids(task, model.tokenizer),
         seed=s.train.seed,
     )
+    check_prompts(model, [name], soft)  # {soft} slots and virtual tokens agree, before run.json is written
     info = {
         "model": _ref(s.model),
         "dataset": _ref(s.dataset),

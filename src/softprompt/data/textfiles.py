@@ -51,7 +51,7 @@ def decode(path: Path) -> str:
         raise DataError(f"{path}: cannot read the file ({e.strerror})") from None
     encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
@@ -67,19 +67,27 @@ def decode(path: Path) -> str:
             f"{path}: line {line}, byte {column} (0x{data[e.start]:02x}) is not valid {e.encoding.upper()}; "
             f"accepted encodings: {ENCODINGS}{guess}"
         ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DataError(
+            f"{path}: line {line} holds NUL characters (UTF-16 without a byte-order mark?); "
+            f"accepted encodings: {ENCODINGS}"
+        )
+    return text
 
 
 def read_table(path: Path, text: str, sep: str) -> list[Row]:
     """Rows of a CSV (``sep=","``) or TSV text; values are strings, the first line names the columns.
 
-    A ``.csv`` whose header has no comma but semicolons (a European Excel export) is read with ``;``.
+    When the header line lacks ``sep`` but holds a tab, ``;`` or ``,``, that one separates the columns (a TSV
+    saved as ``.csv``, a European Excel export with ``;``).
     Columns without a name (a pandas index written by ``to_csv``) are dropped.
     """
     import pandas as pd
 
     first = text.lstrip("\r\n").split("\n", 1)[0]
-    if sep == "," and "," not in first and ";" in first:
-        sep = ";"
+    if sep not in first:  # a TSV saved as .csv, a European ';' export, a CSV saved as .tsv
+        sep = next((other for other in ("\t", ";", ",") if other in first), sep)
     try:
         frame = pd.read_csv(
             io.StringIO(text), sep=sep, header=None, dtype=str, na_filter=False, skip_blank_lines=True

@@ -49,7 +49,21 @@ def check_jobs(model, jobs: list[TrainJob]) -> list[TrainJob]:
         model.bank.get(j.prompt)  # names the loaded prompts when missing
         if not j.train:
             raise DataError(f"job {j.prompt!r} has no training examples")
+        _check_classes(j)
     return jobs
+
+
+def _check_classes(job: TrainJob) -> None:
+    """A classifier trained on one class learns nothing (loss 0, accuracy 1.0): refuse it, naming the label."""
+    field_name = getattr(job.task, "label_field", None)
+    if job.task.main_metric != "accuracy" or field_name is None:
+        return
+    found = sorted({str(ex.get(field_name)) for ex in job.train})
+    if len(found) == 1:
+        raise DataError(
+            f"job {job.prompt!r}: every training example has {field_name} {found[0]!r}; a classifier needs at "
+            "least two labels in its training examples"
+        )
 
 
 def describe_task(task) -> dict:

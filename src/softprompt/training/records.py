@@ -41,6 +41,8 @@ def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
     Raises ConfigError (and touches nothing) when the folder holds another run, holds this run but
     ``resume`` is False, or holds other files.
     """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out dir {out_dir} is a file, not a folder; choose a new or empty folder")
     run_file = out_dir / RUN
     if not run_file.exists():
         if out_dir.exists() and any(not p.name.startswith(".tmp-") for p in out_dir.iterdir()):
