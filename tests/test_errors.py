@@ -81,7 +81,7 @@ def test_input_too_long_for_learned_positions_once_virtual_tokens_added():
     ids = torch.randint(5, 200, (1, 90))
     model(ids)  # fits without the prompt
     with pytest.raises(
-        InputTooLong, match="90 tokens \\+ 10 virtual tokens = 100 positions > the model's context of 96"
+        InputTooLong, match="90 tokens \\+ 10 virtual tokens = 100 positions > the model's 96"
     ):
         model(ids, prompts="prompt_tuning")
 
