@@ -321,7 +321,6 @@ def _edit_json(path, **changes):
     path.write_text(json.dumps(doc))
 
 
-@pytest.mark.xfail(reason="the backbone fingerprint is dtype-dependent until the core side of issue 9 lands")
 def test_float32_prompt_predicts_on_a_bfloat16_backbone(run_dir, capsys):
     code, out, err = cli(capsys, "predict", "--prompt", run_dir, "--text", "good", "--dtype", "bfloat16")
     assert code == 0, err
