@@ -88,6 +88,7 @@ def train_from_settings(s, *, resume: bool = False, progress: bool = True):
     import torch
 
     from softprompt.commands.common import init_token_ids, label_words, make_task_for, prompt_name, spec_json
+    from softprompt.commands.start import choose_start
     from softprompt.core.loading import load_model
     from softprompt.data import load_dataset
     from softprompt.methods import make_config
@@ -96,16 +97,18 @@ def train_from_settings(s, *, resume: bool = False, progress: bool = True):
     data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)
     model = load_model(s.model)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
-    config = s.method_config
+    choice, template, config, train_cfg = choose_start(s, data, model, progress)
     task = make_task_for(
         model,
         data.spec,
-        template=s.task.template,
-        verbalizer=s.task.verbalizer,
+        template=template,
+        verbalizer=s.task.verbalizer or (choice.verbalizer if choice else None),
         head=s.task.head,
         virtual_tokens=config.num_virtual_tokens,
         max_length=s.task.max_length,
     )
+    if choice is not None:
+        task.choice = choice  # recorded in run.json and prompt.json
     soft = getattr(getattr(task, "template", None), "num_soft", 0)
     if soft and "num_virtual_tokens" not in s.method_args and config.method != "hard":
         config = make_config(
@@ -130,9 +133,11 @@ def train_from_settings(s, *, resume: bool = False, progress: bool = True):
         "limit": s.task.limit,
         "max_length": s.task.max_length,
     }
+    splits = {k: len(v) for k, v in data.splits().items()}
     run_info = {"model": info["model"], "dataset": info["dataset"], "task_options": asdict(s.task)}
+    run_info |= {"splits": splits} | ({"template_choice": choice.to_json()} if choice else {})
     job = TrainJob(name, task, data.train, data.validation, info=info)
-    result = train(model, job, s.train, s.out, resume=resume, progress=progress, run_info=run_info)
+    result = train(model, job, train_cfg, s.out, resume=resume, progress=progress, run_info=run_info)
     summary = {
         "method": config.method,
         "prompt": name,
@@ -144,6 +149,11 @@ def train_from_settings(s, *, resume: bool = False, progress: bool = True):
         "final_loss": result.final_loss,
         "stopped_early": result.stopped_early,
         "train_time_s": result.train_time_s,
+        "template": getattr(getattr(task, "template", None), "source", None),
+        "zero_shot": None
+        if choice is None
+        else {"template": choice.full_template, choice.metric: choice.score},
+        "splits": splits,
         "out": str(s.out),
         "best": str(s.out / "best" / name) if result.best_step else None,
         "final": str(s.out / "final" / name),
@@ -163,6 +173,9 @@ def _text(summary: dict) -> str:
         )
     where = f" (best at step {summary['best_step']})" if summary["best_step"] is not None else ""
     lines = [head, f"validation{where}: {metrics}"]
+    if summary.get("zero_shot"):
+        ((metric, score),) = [(k, v) for k, v in summary["zero_shot"].items() if k != "template"]
+        lines.insert(1, f"template: {summary['template']!r} (zero-shot start: {metric} {score:.4f})")
     lines.append(
         f"saved: {summary['best']} (best), {summary['final']} (final)"
         if summary["best"]
