@@ -138,7 +138,8 @@ def test_train_eval_predict_round_trip(assets, tmp_path, capsys):
     code, stdout, _ = cli(
         capsys, "predict", "--prompt", out / "final" / name, "--text", "the movie was great"
     )
-    assert code == 0 and stdout.strip() in ("positive", "negative")
+    assert code == 0 and stdout.split()[0] in ("positive", "negative")  # then each label's probability
+    assert stdout.strip().endswith(")") and "positive 0." in stdout and "negative 0." in stdout
     code, stdout, _ = cli(
         capsys, "generate", "--prompt", out, "--text", "the movie was", "--max-new-tokens", 3, "--json"
     )

@@ -8,7 +8,8 @@ EPILOG = """examples:
   softprompt generate --prompt runs/headlines --text "The city council voted on Tuesday to ..."
   softprompt generate --prompt runs/pt --text "The movie was" --max-new-tokens 10 --raw
 A prompt trained for generation formats the text with its template; --raw (and any prompt trained for another
-task) continues the text as given, after the prompt's virtual tokens.
+task, or recording none: PEFT imports, save_prompt) continues the text as given, after the prompt's virtual
+tokens.
 """
 
 
@@ -26,12 +27,12 @@ def run(args) -> int:
     from softprompt.errors import UnsupportedModel, check_range
 
     check_range("max_new_tokens", args.max_new_tokens, low=1, high=4096)
-    model, name, meta, task = load_trained(args.prompt, args.model)
+    model, name, meta, task = load_trained(args.prompt, args.model, need_task=False)
     if model.info.kind not in ("causal", "seq2seq"):
         raise UnsupportedModel(
             f"generate needs a causal or seq2seq language model; {model.info.family} is {model.info.kind}"
         )
-    if meta["spec"]["task"] == "generation" and not args.raw:
+    if task is not None and meta["spec"]["task"] == "generation" and not args.raw:
         from softprompt.commands.predict import text_example
         from softprompt.training import predict
 

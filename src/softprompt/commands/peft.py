@@ -26,7 +26,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from softprompt.commands.common import load_trained, quiet_loading
-    from softprompt.files.peft import export_peft, import_peft
+    from softprompt.files.assets import MODELS
+    from softprompt.files.peft import export_peft, import_peft, peft_base
     from softprompt.files.prompts import save_prompt
 
     quiet_loading()
@@ -35,10 +36,16 @@ def run(args) -> int:
 
         model = load_model(args.model)
         name = import_peft(model, args.peft)
-        save_prompt(model, name, args.out, extra={"model": args.model, "source": f"peft:{args.peft}"})
+        recorded = peft_base(args.model) if args.model not in MODELS else args.model  # a path made absolute
+        save_prompt(model, name, args.out, extra={"model": recorded, "source": f"peft:{args.peft}"})
         print(f"imported {args.peft} as {name!r} -> {args.out}")
+        print(
+            f"next: softprompt generate --prompt {args.out} --text '...'; eval/predict need "
+            "--labels (or --verbalizer) and --template, as it records no task"
+        )
         return 0
-    model, name, meta, _ = load_trained(args.prompt, args.model)
-    export_peft(model, name, args.out, base_model_name_or_path=meta.get("model", ""))
-    print(f"exported {name!r} -> {args.out} (PEFT format)")
+    model, name, meta, _ = load_trained(args.prompt, args.model, need_task=False)
+    base = peft_base(args.model or meta.get("model"))
+    export_peft(model, name, args.out, base_model_name_or_path=base or "")
+    print(f"exported {name!r} -> {args.out} (PEFT format; base model {base})")
     return 0

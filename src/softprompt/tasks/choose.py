@@ -136,7 +136,7 @@ def choose_template(
     *,
     verbalizer: dict | None = None,
     split: str = "validation",
-    max_examples: int = 100,
+    max_examples: int = 64,
     max_bodies: int = 12,
     batch_size: int = 16,
     progress: bool = False,
