@@ -149,9 +149,8 @@ def test_train_eval_predict_round_trip(assets, tmp_path, capsys):
     assert code == 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "# a | b" in md
-    assert (
-        f"| prompt-tuning | 96 | {evaluated['metrics']['accuracy']:.3f} | test |" in md
-    )  # eval wrote eval-test.json
+    row = f"| run | prompt-tuning | reviews.jsonl | test | 6 | {evaluated['metrics']['accuracy']:.3f} | 96 |"
+    assert row in md  # eval wrote eval-reviews-test.json
     assert (tmp_path / "report" / "report.html").exists()
     for png in ("curves.png", "comparison.png"):
         assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
