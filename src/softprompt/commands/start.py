@@ -10,6 +10,7 @@ def choose_start(s, data, model, progress: bool):
     import sys
     from dataclasses import replace
 
+    from softprompt.commands.taskflags import cli_text
     from softprompt.methods import make_config
     from softprompt.tasks.choose import choose_template
     from softprompt.training.config import TrainConfig
@@ -26,8 +27,8 @@ def choose_start(s, data, model, progress: bool):
             model, data.spec, data.splits()[held_out], verbalizer=s.task.verbalizer, split=held_out,
             progress=progress,
         )  # fmt: skip
-    if choice is None:
-        return None, s.task.template, s.method_config, s.train
+    if choice is None:  # a --template typed in a shell: \n and \t are newline and tab
+        return None, cli_text(s.task.template), s.method_config, s.train
     template, fields, lr = choice.start(s.method, model.tokenizer, s.method_args)
     config = make_config(s.method, **fields)
     use_lr = lr is not None and s.train.lr == TrainConfig().lr  # an --lr of your own wins

@@ -46,3 +46,20 @@ def task_flags(args) -> dict:
     if labels and verbalizer:
         verbalizer = {label: verbalizer[label] for label in labels}  # --labels sets the class order
     return {"template": cli_text(args.template), "verbalizer": verbalizer, "labels": labels}
+
+
+_PY_FIELDS = re.compile(r"fields=\{([^{}]*)\}")
+_PY_PAIR = re.compile(r"'([^']*)':\s*('([^']*)'|COLUMN|\.\.\.)")
+
+
+def in_cli_words(message: str) -> str:
+    """A library error message as the CLI user types things: ``fields={'label': COLUMN}`` ->
+    ``--fields label=COLUMN``, ``pass task=`` -> a mapped answer column (the CLI infers the task)."""
+
+    def fields(m: re.Match) -> str:
+        pairs = [f"{k}={v3 or v}" for k, v, v3 in _PY_PAIR.findall(m.group(1))]
+        tail = ",..." if "..." in m.group(1) and not any(p.endswith("=...") for p in pairs) else ""
+        return "--fields " + ",".join(p for p in pairs if not p.endswith("=...")) + tail
+
+    message = _PY_FIELDS.sub(fields, message)
+    return message.replace(" or pass task=", " (label=... for classification, target=... for generation)")

@@ -27,6 +27,9 @@ run.yaml (every key optional; flags win):
   train: {steps: 300, batch_size: 8, lr: 1.0e-2, patience: 4}
   task: {template: "{soft:5} {text} It was {mask}.", verbalizer: {positive: [great], negative: [terrible]}}
 
+Without --template, a classification run starts from the best of several candidate templates scored zero-shot
+on the validation split (printed, and recorded in run.json), soft prompts from its lead-in text; --template
+wins. In --template, \\n and \\t mean newline and tab.
 The run folder gets run.json, log.jsonl, checkpoints/, best/<name>/ and final/<name>/;
 `softprompt eval --prompt OUT` scores the best prompt on the test split.
 """
