@@ -6,8 +6,11 @@ import json
 import math
 
 import pytest
+import test_cli
 import torch
 from test_cli import cli, one_error_line
+
+assets = test_cli.assets  # the tiny model folder and reviews data (a module-scoped fixture)
 
 peft = pytest.importorskip("peft")
 

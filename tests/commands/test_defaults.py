@@ -3,7 +3,10 @@ on the validation split, says so, and records the choice and the split sizes in 
 
 import json
 
+import test_cli
 from test_cli import cli
+
+assets = test_cli.assets  # the tiny model folder and reviews data (a module-scoped fixture)
 
 
 def test_train_without_template_chooses_the_zero_shot_best(assets, tmp_path, capsys):

@@ -5,7 +5,10 @@ import json
 import subprocess
 import sys
 
+import test_cli
 from test_cli import cli, one_error_line
+
+assets = test_cli.assets  # the tiny model folder and reviews data (a module-scoped fixture)
 
 FIELDS = ["--fields", "text=review,label=stars"]
 

@@ -40,6 +40,6 @@ def choose_start(s, data, model, progress: bool):
     if lr is not None:  # started from the lead-in text
         say(
             f"{s.method}: {config.num_virtual_tokens} virtual tokens start from {choice.soft_lead!r}"
-            + (f", lr {lr:g}" if use_lr else "")
+            + (f", lr {lr:g} (--lr overrides)" if use_lr else "")
         )
     return choice, template, config, replace(s.train, lr=lr) if use_lr else s.train

@@ -177,8 +177,10 @@ def _text(summary: dict) -> str:
     where = f" (best at step {summary['best_step']})" if summary["best_step"] is not None else ""
     lines = [head, f"validation{where}: {metrics}"]
     if summary.get("zero_shot"):
-        ((metric, score),) = [(k, v) for k, v in summary["zero_shot"].items() if k != "template"]
-        lines.insert(1, f"template: {summary['template']!r} (zero-shot start: {metric} {score:.4f})")
+        start = summary["zero_shot"]
+        (metric, score), *_ = [(k, v) for k, v in start.items() if k != "template"]
+        lines.insert(1, f"template: {summary['template']!r}; chosen start: {start['template']!r} "
+                        f"(zero-shot {metric} {score:.4f})")  # fmt: skip
     lines.append(
         f"saved: {summary['best']} (best), {summary['final']} (final)"
         if summary["best"]
