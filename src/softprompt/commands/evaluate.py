@@ -52,7 +52,17 @@ def dataset_and_fields(args, meta: dict) -> tuple[str, dict | None]:
         )
     if args.fields:
         return dataset, parse_pairs(args.fields)
-    return dataset, meta.get("fields") if dataset == meta.get("dataset") else None
+    return dataset, meta.get("fields") if same_dataset(dataset, meta.get("dataset")) else None
+
+
+def same_dataset(a: str | None, b: str | None) -> bool:
+    """The same built-in name, or the same file however it is spelled (relative / absolute)."""
+    from pathlib import Path
+
+    if not a or not b:
+        return False
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return a == b or (pa.exists() and pb.exists() and pa.resolve() == pb.resolve())
 
 
 def eval_file_name(dataset: str, split: str) -> str:
@@ -100,7 +110,9 @@ def run(args) -> int:
     if (run_dir / "run.json").is_file():  # a run folder keeps its scores (read by `softprompt report`)
         text = json.dumps(out, indent=2) + "\n"
         atomic_write_text(run_dir / eval_file_name(dataset, args.split), text)
-        if dataset == meta.get("dataset") and args.split != "all":  # the old name, for older readers
+        if (
+            same_dataset(dataset, meta.get("dataset")) and args.split != "all"
+        ):  # the old name, for older readers
             atomic_write_text(run_dir / f"eval-{args.split}.json", text)
     if args.json:
         print_json(out)
