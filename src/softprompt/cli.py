@@ -26,7 +26,9 @@ Run `softprompt COMMAND --help` for a command's options and more examples.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; ``only`` = a command name adds only that command's options (``""``: none), so
+    ``softprompt --help`` never imports what a command's options need (torch, transformers)."""
     from softprompt.commands import COMMANDS
 
     parser = argparse.ArgumentParser(
@@ -44,18 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=getattr(command, "EPILOG", None),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        command.add_arguments(p)
+        if only is None or only == command.NAME:
+            command.add_arguments(p)
         p.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (argparse usage errors exit with 2 themselves)."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), "")  # the command (top level has no options)
+    args = build_parser(only=chosen).parse_args(argv)
     try:
         return args.run(args)
     except SoftPromptError as e:
-        message = " ".join(str(e).split("\n")).strip()
+        from softprompt.commands.taskflags import in_cli_words
+
+        message = in_cli_words(" ".join(str(e).split("\n")).strip())
         print(f"softprompt: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

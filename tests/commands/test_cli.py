@@ -158,11 +158,12 @@ def test_train_eval_predict_round_trip(assets, tmp_path, capsys):
     code, stdout, _ = cli(
         capsys, "predict", "--prompt", out / "final" / name, "--text", "the movie was great"
     )
-    assert code == 0 and stdout.strip() in ("positive", "negative")
+    assert code == 0 and stdout.split()[0] in ("positive", "negative")  # then each label's probability
+    assert stdout.strip().endswith(")") and "positive 0." in stdout and "negative 0." in stdout
     one = tmp_path / "one.jsonl"
     one.write_text(json.dumps({"review": "the movie was great"}) + "\n")
     code, batch_out, _ = cli(capsys, "predict", "--prompt", out / "final" / name, "--input", one, "--json")
-    assert code == 0 and stdout.strip() == json.loads(batch_out)[0]["prediction"]  # --text == a file's row
+    assert code == 0 and stdout.split()[0] == json.loads(batch_out)[0]["prediction"]  # --text == a file's row
     code, stdout, _ = cli(
         capsys, "generate", "--prompt", out, "--text", "the movie was", "--max-new-tokens", 3, "--json"
     )
@@ -173,9 +174,8 @@ def test_train_eval_predict_round_trip(assets, tmp_path, capsys):
     assert code == 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "# a | b" in md
-    assert (
-        f"| prompt-tuning | 96 | {evaluated['metrics']['accuracy']:.3f} | test |" in md
-    )  # eval wrote eval-test.json
+    row = f"| run | prompt-tuning | reviews.jsonl | test | 6 | {evaluated['metrics']['accuracy']:.3f} | 96 |"
+    assert row in md  # eval wrote eval-reviews-test.json
     assert (tmp_path / "report" / "report.html").exists()
     for png in ("curves.png", "comparison.png"):
         assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"

@@ -236,38 +236,85 @@ def resolve_prompt_dir(path: str) -> Path:
     raise PromptFileError(f"{p}: neither a prompt folder (prompt.json) nor a run folder (run.json)")
 
 
-def load_trained(path: str, model_name: str | None, *, device: str = "auto", dtype: str = "float32"):
-    """(model, prompt name, metadata, task) for a prompt saved by ``softprompt train``."""
+def load_trained(
+    path: str,
+    model_name: str | None,
+    *,
+    template: str | None = None,
+    verbalizer: dict | None = None,
+    labels: list[str] | None = None,
+    spec=None,
+    need_task: bool = True,
+    device: str = "auto",
+    dtype: str = "float32",
+):
+    """(model, prompt name, metadata, task) for a saved prompt.
+
+    A prompt saved by ``softprompt train`` rebuilds its own task; ``template`` / ``verbalizer`` / ``labels``
+    (the --template / --verbalizer / --labels flags) override it. A prompt without a recorded task (PEFT
+    import, ``save_prompt``) needs ``labels`` or ``verbalizer`` (or a dataset ``spec``) to classify; with
+    ``need_task=False`` (generate, peft export) it loads as is and the task is None.
+    """
     from softprompt.files.prompts import check_meta, load_prompt, read_meta
 
     folder = resolve_prompt_dir(path)
     meta = read_meta(folder)
     check_meta(meta, folder)  # a hand-edited prompt.json fails before the model loads
-    if "spec" not in meta:
-        raise PromptFileError(
-            f"{folder}: no task description in prompt.json (not saved by `softprompt train`); "
-            "build the task in Python with softprompt.tasks.make_task"
-        )
-    if not isinstance(meta["spec"], dict):
+    if "spec" in meta and not isinstance(meta["spec"], dict):
         raise PromptFileError(f"{folder / 'prompt.json'}: 'spec' must be a JSON object")
-    spec = spec_from_json(meta["spec"], meta.get("template"), str(folder / "prompt.json"))
     model_name = model_name or meta.get("model")
     if not model_name:
         raise ConfigError(f"{folder} does not record its model; pass --model")
+    recorded = meta.get("spec")
+    spec_d = recorded or task_spec_json(folder, template, verbalizer, labels, spec, need_task)
+    if recorded and (labels or verbalizer):
+        spec_d = recorded | {"labels": list(labels or verbalizer)}
     model = load_backbone(model_name, device=device, dtype=dtype)
     name, meta = load_prompt(model, folder)
+    if spec_d is None:
+        return model, name, meta, None
+    meta["spec"] = spec_d  # what predict / generate read (built from the flags for a prompt without a task)
+    if not recorded:
+        template = template or (spec.default_templates[0] if spec and spec.default_templates else None)
+    template = template or meta.get("template") or (None if recorded else DEFAULT_TEMPLATE)
+    spec_obj = spec_from_json(spec_d, template, str(folder / "prompt.json"))
     virtual = model.bank.get(name).config.num_virtual_tokens
     task = make_task_for(
         model,
-        spec,
-        template=meta.get("template"),
-        verbalizer=meta.get("verbalizer"),
+        spec_obj,
+        template=template,
+        verbalizer=verbalizer or (None if labels else meta.get("verbalizer")),
         head=meta.get("task_head"),
         virtual_tokens=virtual,
         max_length=meta.get("max_length", 256),
     )
     _load_heads(task, meta["head"], folder)  # load_prompt puts the head tensors under "head"
     return model, name, meta, task
+
+
+DEFAULT_TEMPLATE = "{text}\nAnswer: {mask}"
+
+
+def task_spec_json(folder, template, verbalizer, labels, spec, need_task: bool) -> dict | None:
+    """The task description of a prompt that records none, from the flags (or the dataset's spec)."""
+    from softprompt.data import TaskSpec
+    from softprompt.prompting.templates import parse_template
+
+    if labels or verbalizer:
+        names = tuple(labels or verbalizer)
+        text = [f for f in parse_template(template or DEFAULT_TEMPLATE).fields if f != "label"] or ["text"]
+        base = spec or TaskSpec(name=Path(folder).name, task="classification", text_fields=tuple(text),
+                                label_field="label")  # fmt: skip
+        return spec_json(base) | {"labels": list(names)}
+    if spec is not None:
+        return spec_json(spec)
+    if not need_task:
+        return None
+    raise PromptFileError(
+        f"{folder}: prompt.json records no task (imported from PEFT, or saved by save_prompt); say how "
+        "to classify with --labels NEG,POS (or --verbalizer 'label=word;...') and optionally --template "
+        f"(default: {DEFAULT_TEMPLATE!r})"
+    )
 
 
 def _load_heads(task, tensors: dict, folder: Path) -> None:

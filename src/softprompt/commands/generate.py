@@ -8,7 +8,8 @@ EPILOG = """examples:
   softprompt generate --prompt runs/headlines --text "The city council voted on Tuesday to ..."
   softprompt generate --prompt runs/pt --text "The movie was" --max-new-tokens 10 --raw
 A prompt trained for generation formats the text with its template; --raw (and any prompt trained for another
-task) continues the text as given, after the prompt's virtual tokens.
+task, or recording none: PEFT imports, save_prompt) continues the text as given, after the prompt's virtual
+tokens.
 """
 
 
@@ -36,12 +37,12 @@ def run(args) -> int:
     check_range("max_new_tokens", args.max_new_tokens, low=1, high=4096)
     if not args.text.strip():
         raise ConfigError('--text is empty; give the text to continue, e.g. --text "The movie was"')
-    model, name, meta, task = load_trained(args.prompt, args.model, **model_flags(args))
+    model, name, meta, task = load_trained(args.prompt, args.model, need_task=False, **model_flags(args))
     if model.info.kind not in ("causal", "seq2seq"):
         raise UnsupportedModel(
             f"generate needs a causal or seq2seq language model; {model.info.family} is {model.info.kind}"
         )
-    if meta["spec"]["task"] == "generation" and not args.raw:
+    if task is not None and meta["spec"]["task"] == "generation" and not args.raw:
         from softprompt.commands.predict import text_example
         from softprompt.training import predict
 

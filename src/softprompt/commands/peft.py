@@ -36,7 +36,8 @@ def run(args) -> int:
         model_flags,
         quiet_loading,
     )
-    from softprompt.files.peft import export_peft, import_peft
+    from softprompt.files.assets import MODELS
+    from softprompt.files.peft import export_peft, import_peft, peft_base
     from softprompt.files.prompts import save_prompt
 
     quiet_loading()
@@ -44,11 +45,17 @@ def run(args) -> int:
         check_replaceable(args.out, ("prompt.json", "prompt.safetensors"), "prompt")
         model = load_backbone(args.model, **model_flags(args))
         name = import_peft(model, args.peft)
-        save_prompt(model, name, args.out, extra={"model": args.model, "source": f"peft:{args.peft}"})
+        recorded = peft_base(args.model) if args.model not in MODELS else args.model  # a path made absolute
+        save_prompt(model, name, args.out, extra={"model": recorded, "source": f"peft:{args.peft}"})
         print(f"imported {args.peft} as {name!r} -> {args.out}")
+        print(
+            f"next: softprompt generate --prompt {args.out} --text '...'; eval/predict need "
+            "--labels (or --verbalizer) and --template, as it records no task"
+        )
         return 0
     check_replaceable(args.out, ("adapter_config.json", "adapter_model.safetensors", "README.md"), "PEFT")
-    model, name, meta, _ = load_trained(args.prompt, args.model, **model_flags(args))
-    export_peft(model, name, args.out, base_model_name_or_path=meta.get("model", ""))
-    print(f"exported {name!r} -> {args.out} (PEFT format)")
+    model, name, meta, _ = load_trained(args.prompt, args.model, need_task=False, **model_flags(args))
+    base = peft_base(args.model or meta.get("model"))
+    export_peft(model, name, args.out, base_model_name_or_path=base or "")
+    print(f"exported {name!r} -> {args.out} (PEFT format; base model {base})")
     return 0

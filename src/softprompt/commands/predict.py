@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from softprompt.commands.taskflags import add_task_flags
+
 NAME = "predict"
-HELP = "predict labels / tags / text for new inputs with a trained prompt"
+HELP = "predict labels (with scores) / tags / text for new inputs with a trained prompt"
 EPILOG = """examples:
   softprompt predict --prompt runs/pt --text "a gorgeous, witty, seductive movie"
   softprompt predict --prompt runs/pt --input reviews.jsonl --json     # one JSON object per line
+  softprompt predict --prompt runs/pt --split all --json               # every example of the run's dataset
+  softprompt predict --prompt prompts/from-peft --model smollm2-135m --labels negative,positive \\
+      --template "Review: {text}\\nSentiment: {mask}" --text "a joyless, overlong mess"
 Input lines carry the fields the template uses (e.g. {"text": "..."}, or the columns --fields mapped in
-training); --text fills the first one.
+training); --text fills the first one. Classification prints the label and each label's probability.
 """
 
 
@@ -21,10 +26,18 @@ def add_arguments(parser) -> None:
         "--input", metavar="FILE", help="examples: JSONL (one JSON object per line), JSON, CSV or TSV"
     )
     src.add_argument("--text", help="one input text")
+    src.add_argument(
+        "--split",
+        choices=("train", "validation", "test", "all"),
+        help="a split of --dataset (default: the prompt's training data); all = every example",
+    )
+    parser.add_argument("--dataset", help="with --split: built-in name or file/folder")
+    parser.add_argument("--fields", metavar="OURS=THEIRS,...", help="with --split: your data's columns")
     parser.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
     parser.add_argument("--batch-size", type=int, default=16, help="examples per forward (default: 16)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_model_flags(parser)
+    add_task_flags(parser)
 
 
 def text_example(meta: dict, text: str) -> dict:
@@ -34,8 +47,38 @@ def text_example(meta: dict, text: str) -> dict:
     return {spec["text_fields"][0]: text}
 
 
+def label_probabilities(model, task, examples: list[dict], name: str, batch_size: int) -> list[dict] | None:
+    """Per example, each label's probability (softmax of the task's label scores); None for other tasks."""
+    from softprompt.training.evaluation import eval_mode
+
+    score = getattr(task, "scores", None) or getattr(task, "logits", None)
+    labels = getattr(getattr(task, "verbalizer", None), "labels", None) or getattr(task, "labels", None)
+    if score is None or not labels or getattr(task, "tags", None) is not None:
+        return None
+    out = []
+    with eval_mode(model, task):
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i : i + batch_size]
+            probs = score(model, task.collate(chunk), [name] * len(chunk)).float().softmax(-1)  # (B, C)
+            out += [dict(zip(labels, map(float, row))) for row in probs.tolist()]
+    return out
+
+
+def _examples(args, meta: dict, rows):
+    if rows is not None:
+        return rows
+    if args.text is not None:
+        return [text_example(meta, args.text)]
+    from softprompt.commands.evaluate import dataset_and_fields, split_examples
+    from softprompt.data import load_dataset
+
+    dataset, fields = dataset_and_fields(args, meta)
+    return split_examples(load_dataset(dataset, fields=fields, seed=meta.get("data_seed", 0)), args.split)
+
+
 def run(args) -> int:
     from softprompt.commands.common import check_rows, label_of, load_trained, model_flags, print_json
+    from softprompt.commands.taskflags import task_flags
     from softprompt.data.readers import read_rows
     from softprompt.errors import ConfigError, check_range
     from softprompt.training import predict
@@ -43,9 +86,10 @@ def run(args) -> int:
     check_range("batch_size", args.batch_size, low=1)
     if args.text is not None and not args.text.strip():
         raise ConfigError('--text is empty; give the input to predict for, e.g. --text "a gorgeous film"')
+    flags = task_flags(args)
     rows = read_rows(args.input) if args.input else None  # a bad file fails before the model loads
-    model, name, meta, task = load_trained(args.prompt, args.model, **model_flags(args))
-    examples = rows if rows is not None else [text_example(meta, args.text)]
+    model, name, meta, task = load_trained(args.prompt, args.model, **flags, **model_flags(args))
+    examples = _examples(args, meta, rows)
     for ex in examples:  # rows may use the training data's own column names (--fields text=review,...)
         ex.update(
             {
@@ -58,9 +102,19 @@ def run(args) -> int:
     predictions = [
         label_of(task, p) for p in predict(model, task, examples, name, batch_size=args.batch_size)
     ]
+    probs = label_probabilities(model, task, examples, name, args.batch_size)
     if args.json:
-        print_json([{"input": ex, "prediction": p} for ex, p in zip(examples, predictions)])
-    else:
-        for p in predictions:
-            print(" ".join(p) if isinstance(p, list) else p)
+        print_json(
+            [
+                {"input": ex, "prediction": p} | ({"scores": probs[i]} if probs else {})
+                for i, (ex, p) in enumerate(zip(examples, predictions))
+            ]
+        )
+        return 0
+    for i, p in enumerate(predictions):
+        line = " ".join(p) if isinstance(p, list) else str(p)
+        if probs:
+            top = sorted(probs[i].items(), key=lambda kv: -kv[1])[:5]  # probing may have many candidates
+            line += "  (" + ", ".join(f"{k} {v:.3f}" for k, v in top) + ")"
+        print(line)
     return 0

@@ -7,6 +7,9 @@ HELP = "score many hand-written templates zero-shot on one dataset; print the sp
 EPILOG = """examples:
   softprompt sensitivity --model smollm2-135m --dataset rotten-tomatoes --limit 200
   softprompt sensitivity --dataset rotten-tomatoes --template "{text} Overall it was {mask}." --template "Review: {text}\\nSentiment: {mask}"
+  softprompt sensitivity --dataset reviews.csv --fields text=sentence,label=polarity --split all
+In a template, \\n and \\t mean newline and tab. Your own data without --template is scored under the
+candidate templates `softprompt train` chooses its start from (the data's own, generic and built-in ones).
 """
 
 
@@ -17,8 +20,13 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--dataset", default="rotten-tomatoes", help="classification dataset (default: rotten-tomatoes)"
     )
-    parser.add_argument("--template", action="append", help="a template (repeat; default: the dataset's own)")
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument(
+        "--template", action="append", help="a template (repeat; default: the dataset's own); \\n = newline"
+    )
+    parser.add_argument(
+        "--fields", metavar="OURS=THEIRS,...", help="your data's columns: text=COLUMN,label=COLUMN"
+    )
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test", "all"))
     parser.add_argument("--limit", type=int, default=200, help="examples scored per template (default: 200)")
     parser.add_argument("--out", default="runs/sensitivity", help="folder for sensitivity.json and .png")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -37,24 +45,32 @@ def run(args) -> int:
         print_json,
         quiet_loading,
     )
+    from softprompt.commands.evaluate import split_examples
+    from softprompt.commands.fields import parse_pairs
+    from softprompt.commands.taskflags import cli_text
     from softprompt.data import load_dataset
     from softprompt.errors import ConfigError, check_range
     from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
     from softprompt.files.atomic import atomic_write_text
+    from softprompt.tasks.choose import candidate_bodies
 
     check_range("limit", args.limit, low=1)
     quiet_loading()
-    data = load_dataset(args.dataset)
+    data = load_dataset(args.dataset, fields=parse_pairs(args.fields) if args.fields else None)
     if data.spec.task not in ("classification", "probing"):
         raise ConfigError(
             f"dataset {args.dataset!r} is a {data.spec.task} task; sensitivity scores "
             "classification/probing templates"
         )
+    templates = [cli_text(t) for t in args.template or ()] or list(data.spec.default_templates)
+    if len(templates) < 2 and data.spec.task == "classification":  # your own data: the candidate templates
+        templates = [t for t, _ in candidate_bodies(data.spec)]
     kind = model_kind(args.model)
-    for template in args.template or ():  # every template checked before the model loads
+    for template in templates:  # every template checked before the model loads
         check_template(template, data.spec, kind=kind)
     model = load_backbone(args.model, **model_flags(args))
-    result = template_sensitivity(model, data.spec, data.splits()[args.split][: args.limit], args.template)
+    examples = split_examples(data, args.split)[: args.limit]
+    result = template_sensitivity(model, data.spec, examples, templates)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "sensitivity.json", json.dumps(result, indent=2))

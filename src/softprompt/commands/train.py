@@ -27,6 +27,9 @@ run.yaml (every key optional; flags win):
   train: {steps: 300, batch_size: 8, lr: 1.0e-2, patience: 4}
   task: {template: "{soft:5} {text} It was {mask}.", verbalizer: {positive: [great], negative: [terrible]}}
 
+Without --template, a classification run starts from the best of several candidate templates scored zero-shot
+on the validation split (printed, and recorded in run.json), soft prompts from its lead-in text; --template
+wins. In --template, \\n and \\t mean newline and tab.
 The run folder gets run.json, log.jsonl, checkpoints/, best/<name>/ and final/<name>/;
 `softprompt eval --prompt OUT` scores the best prompt on the test split.
 """
@@ -108,6 +111,7 @@ def train_from_settings(
         spec_json,
     )
     from softprompt.commands.devices import check_train_device
+    from softprompt.commands.start import choose_start
     from softprompt.data import load_dataset
     from softprompt.methods import make_config
     from softprompt.tasks.base import check_prompts
@@ -120,16 +124,18 @@ def train_from_settings(
     check_verbalizer(s.task.verbalizer, data.spec)
     model = load_backbone(s.model, device=device, dtype=dtype)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
-    config = s.method_config
+    choice, template, config, train_cfg = choose_start(s, data, model, progress)
     task = make_task_for(
         model,
         data.spec,
-        template=s.task.template,
-        verbalizer=s.task.verbalizer,
+        template=template,
+        verbalizer=s.task.verbalizer or (choice.verbalizer if choice else None),
         head=s.task.head,
         virtual_tokens=config.num_virtual_tokens,
         max_length=s.task.max_length,
     )
+    if choice is not None:
+        task.choice = choice  # recorded in run.json and prompt.json
     soft = getattr(getattr(task, "template", None), "num_soft", 0)
     if soft and "num_virtual_tokens" not in s.method_args and config.method != "hard":
         config = make_config(
@@ -160,11 +166,13 @@ def train_from_settings(
         "limit": s.task.limit,
         "max_length": s.task.max_length,
     }
+    splits = {k: len(v) for k, v in data.splits().items()}
     run_info = {"model": info["model"], "dataset": info["dataset"], "task_options": asdict(s.task)}
     if dtype != "float32":  # recorded (and compared on resume) only when not the default, so old runs resume
         run_info["dtype"] = dtype
+    run_info |= {"splits": splits} | ({"template_choice": choice.to_json()} if choice else {})
     job = TrainJob(name, task, data.train, data.validation, info=info)
-    result = train(model, job, s.train, s.out, resume=resume, progress=progress, run_info=run_info)
+    result = train(model, job, train_cfg, s.out, resume=resume, progress=progress, run_info=run_info)
     summary = {
         "method": config.method,
         "prompt": name,
@@ -176,6 +184,11 @@ def train_from_settings(
         "final_loss": result.final_loss,
         "stopped_early": result.stopped_early,
         "train_time_s": result.train_time_s,
+        "template": getattr(getattr(task, "template", None), "source", None),
+        "zero_shot": None
+        if choice is None
+        else {"template": choice.full_template, choice.metric: choice.score},
+        "splits": splits,
         "out": str(s.out),
         "best": str(s.out / "best" / name) if result.best_step else None,
         "final": str(s.out / "final" / name),
@@ -195,6 +208,11 @@ def _text(summary: dict) -> str:
         )
     where = f" (best at step {summary['best_step']})" if summary["best_step"] is not None else ""
     lines = [head, f"validation{where}: {metrics}"]
+    if summary.get("zero_shot"):
+        start = summary["zero_shot"]
+        (metric, score), *_ = [(k, v) for k, v in start.items() if k != "template"]
+        lines.insert(1, f"template: {summary['template']!r}; chosen start: {start['template']!r} "
+                        f"(zero-shot {metric} {score:.4f})")  # fmt: skip
     lines.append(
         f"saved: {summary['best']} (best), {summary['final']} (final)"
         if summary["best"]

@@ -18,7 +18,14 @@ import torch
 
 from softprompt.core.loading import load_model
 from softprompt.data import load_dataset
-from softprompt.experiments.report import markdown_table, plot_comparison, plot_curves, read_run, write_report
+from softprompt.experiments.report import (
+    Table,
+    markdown_table,
+    plot_comparison,
+    plot_curves,
+    read_run,
+    write_report,
+)
 from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
 from softprompt.files.atomic import atomic_write_text
 from softprompt.methods import make_config
@@ -222,19 +229,20 @@ def _fresh(run_dir: Path) -> None:
 def _report(out, sens, rows, runs, verdict, cfg) -> None:
     plot_curves([read_run(r) for r in runs], out / "curves.png")
     plot_comparison(rows, "accuracy", out / "comparison.png")
-    templ = markdown_table(sens["templates"], [("template", "template", ""), ("accuracy", "accuracy", ".3f")])
-    table = markdown_table(
+    templ = Table(sens["templates"], [("template", "template", ""), ("accuracy", "accuracy", ".3f")])
+    table = Table(
         rows,
         [
             ("method", "method", ""),
             ("trainable_params", "trainable params", ","),
-            ("accuracy", "held-out accuracy", ".3f"),
+            ("accuracy", f"held-out accuracy ({cfg.eval_examples} test reviews)", ".3f"),
             ("train_time_s", "train time (s)", ".0f"),
         ],
+        note=verdict,
     )
     write_report(
         out,
         title=f"softprompt demo: {cfg.model} on {cfg.dataset}",
-        sections=[("Results", table + "\n\n" + verdict), ("Hand-written templates (zero-shot)", templ)],
+        sections=[("Results", table), ("Hand-written templates (zero-shot)", templ)],
         images=["sensitivity.png", "comparison.png", "curves.png"],
     )

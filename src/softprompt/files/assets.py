@@ -181,10 +181,27 @@ class BuiltinModel:
         if self.gguf:
             gguf_file = _only(sorted(folder.glob("*.gguf")), folder, "*.gguf")
             dest = cache_root() / "models" / name
-            return build_atomically(dest, lambda tmp: convert_gguf(gguf_file, tmp))
+            if dest.is_dir():
+                return dest
+            return build_atomically(dest, lambda tmp: _announced(name, gguf_file, dest, tmp))
         return _only(
             sorted(p.parent for p in folder.rglob("config.json") if _is_model(p.parent)), folder, "a model"
         )
+
+
+def _announced(name: str, gguf_file: Path, dest: Path, tmp: Path) -> None:
+    """``convert_gguf``, saying on stderr what it does (first use only) and how long it took."""
+    import time
+
+    print(
+        f"softprompt: first use of {name}: converting {gguf_file.name} to a float32 safetensors folder "
+        f"{dest} (once; about 30 s on 2 CPU cores)...",
+        file=sys.stderr,
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    convert_gguf(gguf_file, tmp)
+    print(f"softprompt: converted {name} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
 
 def _is_model(folder: Path) -> bool:

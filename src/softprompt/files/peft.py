@@ -250,6 +250,19 @@ def _peft_config(model, peft_type: str, p: int, task_type: str, base: str) -> di
     return dict(sorted(cfg.items()))
 
 
+def peft_base(model_ref: str | None) -> str | None:
+    """A ``base_model_name_or_path`` PEFT's auto classes can load: a built-in name (``smollm2-135m``) as its
+    local folder, a local path as an absolute path, anything else (a hub id) unchanged."""
+    if not model_ref:
+        return None
+    from softprompt.files.assets import MODELS, resolve_model
+
+    if model_ref in MODELS:
+        return resolve_model(model_ref)
+    local = Path(model_ref).expanduser()
+    return str(local.resolve()) if local.exists() else model_ref
+
+
 def export_peft(
     model,
     name: str,
@@ -268,7 +281,8 @@ def export_peft(
         model: the ``PromptedModel`` holding the prompt.
         name: prompt name in ``model.bank``.
         path: destination folder (replaced if present).
-        base_model_name_or_path: recorded for PEFT's ``from_pretrained(model_id)`` convenience.
+        base_model_name_or_path: the backbone, recorded for PEFT's ``AutoPeftModel*.from_pretrained(path)``:
+            a built-in name is written as its local folder, a local path as an absolute path (``peft_base``).
         task_type: PEFT task type; default from the backbone kind (CAUSAL_LM, SEQ_2_SEQ_LM, FEATURE_EXTRACTION).
 
     Raises:
@@ -296,7 +310,8 @@ def export_peft(
         peft_type = "PREFIX_TUNING"
     else:
         values, peft_type = c.embeds, "PROMPT_TUNING"  # (P, H)
-    cfg = _peft_config(model, peft_type, values.shape[0], task_type, base_model_name_or_path)
+    base = peft_base(base_model_name_or_path) or ""
+    cfg = _peft_config(model, peft_type, values.shape[0], task_type, base)
     with atomic_dir(path) as tmp:
         save_file({KEY: values.detach().contiguous().cpu()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))

@@ -26,6 +26,7 @@ def make_task(
     head: str | None = None,
     virtual_tokens: int = 0,
     max_length: int = 256,
+    choose_from: list[dict] | None = None,
 ) -> Task:
     """The task for ``spec`` (a ``data.TaskSpec``) on ``model``.
 
@@ -35,9 +36,19 @@ def make_task(
         head: "lm" scores label words; "first"/"last"/"mean" trains a pooled classification head. Default:
             "lm" where the backbone has a language-model head, else "first".
         virtual_tokens: how many positions the prompt takes (to leave room for them when truncating).
+        choose_from: held-out examples (e.g. the validation split): without ``template``, a label-word
+            classification task takes the best of several candidate templates scored zero-shot on them
+            (``tasks.choose.choose_template``; the choice is kept as ``task.choice`` and recorded in run.json).
     """
     if head is not None and head not in HEADS:
         raise ConfigError(f"head={head!r} is not accepted; choose one of: {', '.join(HEADS)}")
+    choice = None
+    if template is None and choose_from and head in (None, "lm"):
+        from softprompt.tasks.choose import choose_template
+
+        choice = choose_template(model, spec, choose_from, verbalizer=verbalizer)
+        if choice is not None:
+            template, verbalizer = choice.full_template, verbalizer or choice.verbalizer
     template = template or (spec.default_templates[0] if spec.default_templates else "{text}")
     if spec.task == "labeling":
         return LabelingTask(
@@ -64,7 +75,7 @@ def make_task(
     probing = spec.task == "probing"
     words = verbalizer or (None if probing else spec.verbalizer_for(template))
     verb = Verbalizer.from_spec(words or list(spec.labels))
-    return VerbalizerTask(
+    task = VerbalizerTask(
         model,
         template,
         verb,
@@ -73,6 +84,8 @@ def make_task(
         virtual_tokens=virtual_tokens,
         probing=probing,
     )
+    task.choice = choice
+    return task
 
 
 def _no_mask(template: str) -> str:

@@ -73,6 +73,8 @@ def describe_task(task) -> dict:
         out["template"] = task.template.source
     if getattr(task, "verbalizer", None) is not None:
         out["verbalizer"] = task.verbalizer.label_words
+    if getattr(task, "choice", None) is not None:  # the template chosen zero-shot (tasks.choose)
+        out["template_choice"] = task.choice.to_json()
     for attr in ("labels", "tags"):
         if isinstance(getattr(task, attr, None), list):
             out[attr] = getattr(task, attr)

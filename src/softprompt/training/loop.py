@@ -148,10 +148,11 @@ class _Trainer:
 
     def _loop(self, opt, sched, progress: bool) -> None:
         c = self.config
+        sizes = f"{sum(len(j.train) for j in self.jobs):,} train / {sum(len(j.validation) for j in self.jobs):,} val"
         bar = tqdm(
             total=c.steps,
             initial=self.step,
-            desc="train",
+            desc=f"train ({sizes})",
             unit="step",
             dynamic_ncols=True,
             disable=not (progress and self.main),
@@ -164,6 +165,7 @@ class _Trainer:
             loss = self._step(opt, sched)
             self.step += 1
             window[0], window[1] = window[0] + loss, window[1] + 1
+            bar.set_postfix(loss=f"{window[0] / window[1]:.4f}", refresh=False)  # from the first step on
             if self.step % c.log_every == 0 or self.step == c.steps:
                 self._log_window(window, sched, bar)
                 window = [0.0, 0, time.perf_counter()]

@@ -1,0 +1,45 @@
+"""Where ``softprompt train`` starts without ``--template``: the zero-shot best template, soft prompts from its
+lead-in text (``softprompt.tasks.choose``), printed and recorded so the user sees what was used."""
+
+from __future__ import annotations
+
+
+def choose_start(s, data, model, progress: bool):
+    """(choice, template, method config, train config): without --template, the best candidate template
+    scored zero-shot on the validation split (tasks.choose), soft prompts started from its lead-in."""
+    import sys
+    from dataclasses import replace
+
+    from softprompt.commands.taskflags import cli_text
+    from softprompt.methods import make_config
+    from softprompt.tasks.choose import choose_template
+    from softprompt.training.config import TrainConfig
+
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else (lambda line: None)
+    sizes = {k: len(v) for k, v in data.splits().items()}
+    say(
+        f"data: {sizes['train']:,} train / {sizes['validation']:,} validation / {sizes['test']:,} test examples"
+    )
+    choice = None
+    if s.task.template is None and s.task.head in (None, "lm"):
+        held_out = "validation" if data.validation else "train"
+        choice = choose_template(
+            model, data.spec, data.splits()[held_out], verbalizer=s.task.verbalizer, split=held_out,
+            progress=progress,
+        )  # fmt: skip
+    if choice is None:  # a --template typed in a shell: \n and \t are newline and tab
+        return None, cli_text(s.task.template), s.method_config, s.train
+    template, fields, lr = choice.start(s.method, model.tokenizer, s.method_args)
+    config = make_config(s.method, **fields)
+    use_lr = lr is not None and s.train.lr == TrainConfig().lr  # an --lr of your own wins
+    say(
+        f"template: {choice.full_template!r} (zero-shot {choice.metric} {choice.score:.3f} on "
+        f"{choice.examples} {choice.split} examples, best of {len(choice.candidates)} candidates; "
+        "--template overrides)"
+    )
+    if lr is not None:  # started from the lead-in text
+        say(
+            f"{s.method}: {config.num_virtual_tokens} virtual tokens start from {choice.soft_lead!r}"
+            + (f", lr {lr:g} (--lr overrides)" if use_lr else "")
+        )
+    return choice, template, config, replace(s.train, lr=lr) if use_lr else s.train
