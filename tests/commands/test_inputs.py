@@ -273,7 +273,7 @@ def test_predict_cuts_long_inputs_to_the_rope_context_with_a_warning(run_dir, ca
     with pytest.warns(UserWarning, match=r"> max_length=125; cut \d+ tokens"):  # 128 positions - 3 virtual
         code, out, err = cli(capsys, "predict", "--prompt", run_dir, "--text", " ".join(["good"] * 300))
     assert code == 0, err
-    assert out.strip() in ("positive", "negative")
+    assert out.split()[0] in ("positive", "negative")
 
 
 def test_generation_prompt_past_the_context(assets, tmp_path, capsys):
@@ -324,4 +324,4 @@ def _edit_json(path, **changes):
 def test_float32_prompt_predicts_on_a_bfloat16_backbone(run_dir, capsys):
     code, out, err = cli(capsys, "predict", "--prompt", run_dir, "--text", "good", "--dtype", "bfloat16")
     assert code == 0, err
-    assert out.strip() in ("positive", "negative")
+    assert out.split()[0] in ("positive", "negative")

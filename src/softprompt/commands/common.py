@@ -266,6 +266,8 @@ def load_trained(
     if not model_name:
         raise ConfigError(f"{folder} does not record its model; pass --model")
     recorded = meta.get("spec")
+    if recorded:  # a broken recorded task fails before the model loads
+        spec_from_json(recorded, meta.get("template"), str(folder / "prompt.json"))
     spec_d = recorded or task_spec_json(folder, template, verbalizer, labels, spec, need_task)
     if recorded and (labels or verbalizer):
         spec_d = recorded | {"labels": list(labels or verbalizer)}

@@ -63,7 +63,7 @@ def run(args) -> int:
             "classification/probing templates"
         )
     templates = [cli_text(t) for t in args.template or ()] or list(data.spec.default_templates)
-    if len(templates) < 2 and data.spec.task == "classification":  # your own data: the candidate templates
+    if not args.template and len(templates) < 2 and data.spec.task == "classification":  # candidates
         templates = [t for t, _ in candidate_bodies(data.spec)]
     kind = model_kind(args.model)
     for template in templates:  # every template checked before the model loads
