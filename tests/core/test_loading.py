@@ -102,3 +102,14 @@ def test_fingerprint_format():
     fp = embedding_fingerprint(tiny_model("bert"))
     kind, shape, rms, means = fp.split(":")
     assert kind == "fp2" and len(shape) == 8 and float(rms) > 0 and len(means.split(",")) == 16
+
+
+def test_load_model_keeps_the_requested_attention_until_a_prefix_needs_ours(folder):
+    from softprompt.core import compat, kv
+
+    model = load_model(str(folder), device="cpu", attn_implementation="eager")
+    assert model.attn_implementation == "eager" == compat.attn_implementation(model.backbone)
+    model.add_prompt("pt", make_config("prompt-tuning", num_virtual_tokens=2))
+    assert compat.attn_implementation(model.backbone) == "eager"
+    model.add_prompt("px", make_config("prefix-tuning", num_virtual_tokens=2))
+    assert compat.attn_implementation(model.backbone) == kv.ATTN_IMPLEMENTATION

@@ -4,7 +4,8 @@ per-layer key/value prefixes, the backbone probe, generation, and loading a back
 - ``model.PromptedModel`` — the frozen backbone plus a bank of prompts; one ``forward`` for every method.
 - ``prompt`` — the contract every method implements (``Contribution``, ``MethodConfig``) and the method table.
 - ``bank`` — named prompts, per-row selection for mixed batches. ``static`` — the ejected (inference) form.
-- ``inject`` — virtual input tokens at any position; ``kv`` — key/value prefixes at attention time.
+- ``inject`` — virtual input tokens at any position; ``kv`` — key/value prefixes at attention time;
+  ``scoring`` — label log-probabilities aligned with the caller's tokens.
 - ``arch`` — what a backbone is (``BackboneInfo``), derived by a probe forward; a new backbone quirk goes here.
 - ``generation`` — KV-cache generation with the prompt-KV cache, the context check; ``decoding`` — the sampler,
   EOS ids and stop strings; ``loading`` — ``load_model`` (device, dtype, device_map).

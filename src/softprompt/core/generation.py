@@ -124,7 +124,14 @@ def _fit(model, input_ids, attention_mask, prompts, insert_at, max_new_tokens: i
         c = model.bank.get(name).contribute()
         sizes[name] = c.num_embeds + c.num_kv
     extra = torch.tensor([sizes.get(r, 0) for r in rows], device=attention_mask.device)
-    fitted = inject.fit_context(attention_mask, extra, limit, truncate=truncate, new_tokens=new)
+    fitted = inject.fit_context(
+        attention_mask,
+        extra,
+        limit,
+        truncate=truncate,
+        new_tokens=new,
+        truncate_hint=", or pass truncate=True (drops each long row's oldest tokens)",
+    )
     if insert_at is not None and fitted is not attention_mask:  # template slots keep their place in the text
         dropped = (attention_mask.bool().sum(1) - fitted.bool().sum(1)).to(insert_at.device)
         insert_at = (insert_at - dropped[:, None]).clamp(min=0)

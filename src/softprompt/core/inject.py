@@ -112,12 +112,14 @@ def fit_context(
     *,
     truncate: bool = False,
     new_tokens: int = 0,
+    truncate_hint: str = "",
 ) -> torch.Tensor:
     """Check that each row's real tokens + ``extra`` (its virtual tokens) + ``new_tokens`` fit in ``limit``.
 
     Returns ``attention_mask`` unchanged when they fit. Otherwise raises :class:`InputTooLong` naming the
     worst row, or with ``truncate`` warns and returns a mask without each long row's oldest tokens (the last
     ones are kept, which is what generation continues from); a row that cannot keep one token still raises.
+    ``truncate_hint`` ends the error message when the caller offers truncation (how to ask for it).
     """
     n_real = attention_mask.bool().sum(1)  # (B,)
     over = n_real + extra + new_tokens - (limit if limit is not None else 0)
@@ -132,7 +134,7 @@ def fit_context(
     )
     if not truncate or bool((n_real - over.clamp(min=0) < 1).any()):
         hint = "shorten the input" + (", lower max_new_tokens" if new_tokens else "")
-        raise InputTooLong(f"{msg}; {hint}" + ("" if truncate else ", or truncate (keeps the last tokens)"))
+        raise InputTooLong(f"{msg}; {hint}" + ("" if truncate else truncate_hint))
     warnings.warn(f"{msg}: the oldest {int(over[w])} tokens of that row were dropped", stacklevel=3)
     real = attention_mask.bool()
     from_end = real.flip(1).long().cumsum(1).flip(1) - 1  # (B, L) real tokens after this one

@@ -1,10 +1,14 @@
 """The only place that knows how per-layer key/value prefixes enter a transformer.
 
 softprompt registers one attention function, ``"softprompt"``, with transformers' ``AttentionInterface``
-(plus the matching mask function). Every supported backbone is switched to it; it wraps PyTorch SDPA and, when
-the model's forward received ``softprompt_kv=KVPrefix(...)`` among its keyword arguments (transformers passes
-those down to every attention call, checkpointed layers included), prepends the row's prefix keys/values to the
-layer's keys/values and widens the mask. With no ``softprompt_kv`` the function *is* SDPA.
+(plus the matching mask function). A backbone is switched to it for the probe and, for good, once a key/value
+prefix is used (``PromptedModel.enable_prefixes``; until then it keeps the implementation it was loaded with,
+and implementations outside ``WRAPS`` are never replaced). It wraps PyTorch SDPA and, when the model's forward
+received ``softprompt_kv=KVPrefix(...)`` among its keyword arguments (transformers passes those down to every
+attention call, checkpointed layers included), prepends the row's prefix keys/values to the layer's
+keys/values (cast to their dtype and device) and widens the mask by the prefix width only. With no
+``softprompt_kv`` the function *is* SDPA, called with transformers' own mask (None where SDPA's causal kernel
+applies); a decode step whose rows all use their whole prefix passes no mask either.
 
 The KV cache is never touched: prefixes are applied at attention time, so the cache only ever holds real tokens
 and cache / no-cache paths agree by construction. Nothing here depends on a cache class.

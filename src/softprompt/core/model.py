@@ -12,10 +12,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from softprompt.core import compat, inject, kv
+from softprompt.core import compat, inject, kv, scoring
 from softprompt.core.arch import BackboneInfo, describe_backbone
 from softprompt.core.bank import BatchPrompt, PromptBank, rows_of
 from softprompt.core.prompt import Contribution, InitContext, MethodConfig, build
@@ -217,7 +216,7 @@ class PromptedModel(nn.Module):
         keep = scored = None  # keep: the expanded positions whose vocabulary logits are computed at all
         if self.info.kind == "causal" and self._takes_logits_to_keep:
             if labels is not None:  # only where some row predicts a label: skips virtual tokens and padding
-                scored = self._next_targets(exp, labels.to(exp.mask.device))
+                scored = scoring.next_targets(exp, labels.to(exp.mask.device))
                 keep = (scored != -100).any(0).nonzero().squeeze(1)
             elif last_only:
                 keep = torch.unique(exp.last_pos)  # positions any row needs, shared by the batch
@@ -231,7 +230,7 @@ class PromptedModel(nn.Module):
         next_logits = lp = loss = None
         if logits is not None and labels is not None:
             scored = None if scored is None else scored.to(logits.device)
-            lp = self._label_logprobs(logits, labels.to(logits.device), exp, scored, keep)
+            lp = scoring.label_logprobs(self.info.kind, logits, labels.to(logits.device), exp, scored, keep)
             loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
         if logits is not None and not seq2seq:
             if keep is None or labels is None:  # label-position logits need not hold each row's last element
@@ -252,34 +251,6 @@ class PromptedModel(nn.Module):
     @property
     def _takes_logits_to_keep(self) -> bool:
         return compat.takes_logits_to_keep(self.backbone)
-
-    @staticmethod
-    def _next_targets(exp, labels) -> torch.Tensor:
-        """(B, T) the label each expanded position predicts (the next element's), -100 where none."""
-        return F.pad(exp.scatter_labels(labels)[:, 1:], (0, 1), value=-100)
-
-    def _label_logprobs(self, logits, labels, exp, scored=None, keep=None) -> torch.Tensor:
-        """log p(label_j) per caller token (B, L): causal LMs predict from the previous *expanded* element.
-
-        Causal ``logits`` are (B, T, V) over the expanded sequence, or (B, K, V) at positions ``keep`` only.
-        """
-
-        def logp(lg, lb):  # (B, N, V), (B, N) -> (B, N); flat rows: cross-entropy's fast contiguous layout
-            flat = F.cross_entropy(
-                lg.reshape(-1, lg.shape[-1]).float(), lb.reshape(-1), ignore_index=-100, reduction="none"
-            )
-            return -flat.view(lb.shape)
-
-        if self.info.kind == "causal":
-            scored = self._next_targets(exp, labels) if scored is None else scored  # (B, T)
-            keep = torch.arange(scored.shape[1], device=scored.device) if keep is None else keep
-            at_keep = logp(logits, scored[:, keep])  # (B, K): position p scores element p + 1
-            B, T = scored.shape  # entry t of ``shifted`` scores element t (one spare column for p = T - 1)
-            shifted = at_keep.new_zeros(B, T + 1).index_copy(1, keep + 1, at_keep)[:, :T]
-            return exp.gather(shifted) * (labels != -100)
-        if self.info.kind == "seq2seq":
-            return logp(logits, labels)
-        return logp(exp.gather(logits), labels)
 
     # ----- inference form ---------------------------------------------------------------------------------
     def eject(self, name: str) -> nn.Module:

@@ -1,0 +1,39 @@
+"""Label log-probabilities from a forward's logits, aligned with the caller's tokens (every backbone kind)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from softprompt.core.inject import Expanded
+
+
+def next_targets(exp: Expanded, labels: torch.Tensor) -> torch.Tensor:
+    """(B, T) the label each expanded position predicts (the next element's), -100 where none."""
+    return F.pad(exp.scatter_labels(labels)[:, 1:], (0, 1), value=-100)
+
+
+def _logp(lg: torch.Tensor, lb: torch.Tensor) -> torch.Tensor:
+    """(B, N, V), (B, N) -> (B, N) log-probabilities; flat rows: cross-entropy's fast contiguous layout."""
+    flat = F.cross_entropy(
+        lg.reshape(-1, lg.shape[-1]).float(), lb.reshape(-1), ignore_index=-100, reduction="none"
+    )
+    return -flat.view(lb.shape)
+
+
+def label_logprobs(kind: str, logits, labels, exp: Expanded, scored=None, keep=None) -> torch.Tensor:
+    """log p(label_j) per caller token (B, L): causal LMs predict from the previous *expanded* element.
+
+    Causal ``logits`` are (B, T, V) over the expanded sequence, or (B, K, V) at positions ``keep`` only;
+    seq2seq logits are decoder-aligned; encoders' are expanded-aligned.
+    """
+    if kind == "causal":
+        scored = next_targets(exp, labels) if scored is None else scored  # (B, T)
+        keep = torch.arange(scored.shape[1], device=scored.device) if keep is None else keep
+        at_keep = _logp(logits, scored[:, keep])  # (B, K): position p scores element p + 1
+        B, T = scored.shape  # entry t of ``shifted`` scores element t (one spare column for p = T - 1)
+        shifted = at_keep.new_zeros(B, T + 1).index_copy(1, keep + 1, at_keep)[:, :T]
+        return exp.gather(shifted) * (labels != -100)
+    if kind == "seq2seq":
+        return _logp(logits, labels)
+    return _logp(exp.gather(logits), labels)
