@@ -200,6 +200,7 @@ def test_run_that_failed_before_its_first_step_does_not_block_the_rerun(
         ({}, ["--template", "{soft:2} {text} it was {mask}"], ["2 soft tokens", "provides 3 virtual"]),
         ({"model": "./no-such-model"}, [], ["model folder ./no-such-model does not exist"]),
         ({"model": "EMPTY"}, [], ["has no config.json", "save_pretrained"]),
+        ({}, ["--verbalizer", '{"positive": 3, "negative": "bad"}'], ["label 'positive': 3 is not accepted"]),
     ],
 )
 def test_train_input_catalogue(assets, tmp_path, capsys, flags, extra, fragments):
@@ -226,6 +227,7 @@ def test_use_input_catalogue(run_dir, assets, tmp_path, capsys):
         (["sensitivity", "--model", assets["model"], "--dataset", plain, "--template", "{txt} {mask}",
           "--out", tmp_path / "s"], ["uses field 'txt'", "its fields"]),
         (["predict", "--prompt", tmp_path, "--text", "x"], ["neither a prompt folder", "nor a run folder"]),
+        (["report", run_dir, "--out", tmp_path / "in.jsonl"], ["--out", "is a file; give a folder"]),
     ]  # fmt: skip
     for argv, fragments in cases:
         code, _, err = cli(capsys, *argv)

@@ -139,3 +139,10 @@ def test_folder_with_misnamed_split_files_lists_them(tmp_path):
     (tmp_path / "training.jsonl").write_text('{"text": "a", "label": "x"}\n')
     with pytest.raises(DataError, match=r"holds training\.jsonl \(name them train\.\*, validation\.\*, test"):
         load_dataset(tmp_path)
+
+
+def test_no_answer_column_says_how_to_map_one_on_the_command_line(tmp_path):
+    src = tmp_path / "r.jsonl"
+    src.write_text('{"review": "a", "stars": 5}\n')
+    with pytest.raises(DataError, match=r"cannot tell the task.*--fields text=COLUMN,label=COLUMN"):
+        load_dataset(src)
