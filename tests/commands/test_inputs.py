@@ -228,6 +228,10 @@ def test_use_input_catalogue(run_dir, assets, tmp_path, capsys):
           "--out", tmp_path / "s"], ["uses field 'txt'", "its fields"]),
         (["predict", "--prompt", tmp_path, "--text", "x"], ["neither a prompt folder", "nor a run folder"]),
         (["report", run_dir, "--out", tmp_path / "in.jsonl"], ["--out", "is a file; give a folder"]),
+        (["sensitivity", "--model", assets["model"], "--dataset", plain, "--out", tmp_path / "in.jsonl"],
+         ["is a file; give a folder"]),
+        (["demo", "--model", assets["model"], "--out", tmp_path / "in.jsonl"], ["is a file; give a folder"]),
+        (["predict", "--prompt", run_dir, "--input", tmp_path], ["is a folder; give one .jsonl"]),
     ]  # fmt: skip
     for argv, fragments in cases:
         code, _, err = cli(capsys, *argv)

@@ -43,6 +43,8 @@ def run(args) -> int:
     from softprompt.files.atomic import atomic_write_text
 
     check_range("limit", args.limit, low=1)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder for sensitivity.json and .png")
     quiet_loading()
     data = load_dataset(args.dataset)
     if data.spec.task not in ("classification", "probing"):
