@@ -332,3 +332,14 @@ def test_float32_prompt_predicts_on_a_bfloat16_backbone(run_dir, capsys):
     code, out, err = cli(capsys, "predict", "--prompt", run_dir, "--text", "good", "--dtype", "bfloat16")
     assert code == 0, err
     assert out.strip() in ("positive", "negative")
+
+
+def test_eval_on_a_one_class_file_is_allowed(run_dir, tmp_path, capsys):
+    src = tmp_path / "all-positive.jsonl"
+    src.write_text(
+        "".join(json.dumps({"review": f"good {i}", "stars": "positive"}) + "\n" for i in range(20))
+    )
+    code, out, err = cli(capsys, "eval", "--prompt", run_dir, "--dataset", src, "--fields", "text=review,label=stars",
+                         "--split", "train", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["examples"] == 16

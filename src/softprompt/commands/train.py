@@ -178,10 +178,11 @@ def _checked_data(s):
     """The dataset, with the template checked before it loads (syntax) and after (its fields, a masked LM's
     {mask}), and the verbalizer against its labels; no model is loaded."""
     from softprompt.commands.common import check_template, check_verbalizer, model_kind
-    from softprompt.data import load_dataset
+    from softprompt.data import check_classes, load_dataset
 
     check_template(s.task.template)
     data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)
+    check_classes(data, s.dataset, (s.task.fields or {}).get("label", "label"))
     check_template(s.task.template, data.spec, kind=model_kind(s.model), head=s.task.head)
     check_verbalizer(s.task.verbalizer, data.spec)
     return data
