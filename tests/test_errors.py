@@ -156,3 +156,27 @@ def test_library_train_refuses_one_class(tmp_path):
     with pytest.raises(DataError, match="job 'prompt_tuning': every training example has label 'positive'"):
         train(model, TrainJob("prompt_tuning", task, rows, rows), TrainConfig(steps=1), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_run_folder_with_nothing_saved_is_reused_by_another_run(tmp_path):
+    from softprompt.training.records import check_out_dir, write_run
+
+    out = tmp_path / "run"
+    out.mkdir()
+    write_run(out, {"config": {"lr": 0.1}}, status="running")
+    (out / "log.jsonl").write_text("")
+    assert check_out_dir(out, {"config": {"lr": 0.2}}, resume=False) is False  # nothing to keep: reuse
+    (out / "log.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    with pytest.raises(ConfigError, match=r"holds another run \(differs in config.lr: 0.1 -> 0.2\)"):
+        check_out_dir(out, {"config": {"lr": 0.2}}, resume=False)
+    (out / "log.jsonl").write_text("")
+    (out / "final").mkdir()
+    with pytest.raises(ConfigError, match="already holds this run"):
+        check_out_dir(out, {"config": {"lr": 0.1}}, resume=False)
+    (out / "final").rmdir()
+    write_run(out, {"config": {"lr": 0.1}}, status="finished")  # a finished run is never reused
+    with pytest.raises(ConfigError, match="holds another run"):
+        check_out_dir(out, {"config": {"lr": 0.2}}, resume=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        check_out_dir(tmp_path / "file", {}, resume=False)

@@ -200,6 +200,7 @@ def test_run_that_failed_before_its_first_step_does_not_block_the_rerun(
         ({}, ["--template", "{soft:2} {text} it was {mask}"], ["2 soft tokens", "provides 3 virtual"]),
         ({"model": "./no-such-model"}, [], ["model folder ./no-such-model does not exist"]),
         ({"model": "EMPTY"}, [], ["has no config.json", "save_pretrained"]),
+        ({}, ["--verbalizer", '{"positive": 3, "negative": "bad"}'], ["label 'positive': 3 is not accepted"]),
     ],
 )
 def test_train_input_catalogue(assets, tmp_path, capsys, flags, extra, fragments):
@@ -226,6 +227,11 @@ def test_use_input_catalogue(run_dir, assets, tmp_path, capsys):
         (["sensitivity", "--model", assets["model"], "--dataset", plain, "--template", "{txt} {mask}",
           "--out", tmp_path / "s"], ["uses field 'txt'", "its fields"]),
         (["predict", "--prompt", tmp_path, "--text", "x"], ["neither a prompt folder", "nor a run folder"]),
+        (["report", run_dir, "--out", tmp_path / "in.jsonl"], ["--out", "is a file; give a folder"]),
+        (["sensitivity", "--model", assets["model"], "--dataset", plain, "--out", tmp_path / "in.jsonl"],
+         ["is a file; give a folder"]),
+        (["demo", "--model", assets["model"], "--out", tmp_path / "in.jsonl"], ["is a file; give a folder"]),
+        (["predict", "--prompt", run_dir, "--input", tmp_path], ["is a folder; give one .jsonl"]),
     ]  # fmt: skip
     for argv, fragments in cases:
         code, _, err = cli(capsys, *argv)
@@ -325,3 +331,14 @@ def test_float32_prompt_predicts_on_a_bfloat16_backbone(run_dir, capsys):
     code, out, err = cli(capsys, "predict", "--prompt", run_dir, "--text", "good", "--dtype", "bfloat16")
     assert code == 0, err
     assert out.split()[0] in ("positive", "negative")
+
+
+def test_eval_on_a_one_class_file_is_allowed(run_dir, tmp_path, capsys):
+    src = tmp_path / "all-positive.jsonl"
+    src.write_text(
+        "".join(json.dumps({"review": f"good {i}", "stars": "positive"}) + "\n" for i in range(20))
+    )
+    code, out, err = cli(capsys, "eval", "--prompt", run_dir, "--dataset", src, "--fields", "text=review,label=stars",
+                         "--split", "train", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["examples"] == 16

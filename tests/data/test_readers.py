@@ -114,10 +114,14 @@ def test_json_splits_with_an_unknown_split_name_are_refused(tmp_path):
 
 
 def test_one_class_training_set_names_the_label(tmp_path):
+    from softprompt.data import check_classes
+
     src = tmp_path / "one.csv"
     src.write_text("review,stars\n" + "".join(f"text {i},5\n" for i in range(20)))
+    data = load_dataset(src, fields={"text": "review", "label": "stars"})  # scoring a one-class file is fine
+    assert data.spec.labels == ("5",)
     with pytest.raises(DataError, match=r"one\.csv: every training example has label '5' \(column 'stars'\)"):
-        load_dataset(src, fields={"text": "review", "label": "stars"})
+        check_classes(data, str(src), "stars")
 
 
 def test_row_errors_give_the_file_line(tmp_path):
@@ -139,3 +143,10 @@ def test_folder_with_misnamed_split_files_lists_them(tmp_path):
     (tmp_path / "training.jsonl").write_text('{"text": "a", "label": "x"}\n')
     with pytest.raises(DataError, match=r"holds training\.jsonl \(name them train\.\*, validation\.\*, test"):
         load_dataset(tmp_path)
+
+
+def test_no_answer_column_says_how_to_map_one_on_the_command_line(tmp_path):
+    src = tmp_path / "r.jsonl"
+    src.write_text('{"review": "a", "stars": 5}\n')
+    with pytest.raises(DataError, match=r"cannot tell the task.*--fields text=COLUMN,label=COLUMN"):
+        load_dataset(src)

@@ -85,8 +85,17 @@ def spec_from_json(d: dict, template: str | None, where: str = "prompt.json"):
 
 
 def check_verbalizer(verbalizer: dict | None, spec) -> None:
-    """Every label of a classification dataset needs words."""
-    if verbalizer is None or spec.task != "classification" or not spec.labels:
+    """Every label of a classification dataset needs words (a string or a list of strings), and no others."""
+    if verbalizer is None:
+        return
+    for label, words in verbalizer.items():
+        listed = [words] if isinstance(words, str) else words
+        if not isinstance(listed, list) or not all(isinstance(w, str) and w.strip() for w in listed):
+            raise VerbalizerError(
+                f"verbalizer label {label!r}: {words!r} is not accepted; give a word or a list of words, "
+                'e.g. {"positive": ["good", "great"]} or "positive=good,great;negative=bad"'
+            )
+    if spec.task != "classification" or not spec.labels:
         return
     missing = [label for label in spec.labels if label not in verbalizer]
     if missing:

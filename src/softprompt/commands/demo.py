@@ -52,14 +52,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from softprompt.commands.common import quiet_loading
     from softprompt.commands.devices import check_train_device, resolve_device
-    from softprompt.errors import check_range
+    from softprompt.errors import ConfigError, check_range
     from softprompt.experiments.demo import DemoConfig, run_demo
 
     for name in ("steps", "batch_size", "templates", "eval_examples", "val_examples"):
         check_range(name, getattr(args, name), low=1)
     check_train_device(args.device)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder for the demo's runs and report")
     quiet_loading()
     run_demo(
         DemoConfig(

@@ -99,11 +99,8 @@ def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32"):
 
     target, torch_dtype = resolve_device(device), resolve_dtype(dtype)  # bad values fail before loading
     path = Path(name).expanduser()
-    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-    if looks_like_path and not path.exists():
-        raise ConfigError(f"model folder {name} does not exist")
-    if path.exists() and not (path / "config.json").is_file():
-        raise ConfigError(f"model folder {name} has no config.json; give a folder written by save_pretrained")
+    if name not in MODELS:
+        _check_model_folder(name, path)
     logging.disable_progress_bar()  # no "Loading weights" bars on stderr
     try:
         return load_model(name, dtype=torch_dtype, device=target)
@@ -113,6 +110,15 @@ def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32"):
         raise PromptFileError(
             f"{e} (built-in models: {', '.join(MODELS)}; or a local folder, or a hub id when online)"
         ) from None
+
+
+def _check_model_folder(name: str, path: Path) -> None:
+    """A local model must be a folder with config.json; a path-like name that does not exist is named."""
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    if looks_like_path and not path.exists():
+        raise ConfigError(f"model folder {name} does not exist")
+    if path.exists() and not (path / "config.json").is_file():
+        raise ConfigError(f"model folder {name} has no config.json; give a folder written by save_pretrained")
 
 
 def model_flags(args) -> dict:

@@ -18,8 +18,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from softprompt.errors import ConfigError
     from softprompt.experiments.report import report_runs
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder for the report")
     path = report_runs(args.runs, args.out, title=args.title)
     print(f"report: {path} (and {path.with_suffix('.html')})")
     return 0

@@ -55,6 +55,8 @@ def run(args) -> int:
     from softprompt.tasks.choose import candidate_bodies
 
     check_range("limit", args.limit, low=1)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder for sensitivity.json and .png")
     quiet_loading()
     data = load_dataset(args.dataset, fields=parse_pairs(args.fields) if args.fields else None)
     if data.spec.task not in ("classification", "probing"):

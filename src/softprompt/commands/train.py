@@ -100,28 +100,21 @@ def train_from_settings(
     import torch
 
     from softprompt.commands.common import (
-        check_template,
-        check_verbalizer,
         init_token_ids,
         label_words,
         load_backbone,
         make_task_for,
-        model_kind,
         prompt_name,
         spec_json,
     )
     from softprompt.commands.devices import check_train_device
     from softprompt.commands.start import choose_start
-    from softprompt.data import load_dataset
     from softprompt.methods import make_config
     from softprompt.tasks.base import check_prompts
     from softprompt.training import TrainJob, train
 
     check_train_device(device)
-    check_template(s.task.template)
-    data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)
-    check_template(s.task.template, data.spec, kind=model_kind(s.model), head=s.task.head)
-    check_verbalizer(s.task.verbalizer, data.spec)
+    data = _checked_data(s)
     model = load_backbone(s.model, device=device, dtype=dtype)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
     choice, template, config, train_cfg = choose_start(s, data, model, progress)
@@ -141,11 +134,9 @@ def train_from_settings(
         config = make_config(
             config.method, **{**s.method_args, "num_virtual_tokens": soft}
         )  # fill the {soft} slots
-    for split in (data.train, data.validation):
+    for split in (data.train, data.validation):  # a template that cannot encode fails before run.json exists
         if split:
-            task.collate(
-                split[:1]
-            )  # a template or verbalizer that cannot encode fails before run.json exists
+            task.collate(split[:1])
     name = s.name or prompt_name(data.spec.name)
     model.add_prompt(
         name,
@@ -194,6 +185,20 @@ def train_from_settings(
         "final": str(s.out / "final" / name),
     }
     return result, summary
+
+
+def _checked_data(s):
+    """The dataset, with the template checked before it loads (syntax) and after (its fields, a masked LM's
+    {mask}), and the verbalizer against its labels; no model is loaded."""
+    from softprompt.commands.common import check_template, check_verbalizer, model_kind
+    from softprompt.data import check_classes, load_dataset
+
+    check_template(s.task.template)
+    data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)
+    check_classes(data, s.dataset, (s.task.fields or {}).get("label", "label"))
+    check_template(s.task.template, data.spec, kind=model_kind(s.model), head=s.task.head)
+    check_verbalizer(s.task.verbalizer, data.spec)
+    return data
 
 
 def _text(summary: dict) -> str:

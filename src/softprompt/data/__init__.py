@@ -16,10 +16,10 @@ from pathlib import Path
 from softprompt.data.builtin import BUILTINS, load_builtin
 from softprompt.data.spec import TASKS, TaskData, TaskSpec
 from softprompt.data.splits import stable_shuffle
-from softprompt.data.user import load_user_data
+from softprompt.data.user import check_classes, load_user_data
 from softprompt.errors import ConfigError, DataError, check_choice, check_range
 
-__all__ = ["TaskData", "TaskSpec", "list_datasets", "load_dataset"]
+__all__ = ["TaskData", "TaskSpec", "check_classes", "list_datasets", "load_dataset"]
 
 
 def list_datasets() -> list[TaskSpec]:

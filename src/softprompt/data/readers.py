@@ -45,6 +45,8 @@ def read_rows(path: str | Path) -> list[dict]:
         DataError: missing file, unsupported format, a line that is not a JSON object, splits, or no rows.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give one {', '.join(SUFFIXES)} file of examples")
     if not path.is_file():
         raise DataError(f"no such file: {path}")
     rows = _read_file(path)

@@ -43,8 +43,6 @@ def load_user_data(
         for name, rows in raw.items()
     }
     parts = _splits(path, examples, seed)
-    if task == "classification":
-        _check_classes(path, parts["train"], mapping[answer])
     text_fields = tuple(f for f in mapping if f != answer)
     label_names = _labels(task, label_map, parts, answer)
     return TaskData(
@@ -69,7 +67,7 @@ def _infer_task(path: Path, fields: Mapping[str, str] | None, columns: list[str]
             return task
     raise DataError(
         f"{path}: cannot tell the task: no 'label', 'target' or 'tags' field (columns: {', '.join(columns)}); "
-        "map one with fields={'label': COLUMN, 'text': COLUMN} or pass task="
+        "map one with --fields text=COLUMN,label=COLUMN (Python: fields={'text': ..., 'label': ...}) or pass task="
     )
 
 
@@ -88,14 +86,21 @@ def _check_mapping(path: Path, mapping: dict, columns: list[str], answer: str, d
         )
 
 
-def _check_classes(path: Path, train: list[dict], column: str) -> None:
-    """A classifier learns nothing from one class (loss 0, accuracy 1.0): refuse it, naming the label."""
-    found = sorted({ex["label"] for ex in train})
+def check_classes(data: TaskData, source: str, column: str = "label") -> None:
+    """Before training a classifier: its train split holds at least two labels (one class gives loss 0 and
+    "accuracy 1.0" while learning nothing). Scoring a one-class file (``eval``) stays allowed.
+
+    Raises:
+        DataError: naming ``source``, the label found and its ``column``.
+    """
+    if data.spec.task != "classification":
+        return
+    found = sorted({str(ex[data.spec.label_field]) for ex in data.train})
     if not found:
-        raise DataError(f"{path}: the training split has no examples")
+        raise DataError(f"{source}: the training split has no examples")
     if len(found) < 2:
         raise DataError(
-            f"{path}: every training example has label {found[0]!r} (column {column!r}); a classifier needs "
+            f"{source}: every training example has label {found[0]!r} (column {column!r}); a classifier needs "
             "at least two labels in its training split (check the label column, --fields or the split files)"
         )
 

@@ -73,8 +73,8 @@ def save_prompt(
     return Path(path)
 
 
-def _check_keys(where: str, given: dict, cls, *, required_all: bool) -> None:
-    """Name the keys of ``given`` that ``cls`` lacks, and the fields of ``cls`` that ``given`` lacks."""
+def _check_keys(where: str, given: dict, cls) -> None:
+    """Name the keys of ``given`` that ``cls`` lacks, and the fields without a default that ``given`` lacks."""
     known = {f.name: f for f in dataclasses.fields(cls)}
     extra = [k for k in given if k not in known]
     if extra:
@@ -86,8 +86,7 @@ def _check_keys(where: str, given: dict, cls, *, required_all: bool) -> None:
     missing = [
         name
         for name, f in known.items()
-        if name not in given
-        and (required_all or (f.default is no_default and f.default_factory is no_default))
+        if name not in given and f.default is no_default and f.default_factory is no_default
     ]
     if missing:
         raise PromptFileError(f"{where}: missing key(s) {', '.join(map(repr, missing))}")
@@ -96,7 +95,7 @@ def _check_keys(where: str, given: dict, cls, *, required_all: bool) -> None:
 def check_meta(meta: dict, path) -> None:
     """``prompt.json``'s ``config`` and ``backbone`` hold exactly the keys their classes take.
 
-    A config key with a default may be absent (files written before the field existed load with it).
+    A key whose field has a default may be absent (files written before the field existed load with it).
 
     Raises:
         PromptFileError: naming the file, the section and the key.
@@ -110,8 +109,8 @@ def check_meta(meta: dict, path) -> None:
         raise PromptFileError(f"{f}: config: missing key 'method' (one of: {', '.join(METHODS)})")
     if method not in METHODS:
         raise PromptFileError(f"{f}: config: unknown method {method!r}; known: {', '.join(METHODS)}")
-    _check_keys(f"{f}: config", meta["config"], METHODS[method][0], required_all=False)
-    _check_keys(f"{f}: backbone", meta["backbone"], BackboneInfo, required_all=False)
+    _check_keys(f"{f}: config", meta["config"], METHODS[method][0])
+    _check_keys(f"{f}: backbone", meta["backbone"], BackboneInfo)
     slots = meta["backbone"]["slots"]
     if not isinstance(slots, list) or not all(isinstance(s, list) and len(s) == 2 for s in slots):
         raise PromptFileError(f"{f}: backbone: 'slots' must be a list of [role, layer] pairs")
