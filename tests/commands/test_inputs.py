@@ -200,7 +200,11 @@ def test_run_that_failed_before_its_first_step_does_not_block_the_rerun(
         ({}, ["--template", "{soft:2} {text} it was {mask}"], ["2 soft tokens", "provides 3 virtual"]),
         ({"model": "./no-such-model"}, [], ["model folder ./no-such-model does not exist"]),
         ({"model": "EMPTY"}, [], ["has no config.json", "save_pretrained"]),
-        ({}, ["--verbalizer", '{"positive": 3, "negative": "bad"}'], ["label 'positive': 3 is not accepted"]),
+        (
+            {},
+            ["--verbalizer", '{"positive": [], "negative": "bad"}'],
+            ["label 'positive': [] is not accepted"],
+        ),
     ],
 )
 def test_train_input_catalogue(assets, tmp_path, capsys, flags, extra, fragments):

@@ -148,5 +148,5 @@ def test_folder_with_misnamed_split_files_lists_them(tmp_path):
 def test_no_answer_column_says_how_to_map_one_on_the_command_line(tmp_path):
     src = tmp_path / "r.jsonl"
     src.write_text('{"review": "a", "stars": 5}\n')
-    with pytest.raises(DataError, match=r"cannot tell the task.*--fields text=COLUMN,label=COLUMN"):
+    with pytest.raises(DataError, match=r"cannot tell the task.*fields=\{'label': COLUMN"):
         load_dataset(src)

@@ -90,7 +90,11 @@ def check_verbalizer(verbalizer: dict | None, spec) -> None:
         return
     for label, words in verbalizer.items():
         listed = [words] if isinstance(words, str) else words
-        if not isinstance(listed, list) or not all(isinstance(w, str) and w.strip() for w in listed):
+        if (
+            not isinstance(listed, list)
+            or not listed
+            or not all(isinstance(w, str) and w.strip() for w in listed)
+        ):
             raise VerbalizerError(
                 f"verbalizer label {label!r}: {words!r} is not accepted; give a word or a list of words, "
                 'e.g. {"positive": ["good", "great"]} or "positive=good,great;negative=bad"'

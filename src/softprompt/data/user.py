@@ -67,7 +67,7 @@ def _infer_task(path: Path, fields: Mapping[str, str] | None, columns: list[str]
             return task
     raise DataError(
         f"{path}: cannot tell the task: no 'label', 'target' or 'tags' field (columns: {', '.join(columns)}); "
-        "map one with --fields text=COLUMN,label=COLUMN (Python: fields={'text': ..., 'label': ...}) or pass task="
+        "map one with fields={'label': COLUMN, 'text': COLUMN} or pass task="
     )
 
 
