@@ -100,3 +100,13 @@ def device_of(module: torch.nn.Module) -> torch.device:
     """The device of a module's first parameter (CPU for a module without any)."""
     p = next(module.parameters(), None)
     return torch.device("cpu") if p is None else p.device
+
+
+def cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (keys, values) of a ``DynamicCache``, (B, H_kv, T, D) each (the serving engine merges them)."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def cache_from_tensors(layers: list[tuple[torch.Tensor, torch.Tensor]]):
+    """A ``DynamicCache`` holding ``layers`` [(keys, values), ...], (B, H_kv, T, D) each."""
+    return DynamicCache(ddp_cache_data=layers)
