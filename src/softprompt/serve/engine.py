@@ -74,6 +74,10 @@ class Engine:
             )
         if not ids:
             raise ConfigError("prompt is empty; give at least one token of text")
+        vocab = self.model.backbone.get_input_embeddings().num_embeddings
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
         max_tokens = params.get("max_tokens", 16)
         check_range("max_tokens", max_tokens, low=1, high=self.config.max_new_tokens)
         entry = self.store.acquire(prompt)
@@ -119,6 +123,7 @@ class Engine:
         """Queue ``req``; QueueFull when ``max_queue`` requests already wait."""
         with self._cond:
             if len(self._waiting) >= self.config.max_queue:
+                req.finished = True
                 self.store.release(req.entry)
                 raise QueueFull(
                     f"{len(self._waiting)} requests wait already (max_queue={self.config.max_queue})"
