@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from softprompt.core.bank import NAME
 from softprompt.core.generation import prompt_kv_of
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
@@ -90,12 +91,14 @@ class PromptStore:
     def add(self, name: str, path: str | Path) -> Entry:
         """Load the prompt (or run) folder ``path`` as ``name``; a new version."""
         if name == BASE:
-            raise ConfigError(f"prompt name {BASE!r} is reserved for the plain backbone")
+            raise ConfigError(f"name={BASE!r} is reserved for the plain backbone")
+        if not NAME.match(name or ""):
+            raise ConfigError(f"name={name!r} is not accepted; use 1-128 letters, digits, '_' or '-'")
         folder = prompt_dir(Path(path))
         with self.lock:
             if name in self._entries:
                 raise ConfigError(
-                    f"a prompt named {name!r} is already served; DELETE /v1/prompts/{name} first"
+                    f"name={name!r} is already served; DELETE /v1/prompts/{name} first"
                 )
             self._counter += 1
             version = self._counter
