@@ -147,9 +147,7 @@ def test_queue_full_is_429_with_retry_after(tight):
     with pytest.raises(openai.RateLimitError):
         c = tight.client(api_key="secret")
         with cf_pool(3) as pool:
-            list(
-                pool.map(lambda _: c.completions.create(model="base", prompt="the", max_tokens=5), range(3))
-            )
+            list(pool.map(lambda _: c.completions.create(model="base", prompt="the", max_tokens=5), range(3)))
 
 
 def cf_pool(n):

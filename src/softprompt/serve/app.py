@@ -219,7 +219,7 @@ def _model_card(entry, parent: str) -> dict:
     return {
         "id": entry.name,
         "object": "model",
-        "created": int(entry.path.stat().st_mtime),
+        "created": int(entry.path.stat().st_mtime) if entry.path else 0,
         "owned_by": "softprompt",
         "method": entry.method,
         "virtual_tokens": entry.virtual_tokens,

@@ -31,7 +31,7 @@ class Entry:
     name: str
     key: str  # name in the model's bank: "p<version>"
     version: int
-    path: Path
+    path: Path | None  # None: added in Python (PromptStore.adopt)
     method: str
     virtual_tokens: int
     prefix: Contribution | None  # generation: a key/value prefix (input-level prompts converted), or None
@@ -90,16 +90,9 @@ class PromptStore:
 
     def add(self, name: str, path: str | Path) -> Entry:
         """Load the prompt (or run) folder ``path`` as ``name``; a new version."""
-        if name == BASE:
-            raise ConfigError(f"name={BASE!r} is reserved for the plain backbone")
-        if not NAME.match(name or ""):
-            raise ConfigError(f"name={name!r} is not accepted; use 1-128 letters, digits, '_' or '-'")
         folder = prompt_dir(Path(path))
         with self.lock:
-            if name in self._entries:
-                raise ConfigError(
-                    f"name={name!r} is already served; DELETE /v1/prompts/{name} first"
-                )
+            self._check_name(name)
             self._counter += 1
             version = self._counter
             key = f"p{version}"
@@ -111,6 +104,26 @@ class PromptStore:
                 raise
             self._entries[name] = entry
             return entry
+
+    def adopt(self, name: str) -> Entry:
+        """Serve prompt ``name`` that is already in the model's bank (added in Python), under that name."""
+        with self.lock:
+            self._check_name(name)
+            module = self.model.bank.get(name)
+            self._counter += 1
+            entry = self._entry(
+                name, name, self._counter, None, {"config": module.config.to_json(), "head": {}}
+            )
+            self._entries[name] = entry
+            return entry
+
+    def _check_name(self, name: str) -> None:
+        if name == BASE:
+            raise ConfigError(f"name={BASE!r} is reserved for the plain backbone")
+        if not NAME.match(name or ""):
+            raise ConfigError(f"name={name!r} is not accepted; use 1-128 letters, digits, '_' or '-'")
+        if name in self._entries:
+            raise ConfigError(f"name={name!r} is already served; DELETE /v1/prompts/{name} first")
 
     def _entry(self, name, key, version, folder, meta) -> Entry:
         module = self.model.bank.get(key)
