@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -120,7 +121,7 @@ def create_app(
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "prompts": len(engine.store.names()), **engine.stats()}
+        return {"status": "ok", "prompts": len(engine.store.names()), "pid": os.getpid(), **engine.stats()}
 
     @app.get("/metrics")
     async def metrics():
