@@ -94,10 +94,12 @@ def test_queue_is_bounded(serve_assets):
 
 def test_replaced_prompt_never_serves_stale_keys(engine, serve_assets):
     text, before = "the film is", run(engine, "pt", "the film is", 6).wait()[0]
+    old_key = engine.store.get("pt").key
     engine.store.remove("pt")
     engine.store.add("pt", f"{serve_assets['prompts']}/pt_long")  # same name, other tensors
     try:
         after = run(engine, "pt", text, 6).wait()[0]
+        assert old_key not in engine.model.bank  # the removed version left the bank once idle
         with engine.store.lock:
             assert after == alone(engine.model, engine.store.get("pt").key, text, 6, engine.eos)
         assert after != before

@@ -146,7 +146,7 @@ def create_app(
     @app.delete("/v1/prompts/{name}")
     async def remove_prompt(name: str):
         try:
-            engine.store.remove(name)
+            await asyncio.to_thread(engine.store.remove, name)
         except Exception as e:
             raise R.api_error(e, "name") from None
         return {"id": name, "object": "model", "deleted": True}

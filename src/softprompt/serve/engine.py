@@ -160,6 +160,7 @@ class Engine:
             self.metrics.queue.set(len(self._waiting))
 
     def _step(self, waiting: list[Request]) -> None:
+        self.store.collect()
         now = time.monotonic()
         dead = [r for r in waiting if r.cancelled or r.expired(now)]
         self._take(dead)

@@ -58,13 +58,20 @@ def prompt_dir(path: Path) -> Path:
 
 
 class PromptStore:
-    """Named prompt versions on one ``PromptedModel``; ``lock`` guards the model (the engine holds it per step)."""
+    """Named prompt versions on one ``PromptedModel``.
+
+    ``lock`` guards the model (the engine holds it for each step; loading a prompt takes it). The names have
+    their own small lock, so looking a prompt up never waits for a forward. Removed versions leave the bank in
+    ``collect``, which the engine calls at every step.
+    """
 
     def __init__(self, model, root: str | Path | None = None):
         self.model = model
         self.root = None if root is None else Path(root).resolve()
         self.lock = threading.RLock()
+        self._names = threading.Lock()
         self._entries: dict[str, Entry] = {}
+        self._dead: list[str] = []  # bank keys of removed versions no request holds any more
         self._counter = 0
 
     def load_all(self) -> list[str]:
@@ -91,10 +98,12 @@ class PromptStore:
     def add(self, name: str, path: str | Path) -> Entry:
         """Load the prompt (or run) folder ``path`` as ``name``; a new version."""
         folder = prompt_dir(Path(path))
-        with self.lock:
+        with self._names:
             self._check_name(name)
-            self._counter += 1
-            version = self._counter
+        with self.lock:
+            with self._names:
+                self._counter += 1
+                version = self._counter
             key = f"p{version}"
             key, meta = load_prompt(self.model, folder, key)
             try:
@@ -102,7 +111,13 @@ class PromptStore:
             except SoftPromptError:
                 self.model.bank.remove(key)
                 raise
-            self._entries[name] = entry
+            with self._names:
+                try:
+                    self._check_name(name)  # another add of this name may have won meanwhile
+                except ConfigError:
+                    self.model.bank.remove(key)
+                    raise
+                self._entries[name] = entry
             return entry
 
     def adopt(self, name: str) -> Entry:
@@ -153,12 +168,17 @@ class PromptStore:
 
     def remove(self, name: str) -> Entry:
         """Stop serving ``name``: new requests get UnknownPrompt; running ones finish on their version."""
-        with self.lock:
+        with self._names:
             entry = self.get(name)
             del self._entries[name]
             entry.removed = True
             self._drop_if_idle(entry)
-            return entry
+        if self.lock.acquire(blocking=False):  # else the engine's next step collects it
+            try:
+                self.collect()
+            finally:
+                self.lock.release()
+        return entry
 
     def get(self, name: str) -> Entry:
         entry = self._entries.get(name)
@@ -170,7 +190,7 @@ class PromptStore:
         """The current version of ``name`` (None for the plain backbone), held until ``release``."""
         if name is None or name == BASE:
             return None
-        with self.lock:
+        with self._names:
             entry = self.get(name)
             entry.active += 1
             return entry
@@ -178,13 +198,21 @@ class PromptStore:
     def release(self, entry: Entry | None) -> None:
         if entry is None:
             return
-        with self.lock:
+        with self._names:
             entry.active -= 1
             self._drop_if_idle(entry)
 
     def _drop_if_idle(self, entry: Entry) -> None:
-        if entry.removed and entry.active == 0 and entry.key in self.model.bank:
-            self.model.bank.remove(entry.key)
+        if entry.removed and entry.active == 0:
+            self._dead.append(entry.key)
+
+    def collect(self) -> None:
+        """Take removed, idle versions out of the model's bank (call with ``lock`` held)."""
+        with self._names:
+            dead, self._dead = self._dead, []
+        for key in dead:
+            if key in self.model.bank:
+                self.model.bank.remove(key)
 
     def names(self) -> list[str]:
         return list(self._entries)
