@@ -7,7 +7,7 @@
 (c) a mixed-prompt batch (8 prompts) vs. a single-prompt batch of the same shape, through the engine;
 (d) time to first token and tokens/s at 1, 8 and 32 concurrent HTTP clients (streaming, uvicorn in-process).
 
-Every figure is a median over ``--reps`` runs, the two sides interleaved. Usage: python bench/serve.py [--quick]
+Every figure is a median over ``--reps`` runs, the two sides interleaved. Usage: python bench/serve.py [--quick]  (or make bench-serve)
 """
 
 from __future__ import annotations
@@ -177,16 +177,10 @@ def bench_mixed(tok, reps: int, new: int) -> dict:
 def bench_http(tok, clients: list[int], new: int) -> dict:
     import httpx
 
-    from softprompt.serve.server import build_app
-
-    sys_path = Path(__file__).parents[1] / "tests" / "serve"
-    import sys
-
-    sys.path.insert(0, str(sys_path))
-    from serving import LiveServer
+    from softprompt.serve.server import BackgroundServer, build_app
 
     eng = engine_with({f"p{i}": 20 for i in range(8)}, max_rows=32)
-    live = LiveServer(build_app(eng))
+    live = BackgroundServer(build_app(eng))
     texts = [tok.decode(r) for r in inputs(tok, 32, 24)]
     out = {}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from softprompt.core.generation import generate
+from softprompt.serve.server import BackgroundServer
 
 POS = ["good", "great", "fine", "excellent", "amazing", "wonderful"]
 NEG = ["bad", "awful", "boring", "terrible", "poor", "dull"]
@@ -99,33 +100,10 @@ def alone(model, key: str | None, text: str, max_tokens: int, eos: set[int]) -> 
     return out
 
 
-class LiveServer:
-    """A real uvicorn server for ``app`` on 127.0.0.1 and a free port, in a background thread."""
-
-    def __init__(self, app):
-        import socket
-        import threading
-        import time
-
-        import uvicorn
-
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
+class LiveServer(BackgroundServer):
+    """A real uvicorn server on 127.0.0.1 and a free port, plus the official openai client for it."""
 
     def client(self, api_key: str = "none"):
         from openai import OpenAI
 
         return OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0, timeout=60)
-
-    def close(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=20)

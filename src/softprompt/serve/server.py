@@ -46,3 +46,32 @@ def build_app(engine, *, api_key: str | None = None, parent: str = ""):
 
     key = api_key if api_key is not None else os.environ.get("SOFTPROMPT_API_KEY") or None
     return create_app(engine, api_key=key, parent=parent)
+
+
+class BackgroundServer:
+    """uvicorn serving ``app`` on ``host`` and a free port (or ``port``) in a background thread (notebooks, tests,
+    benchmarks); ``close()`` stops it."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 20.0):
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        sock = socket.socket()
+        sock.bind((host, port))
+        self.port = sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + startup_timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"uvicorn did not start on {self.url}")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
