@@ -58,19 +58,27 @@ def engine_with(prompts: dict[str, int], max_rows: int):
     return eng
 
 
-def run_engine(eng, jobs: list[tuple[str | None, list[int]]], new: int) -> float:
-    """Submit every job at once; seconds until the last one finished."""
+def run_engine(eng, jobs: list[tuple[str | None, list[int]]], new: int, out: list | None = None) -> float:
+    """Submit every job at once; seconds until the last one finished (``out``: each job's tokens)."""
     done = threading.Semaphore(0)
+    tokens = [[] for _ in jobs]
 
-    def sink(ev):
-        if ev["type"] in ("done", "error"):
-            done.release()
+    def sink_of(i):
+        def sink(ev):
+            if ev["type"] == "token":
+                tokens[i].append(ev["token"])
+            if ev["type"] in ("done", "error"):
+                done.release()
+
+        return sink
 
     t = time.perf_counter()
-    for name, ids in jobs:
-        eng.submit(eng.completion(ids, name, sink=sink, max_tokens=new, temperature=0))
+    for i, (name, ids) in enumerate(jobs):
+        eng.submit(eng.completion(ids, name, sink=sink_of(i), max_tokens=new, temperature=0))
     for _ in jobs:
         done.acquire()
+    if out is not None:
+        out[:] = tokens
     return time.perf_counter() - t
 
 
@@ -163,6 +171,12 @@ def bench_mixed(tok, reps: int, new: int) -> dict:
     mixed = [(f"p{i % 8}", r) for i, r in enumerate(rows)]
     single = [("p0", r) for r in rows]
     a, b = median_pair(lambda: run_engine(eng, mixed, new), lambda: run_engine(eng, single, new), reps)
+    together, alone = [], []
+    run_engine(eng, mixed, new, together)
+    for job in mixed:  # the same requests one at a time: greedy answers must not depend on the batch
+        one = []
+        run_engine(eng, [job], new, one)
+        alone += one
     eng.stop()
     return {
         "rows": 16,
@@ -171,6 +185,7 @@ def bench_mixed(tok, reps: int, new: int) -> dict:
         "mixed_s": a,
         "single_s": b,
         "overhead": statistics.median(a) / statistics.median(b) - 1,
+        "equal_to_alone": f"{sum(x == y for x, y in zip(together, alone))}/{len(mixed)}",
     }
 
 

@@ -45,8 +45,8 @@ class Engine:
         self.can_generate = info.kind == "causal" and not info.sliding_window
         cfg = self.model.backbone.config
         self.positions = info.max_positions or getattr(cfg, "max_position_embeddings", None)
-        eos = cfg.eos_token_id if cfg.eos_token_id is not None else getattr(self.tok, "eos_token_id", None)
-        self.eos = frozenset(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, list) else [cfg.eos_token_id]
+        self.eos = frozenset(e for e in [*eos, getattr(self.tok, "eos_token_id", None)] if e is not None)
 
     # ----- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> Engine:
@@ -172,24 +172,26 @@ class Engine:
         logits = []
         if self._running:
             last = torch.tensor([r.tokens[-1] for r in self._running])
-            logits = list(self._batch.decode(last))
+            logits.append(self._batch.decode(last))  # (B, V)
         joining = self._admit([r for r in waiting if isinstance(r, Completion)])
         if joining:
-            logits += self._prefill(joining)
+            logits += self._prefill(joining)  # (n, V)
         if not self._running:
             return
         self.metrics.batch.observe(len(self._running))
+        logits = torch.cat(logits)
+        greedy = logits.argmax(-1).tolist()  # one device sync per step
         t = time.monotonic()
-        finished = [i for i, (r, lg) in enumerate(zip(self._running, logits)) if self._advance(r, lg, t)]
+        finished = [i for i, r in enumerate(self._running) if self._advance(r, logits[i], greedy[i], t)]
         self._drop(finished)
-        self.metrics.tokens_per_s.set(len(logits) / max(time.monotonic() - now, 1e-9))
+        self.metrics.tokens_per_s.set(len(greedy) / max(time.monotonic() - now, 1e-9))
 
     def _prefill(self, joining: list[Completion]) -> list[torch.Tensor]:
         """Prefill the joining rows into the batch; a refused input fails only those rows."""
         keys = [None if r.entry is None or r.entry.prefix is None else r.entry.key for r in joining]
         overrides = {r.entry.key: r.entry.prefix for r, k in zip(joining, keys) if k is not None}
         try:
-            out = list(self._batch.prefill([r.ids for r in joining], keys, overrides))
+            out = [self._batch.prefill([r.ids for r in joining], keys, overrides)]
         except SoftPromptError as e:
             for r in joining:
                 self._fail(r, e)
@@ -228,9 +230,9 @@ class Engine:
         self._running = [self._running[i] for i in keep]
         self.metrics.running.set(len(self._running))
 
-    def _advance(self, r: Completion, logits: torch.Tensor, now: float) -> bool:
+    def _advance(self, r: Completion, logits: torch.Tensor, greedy: int, now: float) -> bool:
         """Choose and report row ``r``'s next token; True when the row is finished."""
-        token = pick(logits, r.temperature, r.top_p, r.generator)
+        token = greedy if r.temperature <= 0 else pick(logits.cpu(), r.temperature, r.top_p, r.generator)
         if r.first_token is None:
             r.first_token = now
             self.metrics.ttft.observe(now - r.submitted)
@@ -244,7 +246,7 @@ class Engine:
             text += r.detok.flush()
         event = {"type": "token", "text": text, "token": token}
         if r.logprobs is not None:
-            event["logprob"], event["top"] = top_logprobs(logits, token, r.logprobs)
+            event["logprob"], event["top"] = top_logprobs(logits.cpu(), token, r.logprobs)
         if token not in r.eos:
             self._send(r, event)
         if reason:
@@ -267,14 +269,7 @@ class Engine:
         for group in groups.values():
             texts = [t for r in group for t in r.texts]
             try:
-                out = torch.cat(
-                    [
-                        tasks.scores(
-                            self.model, group[0].entry, texts[i : i + self.config.classify_rows]
-                        ).cpu()
-                        for i in range(0, len(texts), self.config.classify_rows)
-                    ]
-                )
+                out = tasks.scores(self.model, group[0].entry, texts, self.config.classify_rows)
             except Exception as e:  # a bad input fails its group only
                 for r in group:
                     self._fail(r, e)

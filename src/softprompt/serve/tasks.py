@@ -68,10 +68,13 @@ def text_field(entry) -> str:
 
 
 @torch.no_grad()
-def scores(model, entry, texts: list[str]) -> torch.Tensor:
-    """(B, C) label scores for ``texts`` with ``entry``'s prompt and task (one forward where the task allows)."""
+def scores(model, entry, texts: list[str], rows: int = 64) -> torch.Tensor:
+    """(B, C) label scores for ``texts`` with ``entry``'s prompt and task, ``rows`` texts per forward (CPU)."""
     task = entry.task
-    examples = [{text_field(entry): t} for t in texts]
-    batch = task.collate(examples)
     fn = task.scores if hasattr(task, "scores") else task.logits
-    return fn(model, batch, [entry.key] * len(texts)).float()
+    out = []
+    for i in range(0, len(texts), rows):
+        chunk = texts[i : i + rows]
+        batch = task.collate([{text_field(entry): t} for t in chunk])
+        out.append(fn(model, batch, [entry.key] * len(chunk)).float().cpu())
+    return torch.cat(out)
