@@ -246,6 +246,11 @@ def main(argv=None) -> None:
     tok = tokenizer()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     res = {"model": MODEL, "machine": machine(), "versions": versions(), "started": started, "reps": reps}
+    heads = {
+        "throughput": ("throughput_ratio_vs_peft", "ratio"),
+        "latency": ("latency_ratio_vs_peft", "ratio"),
+        "mixed": ("mixed_overhead", "overhead"),
+    }
     for key, fn in [
         ("throughput", lambda: bench_throughput(tok, reps, per_prompt, a.new_tokens)),
         ("latency", lambda: bench_latency(tok, reps, a.new_tokens)),
@@ -254,20 +259,21 @@ def main(argv=None) -> None:
     ]:
         t = time.perf_counter()
         res[key] = fn()
+        if key in heads:
+            res[heads[key][0]] = res[key][heads[key][1]]
         print(key, json.dumps(res[key]), f"({time.perf_counter() - t:.0f} s)", flush=True)
-    res["throughput_ratio_vs_peft"] = res["throughput"]["ratio"]
-    res["latency_ratio_vs_peft"] = res["latency"]["ratio"]
-    res["mixed_overhead"] = res["mixed"]["overhead"]
-    res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    OUT.parent.mkdir(exist_ok=True)
+        write(res, complete=key == "http")
+    print(json.dumps({k: res[k] for k, _ in heads.values()}))
+
+
+def write(res: dict, complete: bool) -> None:
+    """serve.json after every section (``complete`` false until the last one), atomically."""
     from softprompt.files.atomic import atomic_write_text
 
+    res["complete"] = complete
+    res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    OUT.parent.mkdir(exist_ok=True)
     atomic_write_text(OUT, json.dumps(res, indent=2))
-    print(
-        json.dumps(
-            {k: res[k] for k in ("throughput_ratio_vs_peft", "latency_ratio_vs_peft", "mixed_overhead")}
-        )
-    )
 
 
 if __name__ == "__main__":
