@@ -241,7 +241,10 @@ def main(argv=None) -> None:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--new-tokens", type=int, default=16)
     p.add_argument("--quick", action="store_true", help="1 rep, fewer requests (a smoke run)")
+    p.add_argument("--sections", default="throughput,latency,mixed,http", help="comma-separated subset")
+    p.add_argument("--out", type=Path, default=OUT, help=f"(default: {OUT})")
     a = p.parse_args(argv)
+    wanted = a.sections.split(",")
     reps, per_prompt = (1, 1) if a.quick else (a.reps, 4)
     tok = tokenizer()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -257,23 +260,25 @@ def main(argv=None) -> None:
         ("mixed", lambda: bench_mixed(tok, reps, a.new_tokens)),
         ("http", lambda: bench_http(tok, [1, 8] if a.quick else [1, 8, 32], a.new_tokens)),
     ]:
+        if key not in wanted:
+            continue
         t = time.perf_counter()
         res[key] = fn()
         if key in heads:
             res[heads[key][0]] = res[key][heads[key][1]]
         print(key, json.dumps(res[key]), f"({time.perf_counter() - t:.0f} s)", flush=True)
-        write(res, complete=key == "http")
-    print(json.dumps({k: res[k] for k, _ in heads.values()}))
+        write(res, a.out, complete=key == wanted[-1])
+    print(json.dumps({k: res[k] for k, _ in heads.values() if k in res}))
 
 
-def write(res: dict, complete: bool) -> None:
+def write(res: dict, out: Path, complete: bool) -> None:
     """serve.json after every section (``complete`` false until the last one), atomically."""
     from softprompt.files.atomic import atomic_write_text
 
     res["complete"] = complete
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    OUT.parent.mkdir(exist_ok=True)
-    atomic_write_text(OUT, json.dumps(res, indent=2))
+    out.parent.mkdir(exist_ok=True)
+    atomic_write_text(out, json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":
