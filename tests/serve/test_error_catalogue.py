@@ -184,3 +184,20 @@ def test_chat_without_a_template_is_400(tight, monkeypatch):
             model="base", messages=[{"role": "user", "content": "hi"}]
         )
     assert e.value.body["code"] == "no_chat_template"
+
+
+def test_disconnect_frees_the_slot_without_streaming(serve_assets):
+    live = start(serve_assets, hook=lambda m, a: time.sleep(0.02), max_rows=1, request_timeout=30)
+    try:
+        body = {"model": "base", "prompt": "the movie", "max_tokens": 120, "temperature": 0}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(live.url + "/v1/completions", json=body, timeout=0.3)  # hangs up after 0.3 s
+        deadline = time.monotonic() + 1.2
+        while live.engine.stats()["running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert live.engine.stats() == {"waiting": 0, "running": 0}  # long before its 120 tokens (> 2.4 s)
+        metrics = httpx.get(live.url + "/metrics").text
+        assert 'softprompt_requests_total{kind="completion",prompt="base",status="Cancelled"} 1.0' in metrics
+    finally:
+        live.close()
+        live.engine.stop()

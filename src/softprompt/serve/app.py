@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -85,14 +86,18 @@ class Rows:
 
     async def events(self, request: Request):
         """(index, event) until every row ended; cancels the rows when the client disconnects."""
-        open_rows = len(self.reqs)
+        open_rows, checked = len(self.reqs), time.monotonic()
         try:
             while open_rows:
                 try:
                     i, ev = await asyncio.wait_for(self.queue.get(), 0.5)
                 except TimeoutError:
+                    i = ev = None
+                if time.monotonic() - checked > 0.5:  # tokens may keep coming: look every half second
+                    checked = time.monotonic()
                     if await request.is_disconnected():
                         return
+                if ev is None:
                     continue
                 if ev["type"] in ("done", "error", "scores"):
                     open_rows -= 1
