@@ -1,5 +1,6 @@
 import pytest
-from serving import LiveServer, write_model_dir, write_prompts
+
+from .serving import start, write_model_dir, write_prompts
 
 
 @pytest.fixture(scope="session")
@@ -9,20 +10,6 @@ def serve_assets(tmp_path_factory):
     model_dir = write_model_dir(root / "model")
     prompts = write_prompts(root / "prompts", model_dir)
     return {"model": str(model_dir), "prompts": str(prompts)}
-
-
-def start(serve_assets, hook=None, api_key=None, **limits):
-    from softprompt.serve import EngineConfig
-    from softprompt.serve.server import build_app, build_engine
-
-    engine = build_engine(
-        serve_assets["model"], serve_assets["prompts"], device="cpu", config=EngineConfig(**limits)
-    )
-    if hook is not None:
-        engine.model.backbone.register_forward_pre_hook(hook)
-    live = LiveServer(build_app(engine, api_key=api_key, parent="tiny-llama"))
-    live.engine = engine
-    return live
 
 
 @pytest.fixture(scope="module")

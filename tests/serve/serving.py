@@ -107,3 +107,17 @@ class LiveServer(BackgroundServer):
         from openai import OpenAI
 
         return OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0, timeout=60)
+
+
+def start(serve_assets, hook=None, api_key=None, **limits):
+    from softprompt.serve import EngineConfig
+    from softprompt.serve.server import build_app, build_engine
+
+    engine = build_engine(
+        serve_assets["model"], serve_assets["prompts"], device="cpu", config=EngineConfig(**limits)
+    )
+    if hook is not None:
+        engine.model.backbone.register_forward_pre_hook(hook)
+    live = LiveServer(build_app(engine, api_key=api_key, parent="tiny-llama"))
+    live.engine = engine
+    return live

@@ -1,9 +1,10 @@
 """``softprompt serve`` wiring: the command builds the engine and app from its flags and hands them to uvicorn."""
 
 import pytest
-from serving import LiveServer
 
 from softprompt.cli import main
+
+from .serving import LiveServer
 
 
 def test_serve_command_serves_the_folder(serve_assets, monkeypatch, capsys):

@@ -5,12 +5,13 @@ import threading
 
 import pytest
 import torch
-from serving import PROMPTS, alone, texts
 
 from softprompt.core.loading import load_model
 from softprompt.errors import ConfigError, InputTooLong
 from softprompt.serve import Engine, EngineConfig, PromptStore
 from softprompt.serve.errors import QueueFull, UnknownPrompt
+
+from .serving import PROMPTS, alone, texts
 
 NAMES = [*PROMPTS, "run", "base"]
 

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import start
+from .serving import start
 
 
 def error_of(r: httpx.Response, status: int) -> dict:

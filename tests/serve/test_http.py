@@ -8,7 +8,8 @@ import time
 
 import httpx
 import pytest
-from serving import PROMPTS, texts
+
+from .serving import PROMPTS, texts
 
 NAMES = [*PROMPTS, "run", "base"]
 

@@ -6,7 +6,8 @@ import time
 
 import httpx
 import pytest
-from serving import PROMPTS, texts
+
+from .serving import PROMPTS, texts
 
 ray = pytest.importorskip("ray", reason="Ray Serve is the optional extra softprompt[ray]")
 
