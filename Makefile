@@ -39,5 +39,10 @@ bench: $(BIN)/.installed
 bench-quality: $(BIN)/.installed
 	$(BIN)/python bench/quality.py --preset standard
 
+# Serving on SmolLM2-135M vs. PEFT (throughput, latency, mixed-batch overhead, HTTP TTFT): writes bench/results/serve.json
+# Run it in the background: nohup make bench-serve > bench/results/serve.log 2>&1 &
+bench-serve: $(BIN)/.installed
+	$(BIN)/python bench/serve.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -15,6 +15,7 @@ from softprompt.commands import (
     predict,
     report,
     sensitivity,
+    serve,
     train,
 )
 
@@ -28,5 +29,6 @@ COMMANDS = [
     sensitivity,
     report,
     peft,
+    serve,
     demo,
 ]

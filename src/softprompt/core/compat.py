@@ -128,3 +128,13 @@ def checkpoint_layers(model: torch.nn.Module) -> bool:
         layer.forward = forward
         layer._softprompt_checkpointed = True
     return bool(layers)
+
+
+def cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (keys, values) of a ``DynamicCache``, (B, H_kv, T, D) each (the serving engine merges them)."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def cache_from_tensors(layers: list[tuple[torch.Tensor, torch.Tensor]]):
+    """A ``DynamicCache`` holding ``layers`` [(keys, values), ...], (B, H_kv, T, D) each."""
+    return DynamicCache(ddp_cache_data=layers)

@@ -8,6 +8,7 @@ reused by every call until the prompt's parameters change.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -22,13 +23,28 @@ def _version(module) -> tuple:
     return tuple((id(p), p._version) for p in module.parameters())
 
 
+_PROMPT_KV_LOCK = threading.Lock()
+
+
 def prompt_kv(model, name: str) -> Contribution:
-    """Keys/values of prompt ``name``'s prepended virtual tokens, as a prefix (cached per parameter version)."""
+    """Keys/values of prompt ``name``'s prepended virtual tokens, as a prefix (cached per parameter version).
+
+    The cache entry keeps the module it was computed from: a prompt removed and re-added under the same name
+    is a new module and never gets the old keys/values (parameter ids alone can be reused after a free).
+    """
     module = model.bank.get(name)
-    ver = _version(module)
-    hit = model._prompt_kv.get(name)
-    if hit is not None and hit[0] == ver:
-        return hit[1]
+    with _PROMPT_KV_LOCK:
+        ver = _version(module)
+        hit = model._prompt_kv.get(name)
+        if hit is not None and hit[0] is module and hit[1] == ver:
+            return hit[2]
+        out = prompt_kv_of(model, module)
+        model._prompt_kv[name] = (module, ver, out)
+        return out
+
+
+def prompt_kv_of(model, module) -> Contribution:
+    """Uncached: the key/value prefix equal to prompt ``module``'s prepended virtual tokens."""
     c = module.contribute()
     model.enable_prefixes()
     state = kv.KVPrefix(capture={})
@@ -39,9 +55,7 @@ def prompt_kv(model, name: str) -> Contribution:
         model.backbone(inputs_embeds=embeds, position_ids=pos, use_cache=False, **{kv.KWARG: state})
     slots = [state.capture[s] for s in range(len(model.info.slots))]
     kvs = torch.stack([torch.stack([k[0], v[0]]).to(emb.device) for k, v in slots])  # (S, 2, H_kv, P, D)
-    out = Contribution(kv=kvs)
-    model._prompt_kv[name] = (ver, out)
-    return out
+    return Contribution(kv=kvs)
 
 
 @torch.no_grad()

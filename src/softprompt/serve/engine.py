@@ -1,0 +1,306 @@
+"""The serving engine: one scheduler thread owns the model and runs every request.
+
+Each step (under the store's lock): expired and cancelled rows leave; classification requests are scored,
+one forward per prompt group; running rows decode one token together (whatever their prompts); waiting
+completions join (up to ``max_rows`` rows and ``max_tokens_per_step`` prompt tokens) with one prefill, and their
+cache is merged into the running batch (``batch.RowBatch``). Rows leave as soon as they finish, so a waiting
+request starts within one step of a free slot. Greedy output equals the request run alone, token for token.
+"""
+
+from __future__ import annotations
+
+import collections
+import secrets
+import threading
+import time
+
+import torch
+
+from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_range
+from softprompt.serve import tasks
+from softprompt.serve.batch import RowBatch
+from softprompt.serve.config import EngineConfig
+from softprompt.serve.errors import Cancelled, QueueFull, RequestTimeout
+from softprompt.serve.metrics import Metrics
+from softprompt.serve.requests import Classification, Completion, Request
+from softprompt.serve.sampling import Detokenizer, pick, top_logprobs
+from softprompt.serve.store import PromptStore
+
+
+class Engine:
+    """Owns ``store.model``; ``submit`` queues a request, the scheduler thread reports through its sink."""
+
+    def __init__(self, store: PromptStore, config: EngineConfig | None = None):
+        self.store, self.model = store, store.model
+        self.config = config or EngineConfig()
+        self.metrics = Metrics()
+        self.tok = self.model.tokenizer
+        self._waiting: collections.deque[Request] = collections.deque()
+        self._cond = threading.Condition()
+        self._running: list[Completion] = []
+        self._batch = RowBatch(self.model)
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        info = self.model.info
+        self.can_generate = info.kind == "causal" and not info.sliding_window
+        cfg = self.model.backbone.config
+        self.positions = info.max_positions or getattr(cfg, "max_position_embeddings", None)
+        eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, list) else [cfg.eos_token_id]
+        self.eos = frozenset(e for e in [*eos, getattr(self.tok, "eos_token_id", None)] if e is not None)
+
+    # ----- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> Engine:
+        self.model.eval()
+        self._thread = threading.Thread(target=self._loop, name="softprompt-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for r in [*self._waiting, *self._running]:
+            self._fail(r, Cancelled("the server is shutting down"))
+
+    # ----- requests -------------------------------------------------------------------------------------
+    def completion(self, ids: list[int], prompt: str | None, *, sink, **params) -> Completion:
+        """A checked completion request for token ``ids`` (holds its prompt version until it ends)."""
+        if not self.can_generate:
+            raise UnsupportedModel(
+                f"{self.model.info.family}: serving generation needs a causal LM without sliding-window "
+                "attention; /v1/classify still works"
+            )
+        if not ids:
+            raise ConfigError("prompt is empty; give at least one token of text")
+        vocab = self.model.backbone.get_input_embeddings().num_embeddings
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
+        max_tokens = params.get("max_tokens", 16)
+        check_range("max_tokens", max_tokens, low=1, high=self.config.max_new_tokens)
+        entry = self.store.acquire(prompt)
+        try:
+            self._check_length(len(ids), entry, max_tokens)
+        except SoftPromptError:
+            self.store.release(entry)
+            raise
+        seed = params.get("seed")
+        req = Completion(
+            entry=entry, sink=sink, ids=list(ids), eos=self.eos, timeout=self.config.request_timeout
+        )
+        for k, v in params.items():
+            setattr(req, k, v)
+        req.detok = Detokenizer(self.tok, req.stop)
+        if req.temperature > 0:
+            req.generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        return req
+
+    def _check_length(self, n: int, entry, max_tokens: int) -> None:
+        limit = self.config.max_input_tokens
+        if limit is not None and n > limit:
+            raise InputTooLong(f"prompt has {n} tokens; the limit is max_input_tokens={limit}")
+        virtual = 0 if entry is None else entry.virtual_tokens
+        if self.positions is not None and n + virtual + max_tokens > self.positions:
+            raise InputTooLong(
+                f"prompt ({n} tokens) + {virtual} virtual tokens + max_tokens ({max_tokens}) = "
+                f"{n + virtual + max_tokens} > the model's context of {self.positions} positions"
+            )
+
+    def classification(self, texts: list[str], prompt: str, *, sink) -> Classification:
+        """A checked classification request (label scores of ``prompt``'s task for each text)."""
+        entry = self.store.acquire(prompt)
+        if entry is None or entry.task is None:
+            self.store.release(entry)
+            raise ConfigError(
+                f"model={prompt!r} has no classification task (only prompts saved by `softprompt train` "
+                "for classification/probing do)"
+            )
+        return Classification(entry=entry, sink=sink, texts=list(texts), timeout=self.config.request_timeout)
+
+    def submit(self, req: Request) -> None:
+        """Queue ``req``; QueueFull when ``max_queue`` requests already wait."""
+        with self._cond:
+            if len(self._waiting) >= self.config.max_queue:
+                req.finished = True
+                self.store.release(req.entry)
+                raise QueueFull(
+                    f"{len(self._waiting)} requests wait already (max_queue={self.config.max_queue})"
+                )
+            self._waiting.append(req)
+            self.metrics.queue.set(len(self._waiting))
+            self._cond.notify()
+
+    def stats(self) -> dict:
+        return {"waiting": len(self._waiting), "running": len(self._running)}
+
+    # ----- the scheduler --------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        torch.set_grad_enabled(False)
+        while True:
+            with self._cond:
+                while not self._stop and not self._waiting and not self._running:
+                    self._cond.wait(timeout=0.5)
+                if self._stop:
+                    return
+                waiting = list(self._waiting)
+            with self.store.lock:
+                try:
+                    self._step(waiting)
+                except Exception as e:  # never let a bad batch kill the server: fail its rows, start over
+                    for r in self._running:
+                        self._fail(r, e)
+                    self._running, self._batch = [], RowBatch(self.model)
+
+    def _take(self, taken: list[Request]) -> None:
+        with self._cond:
+            gone = set(map(id, taken))
+            self._waiting = collections.deque(r for r in self._waiting if id(r) not in gone)
+            self.metrics.queue.set(len(self._waiting))
+
+    def _step(self, waiting: list[Request]) -> None:
+        self.store.collect()
+        now = time.monotonic()
+        dead = [r for r in waiting if r.cancelled or r.expired(now)]
+        self._take(dead)
+        for r in dead:
+            self._fail(r, self._why(r))
+        waiting = [r for r in waiting if not (r.cancelled or r.expired(now))]
+        self._classify([r for r in waiting if isinstance(r, Classification)])
+        self._drop([i for i, r in enumerate(self._running) if r.cancelled or r.expired(now)])
+        logits = []
+        if self._running:
+            last = torch.tensor([r.tokens[-1] for r in self._running])
+            logits.append(self._batch.decode(last))  # (B, V)
+        joining = self._admit([r for r in waiting if isinstance(r, Completion)])
+        if joining:
+            logits += self._prefill(joining)  # (n, V)
+        if not self._running:
+            return
+        self.metrics.batch.observe(len(self._running))
+        logits = torch.cat(logits)
+        greedy = logits.argmax(-1).tolist()  # one device sync per step
+        t = time.monotonic()
+        finished = [i for i, r in enumerate(self._running) if self._advance(r, logits[i], greedy[i], t)]
+        self._drop(finished)
+        self.metrics.tokens_per_s.set(len(greedy) / max(time.monotonic() - now, 1e-9))
+
+    def _prefill(self, joining: list[Completion]) -> list[torch.Tensor]:
+        """Prefill the joining rows into the batch; a refused input fails only those rows."""
+        keys = [None if r.entry is None or r.entry.prefix is None else r.entry.key for r in joining]
+        overrides = {r.entry.key: r.entry.prefix for r, k in zip(joining, keys) if k is not None}
+        try:
+            out = [self._batch.prefill([r.ids for r in joining], keys, overrides)]
+        except SoftPromptError as e:
+            for r in joining:
+                self._fail(r, e)
+            return []
+        self._running += joining
+        self.metrics.running.set(len(self._running))
+        return out
+
+    def _why(self, r: Request) -> SoftPromptError:
+        if r.cancelled:
+            return Cancelled("the client disconnected")
+        return RequestTimeout(f"the request took longer than request_timeout={self.config.request_timeout} s")
+
+    def _admit(self, waiting: list[Completion]) -> list[Completion]:
+        joining, budget = [], self.config.max_tokens_per_step
+        for r in waiting:
+            if len(self._running) + len(joining) >= self.config.max_rows:
+                break
+            if joining and len(r.ids) > budget:
+                break
+            joining.append(r)
+            budget -= len(r.ids)
+        self._take(joining)
+        return joining
+
+    def _drop(self, index: list[int]) -> None:
+        if not index:
+            return
+        gone = set(index)
+        for i in index:
+            r = self._running[i]
+            if not r.finished:
+                self._fail(r, self._why(r))
+        keep = [i for i in range(len(self._running)) if i not in gone]
+        self._batch.keep(keep)
+        self._running = [self._running[i] for i in keep]
+        self.metrics.running.set(len(self._running))
+
+    def _advance(self, r: Completion, logits: torch.Tensor, greedy: int, now: float) -> bool:
+        """Choose and report row ``r``'s next token; True when the row is finished."""
+        token = greedy if r.temperature <= 0 else pick(logits.cpu(), r.temperature, r.top_p, r.generator)
+        if r.first_token is None:
+            r.first_token = now
+            self.metrics.ttft.observe(now - r.submitted)
+        r.tokens.append(token)
+        self.metrics.tokens.inc()
+        reason = "stop" if token in r.eos else None
+        text, stopped = ("", False) if reason else r.detok.add(token)
+        reason = reason or ("stop" if stopped else None)
+        reason = reason or ("length" if len(r.tokens) >= r.max_tokens else None)
+        if reason:
+            text += r.detok.flush()
+        event = {"type": "token", "text": text, "token": token}
+        if r.logprobs is not None:
+            event["logprob"], event["top"] = top_logprobs(logits.cpu(), token, r.logprobs)
+        if token not in r.eos:
+            self._send(r, event)
+        if reason:
+            self._finish(
+                r,
+                {
+                    "type": "done",
+                    "finish_reason": reason,
+                    "prompt_tokens": len(r.ids),
+                    "completion_tokens": len(r.tokens),
+                },
+            )
+        return reason is not None
+
+    def _classify(self, reqs: list[Classification]) -> None:
+        self._take(reqs)
+        groups: dict[str, list[Classification]] = {}
+        for r in reqs:
+            groups.setdefault(r.entry.key, []).append(r)
+        for group in groups.values():
+            texts = [t for r in group for t in r.texts]
+            try:
+                out = tasks.scores(self.model, group[0].entry, texts, self.config.classify_rows)
+            except Exception as e:  # a bad input fails its group only
+                for r in group:
+                    self._fail(r, e)
+                continue
+            self.metrics.batch.observe(len(texts))
+            at = 0
+            for r in group:
+                self._finish(r, {"type": "scores", "scores": out[at : at + len(r.texts)].tolist()})
+                at += len(r.texts)
+
+    # ----- reporting ------------------------------------------------------------------------------------
+    def _send(self, r: Request, event: dict) -> None:
+        if not r.cancelled:
+            try:
+                r.sink(event)
+            except Exception:  # a sink whose loop is gone: treat as a disconnect
+                r.cancelled = True
+
+    def _finish(self, r: Request, event: dict) -> None:
+        r.finished = True
+        self._send(r, event)
+        kind = "classify" if isinstance(r, Classification) else "completion"
+        self.metrics.requests.labels(r.prompt, kind, "ok").inc()
+        self.metrics.latency.observe(time.monotonic() - r.submitted)
+        self.store.release(r.entry)
+
+    def _fail(self, r: Request, error: Exception) -> None:
+        if r.finished:
+            return
+        r.finished = True
+        self._send(r, {"type": "error", "error": error})
+        kind = "classify" if isinstance(r, Classification) else "completion"
+        self.metrics.requests.labels(r.prompt, kind, type(error).__name__).inc()
+        self.store.release(r.entry)

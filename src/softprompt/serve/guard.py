@@ -1,0 +1,39 @@
+"""ASGI middleware: the bearer token on /v1 routes (401) and the body size limit by Content-Length (413).
+
+Pure ASGI (not BaseHTTPMiddleware), so streamed responses and client disconnects pass through untouched.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+
+class Guard:
+    def __init__(self, app, *, api_key: str | None, max_body: int):
+        self.app, self.api_key, self.max_body = app, api_key, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.api_key is not None:
+            auth = headers.get("authorization", "")
+            token = auth[7:] if auth.lower().startswith("bearer ") else ""
+            if not hmac.compare_digest(token.encode(), self.api_key.encode()):
+                what = (
+                    "wrong API key" if token else "no API key (send the header Authorization: Bearer <key>)"
+                )
+                return await _reply(send, 401, what, "invalid_api_key", "authentication_error")
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            msg = f"request body is {length} bytes; the limit is {self.max_body}"
+            return await _reply(send, 413, msg, "body_too_large", "invalid_request_error")
+        return await self.app(scope, receive, send)
+
+
+async def _reply(send, status: int, message: str, code: str, kind: str) -> None:
+    body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,90 @@
+"""OpenAI-shaped errors and response bodies."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from softprompt.errors import InputTooLong, SoftPromptError, UnsupportedModel
+from softprompt.serve.errors import Cancelled, QueueFull, RequestTimeout, UnknownPrompt
+
+
+class ApiError(Exception):
+    """An HTTP error in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``."""
+
+    def __init__(
+        self, status: int, message: str, *, type: str = "invalid_request_error", param=None, code=None
+    ):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.headers = {"Retry-After": "1"} if status == 429 else None
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def api_error(e: Exception, param: str | None = None) -> ApiError:
+    """Our exception (or any other) as the HTTP error it means."""
+    if isinstance(e, ApiError):
+        return e
+    msg = " ".join(str(e).split())
+    if isinstance(e, UnknownPrompt):
+        return ApiError(404, msg, param="model", code="model_not_found")
+    if isinstance(e, QueueFull):
+        return ApiError(429, msg, type="rate_limit_error", code="queue_full")
+    if isinstance(e, RequestTimeout):
+        return ApiError(504, msg, type="timeout_error", code="timeout")
+    if isinstance(e, Cancelled):
+        return ApiError(503, msg, type="server_error", code="cancelled")
+    if isinstance(e, InputTooLong):
+        return ApiError(400, msg, param=param, code="context_length_exceeded")
+    if isinstance(e, UnsupportedModel):
+        return ApiError(400, msg, param="model", code="unsupported")
+    if isinstance(e, SoftPromptError):
+        named = re.match(r"^(\w+)=", msg)
+        return ApiError(400, msg, param=named.group(1) if named else param, code="invalid_value")
+    return ApiError(500, f"internal error: {type(e).__name__}: {msg}", type="server_error", code="internal")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def completion_logprobs(tok, events: list[dict], offset: int = 0) -> dict:
+    """OpenAI's legacy ``logprobs`` object for one choice."""
+    out = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for e in events:
+        out["tokens"].append(tok.decode([e["token"]]))
+        out["token_logprobs"].append(e["logprob"])
+        out["top_logprobs"].append({tok.decode([t]): lp for t, lp in e["top"]})
+        out["text_offset"].append(offset)
+        offset += len(e["text"])
+    return out
+
+
+def chat_logprobs(tok, events: list[dict]) -> dict:
+    def item(t, lp):
+        return {"token": tok.decode([t]), "logprob": lp, "bytes": list(tok.decode([t]).encode())}
+
+    return {
+        "content": [
+            {**item(e["token"], e["logprob"]), "top_logprobs": [item(t, lp) for t, lp in e["top"]]}
+            for e in events
+        ]
+    }
+
+
+def envelope(kind: str, rid: str, model: str, choices: list, **extra) -> dict:
+    return {
+        "id": rid,
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        **extra,
+    }

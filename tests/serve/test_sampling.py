@@ -1,0 +1,46 @@
+"""Token choice and incremental detokenization: stop strings spanning tokens are never half-emitted."""
+
+import torch
+
+from softprompt.serve.sampling import Detokenizer, pick, top_logprobs
+from softprompt.testing.tokenizer import tiny_tokenizer
+
+
+def feed(stop, text="the movie was good"):
+    tok = tiny_tokenizer("causal")
+    d, out, stopped = Detokenizer(tok, stop), [], False
+    for t in tok(text)["input_ids"]:
+        delta, stopped = d.add(t)
+        out.append(delta)
+        if stopped:
+            break
+    if not stopped:
+        out.append(d.flush())
+    return out, stopped
+
+
+def test_no_stop_concatenates_to_the_decoded_text():
+    out, stopped = feed([])
+    assert "".join(out) == "the movie was good" and not stopped
+
+
+def test_stop_spanning_tokens_is_held_back_then_cut():
+    out, stopped = feed(["ie wa"])
+    assert stopped and "".join(out) == "the mov"
+    assert all("ie" not in d for d in out)  # "movie" was never emitted whole
+
+
+def test_stop_prefix_that_does_not_complete_is_released():
+    out, stopped = feed(["ie wx"])
+    assert not stopped and "".join(out) == "the movie was good"
+
+
+def test_pick_greedy_top_p_and_seed():
+    logits = torch.tensor([0.0, 3.0, 2.9, -5.0])
+    assert pick(logits, 0.0, 1.0, None) == 1
+    draws = {pick(logits, 1.0, 0.01, torch.Generator().manual_seed(s)) for s in range(20)}
+    assert draws == {1}  # top_p this small keeps only the most likely token
+    a = [pick(logits, 1.5, 1.0, torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert a[0] == a[1]
+    lp, top = top_logprobs(logits, 2, 2)
+    assert [t for t, _ in top] == [1, 2] and lp == top[1][1] < 0
