@@ -10,7 +10,8 @@ from softprompt.methods.prefix_tuning import PrefixTuning, PrefixTuningConfig
 
 @dataclass(kw_only=True)
 class PTuningV2Config(PrefixTuningConfig):
-    """Deep prompts; defaults follow the paper (no reparameterization, dropout 0.1)."""
+    """Deep prompts; defaults follow the paper (no reparameterization, dropout 0.1), started from the frozen
+    model's own keys/values for real words (init="words"; "random" is the N(0, 1) start)."""
 
     method: str = "p-tuning-v2"
     num_virtual_tokens: int = 16
