@@ -70,7 +70,7 @@ NOTES = {
 }
 
 
-def one_run(model_name: str, data, method: str, lr: float, steps: int, val: int) -> dict:
+def one_run(model_name: str, data, method: str, lr: float, steps: int, val: int, fields: dict) -> dict:
     from softprompt.commands.common import init_token_ids, label_words
     from softprompt.core.loading import load_model
     from softprompt.methods import make_config
@@ -79,7 +79,7 @@ def one_run(model_name: str, data, method: str, lr: float, steps: int, val: int)
 
     model = load_model(model_name)
     torch.manual_seed(0)
-    config = make_config(method)
+    config = make_config(method, **fields)
     task = make_task(model, data.spec, virtual_tokens=config.num_virtual_tokens)
     model.add_prompt(
         "p",
@@ -99,6 +99,7 @@ def one_run(model_name: str, data, method: str, lr: float, steps: int, val: int)
     gold = task.gold(examples)
     return {
         "method": method,
+        "fields": fields,
         "lr": lr,
         "steps": steps,
         "accuracy_start": start,
@@ -133,8 +134,9 @@ def markdown(doc: dict) -> str:
         for r in d["runs"]:
             curve = r["loss_curve"]
             loss = f"{curve[0]:.3f} → {curve[-1]:.3f}" if curve else ""
+            fields = "".join(f" {k}={v}" for k, v in r.get("fields", {}).items())
             lines.append(
-                f"| {r['method']} | {r['lr']:g} | {r['accuracy_start']:.3f} → {r['accuracy']:.3f} | "
+                f"| {r['method']}{fields} | {r['lr']:g} | {r['accuracy_start']:.3f} → {r['accuracy']:.3f} | "
                 f"{r['majority']:.3f} | {r['classes_predicted']} | {loss} | {r['wall_s']} |"
             )
         best = {}
@@ -156,6 +158,8 @@ def main() -> int:
     ap.add_argument("--part", choices=sorted(PARTS), required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--methods", default="", help="comma-separated subset of the part's methods")
+    ap.add_argument("--fields", default="{}", help="method fields other than the defaults (JSON)")
+    ap.add_argument("--keep", action="store_true", help="keep this part's earlier runs of these methods too")
     ap.add_argument("--markdown", action="store_true", help="only rewrite the .md from the .json")
     ap.add_argument("--lrs", default="", help="comma-separated learning rates instead of the part's grid")
     args = ap.parse_args()
@@ -177,11 +181,11 @@ def main() -> int:
         "val": val,
         "threads": args.threads,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "runs": [r for r in kept if r["method"] not in chosen],  # other methods' runs are kept
+        "runs": [r for r in kept if args.keep or r["method"] not in chosen],  # other methods' runs are kept
     }
     for method in chosen:
         for lr in [float(x) for x in args.lrs.split(",")] if args.lrs else grid[method]:
-            r = one_run(model_name, data, method, lr, steps, val)
+            r = one_run(model_name, data, method, lr, steps, val, json.loads(args.fields))
             r["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             print(json.dumps(r), flush=True)
             part["runs"].append(r)
