@@ -41,7 +41,7 @@ Presets (estimates on a quiet machine; ``--estimate`` prints them for any preset
 * ``standard`` (``make bench-quality``): the ``small`` budgets over 3 seeds (0, 1, 2): mean ± std; measured
   97 min on a quiet machine (2026-11-25; estimate 93 min).
 * ``full``: 3 seeds; SmolLM2 RT 36 steps, 300 test reviews; MiniLM 200 steps (500 / 400 test); facts 8 steps,
-  15 test facts; headlines 24 steps, 40 articles: ~2 h (RT ~1 h of it: 10 trained runs per seed).
+  15 test facts; headlines 24 steps, 40 articles: ~2 h (RT ~1 h of it: 10 trained runs per seed before the two real-word default rows were added; 14 now).
 
 On a machine shared with other jobs, one torch thread is much faster: two threads competing with other
 processes for two cores measured 40 s per RT step instead of 4.5 s with one. So ``--threads`` defaults to 1
@@ -63,7 +63,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_parts import PARTS, report
+from quality_parts import PARTS, report, rt_smollm
 from quality_parts.common import (
     PRESETS,
     Context,
@@ -97,7 +97,11 @@ COST = {
 def estimate(p: Preset, seeds: int) -> dict[str, float]:
     """Expected seconds per part on a quiet machine (2 threads)."""
     c = COST
-    rt_runs = 10 * (p.rt_steps * p.rt_batch * c["smol_step_per_ex"] + p.rt_eval * c["smol_score"])
+    rt_runs = (
+        2
+        * len(rt_smollm.METHODS)
+        * (p.rt_steps * p.rt_batch * c["smol_step_per_ex"] + p.rt_eval * c["smol_score"])
+    )
     capital = (p.facts_eval + 2) // 3  # round-robin: about a third of the scored facts are capital-of
     facts_score = capital * c["facts_score_capital"] + (p.facts_eval - capital) * c["facts_score_other"]
     facts_run = 2 * (p.facts_steps * 3 * p.facts_batch * c["facts_step_per_fact"] + facts_score)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from softprompt.training.config import METHOD_DEFAULTS
+
 from . import peft_side
 from .common import (
     SMOLLM,
@@ -49,7 +51,7 @@ METHODS: dict[str, tuple[str, dict, str, float, str]] = {
     ),
     "prefix tuning (MLP 512)": (
         "prefix-tuning",
-        {"reparameterize": True, "mlp_hidden": 512},
+        {"reparameterize": True, "mlp_hidden": 512, "init": "random"},
         "prefix",
         3e-3,
         (
@@ -59,10 +61,27 @@ METHODS: dict[str, tuple[str, dict, str, float, str]] = {
     ),
     "P-tuning v2 (no reparam.)": (
         "p-tuning-v2",
-        {"dropout": 0.0},
+        {"dropout": 0.0, "init": "random"},
         "p-tuning-v2",
         1e-2,
         "both N(0, 1) keys/values",
+    ),
+    "prefix tuning (defaults: real words + MLP)": (
+        "prefix-tuning",
+        {},
+        "prefix",
+        METHOD_DEFAULTS["prefix-tuning"]["lr"],
+        (
+            "softprompt's defaults: the frozen model's keys/values for the label words and frequent tokens, "
+            "plus a zero-started MLP offset; PEFT has no real-word prefix init (N(0, 1) through its MLP)"
+        ),
+    ),
+    "P-tuning v2 (defaults: real words)": (
+        "p-tuning-v2",
+        {},
+        "p-tuning-v2",
+        METHOD_DEFAULTS["p-tuning-v2"]["lr"],
+        "softprompt's defaults (real-word keys/values, dropout 0.1); PEFT N(0, 1) keys/values",
     ),
 }
 

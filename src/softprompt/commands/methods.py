@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 NAME = "methods"
-HELP = "list prompt methods and their config fields (defaults, docs)"
+HELP = "list prompt methods, their config fields (defaults, docs) and their measured training defaults"
 EPILOG = """examples:
   softprompt methods            # a table per method
-  softprompt methods --json     # {method: {field: {default, type, doc}}}
+  softprompt methods --json     # {method: {doc, fields: {field: {default, type, doc}}, train_defaults}}
 """
 
 
@@ -17,6 +17,7 @@ def add_arguments(parser) -> None:
 def describe() -> dict:
     from softprompt.commands.fields import fields_of
     from softprompt.methods import METHODS, TRAINABLE
+    from softprompt.training.config import TrainConfig
 
     out = {}
     for method in TRAINABLE:
@@ -27,8 +28,14 @@ def describe() -> dict:
                 f.name: {"default": f.default, "type": _type_name(f.hint), "doc": f.doc}
                 for f in fields_of(cls, skip=("method",))
             },
+            "train_defaults": _train_defaults(TrainConfig.for_method(method)),
         }
     return out
+
+
+def _train_defaults(config) -> dict:
+    """The training settings ``softprompt train --method M`` starts from (flags override them)."""
+    return {k: getattr(config, k) for k in ("lr", "warmup_ratio", "steps", "batch_size", "scheduler")}
 
 
 def _type_name(hint) -> str:
@@ -50,5 +57,10 @@ def run(args) -> int:
         rows = [
             [f"--{name.replace('_', '-')}", repr(f["default"]), f["doc"]] for name, f in d["fields"].items()
         ]
-        print(table(rows, ["flag", "default", "meaning"]) + "\n")
+        print(table(rows, ["flag", "default", "meaning"]))
+        train = "  ".join(
+            f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+            for k, v in d["train_defaults"].items()
+        )
+        print(f"  training defaults (measured, bench/results/lr_sweep-*.md): {train}\n")
     return 0

@@ -198,6 +198,6 @@ def resolve(args: argparse.Namespace) -> RunSettings:
         name=None if top["name"] is None else str(top["name"]),
         method_config=make_config(method, **method_args),
         method_args=method_args,
-        train=TrainConfig(**_section(doc, args, "train")),
+        train=TrainConfig.for_method(method, **_section(doc, args, "train")),
         task=TaskOptions(**_section(doc, args, "task")),
     )

@@ -1,9 +1,13 @@
 """Prefix-Tuning (Li & Liang 2021): trainable key/value prefixes in every attention layer.
 
-Training form: a (P, H_kv*D) embedding (PEFT's width; ``embed_dim`` overrides) -> Linear -> Tanh -> Linear MLP producing every slot's keys and values (on
-encoder-decoders: encoder self-attention, decoder self-attention and cross-attention, each its own slots).
+Training form: a (P, H_kv*D) embedding (PEFT's width; ``embed_dim`` overrides) -> Linear -> Tanh -> Linear MLP
+producing every slot's keys and values (on encoder-decoders: encoder self-attention, decoder self-attention
+and cross-attention, each its own slots), added to a fixed ``base`` prefix. By default (``init="words"``) the
+base is the frozen model's own keys/values for real words and the MLP's last layer starts at zero, so step 0
+is exactly that real-word prefix (Li & Liang: initializing with real words' activations is what makes prefix
+tuning train reliably); ``init="random"`` is PEFT's form (base zero, every MLP layer random).
 ``eject`` runs the MLP once and keeps only the (S, 2, H_kv, P, D) tensor. Without reparameterization the
-prefix itself is the parameter (that is P-tuning v2's default).
+prefix itself is the parameter, started from the same real-word activations (that is P-tuning v2's default).
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch  # noqa: F401
+import torch
 from torch import nn
 
 from softprompt.core.prompt import Contribution, InitContext, MethodConfig, eject_in_eval, seeded_init
 from softprompt.errors import ConfigError, check_choice, check_range
-from softprompt.methods.init import fill_to, text_ids
+from softprompt.methods.init import fill_to, text_ids, vocab_sample
+
+INITS = ("words", "text", "random")
 
 
 @dataclass(kw_only=True)
@@ -33,24 +39,51 @@ class PrefixTuningConfig(MethodConfig):
     """Width of the MLP's input embedding; default: one layer's key/value width (H_kv x D), as PEFT."""
     dropout: float = 0.0
     """Dropout on the prefix during training; 0..0.9."""
-    init: Literal["random", "text"] = "random"
-    """random: N(0, 1) embedding (as PEFT); text: the frozen model's own keys/values for init_text's tokens
-    (Li & Liang's "real words' activations"; only without reparameterization)."""
+    init: Literal["words", "text", "random"] = "words"
+    """words: the frozen model's own keys/values for real words: the template's named {soft:"..."} words and
+    the task's label words, the rest sampled from the vocab_top_k most frequent tokens (Li & Liang); text: the
+    same for init_text's tokens (cycled); random: N(0, 1) prefix or MLP embedding (as PEFT). With
+    reparameterize, words/text make the prefix those activations plus an MLP offset that starts at zero."""
     init_text: str | None = None
     """Words for init="text" (cycled to num_virtual_tokens)."""
+    vocab_top_k: int = 5000
+    """init="words": vocabulary ids sampled to fill the prefix after the task's words; 1..vocab size."""
 
     def __post_init__(self):
         check_range("num_virtual_tokens", self.num_virtual_tokens, low=1, high=4096)
-        check_choice("init", self.init, ("random", "text"))
-        if self.init == "text" and (not self.init_text or self.reparameterize):
-            raise ConfigError(
-                'init="text" needs init_text and reparameterize=False (the MLP cannot start '
-                "from given activations)"
-            )
+        check_choice("init", self.init, INITS)
+        if self.init == "text" and not self.init_text:
+            raise ConfigError('init="text" needs init_text (the words whose activations start the prefix)')
         check_range("mlp_hidden", self.mlp_hidden, low=1, high=65536)
         if self.embed_dim is not None:
             check_range("embed_dim", self.embed_dim, low=1, high=65536)
         check_range("dropout", self.dropout, low=0.0, high=0.9)
+        check_range("vocab_top_k", self.vocab_top_k, low=1)
+
+
+def word_ids(config: PrefixTuningConfig, ctx: InitContext) -> list[int]:
+    """The ``num_virtual_tokens`` token ids whose activations start the prefix (``init`` words or text)."""
+    n = config.num_virtual_tokens
+    if config.init == "text":
+        return fill_to(text_ids(ctx, config.init_text), n)
+    ids = [t for t in ctx.init_token_ids if t is not None]
+    if ctx.tokenizer is not None:
+        ids += [i for w in ctx.label_words for i in text_ids(ctx, " " + w.strip())]
+    ids = ids[:n]
+    g = torch.Generator().manual_seed(ctx.seed)
+    return ids + vocab_sample(ctx, n - len(ids), config.vocab_top_k, g).tolist()
+
+
+def word_prefix(config: PrefixTuningConfig, ctx: InitContext, width: int) -> torch.Tensor:
+    """(P, S*2*H_kv*D) the frozen model's own keys/values for ``word_ids``, flattened per position."""
+    if ctx.token_kv is None:
+        raise ConfigError(
+            f'init="{config.init}" needs the frozen model\'s keys/values (InitContext.token_kv); '
+            'add the prompt through PromptedModel.add_prompt or use init="random"'
+        )
+    ids = word_ids(config, ctx)
+    kv = ctx.token_kv(ids).float()  # (S, 2, H_kv, P, D)
+    return kv.permute(3, 0, 1, 2, 4).reshape(len(ids), width).cpu()
 
 
 class PrefixTuning(nn.Module):
@@ -61,25 +94,42 @@ class PrefixTuning(nn.Module):
         info = ctx.info
         self.shape = (len(info.slots), 2, info.num_kv_heads, info.head_dim)  # (S, 2, H_kv, D)
         width = len(info.slots) * 2 * info.num_kv_heads * info.head_dim
+        words = config.init != "random"
         if config.reparameterize:
             d = config.embed_dim or info.num_kv_heads * info.head_dim
             self.embedding = nn.Embedding(config.num_virtual_tokens, d)
             self.transform = nn.Sequential(
                 nn.Linear(d, config.mlp_hidden), nn.Tanh(), nn.Linear(config.mlp_hidden, width)
             )
+            base = torch.zeros(config.num_virtual_tokens, width)
+            if words:  # step 0 = the real-word prefix exactly: the MLP's offset starts at zero
+                base = word_prefix(config, ctx, width)
+                nn.init.zeros_(self.transform[-1].weight)
+                nn.init.zeros_(self.transform[-1].bias)
+            self.register_buffer("base", base)  # (P, S*2*H_kv*D), fixed; zero = PEFT's form
+            self.register_load_state_dict_pre_hook(_zero_base_if_missing)
         else:
             self.embedding = nn.Embedding(config.num_virtual_tokens, width)
             self.transform = nn.Identity()
-            if config.init == "text":
-                ids = fill_to(text_ids(ctx, config.init_text), config.num_virtual_tokens)
-                kv = ctx.token_kv(ids)  # (S, 2, H_kv, P, D)
-                self.embedding.weight.data.copy_(kv.permute(3, 0, 1, 2, 4).reshape(len(ids), width))
+            self.base = None
+            if words:
+                self.embedding.weight.data.copy_(word_prefix(config, ctx, width))
         self.dropout = nn.Dropout(config.dropout)
 
     def contribute(self) -> Contribution:
-        flat = self.dropout(self.transform(self.embedding.weight))  # (P, S*2*H_kv*D)
+        flat = self.transform(self.embedding.weight)  # (P, S*2*H_kv*D)
+        if self.base is not None:
+            flat = self.base + flat
+        flat = self.dropout(flat)
         kv = flat.view(flat.shape[0], *self.shape).permute(1, 2, 3, 0, 4)  # (S, 2, H_kv, P, D)
         return Contribution(kv=kv)
 
     def eject(self) -> Contribution:
         return eject_in_eval(self)
+
+
+def _zero_base_if_missing(module, state_dict, prefix, *args) -> None:
+    """Files written before the base prefix existed (and PEFT's form) hold no ``base``: it is zero there."""
+    key = prefix + "base"
+    if key not in state_dict and module.base is not None and prefix + "embedding.weight" in state_dict:
+        state_dict[key] = torch.zeros_like(module.base)

@@ -3,7 +3,9 @@
 Causal LMs score the label word as the continuation after the prompt; masked LMs at the mask token (a K-token
 word gets K mask tokens, each scoring its token, as in PET); seq2seq models in the decoder (after the
 tokenizer's sentinel, e.g. T5's ``<extra_id_0>``). When every label word is one token (causal and masked LMs),
-one forward of B rows scores all labels; otherwise each (example, word) pair is a row.
+one forward of B rows scores all labels. Multi-token words on causal LMs: the shared context runs once
+(left-padded, its KV cache kept) and all W words' remaining tokens follow it as one (B*W, T-1) continuation on
+that cache (``_cached_words``); masked and seq2seq models score each (example, word) pair as its own row.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from softprompt.core import compat, kv
 from softprompt.errors import DataError
 from softprompt.prompting.templates import Template, parse_template
 from softprompt.prompting.verbalizer import Verbalizer
@@ -20,6 +23,8 @@ from softprompt.tasks import metrics
 from softprompt.tasks.base import check_prompts, insert_positions, pad_id, pad_rows
 
 IGNORE = -100
+CONTINUATION_ROWS = 1024
+"""Most (example, word, token) positions scored in one continuation forward (bounds the (N, V) logits)."""
 
 
 class VerbalizerTask:
@@ -85,6 +90,8 @@ class VerbalizerTask:
         enc = batch["encoded"]
         if self.single:
             return self.table.label_scores(self._single(model, enc, prompts)[..., None])
+        if self.kind == "causal" and model.info.accepts_position_ids:
+            return self.table.label_scores(self._cached_words(model, enc, prompts))
         return self.table.label_scores(self._per_word(model, enc, prompts))
 
     def loss(self, model, batch, prompts):
@@ -116,6 +123,48 @@ class VerbalizerTask:
             at = torch.tensor([e.answer_index for e in enc], device=dev)
             logits = out.logits[torch.arange(len(enc), device=dev), at]  # (B, V)
         return logits.float().log_softmax(-1)[:, self.table.token_ids[:, 0].to(dev)]
+
+    def _cached_words(self, model, enc, prompts) -> torch.Tensor:
+        """(B, W, T) token log-probs of every word after every example: each context once, on the KV cache."""
+        W, T = self.table.token_ids.shape
+        per = max(1, CONTINUATION_ROWS // (W * max(T - 1, 1)))  # examples per chunk
+        return torch.cat(
+            [
+                self._cached_chunk(model, enc[i : i + per], list(prompts[i : i + per]))
+                for i in range(0, len(enc), per)
+            ]
+        )
+
+    def _cached_chunk(self, model, enc, prompts) -> torch.Tensor:
+        dev, (W, T) = self._device(model), self.table.token_ids.shape
+        words, wmask = self.table.token_ids.to(dev), self.table.token_mask.to(dev)  # (W, T)
+        ids, mask = pad_rows([e.input_ids for e in enc], pad_id(self.tok), left=True)
+        insert_at = insert_positions(enc, self.template.num_soft)
+        exp, batch = model.prepare(ids.to(dev), mask.to(dev), prompts, insert_at=insert_at, left_pad=True)
+        kw = model.backbone_kwargs(exp, batch)
+        last = {"logits_to_keep": 1} if compat.takes_logits_to_keep(model.backbone) else {}
+        cache = compat.new_cache(model.backbone)
+        res = model.backbone(**kw, **last, **compat.cache_kwargs(model.backbone, cache), use_cache=True)
+        first = res.logits[:, -1].float().log_softmax(-1)[:, words[:, 0]]  # (B, W)
+        if T == 1:
+            return first[..., None]
+        B = len(enc)
+        rows = torch.arange(B, device=dev).repeat_interleave(W)  # (B*W,) each row's example
+        cache = compat.cache_of(res)
+        cache.batch_select_indices(rows)  # every example's cache, once per word
+        cont = words[:, :-1].repeat(B, 1)  # (B*W, T-1) each word's tokens but its last
+        step = {
+            "inputs_embeds": model.backbone.get_input_embeddings()(cont),
+            "attention_mask": torch.cat([exp.mask[rows], exp.mask.new_ones(B * W, T - 1)], 1),  # pads: last
+            "position_ids": exp.position_ids[rows, -1:] + torch.arange(1, T, device=dev),
+        }
+        if batch.kv is not None:  # prefixes are applied at attention time: the continuation needs them too
+            step[kv.KWARG] = kv.KVPrefix(kv=batch.kv[:, :, rows], mask=batch.kv_mask[rows])
+        out = model.backbone(**step, **compat.cache_kwargs(model.backbone, cache), use_cache=True)
+        rest = out.logits.float().log_softmax(-1)  # (B*W, T-1, V)
+        rest = rest.gather(-1, words[:, 1:].repeat(B, 1)[..., None])[..., 0]  # (B*W, T-1)
+        lp = torch.cat([first.reshape(B * W, 1), rest], 1).view(B, W, T)
+        return lp.masked_fill(~wmask, 0.0)
 
     def _per_word(self, model, enc, prompts) -> torch.Tensor:
         """(B, W, T) token log-probs, one row per (example, word)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 
 @contextlib.contextmanager
@@ -49,10 +50,40 @@ def evaluate_sharded(
     """Like ``evaluate``, each of N processes scoring a contiguous 1/N of the examples; all get the metrics."""
     world = accelerator.num_processes
     if world == 1:
-        return evaluate(model, task, examples, prompt, batch_size)
-    from accelerate.utils import gather_object
+        preds = predict(model, task, examples, prompt, batch_size)
+    else:
+        from accelerate.utils import gather_object
 
-    per = -(-len(examples) // world)
-    mine = examples[accelerator.process_index * per : (accelerator.process_index + 1) * per]
-    preds = gather_object([predict(model, task, mine, prompt, max(1, batch_size // world))])
-    return task.metrics([p for part in preds for p in part], task.gold(examples))
+        per = -(-len(examples) // world)
+        mine = examples[accelerator.process_index * per : (accelerator.process_index + 1) * per]
+        parts = gather_object([predict(model, task, mine, prompt, max(1, batch_size // world))])
+        preds = [p for part in parts for p in part]
+    gold = task.gold(examples)
+    if getattr(accelerator, "is_main_process", True):
+        warn_if_collapsed(task, preds, gold, prompt)
+    return task.metrics(preds, gold)
+
+
+def collapsed_to(task, predictions: list, gold: list):
+    """The one class a classification prompt predicts for every example while the gold has several, or None."""
+    if getattr(task, "main_metric", None) != "accuracy" or len(set(gold)) < 2 or len(set(predictions)) != 1:
+        return None
+    return predictions[0]
+
+
+def warn_if_collapsed(task, predictions: list, gold: list, prompt: str | None) -> None:
+    """Warn, naming the fix, when the validation predictions collapsed to one class."""
+    cls = collapsed_to(task, predictions, gold)
+    if cls is None:
+        return
+    labels = getattr(task, "labels", None) or getattr(getattr(task, "verbalizer", None), "labels", None)
+    name = labels[cls] if labels and isinstance(cls, int) and 0 <= cls < len(labels) else cls
+    share = sum(g == cls for g in gold) / len(gold)
+    warnings.warn(
+        f"prompt {prompt!r} predicts {name!r} for all {len(gold)} validation examples (that class is "
+        f"{share:.1%} of them; the gold has {len(set(gold))} classes): it has collapsed to one class. "
+        "Fix: lower the learning rate (--lr; `softprompt methods` lists each method's measured default), "
+        "start from real words (--init words / labels / text) rather than random, or train longer",
+        UserWarning,
+        stacklevel=2,
+    )
