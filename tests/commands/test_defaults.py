@@ -6,6 +6,8 @@ import json
 import test_cli
 from test_cli import cli
 
+from softprompt.training import TrainConfig
+
 assets = test_cli.assets  # the tiny model folder and reviews data (a module-scoped fixture)
 
 
@@ -56,7 +58,10 @@ def test_template_flag_wins(assets, tmp_path, capsys):
     assert code == 0, err
     run = json.loads((out / "run.json").read_text())["run"]
     assert "template_choice" not in run and run["prompts"][0]["template"] == "{text} it was {mask}"
-    assert run["config"]["lr"] == 3e-2 and run["prompts"][0]["method"]["init"] == "vocab"
+    assert (
+        run["config"]["lr"] == TrainConfig.for_method("prompt-tuning").lr
+    )  # the method default, not the lead-in's
+    assert run["prompts"][0]["method"]["init"] == "vocab"
 
 
 def test_library_make_task_chooses_from_validation(assets):
