@@ -78,7 +78,8 @@ def start(
         local = not os.environ.get("RAY_ADDRESS")
         src = str(Path(__file__).resolve().parents[2])  # this softprompt, for local worker processes
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}}
-        ray.init(runtime_env=env if local else None, include_dashboard=False, log_to_driver=False)
+        where = {"_node_ip_address": "127.0.0.1"} if local else {}  # a local instance stays on loopback
+        ray.init(runtime_env=env if local else None, include_dashboard=False, log_to_driver=False, **where)
     serve.start(http_options={"host": host, "port": port})
     app = deployment(
         model,
