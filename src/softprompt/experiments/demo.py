@@ -187,7 +187,19 @@ def _train_one(model, data, method, template, held_out, cfg, run_dir) -> dict:
         task=task,
         train=data.train,
         validation=data.validation,
-        info={"template": template, "dataset": cfg.dataset, "model": cfg.model, "method": method},
+        info={
+            "template": template,
+            "dataset": cfg.dataset,
+            "model": cfg.model,
+            "method": method,
+            "spec": {  # the task, so `softprompt eval/predict` and the server's /v1/classify can rebuild it
+                "name": data.spec.name,
+                "task": data.spec.task,
+                "text_fields": list(data.spec.text_fields),
+                "label_field": data.spec.label_field,
+                "labels": None if data.spec.labels is None else list(data.spec.labels),
+            },
+        },
     )
     print(
         f"  {method}: {sum(p.numel() for p in model.trainable_parameters([name])):,} parameters, "
