@@ -54,36 +54,6 @@ def prompt_name(dataset: str) -> str:
 
 
 # ----- tasks ------------------------------------------------------------------------------------------------
-def spec_json(spec) -> dict:
-    """What ``predict`` needs to rebuild a task without the dataset."""
-    return {
-        "name": spec.name,
-        "task": spec.task,
-        "text_fields": list(spec.text_fields),
-        "label_field": spec.label_field,
-        "labels": None if spec.labels is None else list(spec.labels),
-    }
-
-
-def spec_from_json(d: dict, template: str | None, where: str = "prompt.json"):
-    from softprompt.data import TaskSpec
-
-    missing = [k for k in ("name", "task", "text_fields", "label_field", "labels") if k not in d]
-    if missing or not isinstance(d.get("text_fields"), list):
-        raise PromptFileError(
-            f"{where}: 'spec' lacks {', '.join(map(repr, missing or ['text_fields']))} (as written by "
-            "`softprompt train`: name, task, text_fields (a list), label_field, labels)"
-        )
-    return TaskSpec(
-        name=d["name"],
-        task=d["task"],
-        text_fields=tuple(d["text_fields"]),
-        label_field=d["label_field"],
-        labels=None if d["labels"] is None else tuple(d["labels"]),
-        default_templates=(template,) if template else (),
-    )
-
-
 def check_verbalizer(verbalizer: dict | None, spec) -> None:
     """Every label of a classification dataset needs words (a string or a list of strings), and no others."""
     if verbalizer is None:
@@ -233,22 +203,6 @@ def check_replaceable(path: str, files: tuple[str, ...], what: str) -> None:
 
 
 # ----- trained prompts --------------------------------------------------------------------------------------
-def resolve_prompt_dir(path: str) -> Path:
-    """A prompt folder, or a run folder (its best prompt, else its final one, when it trained one prompt)."""
-    p = Path(path)
-    if (p / "prompt.json").exists():
-        return p
-    if (p / "run.json").exists():
-        for kind in ("best", "final"):
-            found = sorted(d for d in (p / kind).glob("[!.]*") if (d / "prompt.json").exists())
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                raise ConfigError(f"run {p} trained several prompts; give one: {', '.join(map(str, found))}")
-        raise PromptFileError(f"run {p} has no saved prompt yet (no best/ or final/ folder)")
-    raise PromptFileError(f"{p}: neither a prompt folder (prompt.json) nor a run folder (run.json)")
-
-
 def load_trained(
     path: str,
     model_name: str | None,
@@ -268,7 +222,9 @@ def load_trained(
     import, ``save_prompt``) needs ``labels`` or ``verbalizer`` (or a dataset ``spec``) to classify; with
     ``need_task=False`` (generate, peft export) it loads as is and the task is None.
     """
-    from softprompt.files.prompts import check_meta, load_prompt, read_meta
+    from softprompt.data.spec import TaskSpec
+    from softprompt.files.prompts import check_meta, load_prompt, read_meta, resolve_prompt_dir
+    from softprompt.tasks.base import load_heads
 
     folder = resolve_prompt_dir(path)
     meta = read_meta(folder)
@@ -280,7 +236,7 @@ def load_trained(
         raise ConfigError(f"{folder} does not record its model; pass --model")
     recorded = meta.get("spec")
     if recorded:  # a broken recorded task fails before the model loads
-        spec_from_json(recorded, meta.get("template"), str(folder / "prompt.json"))
+        TaskSpec.from_json(recorded, meta.get("template"), str(folder / "prompt.json"))
     spec_d = recorded or task_spec_json(folder, template, verbalizer, labels, spec, need_task)
     if recorded and (labels or verbalizer):
         spec_d = recorded | {"labels": list(labels or verbalizer)}
@@ -292,7 +248,7 @@ def load_trained(
     if not recorded:
         template = template or (spec.default_templates[0] if spec and spec.default_templates else None)
     template = template or meta.get("template") or (None if recorded else DEFAULT_TEMPLATE)
-    spec_obj = spec_from_json(spec_d, template, str(folder / "prompt.json"))
+    spec_obj = TaskSpec.from_json(spec_d, template, str(folder / "prompt.json"))
     virtual = model.bank.get(name).config.num_virtual_tokens
     task = make_task_for(
         model,
@@ -303,7 +259,7 @@ def load_trained(
         virtual_tokens=virtual,
         max_length=meta.get("max_length", 256),
     )
-    _load_heads(task, meta["head"], folder)  # load_prompt puts the head tensors under "head"
+    load_heads(task, meta["head"], folder)  # load_prompt puts the head tensors under "head"
     return model, name, meta, task
 
 
@@ -320,9 +276,9 @@ def task_spec_json(folder, template, verbalizer, labels, spec, need_task: bool) 
         text = [f for f in parse_template(template or DEFAULT_TEMPLATE).fields if f != "label"] or ["text"]
         base = spec or TaskSpec(name=Path(folder).name, task="classification", text_fields=tuple(text),
                                 label_field="label")  # fmt: skip
-        return spec_json(base) | {"labels": list(names)}
+        return base.to_json() | {"labels": list(names)}
     if spec is not None:
-        return spec_json(spec)
+        return spec.to_json()
     if not need_task:
         return None
     raise PromptFileError(
@@ -330,23 +286,6 @@ def task_spec_json(folder, template, verbalizer, labels, spec, need_task: bool) 
         "to classify with --labels NEG,POS (or --verbalizer 'label=word;...') and optionally --template "
         f"(default: {DEFAULT_TEMPLATE!r})"
     )
-
-
-def _load_heads(task, tensors: dict, folder: Path) -> None:
-    modules = task.modules()
-    if not modules:
-        return
-    if not tensors:
-        raise PromptFileError(f"{folder}: the task needs a trained head but prompt.safetensors has none")
-    from torch import nn
-
-    target = modules["head"] if list(modules) == ["head"] else nn.ModuleDict(modules)
-    try:
-        target.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise PromptFileError(
-            f"{folder}: head tensors do not fit the task ({str(e).splitlines()[0]})"
-        ) from None
 
 
 def check_rows(rows: list[dict], task, source: str, fields: dict | None = None) -> None:

@@ -81,12 +81,12 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from softprompt.commands.common import load_trained, model_flags, print_json, resolve_prompt_dir
+    from softprompt.commands.common import load_trained, model_flags, print_json
     from softprompt.commands.taskflags import task_flags
     from softprompt.data import load_dataset
     from softprompt.errors import check_range
     from softprompt.files.atomic import atomic_write_text
-    from softprompt.files.prompts import read_meta
+    from softprompt.files.prompts import read_meta, resolve_prompt_dir
     from softprompt.training import evaluate
 
     check_range("batch_size", args.batch_size, low=1)

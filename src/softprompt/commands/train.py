@@ -105,7 +105,6 @@ def train_from_settings(
         load_backbone,
         make_task_for,
         prompt_name,
-        spec_json,
     )
     from softprompt.commands.devices import check_train_device
     from softprompt.commands.start import choose_start
@@ -150,7 +149,7 @@ def train_from_settings(
         "model": _ref(s.model),
         "dataset": _ref(s.dataset),
         "task": data.spec.name,
-        "spec": spec_json(data.spec),
+        "spec": data.spec.to_json(),
         "task_head": s.task.head,
         "fields": s.task.fields,
         "data_seed": s.train.seed,

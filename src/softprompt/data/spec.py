@@ -40,6 +40,37 @@ class TaskSpec:
     description: str = ""
     """One line on where the data comes from."""
 
+    def to_json(self) -> dict:
+        """What a prompt file records of its task, enough to rebuild it without the dataset."""
+        return {
+            "name": self.name,
+            "task": self.task,
+            "text_fields": list(self.text_fields),
+            "label_field": self.label_field,
+            "labels": None if self.labels is None else list(self.labels),
+        }
+
+    @staticmethod
+    def from_json(d: dict, template: str | None = None, where: str = "prompt.json") -> TaskSpec:
+        """The spec :meth:`to_json` recorded (``template`` becomes its default); ``PromptFileError`` naming
+        ``where`` and the missing keys when ``d`` is not such a record."""
+        from softprompt.errors import PromptFileError
+
+        missing = [k for k in ("name", "task", "text_fields", "label_field", "labels") if k not in d]
+        if missing or not isinstance(d.get("text_fields"), list):
+            raise PromptFileError(
+                f"{where}: 'spec' lacks {', '.join(map(repr, missing or ['text_fields']))} (as written by "
+                "`softprompt train`: name, task, text_fields (a list), label_field, labels)"
+            )
+        return TaskSpec(
+            name=d["name"],
+            task=d["task"],
+            text_fields=tuple(d["text_fields"]),
+            label_field=d["label_field"],
+            labels=None if d["labels"] is None else tuple(d["labels"]),
+            default_templates=(template,) if template else (),
+        )
+
     def verbalizer_for(self, template: str) -> dict[str, list[str]] | None:
         """The verbalizer that goes with ``template`` (its own, else the default)."""
         return self.template_verbalizers.get(template, self.default_verbalizer)

@@ -192,13 +192,7 @@ def _train_one(model, data, method, template, held_out, cfg, run_dir) -> dict:
             "dataset": cfg.dataset,
             "model": cfg.model,
             "method": method,
-            "spec": {  # the task, so `softprompt eval/predict` and the server's /v1/classify can rebuild it
-                "name": data.spec.name,
-                "task": data.spec.task,
-                "text_fields": list(data.spec.text_fields),
-                "label_field": data.spec.label_field,
-                "labels": None if data.spec.labels is None else list(data.spec.labels),
-            },
+            "spec": data.spec.to_json(),  # eval/predict and /v1/classify rebuild the task from it
         },
     )
     print(

@@ -92,6 +92,22 @@ def _check_keys(where: str, given: dict, cls) -> None:
         raise PromptFileError(f"{where}: missing key(s) {', '.join(map(repr, missing))}")
 
 
+def resolve_prompt_dir(path: str | os.PathLike) -> Path:
+    """A prompt folder, or a run folder (its best prompt, else its final one, when it trained one prompt)."""
+    p = Path(path)
+    if (p / META).exists():
+        return p
+    if (p / "run.json").exists():
+        for kind in ("best", "final"):
+            found = sorted(d for d in (p / kind).glob("[!.]*") if (d / META).exists())
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise ConfigError(f"run {p} trained several prompts; give one: {', '.join(map(str, found))}")
+        raise PromptFileError(f"run {p} has no saved prompt yet (no best/ or final/ folder)")
+    raise PromptFileError(f"{p}: neither a prompt folder ({META}) nor a run folder (run.json)")
+
+
 def check_meta(meta: dict, path) -> None:
     """``prompt.json``'s ``config`` and ``backbone`` hold exactly the keys their classes take.
 

@@ -17,7 +17,7 @@ from softprompt.core.bank import NAME
 from softprompt.core.generation import prompt_kv_of
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
-from softprompt.files.prompts import load_prompt
+from softprompt.files.prompts import load_prompt, resolve_prompt_dir
 from softprompt.serve.errors import UnknownPrompt
 
 BASE = "base"
@@ -40,21 +40,6 @@ class Entry:
     meta: dict = field(default_factory=dict)
     active: int = 0  # requests holding this version
     removed: bool = False
-
-
-def prompt_dir(path: Path) -> Path:
-    """A prompt folder, or the one prompt of a run folder (best/, else final/)."""
-    if (path / "prompt.json").exists():
-        return path
-    if (path / "run.json").exists():
-        for kind in ("best", "final"):
-            found = sorted(d for d in (path / kind).glob("[!.]*") if (d / "prompt.json").exists())
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                raise ConfigError(f"run {path} holds several prompts in {kind}/: {[d.name for d in found]}")
-        raise PromptFileError(f"run {path} has no saved prompt yet (no best/ or final/ folder)")
-    raise PromptFileError(f"{path}: neither a prompt folder (prompt.json) nor a run folder (run.json)")
 
 
 class PromptStore:
@@ -97,7 +82,7 @@ class PromptStore:
 
     def add(self, name: str, path: str | Path) -> Entry:
         """Load the prompt (or run) folder ``path`` as ``name``; a new version."""
-        folder = prompt_dir(Path(path))
+        folder = resolve_prompt_dir(path)
         with self._names:
             self._check_name(name)
         with self.lock:

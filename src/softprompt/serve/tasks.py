@@ -1,7 +1,7 @@
 """Classification tasks of prompts saved by ``softprompt train`` (their prompt.json records the task).
 
-Rebuilt the way ``softprompt predict`` rebuilds them (commands/common.py ``load_trained``; commands sit above
-this layer, so the few lines are repeated here).
+Rebuilt the way ``softprompt predict`` rebuilds them, from the same pieces (``TaskSpec.from_json``,
+``tasks.base.load_heads``).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from softprompt.errors import PromptFileError
 
 CLASSIFYING = ("classification", "probing")
 
@@ -24,39 +22,21 @@ def build_task(model, meta: dict, folder: Path, virtual_tokens: int):
         or (model.info.kind == "encoder" and not meta["head"])
     ):
         return None, None
-    from softprompt.data import TaskSpec
+    from softprompt.data.spec import TaskSpec
     from softprompt.tasks import make_task
+    from softprompt.tasks.base import load_heads
 
     template = meta.get("template")
-    spec = TaskSpec(
-        name=spec_d["name"],
-        task=spec_d["task"],
-        text_fields=tuple(spec_d["text_fields"]),
-        label_field=spec_d["label_field"],
-        labels=None if spec_d["labels"] is None else tuple(spec_d["labels"]),
-        default_templates=(template,) if template else (),
-    )
     task = make_task(
         model,
-        spec,
+        TaskSpec.from_json(spec_d, template, str(folder / "prompt.json")),
         template=template,
         verbalizer=meta.get("verbalizer"),
         head=meta.get("task_head"),
         virtual_tokens=virtual_tokens,
         max_length=meta.get("max_length", 256),
     )
-    modules = task.modules()
-    if modules:
-        if not meta["head"]:
-            raise PromptFileError(f"{folder}: the task needs a trained head but prompt.safetensors has none")
-        target = modules["head"] if list(modules) == ["head"] else torch.nn.ModuleDict(modules)
-        try:
-            target.load_state_dict(meta["head"])
-        except RuntimeError as e:
-            raise PromptFileError(
-                f"{folder}: head tensors do not fit the task ({str(e).splitlines()[0]})"
-            ) from None
-        target.eval()
+    load_heads(task, meta["head"], folder)
     verbalizer = getattr(task, "verbalizer", None)
     labels = list(verbalizer.labels) if verbalizer is not None else list(task.labels)
     return task, labels

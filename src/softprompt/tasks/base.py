@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from softprompt.errors import TemplateError
+from softprompt.errors import PromptFileError, TemplateError
 
 
 class Task(Protocol):
@@ -72,3 +72,21 @@ def pad_id(tokenizer) -> int:
     if pid is None:
         pid = getattr(tokenizer, "eos_token_id", None)
     return 0 if pid is None else pid
+
+
+def load_heads(task, tensors: dict, folder) -> None:
+    """Load a saved prompt's trained task-head tensors (``head.*`` of prompt.safetensors) into ``task``'s heads,
+    ready for inference (eval mode); nothing to do for a task without heads."""
+    modules = task.modules()
+    if not modules:
+        return
+    if not tensors:
+        raise PromptFileError(f"{folder}: the task needs a trained head but prompt.safetensors has none")
+    target = modules["head"] if list(modules) == ["head"] else nn.ModuleDict(modules)
+    try:
+        target.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise PromptFileError(
+            f"{folder}: head tensors do not fit the task ({str(e).splitlines()[0]})"
+        ) from None
+    target.eval()
