@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import tempfile
 import time
@@ -73,6 +72,7 @@ from quality_parts.common import (
     preset_dict,
     versions,
 )
+from quality_parts.recording import read_document, same_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RT_TEMPLATES = 10
@@ -161,12 +161,10 @@ def _document(args, preset: Preset, seeds: list[int], path: Path) -> dict:
         "versions": versions(),
         "parts": {},
     }
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return doc
-    if old.get("preset") == preset.name and old.get("seeds") == seeds:
-        doc["parts"] = {k: v for k, v in old.get("parts", {}).items() if k not in args.parts}
+    old = read_document(path)
+    if old and same_run(old, doc):  # resume: each part keeps its runs when its own config is unchanged
+        doc["parts"] = old.get("parts", {})
+        doc["first_started"] = old.get("first_started", old.get("date"))
     return doc
 
 

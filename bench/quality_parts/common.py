@@ -1,21 +1,18 @@
 """Shared pieces of the quality benchmark: presets, the run context, and training / scoring one softprompt prompt.
 
-Every number a part produces goes through :class:`Recorder`, which rewrites quality.json and quality.md after
-each run, so an interrupted benchmark still leaves valid files with what it finished.
+Results go through :class:`recording.Recorder` (resumable; see recording.py).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
+import math
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
+from .recording import Recorder, machine, now, run_record, versions  # noqa: F401  (re-exported for parts)
 
 SMOLLM = "smollm2-135m"
 MINILM = "minilm-l6"
@@ -40,8 +37,8 @@ class Preset:
     facts_steps: int
     facts_batch: int
     """Facts per relation per step (three relation prompts train together, one batch each)."""
-    facts_eval: int
-    """Test facts scored, taken round-robin over the relations (the test split has 42)."""
+    facts_eval: int | None
+    """Test facts scored, taken round-robin over the relations (the test split has 106); None = all."""
     facts_sets: int
     """Relation-worded template sets scored besides the generic template (0..4)."""
     head_steps: int
@@ -49,6 +46,34 @@ class Preset:
     head_eval: int
     head_max_length: int
     """Article + template + target positions; the article is cut to fit (the lead carries the headline)."""
+    rt_methods: tuple[str, ...] = ()
+    """Labels of rt_smollm.METHODS trained here; () = all of them."""
+    rt_val: int = 0
+    """Validation reviews scored every ``rt_eval_every`` steps for each softprompt run's validation curve."""
+    rt_eval_every: int = 0
+    mini_epochs: float = 0.0
+    """MiniLM budget in epochs of the training split (rounded up to steps); 0 = ``mini_steps``."""
+    mini_val: int = 0
+    """Validation examples scored every ``mini_eval_every`` steps (curve and early stopping); 0 = none."""
+    mini_eval_every: int = 0
+    mini_patience: int | None = None
+    """Stop a MiniLM run after this many validation checks without a new best (prompt runs and full FT)."""
+    mini_lengths: tuple[int, ...] = (16,)
+    """P-tuning v2 prompt lengths compared on the first seed; the others train the length best on its
+    validation (the last check's score)."""
+    mini_prefix: bool = True
+    """Also train prefix tuning (MLP) on rt-minilm."""
+    facts_val: int = 0
+    """Validation facts scored every ``facts_eval_every`` steps for the curve."""
+    facts_eval_every: int = 0
+    head_val: int = 0
+    head_eval_every: int = 0
+
+    def mini_budget(self, n_train: int) -> int:
+        """MiniLM steps for a training split of ``n_train`` examples."""
+        if self.mini_epochs:
+            return math.ceil(self.mini_epochs * n_train / self.mini_batch)
+        return self.mini_steps
 
 
 PRESETS = {
@@ -90,24 +115,45 @@ PRESETS = {
         head_eval=32,
         head_max_length=128,
     ),
+    # the issue's budgets: SmolLM2 >= 200 steps per method at its defaults (softprompt and PEFT), MiniLM up to
+    # 10 epochs with early stopping on validation, facts on all 106 held-out facts, headlines on 100 articles;
+    # many hours on 2 cores (``--estimate``), resumable run by run (recording.py)
     "standard": Preset(
         name="standard",
         seeds=(0, 1, 2),
-        rt_steps=30,
+        rt_steps=200,
         rt_batch=8,
-        rt_eval=200,
-        mini_steps=150,
+        rt_eval=400,
+        rt_methods=(
+            "prefix tuning (defaults: real words + MLP)",
+            "P-tuning v2 (defaults: real words)",
+            "prompt tuning (defaults)",
+            "P-tuning (defaults)",
+        ),
+        rt_val=100,
+        rt_eval_every=25,
+        mini_steps=0,
+        mini_epochs=10.0,
         mini_batch=16,
-        mini_eval=400,
-        punct_eval=300,
-        facts_steps=6,
-        facts_batch=1,
-        facts_eval=9,
+        mini_eval=1000,
+        punct_eval=998,
+        mini_val=300,
+        mini_eval_every=200,
+        mini_patience=4,
+        mini_lengths=(16, 32, 64),
+        mini_prefix=False,
+        facts_steps=100,
+        facts_batch=2,
+        facts_eval=None,
         facts_sets=4,
-        head_steps=20,
+        facts_val=21,
+        facts_eval_every=20,
+        head_steps=100,
         head_batch=8,
-        head_eval=32,
+        head_eval=100,
         head_max_length=128,
+        head_val=16,
+        head_eval_every=25,
     ),
     "full": Preset(
         name="full",
@@ -141,73 +187,6 @@ class Context:
     work: Path
 
 
-# ----- recording -------------------------------------------------------------------------------------------
-@dataclass
-class Recorder:
-    """The results document; ``save`` rewrites JSON + Markdown (the caller passes the Markdown renderer)."""
-
-    json_path: Path
-    render: object  # callable(data) -> markdown text
-    data: dict = field(default_factory=dict)
-
-    def part(self, name: str) -> dict:
-        return self.data["parts"].setdefault(name, {"status": "running", "runs": []})
-
-    def start(self, name: str, config: dict) -> dict:
-        self.data["parts"][name] = {"status": "running", "started": now(), "config": config, "runs": []}
-        self.save()
-        return self.data["parts"][name]
-
-    def add_run(self, name: str, run: dict) -> None:
-        self.part(name)["runs"].append(run)
-        self.save()
-        print(
-            f"  [{name}] {run['label']:<38} {run['library']:<10} seed {run['seed']}: "
-            f"{run['metric']} {run['value']:.3f}  ({run['params']:,} params, train {run['train_s']:.0f} s, "
-            f"eval {run['eval_s']:.0f} s)",
-            flush=True,
-        )
-
-    def save(self) -> None:
-        from softprompt.files.atomic import atomic_write_text
-
-        atomic_write_text(self.json_path, json.dumps(self.data, indent=1, default=str) + "\n")
-        atomic_write_text(self.json_path.with_suffix(".md"), self.render(self.data))
-
-
-def run_record(
-    *,
-    label: str,
-    library: str,
-    method: str,
-    seed: int,
-    metric: str,
-    value: float,
-    params: int,
-    train_s: float = 0.0,
-    steps: int = 0,
-    eval_s: float = 0.0,
-    n_eval: int = 0,
-    **extra,
-) -> dict:
-    """One trained-and-scored (or zero-shot) configuration."""
-    return {
-        "label": label,
-        "library": library,
-        "method": method,
-        "seed": seed,
-        "metric": metric,
-        "value": float(value),
-        "params": int(params),
-        "train_s": round(train_s, 2),
-        "steps": steps,
-        "step_s": round(train_s / steps, 3) if steps else None,
-        "eval_s": round(eval_s, 2),
-        "eval_examples": n_eval,
-        **extra,
-    }
-
-
 # ----- softprompt side -------------------------------------------------------------------------------------
 def fresh_dir(path: Path) -> Path:
     if path.exists():
@@ -219,25 +198,49 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def train_prompts(model, jobs, *, steps: int, batch: int, lr: float, seed: int, out: Path):
-    """Train the jobs' prompts with the library's loop: no validation (the final prompt is scored), the
-    linear schedule with 6 % warmup, clipping at 1.0; returns (TrainResult, per-step losses)."""
+def train_prompts(
+    model,
+    jobs,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    out: Path,
+    eval_every: int = 0,
+    patience: int | None = None,
+):
+    """Train the jobs' prompts with the library's loop (the linear schedule with 6 % warmup, clipping at 1.0;
+    the final prompt is scored). Jobs with validation examples are checked every ``eval_every`` steps and at
+    the end, which gives their validation curve (and early stopping with ``patience``).
+
+    Returns:
+        (TrainResult, per-step losses, curve: ``[{"step": k, "<prompt>": main metric, ...}, ...]``).
+    """
     from softprompt.training import TrainConfig, read_log, train
 
     config = TrainConfig(
         steps=steps,
         batch_size=batch,
         lr=lr,
-        eval_every=0,
+        eval_every=eval_every,
         eval_examples=None,
         save_every=0,
         seed=seed,
         log_every=1,
+        patience=patience,
     )
     result = train(model, jobs, config, fresh_dir(out), progress=False)
-    losses = [round(e["loss"], 4) for e in read_log(out) if "loss" in e]
+    log = read_log(out)
+    losses = [round(e["loss"], 4) for e in log if "loss" in e]
+    metric = {j.prompt: j.task.main_metric for j in (jobs if isinstance(jobs, list) else [jobs])}
+    curve = [
+        {"step": e["step"], **{p: round(m[metric[p]], 4) for p, m in e["eval"].items()}}
+        for e in log
+        if "eval" in e
+    ]
     shutil.rmtree(out, ignore_errors=True)
-    return result, losses
+    return result, losses, curve
 
 
 def timed_predict(model, task, examples: list[dict], prompt: str | None, batch_size: int):
@@ -252,43 +255,6 @@ def timed_predict(model, task, examples: list[dict], prompt: str | None, batch_s
 def label_words(task) -> list[str]:
     """The verbalizer's words in label order (for init="labels")."""
     return [w for words in task.verbalizer.label_words.values() for w in words]
-
-
-# ----- machine ---------------------------------------------------------------------------------------------
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "load_avg_at_start": load,
-    }
-
-
-def versions() -> dict:
-    import peft
-    import transformers
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-    }
 
 
 def preset_dict(preset: Preset) -> dict:

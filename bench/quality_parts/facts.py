@@ -56,7 +56,8 @@ def run(ctx: Context) -> None:
     data = load_dataset("facts")
     spec = data.spec
     relations = sorted(spec.relation_labels)
-    test = round_robin(data.test, relations, p.facts_eval)
+    test = round_robin(data.test, relations, p.facts_eval or len(data.test))
+    val = data.validation[: p.facts_val]
     sets = {f"generic: {GENERIC}": dict.fromkeys(relations, GENERIC)}
     for i in range(p.facts_sets):
         sets[f"relation-worded set {i + 1}"] = {r: spec.relation_templates[r][i] for r in relations}
@@ -68,6 +69,8 @@ def run(ctx: Context) -> None:
             "steps": p.facts_steps,
             "batch_per_relation": p.facts_batch,
             "test_examples": len(test),
+            "validation_examples": len(val),
+            "eval_every": p.facts_eval_every,
             "relations": {r: len(spec.relation_labels[r]) for r in relations},
             "template_sets": sets,
             "methods": {
@@ -76,6 +79,15 @@ def run(ctx: Context) -> None:
             },
         },
     )
+    if not part.get("templates"):
+        _templates(ctx, part, model, spec, sets, test)
+    for seed in ctx.seeds:
+        for label in METHODS:
+            if not ctx.recorder.done(PART, label, "softprompt", seed):
+                one_method(ctx, model, data, relations, test, val, label, seed)
+
+
+def _templates(ctx: Context, part: dict, model, spec, sets: dict, test: list[dict]) -> None:
     rows = []
     for name, by_relation in sets.items():
         score, per_rel, secs = score_set(model, spec, by_relation, test, None)
@@ -91,9 +103,6 @@ def run(ctx: Context) -> None:
         "max": max(values),
     }
     ctx.recorder.save()
-    for seed in ctx.seeds:
-        for label in METHODS:
-            one_method(ctx, model, data, relations, test, label, seed)
 
 
 def _task(model, spec, template: str, relation: str, virtual: int = 0):
@@ -124,7 +133,7 @@ def score_set(model, spec, templates: dict[str, str], test: list[dict], prompts:
 
 
 def one_method(
-    ctx: Context, model, data, relations: list[str], test: list[dict], label: str, seed: int
+    ctx: Context, model, data, relations: list[str], test: list[dict], val: list[dict], label: str, seed: int
 ) -> None:
     from softprompt.methods import make_config
     from softprompt.prompting.templates import parse_template
@@ -149,8 +158,9 @@ def one_method(
             init_token_ids=soft.init_token_ids(model.tokenizer),
         )
         train = [e for e in data.train if e["relation"] == r]
-        jobs.append(TrainJob(prompt=names[r], task=task, train=train, validation=[]))
-    result, losses = train_prompts(
+        v = [e for e in val if e["relation"] == r]
+        jobs.append(TrainJob(prompt=names[r], task=task, train=train, validation=v))
+    result, losses, curve = train_prompts(
         model,
         jobs,
         steps=p.facts_steps,
@@ -158,6 +168,7 @@ def one_method(
         lr=lr,
         seed=seed,
         out=ctx.work / f"{PART}-{slug(label)}-{seed}",
+        eval_every=p.facts_eval_every,
     )
     score, per_rel, secs = score_set(model, data.spec, templates, test, names)
     for name in names.values():
@@ -180,8 +191,19 @@ def one_method(
             per_relation=per_rel,
             templates=templates,
             losses=losses,
+            curve=_pooled(curve, names, val),
         ),
     )
+
+
+def _pooled(curve: list[dict], names: dict[str, str], val: list[dict]) -> list[dict]:
+    """Validation P@1 pooled over the relations (each weighted by its validation facts), per check."""
+    n = {r: sum(e["relation"] == r for e in val) for r in names}
+    total = sum(n.values()) or 1
+    return [
+        {"step": c["step"], "value": round(sum(c.get(names[r], 0.0) * n[r] for r in names) / total, 4)}
+        for c in curve
+    ]
 
 
 def _attribute(data, relation: str) -> str:

@@ -26,6 +26,8 @@ def peft_config(kind: str, *, n: int, init_text: str | None = None):
     common = {"task_type": "CAUSAL_LM", "num_virtual_tokens": n}
     if kind == "prompt-random":
         return peft.PromptTuningConfig(**common, prompt_tuning_init=peft.PromptTuningInit.RANDOM)
+    if kind == "prompt-vocab":  # softprompt's default init: tokens sampled from the vocabulary
+        return peft.PromptTuningConfig(**common, prompt_tuning_init=peft.PromptTuningInit.SAMPLE_VOCAB)
     if kind == "prompt-labels":
         return peft.PromptTuningConfig(
             **common,
@@ -36,6 +38,10 @@ def peft_config(kind: str, *, n: int, init_text: str | None = None):
     if kind == "p-tuning":
         return peft.PromptEncoderConfig(
             **common, encoder_reparameterization_type="MLP", encoder_hidden_size=128
+        )
+    if kind == "p-tuning-lstm":  # softprompt's default encoder: bi-LSTM + MLP as wide as the model
+        return peft.PromptEncoderConfig(
+            **common, encoder_reparameterization_type="LSTM", encoder_hidden_size=576
         )
     if kind == "prefix":
         return peft.PrefixTuningConfig(**common, prefix_projection=True, encoder_hidden_size=512)

@@ -81,9 +81,31 @@ METHODS: dict[str, tuple[str, dict, str, float, str]] = {
         {},
         "p-tuning-v2",
         METHOD_DEFAULTS["p-tuning-v2"]["lr"],
-        "softprompt's defaults (real-word keys/values, dropout 0.1); PEFT N(0, 1) keys/values",
+        "softprompt's defaults (real-word keys/values, no dropout); PEFT N(0, 1) keys/values",
+    ),
+    "prompt tuning (defaults)": (
+        "prompt-tuning",
+        {},
+        "prompt-vocab",
+        METHOD_DEFAULTS["prompt-tuning"]["lr"],
+        "both start from tokens sampled from the vocabulary (softprompt init='vocab'; PEFT SAMPLE_VOCAB)",
+    ),
+    "P-tuning (defaults)": (
+        "p-tuning",
+        {},
+        "p-tuning-lstm",
+        METHOD_DEFAULTS["p-tuning"]["lr"],
+        (
+            "softprompt's defaults: a bi-LSTM + MLP encoder as wide as the model (576) over sampled vocabulary "
+            "embeddings; PEFT's LSTM encoder of the same width over N(0, 1) embeddings"
+        ),
     ),
 }
+
+
+def methods(preset) -> list[str]:
+    """The METHODS labels this preset trains."""
+    return list(preset.rt_methods or METHODS)
 
 
 def run(ctx: Context) -> None:
@@ -94,6 +116,7 @@ def run(ctx: Context) -> None:
     model = load_model(SMOLLM)
     data = load_dataset("rotten-tomatoes")
     test = data.test[: p.rt_eval]
+    val = data.validation[: p.rt_val]
     part = ctx.recorder.start(
         PART,
         {
@@ -104,17 +127,21 @@ def run(ctx: Context) -> None:
             "steps": p.rt_steps,
             "batch": p.rt_batch,
             "test_examples": len(test),
+            "validation_examples": len(val),
+            "eval_every": p.rt_eval_every,
             "methods": {
                 k: {"softprompt": {"method": m, **f}, "peft": kind, "lr": lr, "init_note": note}
                 for k, (m, f, kind, lr, note) in METHODS.items()
+                if k in methods(p)
             },
         },
     )
-    part["templates"] = templates(model, data.spec, test)
-    ctx.recorder.save()
+    if not part.get("templates"):
+        part["templates"] = templates(model, data.spec, test)
+        ctx.recorder.save()
     for seed in ctx.seeds:
-        for label in METHODS:
-            one_method(ctx, model, data, test, label, seed)
+        for label in methods(p):
+            one_method(ctx, model, data, test, val, label, seed)
 
 
 def templates(model, spec, test: list[dict]) -> dict:
@@ -142,16 +169,24 @@ def templates(model, spec, test: list[dict]) -> dict:
     }
 
 
-def one_method(ctx: Context, model, data, test: list[dict], label: str, seed: int) -> None:
-    """Train and score ``label`` in softprompt, then in PEFT, for one seed."""
-    from softprompt.methods import make_config
+def one_method(ctx: Context, model, data, test: list[dict], val: list[dict], label: str, seed: int) -> None:
+    """Train and score ``label`` in softprompt, then in PEFT, for one seed (each skipped when recorded)."""
+    template = data.spec.default_templates[0]
     from softprompt.tasks import make_task
+
+    task = make_task(model, data.spec, template=template, virtual_tokens=VIRTUAL)
+    if not ctx.recorder.done(PART, label, "softprompt", seed):
+        _softprompt_run(ctx, model, data, task, test, val, label, seed)
+    if not ctx.recorder.done(PART, label, "peft", seed):
+        _peft_run(ctx, data, task, test, label, seed)
+
+
+def _softprompt_run(ctx: Context, model, data, task, test, val, label: str, seed: int) -> None:
+    from softprompt.methods import make_config
     from softprompt.training import TrainJob
 
     p = ctx.preset
-    method, fields, kind, lr, _ = METHODS[label]
-    template = data.spec.default_templates[0]
-    task = make_task(model, data.spec, template=template, virtual_tokens=VIRTUAL)
+    method, fields, _, lr, _ = METHODS[label]
     name = slug(label)
     if name in model.bank:
         model.bank.remove(name)
@@ -162,8 +197,8 @@ def one_method(ctx: Context, model, data, test: list[dict], label: str, seed: in
         seed=seed,
         label_words=label_words(task),
     )
-    job = TrainJob(prompt=name, task=task, train=data.train, validation=[])
-    result, losses = train_prompts(
+    job = TrainJob(prompt=name, task=task, train=data.train, validation=val)
+    result, losses, curve = train_prompts(
         model,
         job,
         steps=p.rt_steps,
@@ -171,6 +206,7 @@ def one_method(ctx: Context, model, data, test: list[dict], label: str, seed: in
         lr=lr,
         seed=seed,
         out=ctx.work / f"{PART}-{name}-{seed}",
+        eval_every=p.rt_eval_every,
     )
     _, metrics, secs = timed_predict(model, task, test, name, 16)
     model.bank.remove(name)
@@ -190,8 +226,14 @@ def one_method(ctx: Context, model, data, test: list[dict], label: str, seed: in
             n_eval=len(test),
             lr=lr,
             losses=losses,
+            curve=[{"step": c["step"], "value": c[name]} for c in curve],
         ),
     )
+
+
+def _peft_run(ctx: Context, data, task, test, label: str, seed: int) -> None:
+    p = ctx.preset
+    _, _, kind, lr, _ = METHODS[label]
     init_text = "".join(" " + w for w in label_words(task))
     out = peft_side.train_and_score(
         kind,

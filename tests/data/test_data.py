@@ -380,7 +380,7 @@ def test_builtin_rejects_user_options():
 
 REAL_SIZES = {
     "rotten-tomatoes": (10168, 1286, 1298),
-    "facts": (128, 42, 42),
+    "facts": (85, 21, 106),
     "headlines": (2930, 366, 366),
     "punctuation": (8004, 1000, 998),
 }

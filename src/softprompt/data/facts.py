@@ -101,14 +101,20 @@ def parse_questions_words(path: str | Path) -> list[dict]:
     ]
 
 
-HELD_OUT = 0.2
-"""Validation and test each take 20 % (not 10 %): with about 200 facts, 10 % would score P@1 on ~20."""
+TEST, VALIDATION = 0.5, 0.1
+"""Test takes half of the 212 facts (106), so P@1 is measured on more than 100 held-out facts; a prompt has
+few parameters, and 85 training facts are enough to move it. Validation keeps 21 for model selection."""
+
+CACHE_VERSION = 2
+"""v1 was a 60/20/20 split (42 test facts)."""
 
 
 def build(path: str | Path, seed: int = 0) -> dict[str, list[dict]]:
-    """Fixed 60/20/20 splits grouped by subject: all facts about a subject (e.g. a country's capital and
-    currency) lie in one split."""
-    return group_split(parse_questions_words(path), lambda ex: ex["subject"], seed, held_out=HELD_OUT)
+    """Fixed 40/10/50 splits grouped by subject: all facts about a subject (e.g. a country's capital and
+    currency) lie in one split, so no test fact's subject was seen in training."""
+    return group_split(
+        parse_questions_words(path), lambda ex: ex["subject"], seed, held_out=TEST, validation=VALIDATION
+    )
 
 
 def complete_spec(spec: TaskSpec, splits: dict[str, list[dict]]) -> TaskSpec:

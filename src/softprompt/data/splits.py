@@ -23,19 +23,25 @@ def stable_shuffle(items: list, seed: int) -> list:
 
 
 def group_split(
-    examples: list[dict], group: Callable[[dict], Hashable], seed: int, held_out: float = 0.1
+    examples: list[dict],
+    group: Callable[[dict], Hashable],
+    seed: int,
+    held_out: float = 0.1,
+    validation: float | None = None,
 ) -> dict[str, list[dict]]:
     """Split so that no group (e.g. a movie) has examples in two splits.
 
     Groups are visited in a seeded order; test takes whole groups until it holds at least
-    ``round(held_out * n)`` examples, then validation does the same, and train takes the rest.
+    ``round(held_out * n)`` examples, then validation until it holds ``round(validation * n)``, and train
+    takes the rest.
     Within a split, examples are shuffled (seeded).
 
     Args:
         examples: In a stable order (e.g. file order).
         group: Maps an example to its group key.
         seed: Split seed.
-        held_out: Fraction of examples for each of validation and test.
+        held_out: Fraction of examples for test (and for validation, unless ``validation`` is given).
+        validation: Fraction of examples for validation; default ``held_out``.
 
     Returns:
         ``{"train": [...], "validation": [...], "test": [...]}``.
@@ -43,11 +49,14 @@ def group_split(
     members: dict[Hashable, list[int]] = {}
     for i, ex in enumerate(examples):
         members.setdefault(group(ex), []).append(i)
-    target = round(held_out * len(examples))
+    target = {
+        "test": round(held_out * len(examples)),
+        "validation": round((held_out if validation is None else validation) * len(examples)),
+    }
     split_of_group: dict[Hashable, str] = {}
     counts = {"test": 0, "validation": 0}
     for key in sorted(members, key=lambda k: _rank(seed, k)):
-        name = next((s for s in ("test", "validation") if counts[s] < target), "train")
+        name = next((s for s in ("test", "validation") if counts[s] < target[s]), "train")
         split_of_group[key] = name
         if name != "train":
             counts[name] += len(members[key])

@@ -16,13 +16,17 @@ import torch
 import torch.nn.functional as F
 
 from softprompt.core import compat, kv
-from softprompt.errors import DataError
+from softprompt.errors import DataError, check_choice
 from softprompt.prompting.templates import Template, parse_template
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks import metrics
 from softprompt.tasks.base import check_prompts, insert_positions, pad_id, pad_rows
 
 IGNORE = -100
+OBJECTIVES = ("candidates", "gold")
+"""Training loss: cross-entropy over the verbalizer's labels (every candidate word scored), or the gold
+word's own language-modelling loss, one row per example (the P-tuning paper's LAMA objective; the default for
+probing, where hundreds of multi-token candidates would each cost a continuation row per example)."""
 CONTINUATION_ROWS = 1024
 """Most (example, word, token) positions scored in one continuation forward (bounds the (N, V) logits)."""
 
@@ -41,6 +45,7 @@ class VerbalizerTask:
         on_overflow: str = "truncate",
         virtual_tokens: int = 0,
         probing: bool = False,
+        objective: str | None = None,
     ):
         self.tok = model.tokenizer
         self.kind = model.info.kind
@@ -64,6 +69,8 @@ class VerbalizerTask:
         self.decoder_start = getattr(model.backbone.config, "decoder_start_token_id", None) or 0
         self.main_metric = "p_at_1" if probing else "accuracy"
         self.probing = probing
+        self.objective = objective or ("gold" if probing else "candidates")
+        check_choice("objective", self.objective, OBJECTIVES)
 
     def modules(self):
         return {}
@@ -95,6 +102,9 @@ class VerbalizerTask:
         return self.table.label_scores(self._per_word(model, enc, prompts))
 
     def loss(self, model, batch, prompts):
+        if self.objective == "gold":
+            check_prompts(model, prompts, self.template.num_soft)
+            return self._gold_loss(model, batch["encoded"], list(prompts), batch["labels"])
         return F.cross_entropy(self.scores(model, batch, prompts), batch["labels"].to(self._device(model)))
 
     @torch.no_grad()
@@ -169,12 +179,27 @@ class VerbalizerTask:
     def _per_word(self, model, enc, prompts) -> torch.Tensor:
         """(B, W, T) token log-probs, one row per (example, word)."""
         W, T = self.table.token_ids.shape
+        words = [self.table.token_ids[w][self.table.token_mask[w]].tolist() for w in range(W)]
+        pairs = [(e, words[w], p) for e, p in zip(enc, prompts) for w in range(W)]
+        return self._word_logprobs(model, pairs, T).view(len(enc), W, T)
+
+    def _gold_loss(self, model, enc, prompts, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over examples of the gold word's mean token NLL (one row per example, not per candidate)."""
+        first = {}  # label -> its first word
+        for w, lab in enumerate(self.table.word_label.tolist()):
+            first.setdefault(lab, self.table.token_ids[w][self.table.token_mask[w]].tolist())
+        pairs = [(e, first[int(y)], p) for e, y, p in zip(enc, labels, prompts)]
+        lp = self._word_logprobs(model, pairs, max(len(w) for _, w, _ in pairs))  # (B, T), 0 past a word
+        n = torch.tensor([len(w) for _, w, _ in pairs], device=lp.device, dtype=lp.dtype)
+        per = lp.sum(1) / (n if self.verbalizer.normalize else 1.0)
+        return -per.mean()
+
+    def _word_logprobs(self, model, pairs, T: int) -> torch.Tensor:
+        """(N, T) token log-probs of each (example, word tokens, prompt) pair as its own row."""
         rows, labels, soft, dec = [], [], [], []
-        for e in enc:
-            for w in range(W):
-                word = self.table.token_ids[w][self.table.token_mask[w]].tolist()
-                r, lab, sp, d = self._word_row(e, word)
-                rows.append(r), labels.append(lab), soft.append(sp), dec.append(d)
+        for e, word, _ in pairs:
+            r, lab, sp, d = self._word_row(e, word)
+            rows.append(r), labels.append(lab), soft.append(sp), dec.append(d)
         dev = self._device(model)
         ids, mask = pad_rows(rows, pad_id(self.tok))
         lab, _ = pad_rows(labels, IGNORE)
@@ -183,15 +208,15 @@ class VerbalizerTask:
             dec_ids, _ = pad_rows(dec, pad_id(self.tok))
             kw = {"decoder_input_ids": dec_ids.to(dev)}
         insert_at = torch.tensor(soft) if self.template.num_soft else None
-        row_prompts = [p for p in prompts for _ in range(W)]
+        row_prompts = [p for _, _, p in pairs]
         lp = model(ids.to(dev), mask.to(dev), row_prompts, insert_at=insert_at, labels=lab.to(dev), **kw)
-        lp = lp.label_logprobs  # (B*W, L)
+        lp = lp.label_logprobs  # (N, L)
         picked = (lab != IGNORE).to(dev)
         out = lp.new_zeros(len(rows), T)
         for i in range(len(rows)):  # gather each row's word-token log-probs in order
             vals = lp[i][picked[i]]
             out[i, : vals.shape[0]] = vals
-        return out.view(len(enc), W, T)
+        return out
 
     def _word_row(self, e, word: list[int]):
         """(input ids, caller-aligned labels, soft positions, decoder ids) scoring ``word`` for example ``e``."""

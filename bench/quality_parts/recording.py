@@ -1,0 +1,197 @@
+"""The results document of the quality benchmark: resumable, and safe for several benchmark processes at once.
+
+Every number a part produces goes through :class:`Recorder`, which rewrites quality.json and quality.md after
+each run, so an interrupted benchmark still leaves valid files with what it finished. A later run with the
+same preset and seeds resumes: a part whose config is unchanged keeps its runs, and each part skips the
+(label, library, seed) runs already recorded (:meth:`Recorder.done`). Two processes may fill different parts
+of one document side by side (e.g. ``--only facts`` and ``--only rt-smollm`` with one torch thread each):
+``save`` takes a file lock, re-reads the file and writes back the parts this process started over it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class Recorder:
+    """The results document; ``save`` rewrites JSON + Markdown (the caller passes the Markdown renderer)."""
+
+    json_path: Path
+    render: object  # callable(data) -> markdown text
+    data: dict = field(default_factory=dict)
+    owned: set = field(default_factory=set)
+    """Parts this process started: ``save`` writes these and takes every other part from the file."""
+
+    def part(self, name: str) -> dict:
+        return self.data["parts"].setdefault(name, {"status": "running", "runs": []})
+
+    def start(self, name: str, config: dict) -> dict:
+        """The part's record; an earlier record with the same config is resumed (its runs kept)."""
+        self.owned.add(name)
+        old = self.data["parts"].get(name)
+        if old is not None and old.get("config") == json.loads(json.dumps(config, default=str)):
+            old["status"], old["resumed"] = "running", now()
+            print(f"  [{name}] resuming: {len(old.get('runs', []))} run(s) already recorded", flush=True)
+        else:
+            self.data["parts"][name] = {"status": "running", "started": now(), "config": config, "runs": []}
+        self.save()
+        return self.data["parts"][name]
+
+    def done(self, name: str, label: str, library: str, seed: int) -> dict | None:
+        """The recorded run of ``label`` in ``library`` for ``seed``, if there is one (then it is skipped)."""
+        for r in self.part(name)["runs"]:
+            if (r["label"], r["library"], r["seed"]) == (label, library, seed):
+                return r
+        return None
+
+    def add_run(self, name: str, run: dict) -> None:
+        run.setdefault("commit", commit())
+        run.setdefault("finished", now())
+        self.part(name)["runs"].append(run)
+        self.save()
+        print(
+            f"  [{name}] {run['label']:<38} {run['library']:<10} seed {run['seed']}: "
+            f"{run['metric']} {run['value']:.3f}  ({run['params']:,} params, train {run['train_s']:.0f} s, "
+            f"eval {run['eval_s']:.0f} s)",
+            flush=True,
+        )
+
+    def save(self) -> None:
+        from softprompt.files.atomic import atomic_write_text
+
+        self.json_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.json_path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            disk = read_document(self.json_path)
+            if disk and same_run(disk, self.data):  # another process's parts, as it last wrote them
+                for name, part in disk.get("parts", {}).items():
+                    if name not in self.owned:
+                        self.data["parts"][name] = part
+            atomic_write_text(self.json_path, json.dumps(self.data, indent=1, default=str) + "\n")
+            atomic_write_text(self.json_path.with_suffix(".md"), self.render(self.data))
+
+
+def read_document(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def same_run(a: dict, b: dict) -> bool:
+    """Whether two documents are the same benchmark (preset name and seeds): then they merge. Budgets are
+    compared per part (each part's config, in :meth:`Recorder.start`)."""
+    return all(a.get(k) == b.get(k) for k in ("preset", "seeds"))
+
+
+def run_record(
+    *,
+    label: str,
+    library: str,
+    method: str,
+    seed: int,
+    metric: str,
+    value: float,
+    params: int,
+    train_s: float = 0.0,
+    steps: int = 0,
+    eval_s: float = 0.0,
+    n_eval: int = 0,
+    **extra,
+) -> dict:
+    """One trained-and-scored (or zero-shot) configuration."""
+    return {
+        "label": label,
+        "library": library,
+        "method": method,
+        "seed": seed,
+        "metric": metric,
+        "value": float(value),
+        "params": int(params),
+        "train_s": round(train_s, 2),
+        "steps": steps,
+        "step_s": round(train_s / steps, 3) if steps else None,
+        "eval_s": round(eval_s, 2),
+        "eval_examples": n_eval,
+        **extra,
+    }
+
+
+# ----- machine ---------------------------------------------------------------------------------------------
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+_COMMIT: list[str] = []
+
+
+def commit() -> str:
+    """The checkout's git commit (``+dirty`` with uncommitted changes): which code produced a run."""
+    if not _COMMIT:
+        root = Path(__file__).resolve().parents[2]
+        try:
+            head = subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+            ).stdout.strip()
+            dirty = subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(root),
+                    "status",
+                    "--porcelain",
+                    "--untracked-files=no",
+                    "--",
+                    ".",
+                    ":!bench/results",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            _COMMIT.append((head or "unknown") + ("+dirty" if dirty else ""))
+        except OSError:
+            _COMMIT.append("unknown")
+    return _COMMIT[0]
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "load_avg_at_start": load,
+    }
+
+
+def versions() -> dict:
+    import peft
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }
