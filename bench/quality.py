@@ -75,6 +75,8 @@ from quality_parts.common import (
 from quality_parts.recording import read_document, same_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
+FORMAT = 2
+"""Results-document format; a file of an older format (before run-by-run resume) is never merged into."""
 RT_TEMPLATES = 10
 """Hand-written Rotten Tomatoes templates in the spec (all are scored)."""
 
@@ -152,6 +154,7 @@ def _document(args, preset: Preset, seeds: list[int], path: Path) -> dict:
     """A fresh results document, keeping parts of the previous file when it used the same preset and seeds."""
     doc = {
         "benchmark": "softprompt quality",
+        "format": FORMAT,
         "preset": preset.name,
         "preset_config": preset_dict(preset),
         "seeds": seeds,
@@ -162,7 +165,9 @@ def _document(args, preset: Preset, seeds: list[int], path: Path) -> dict:
         "parts": {},
     }
     old = read_document(path)
-    if old and same_run(old, doc):  # resume: each part keeps its runs when its own config is unchanged
+    if (
+        old and old.get("format") == FORMAT and same_run(old, doc)
+    ):  # resume: each part keeps its runs when its own config is unchanged
         doc["parts"] = old.get("parts", {})
         doc["first_started"] = old.get("first_started", old.get("date"))
     return doc

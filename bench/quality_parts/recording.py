@@ -92,7 +92,7 @@ def read_document(path: Path) -> dict | None:
 def same_run(a: dict, b: dict) -> bool:
     """Whether two documents are the same benchmark (preset name and seeds): then they merge. Budgets are
     compared per part (each part's config, in :meth:`Recorder.start`)."""
-    return all(a.get(k) == b.get(k) for k in ("preset", "seeds"))
+    return all(a.get(k) == b.get(k) for k in ("format", "preset", "seeds"))
 
 
 def run_record(
