@@ -37,12 +37,16 @@ class Recorder:
         return self.data["parts"].setdefault(name, {"status": "running", "runs": []})
 
     def start(self, name: str, config: dict) -> dict:
-        """The part's record; an earlier record with the same config is resumed (its runs kept)."""
+        """The part's record. An earlier record whose config is the same but for ``config["methods"]`` is
+        resumed: it keeps its zero-shot results and the runs of every method whose own settings are unchanged."""
         self.owned.add(name)
+        config = json.loads(json.dumps(config, default=str))
         old = self.data["parts"].get(name)
-        if old is not None and old.get("config") == json.loads(json.dumps(config, default=str)):
-            old["status"], old["resumed"] = "running", now()
-            print(f"  [{name}] resuming: {len(old.get('runs', []))} run(s) already recorded", flush=True)
+        if old is not None and _base(old.get("config", {})) == _base(config):
+            was, now_ = old["config"].get("methods", {}), config.get("methods", {})
+            kept = [r for r in old.get("runs", []) if was.get(r["label"]) == now_.get(r["label"])]
+            old.update(config=config, runs=kept, status="running", resumed=now())
+            print(f"  [{name}] resuming: {len(kept)} run(s) already recorded", flush=True)
         else:
             self.data["parts"][name] = {"status": "running", "started": now(), "config": config, "runs": []}
         self.save()
@@ -80,6 +84,10 @@ class Recorder:
                         self.data["parts"][name] = part
             atomic_write_text(self.json_path, json.dumps(self.data, indent=1, default=str) + "\n")
             atomic_write_text(self.json_path.with_suffix(".md"), self.render(self.data))
+
+
+def _base(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != "methods"}
 
 
 def read_document(path: Path) -> dict | None:
