@@ -155,6 +155,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for quality.json / .md / .png")
     ap.add_argument("--estimate", action="store_true", help="print the expected duration per part and exit")
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite quality.md, quality.png and quality-curves.png from quality.json",
+    )
     args = ap.parse_args(argv)
     args.parts = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.parts if s not in PARTS]
@@ -199,6 +204,8 @@ def main(argv=None) -> int:
     )
     if args.estimate:
         return 0
+    if args.render:
+        return _render(args.out)
     torch.set_num_threads(args.threads or _auto_threads())
     warnings.filterwarnings("ignore", message=".*max_length.*")  # the library warns per truncated example
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # PEFT on transformers 5
@@ -217,6 +224,7 @@ def main(argv=None) -> int:
         for name in args.parts:
             failed += _run_part(name, ctx)
             report.plot(recorder.data, args.out / "quality.png")
+            report.plot_curves(recorder.data, args.out / "quality-curves.png")
     recorder.data["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     recorder.data["goals"] = report.goals(recorder.data)
     recorder.save()
@@ -225,10 +233,31 @@ def main(argv=None) -> int:
         print(
             f"  {report.verdict(g['met']):>12}  {g['text']}" + (f"  [{g['detail']}]" if g["detail"] else "")
         )
-    print(f"\nwrote {json_path}, {json_path.with_suffix('.md')}, {args.out / 'quality.png'}")
+    print(
+        f"\nwrote {json_path}, {json_path.with_suffix('.md')}, {args.out / 'quality.png'}, quality-curves.png"
+    )
     if failed:
         print(f"FAILED parts: {', '.join(failed)} (tracebacks in quality.json)")
     return 1 if failed else 0
+
+
+def _render(out: Path) -> int:
+    from softprompt.files.atomic import atomic_write_text
+
+    path = out / "quality.json"
+    data = read_document(path)
+    if data is None:
+        print(f"no readable {path}")
+        return 1
+    data["goals"] = report.goals(data)  # the .md shows them; the .json is left to the running benchmarks
+    atomic_write_text(path.with_suffix(".md"), report.markdown(data))
+    report.plot(data, out / "quality.png")
+    report.plot_curves(data, out / "quality-curves.png")
+    for g in data["goals"]:
+        print(
+            f"  {report.verdict(g['met']):>12}  {g['text']}" + (f"  [{g['detail']}]" if g["detail"] else "")
+        )
+    return 0
 
 
 def _auto_threads() -> int:

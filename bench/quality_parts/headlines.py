@@ -29,13 +29,12 @@ METHODS: dict[str, tuple[str, dict, float]] = {
 def run(ctx: Context) -> None:
     from softprompt.core.loading import load_model
     from softprompt.data import load_dataset
-    from softprompt.tasks import make_task
 
     p = ctx.preset
     model = load_model(SMOLLM)
     data = load_dataset("headlines")
     template = data.spec.default_templates[0]
-    test = data.test[: p.head_eval]
+    test, val = data.test[: p.head_eval], data.validation[: p.head_val]
     part = ctx.recorder.start(
         PART,
         {
@@ -46,13 +45,26 @@ def run(ctx: Context) -> None:
             "steps": p.head_steps,
             "batch": p.head_batch,
             "test_examples": len(test),
+            "validation_examples": len(val),
+            "eval_every": p.head_eval_every,
             "virtual_tokens": VIRTUAL,
             "methods": {k: {"method": m, **f, "lr": lr} for k, (m, f, lr) in METHODS.items()},
         },
     )
-    task = make_task(model, data.spec, template=template, max_length=p.head_max_length)
+    if not ctx.recorder.done(PART, "template, zero-shot", "hard", -1):
+        _zero_shot(ctx, model, data, template, test, part)
+    for seed in ctx.seeds:
+        for label in METHODS:
+            if not ctx.recorder.done(PART, label, "softprompt", seed):
+                one_method(ctx, model, data, template, test, val, label, seed, part)
+
+
+def _zero_shot(ctx: Context, model, data, template: str, test: list[dict], part: dict) -> None:
+    from softprompt.tasks import make_task
+
+    task = make_task(model, data.spec, template=template, max_length=ctx.preset.head_max_length)
     preds, metrics, secs = timed_predict(model, task, test, None, GEN_BATCH)
-    part["samples"] = {"zero-shot template": _samples(test, preds)}
+    part.setdefault("samples", {})["zero-shot template"] = _samples(test, preds)
     ctx.recorder.add_run(
         PART,
         run_record(
@@ -68,9 +80,6 @@ def run(ctx: Context) -> None:
             metrics=metrics,
         ),
     )
-    for seed in ctx.seeds:
-        for label in METHODS:
-            one_method(ctx, model, data, template, test, label, seed, part)
 
 
 def _samples(test: list[dict], preds: list[str]) -> list[dict]:
@@ -80,7 +89,7 @@ def _samples(test: list[dict], preds: list[str]) -> list[dict]:
     ]
 
 
-def one_method(ctx: Context, model, data, template: str, test: list[dict], label: str, seed: int, part: dict):
+def one_method(ctx: Context, model, data, template: str, test, val, label: str, seed: int, part: dict):
     from softprompt.methods import make_config
     from softprompt.tasks import make_task
     from softprompt.training import TrainJob
@@ -95,8 +104,8 @@ def one_method(ctx: Context, model, data, template: str, test: list[dict], label
     task = make_task(
         model, data.spec, template=template, virtual_tokens=VIRTUAL, max_length=p.head_max_length
     )
-    job = TrainJob(prompt=name, task=task, train=data.train, validation=[])
-    result, losses = train_prompts(
+    job = TrainJob(prompt=name, task=task, train=data.train, validation=val)
+    result, losses, curve = train_prompts(
         model,
         job,
         steps=p.head_steps,
@@ -104,11 +113,12 @@ def one_method(ctx: Context, model, data, template: str, test: list[dict], label
         lr=lr,
         seed=seed,
         out=ctx.work / f"{PART}-{name}-{seed}",
+        eval_every=p.head_eval_every if val else 0,
     )
     preds, metrics, secs = timed_predict(model, task, test, name, GEN_BATCH)
     model.bank.remove(name)
     if seed == ctx.seeds[0]:
-        part["samples"][label] = _samples(test, preds)
+        part.setdefault("samples", {})[label] = _samples(test, preds)
     ctx.recorder.add_run(
         PART,
         run_record(
@@ -126,5 +136,6 @@ def one_method(ctx: Context, model, data, template: str, test: list[dict], label
             lr=lr,
             metrics=metrics,
             losses=losses,
+            curve=[{"step": c["step"], "value": c[name]} for c in curve],
         ),
     )

@@ -23,14 +23,20 @@ POOL = "mean"
 """all-MiniLM-L6-v2 was trained as a mean-pooled sentence encoder."""
 FT_LR, FT_HEAD_LR = 5e-5, 1e-3
 
-# part -> [(label, method, fields, lr)]
-PROMPTS = {
-    "rt-minilm": [
-        ("P-tuning v2", "p-tuning-v2", {}, 1e-2),
-        ("prefix tuning (MLP 512)", "prefix-tuning", {"reparameterize": True, "mlp_hidden": 512}, 5e-3),
-    ],
-    "punct": [("P-tuning v2", "p-tuning-v2", {}, 1e-2)],
-}
+V2_LR = 1e-2
+PREFIX = ("prefix tuning (MLP 512)", "prefix-tuning", {"reparameterize": True, "mlp_hidden": 512}, 5e-3)
+
+
+def prompts(p, part: str, seed: int, chosen: int | None) -> list[tuple[str, str, dict, float]]:
+    """[(label, method, fields, lr)] of one seed: P-tuning v2 at every compared length on the first seed, at
+    the length best on its validation (``chosen``) on the others; prefix tuning on rt-minilm if asked."""
+    lengths = p.mini_lengths if chosen is None else (chosen,)
+    out = [(v2_label(p, n), "p-tuning-v2", {"num_virtual_tokens": n}, V2_LR) for n in lengths]
+    return out + ([PREFIX] if part == "rt-minilm" and p.mini_prefix else [])
+
+
+def v2_label(p, n: int) -> str:
+    return "P-tuning v2" if len(p.mini_lengths) == 1 else f"P-tuning v2 ({n} tokens)"
 
 
 def run_rt(ctx: Context) -> None:
@@ -48,25 +54,50 @@ def _run(ctx: Context, part: str, dataset: str, n_eval: int) -> None:
     p = ctx.preset
     model = load_model(MINILM)
     data = load_dataset(dataset)
-    test = data.test[:n_eval]
+    test, val = data.test[:n_eval], data.validation[: p.mini_val]
+    steps = p.mini_budget(len(data.train))
     ctx.recorder.start(
         part,
         {
             "model": MINILM,
             "dataset": dataset,
-            "steps": p.mini_steps,
+            "steps": steps,
+            "epochs": p.mini_epochs or None,
             "batch": p.mini_batch,
             "test_examples": len(test),
-            "virtual_tokens": VIRTUAL,
+            "validation_examples": len(val),
+            "eval_every": p.mini_eval_every,
+            "patience": p.mini_patience,
+            "lengths": list(p.mini_lengths),
             "pool": POOL if part == "rt-minilm" else "token",
-            "prompt_methods": {label: {"method": m, **f, "lr": lr} for label, m, f, lr in PROMPTS[part]},
+            "prompt_methods": {
+                label: {"method": m, **f, "lr": lr} for label, m, f, lr in prompts(p, part, 0, None)
+            },
             "full_ft": {"lr_backbone": FT_LR, "lr_head": FT_HEAD_LR, "weight_decay": 0.0},
         },
     )
+    run = dict(test=test, val=val, steps=steps)
+    chosen = None
     for seed in ctx.seeds:
-        for label, method, fields, lr in PROMPTS[part]:
-            _prompt_run(ctx, part, model, data, test, label, method, fields, lr, seed)
-        _full_ft_run(ctx, part, model, data, test, seed)
+        for label, method, fields, lr in prompts(p, part, seed, chosen):
+            if not ctx.recorder.done(part, label, "softprompt", seed):
+                _prompt_run(ctx, part, model, data, run, label, method, fields, lr, seed)
+        if not ctx.recorder.done(part, "full fine-tuning", "torch", seed):
+            _full_ft_run(ctx, part, model, data, run, seed)
+        if chosen is None and len(p.mini_lengths) > 1:
+            chosen = _best_length(ctx, part, p, seed)
+
+
+def _best_length(ctx: Context, part: str, p, seed: int) -> int:
+    """The compared length whose run scored best on validation at its last check (ties: the shortest)."""
+    score = {}
+    for n in p.mini_lengths:
+        r = ctx.recorder.done(part, v2_label(p, n), "softprompt", seed)
+        score[n] = r["curve"][-1]["value"] if r and r.get("curve") else float("-inf")
+    best = max(p.mini_lengths, key=lambda n: (score[n], -n))
+    ctx.recorder.part(part)["chosen_length"] = {"length": best, "validation": score, "on_seed": seed}
+    print(f"  [{part}] P-tuning v2 length {best} chosen on validation {score}", flush=True)
+    return best
 
 
 def _task(model, spec, seed: int):
@@ -78,24 +109,26 @@ def _task(model, spec, seed: int):
     return make_task(model, spec, template="{text}", head=POOL)
 
 
-def _prompt_run(ctx, part, model, data, test, label, method, fields, lr, seed) -> None:
+def _prompt_run(ctx, part, model, data, run, label, method, fields, lr, seed) -> None:
     from softprompt.methods import make_config
     from softprompt.training import TrainJob
 
-    name = slug(label)
+    name, test = slug(label), run["test"]
     if name in model.bank:
         model.bank.remove(name)
-    model.add_prompt(name, make_config(method, num_virtual_tokens=VIRTUAL, **fields), seed=seed)
+    model.add_prompt(name, make_config(method, **{"num_virtual_tokens": VIRTUAL, **fields}), seed=seed)
     task = _task(model, data.spec, seed)
-    job = TrainJob(prompt=name, task=task, train=data.train, validation=[])
-    result, losses = train_prompts(
+    job = TrainJob(prompt=name, task=task, train=data.train, validation=run["val"])
+    result, losses, curve = train_prompts(
         model,
         job,
-        steps=ctx.preset.mini_steps,
+        steps=run["steps"],
         batch=ctx.preset.mini_batch,
         lr=lr,
         seed=seed,
         out=ctx.work / f"{part}-{name}-{seed}",
+        eval_every=ctx.preset.mini_eval_every if run["val"] else 0,
+        patience=ctx.preset.mini_patience if run["val"] else None,
     )
     _, metrics, secs = timed_predict(model, task, test, name, 32)
     model.bank.remove(name)
@@ -116,13 +149,16 @@ def _prompt_run(ctx, part, model, data, test, label, method, fields, lr, seed) -
             lr=lr,
             metrics=metrics,
             losses=losses[-5:],
+            stopped_early=result.stopped_early,
+            curve=[{"step": c["step"], "value": c[name]} for c in curve],
         ),
     )
 
 
 # ----- full fine-tuning ------------------------------------------------------------------------------------
-def _full_ft_run(ctx, part, model, data, test, seed) -> None:
-    """Every weight of MiniLM + a fresh head, on the prompt runs' batches (the task only encodes and scores)."""
+def _full_ft_run(ctx, part, model, data, run, seed) -> None:
+    """Every weight of MiniLM + a fresh head, on the prompt runs' batches (the task only encodes and scores),
+    with the same validation checks and early stopping as the prompt runs."""
     from accelerate.utils import set_seed
     from transformers import AutoModel, get_scheduler
 
@@ -143,13 +179,13 @@ def _full_ft_run(ctx, part, model, data, test, seed) -> None:
         ],
         weight_decay=0.0,
     )
-    sched = get_scheduler(
-        "linear", opt, num_warmup_steps=round(0.06 * p.mini_steps), num_training_steps=p.mini_steps
-    )
+    steps, test, val = run["steps"], run["test"], run["val"]
+    every = p.mini_eval_every if val else 0
+    sched = get_scheduler("linear", opt, num_warmup_steps=round(0.06 * steps), num_training_steps=steps)
     plan = Plan([TrainJob(prompt="ft", task=task, train=data.train, validation=[])], p.mini_batch, seed)
     encoder.train(), head.train()
-    t0, losses = time.perf_counter(), []
-    for k in range(p.mini_steps):
+    t0, losses, curve, best, bad, eval_s = time.perf_counter(), [], [], float("-inf"), 0, 0.0
+    for k in range(steps):
         batch = task.collate(plan.micro_batch(k)[0].examples)
         loss = _loss(task, _logits(encoder, head, batch), batch)
         loss.backward()
@@ -158,14 +194,17 @@ def _full_ft_run(ctx, part, model, data, test, seed) -> None:
         opt.zero_grad()
         sched.step()
         losses.append(round(loss.item(), 4))
-    train_s = time.perf_counter() - t0
-    encoder.eval(), head.eval()
-    t0, preds = time.perf_counter(), []
-    with torch.no_grad():
-        for i in range(0, len(test), 32):
-            batch = task.collate(test[i : i + 32])
-            preds += _predict(task, _logits(encoder, head, batch), batch)
-    metrics = task.metrics(preds, task.gold(test))
+        if every and ((k + 1) % every == 0 or k + 1 == steps):  # as the library loop's checks
+            t1 = time.perf_counter()
+            score = _score(task, encoder, head, val)[task.main_metric]
+            eval_s += time.perf_counter() - t1
+            curve.append({"step": k + 1, "value": round(score, 4)})
+            best, bad = (score, 0) if score > best else (best, bad + 1)
+            if p.mini_patience is not None and bad >= p.mini_patience:
+                break
+    train_s = time.perf_counter() - t0 - eval_s
+    t0 = time.perf_counter()
+    metrics = _score(task, encoder, head, test)
     ctx.recorder.add_run(
         part,
         run_record(
@@ -177,14 +216,28 @@ def _full_ft_run(ctx, part, model, data, test, seed) -> None:
             value=metrics[task.main_metric],
             params=sum(q.numel() for q in params),
             train_s=train_s,
-            steps=p.mini_steps,
+            steps=len(losses),
             eval_s=time.perf_counter() - t0,
             n_eval=len(test),
             lr=FT_LR,
             metrics=metrics,
             losses=losses[-5:],
+            stopped_early=len(losses) < steps,
+            curve=curve,
         ),
     )
+
+
+def _score(task, encoder, head, examples: list[dict]) -> dict:
+    """The task's metrics of the fine-tuned encoder + head on ``examples`` (eval mode, restored after)."""
+    encoder.eval(), head.eval()
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(examples), 32):
+            batch = task.collate(examples[i : i + 32])
+            preds += _predict(task, _logits(encoder, head, batch), batch)
+    encoder.train(), head.train()
+    return task.metrics(preds, task.gold(examples))
 
 
 def _logits(encoder, head, batch) -> torch.Tensor:

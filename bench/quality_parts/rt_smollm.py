@@ -136,9 +136,11 @@ def run(ctx: Context) -> None:
             },
         },
     )
+    labels = [ex[data.spec.label_field] for ex in test]
+    part["majority"] = max(labels.count(v) for v in set(labels)) / len(labels)
     if not part.get("templates"):
         part["templates"] = templates(model, data.spec, test)
-        ctx.recorder.save()
+    ctx.recorder.save()
     for seed in ctx.seeds:
         for label in methods(p):
             one_method(ctx, model, data, test, val, label, seed)
