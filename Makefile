@@ -34,7 +34,7 @@ demo: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/train.py
 
-# Quality over 3 seeds on the built-in datasets (97 min measured on 2 cores): writes bench/results/quality.{json,md,png}
+# Quality over 3 seeds on the built-in datasets (many hours on 2 cores; resumes run by run): writes bench/results/quality.{json,md,png}
 # Run it in the background: nohup make bench-quality > bench/results/quality.log 2>&1 &
 bench-quality: $(BIN)/.installed
 	$(BIN)/python bench/quality.py --preset standard

@@ -10,8 +10,9 @@ Parts (``--only``, comma-separated): ``rt-smollm`` (templates zero-shot; prompt 
 P-tuning, prefix tuning, P-tuning v2, each in softprompt and in PEFT), ``rt-minilm`` and ``punct`` (P-tuning v2
 [and prefix tuning] vs full fine-tuning on MiniLM), ``facts`` (best template vs P-tuning v1 vs prompt tuning,
 P@1) and ``headlines`` (prefix vs prompt tuning, ROUGE-L, sample outputs). Writes bench/results/quality.json,
-quality.md and quality.png after every run (a partial run leaves valid files; parts not re-run are kept
-from the previous file when its preset and seeds match) and prints the goals, computed from the numbers.
+quality.md, quality.png and quality-curves.png (validation curves) after every run or part (a partial run
+leaves valid files; a later run with the same preset and seeds resumes: finished runs are kept and skipped)
+and prints the goals, computed from the numbers. ``--render`` redraws the .md and plots from the .json.
 
 Sizing (measured on this 2-core machine, float32, seconds; "quiet" = nothing else running, 2 torch threads):
 
@@ -22,26 +23,31 @@ SmolLM2 train step, RT, batch 8 (~45 tokens + 8 virt.)  2.0     given; 4.5 loade
 SmolLM2 scoring one RT review (label-word, no grad)     0.1     estimate, about 1/3 of a step / 8
 SmolLM2 headline step, batch 8, 128 positions           5.0     11.4 loaded
 SmolLM2 greedy headline, 24 tokens, per article         0.4     0.9 loaded (batches of 8)
-SmolLM2 facts step, 1 fact per relation (3 jobs)        27      84 loaded for 2 capital facts
-SmolLM2 scoring one capital-of fact (116 candidates)    8       18.5 loaded; other relations ~2
+SmolLM2 facts step, 1 fact per relation (3 jobs)        0.6     ~1 s loaded (gold-word LM loss, 2026-12-02)
+SmolLM2 scoring one capital-of fact (116 candidates)    1.5     2.1 loaded, 1 thread (KV-cached words)
 MiniLM step, batch 16: prompt / full fine-tuning        0.3/.45 0.6 / 1.0 loaded
 =====================================================  ======  =====================================
 
-Facts are the costly part: every candidate object is a multi-token word, so the library scores each
-(fact, candidate) pair as its own full-length forward with full-vocabulary logits at every position; the
-facts budgets are therefore tiny (a handful of steps) and its P@1 numbers carry little training.
+Facts train on the gold object's own LM loss (one row per fact, the P-tuning paper's LAMA objective) and are
+scored over every candidate object of their relation on the KV cache (each context once, the candidates'
+tokens batched after it); before both changes a facts step cost ~27 s and the budgets were a handful of steps.
 
 Presets (estimates on a quiet machine; ``--estimate`` prints them for any preset / seeds / parts):
 
 * ``smoke``: 2 steps everywhere, 8 test examples (facts 3, headlines 4), 1 seed: checks every part runs
   (~5 min quiet; ~15 min on a machine busy with other jobs).
-* ``small``: 1 seed; SmolLM2 RT 30 steps x 8, 200 test reviews, all 10 templates; MiniLM 150 steps x 16
-  (400 / 300 test); facts 6 steps, 9 test facts, generic + 4 relation template sets; headlines 20 steps,
-  32 test articles: ~35 min.
-* ``standard`` (``make bench-quality``): the ``small`` budgets over 3 seeds (0, 1, 2): mean ± std; measured
-  97 min on a quiet machine (2026-11-25; estimate 93 min).
+* ``small``: 1 seed; SmolLM2 RT 30 steps x 8, 200 test reviews, all 10 templates, every METHODS row;
+  MiniLM 150 steps x 16 (400 / 300 test); facts 6 steps, 9 test facts; headlines 20 steps, 32 test articles.
+* ``standard`` (``make bench-quality``), the budgets of issue 11, 3 seeds (0, 1, 2): SmolLM2 RT 200 steps x 8
+  for each method at its defaults, softprompt and PEFT, 400 test reviews, validation curve on 100 reviews
+  every 25 steps; MiniLM up to 10 epochs x 16 with early stopping (validation 300 every 200 steps, patience
+  4), P-tuning v2 at 16 / 32 / 64 tokens on seed 0 and the length best on its validation after, full
+  fine-tuning with the same checks, all test examples; facts 100 steps x 2 facts per relation on all 106
+  held-out facts; headlines 100 steps x 8, 100 test articles. Many hours (``--estimate``: ~14 h bound without
+  early stopping): run it in the background; it resumes run by run, and parts can run side by side in two
+  processes with ``--threads 1`` each (recording.py).
 * ``full``: 3 seeds; SmolLM2 RT 36 steps, 300 test reviews; MiniLM 200 steps (500 / 400 test); facts 8 steps,
-  15 test facts; headlines 24 steps, 40 articles: ~2 h (RT ~1 h of it: 10 trained runs per seed before the two real-word default rows were added; 14 now).
+  15 test facts; headlines 24 steps, 40 articles.
 
 On a machine shared with other jobs, one torch thread is much faster: two threads competing with other
 processes for two cores measured 40 s per RT step instead of 4.5 s with one. So ``--threads`` defaults to 1
