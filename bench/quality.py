@@ -68,7 +68,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_parts import PARTS, report, rt_smollm
+from quality_parts import PARTS, plots, report, rt_smollm
 from quality_parts.common import (
     PRESETS,
     Context,
@@ -229,8 +229,8 @@ def main(argv=None) -> int:
         ctx = Context(preset=preset, seeds=seeds, recorder=recorder, work=Path(work))
         for name in args.parts:
             failed += _run_part(name, ctx)
-            report.plot(recorder.data, args.out / "quality.png")
-            report.plot_curves(recorder.data, args.out / "quality-curves.png")
+            plots.plot(recorder.data, args.out / "quality.png")
+            plots.plot_curves(recorder.data, args.out / "quality-curves.png")
     recorder.data["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     recorder.data["goals"] = report.goals(recorder.data)
     recorder.save()
@@ -257,8 +257,8 @@ def _render(out: Path) -> int:
         return 1
     data["goals"] = report.goals(data)  # the .md shows them; the .json is left to the running benchmarks
     atomic_write_text(path.with_suffix(".md"), report.markdown(data))
-    report.plot(data, out / "quality.png")
-    report.plot_curves(data, out / "quality-curves.png")
+    plots.plot(data, out / "quality.png")
+    plots.plot_curves(data, out / "quality-curves.png")
     for g in data["goals"]:
         print(
             f"  {report.verdict(g['met']):>12}  {g['text']}" + (f"  [{g['detail']}]" if g["detail"] else "")
