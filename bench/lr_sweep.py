@@ -73,7 +73,9 @@ NOTES = {
 }
 
 
-def one_run(model_name: str, data, method: str, lr: float, steps: int, val: int, fields: dict) -> dict:
+def one_run(
+    model_name: str, data, method: str, lr: float, steps: int, val: int, fields: dict, head: str = "auto"
+) -> dict:
     from softprompt.commands.common import init_token_ids, label_words
     from softprompt.core.loading import load_model
     from softprompt.methods import make_config
@@ -83,7 +85,7 @@ def one_run(model_name: str, data, method: str, lr: float, steps: int, val: int,
     model = load_model(model_name)
     torch.manual_seed(0)
     config = make_config(method, **fields)
-    task = make_task(model, data.spec, virtual_tokens=config.num_virtual_tokens)
+    task = make_task(model, data.spec, head=head, virtual_tokens=config.num_virtual_tokens)
     model.add_prompt(
         "p",
         config,
@@ -102,6 +104,7 @@ def one_run(model_name: str, data, method: str, lr: float, steps: int, val: int,
     gold = task.gold(examples)
     return {
         "method": method,
+        "head": getattr(getattr(task, "head", None), "pool", "lm"),
         "fields": fields,
         "lr": lr,
         "steps": steps,
@@ -131,21 +134,22 @@ def markdown(doc: dict) -> str:
             f"## {part}: {d['model']}, Rotten Tomatoes, {d['steps']} steps x batch 8, seed 0, "
             f"{d['val']} validation reviews ({d['started']}, {d['threads']} torch thread(s))",
             "",
-            "| method | lr | accuracy start → end | majority | classes predicted | loss (first → last) | s |",
-            "|---|---|---|---|---|---|---|",
+            "| method | head | lr | accuracy start → end | majority | classes predicted | loss (first → last) | s |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in d["runs"]:
             curve = r["loss_curve"]
             loss = f"{curve[0]:.3f} → {curve[-1]:.3f}" if curve else ""
             fields = "".join(f" {k}={v}" for k, v in r.get("fields", {}).items())
             lines.append(
-                f"| {r['method']}{fields} | {r['lr']:g} | {r['accuracy_start']:.3f} → {r['accuracy']:.3f} | "
+                f"| {r['method']}{fields} | {r.get('head', '')} | {r['lr']:g} | {r['accuracy_start']:.3f} → {r['accuracy']:.3f} | "
                 f"{r['majority']:.3f} | {r['classes_predicted']} | {loss} | {r['wall_s']} |"
             )
         best = {}
         for r in d["runs"]:
-            if not math.isnan(r["accuracy"]) and r["accuracy"] >= best.get(r["method"], (-1, 0))[0]:
-                best[r["method"]] = (r["accuracy"], r["lr"])
+            key = r["method"] + (f" ({r['head']} head)" if r.get("head") not in (None, "lm") else "")
+            if not math.isnan(r["accuracy"]) and r["accuracy"] >= best.get(key, (-1, 0))[0]:
+                best[key] = (r["accuracy"], r["lr"])
         lines += [
             "",
             "Best lr per method: " + ", ".join(f"{m} {lr:g} ({a:.3f})" for m, (a, lr) in best.items()),
@@ -164,6 +168,7 @@ def main() -> int:
     ap.add_argument("--fields", default="{}", help="method fields other than the defaults (JSON)")
     ap.add_argument("--keep", action="store_true", help="keep this part's earlier runs of these methods too")
     ap.add_argument("--markdown", action="store_true", help="only rewrite the .md from the .json")
+    ap.add_argument("--head", default="auto", help="make_task's head (default auto: the backbone's own)")
     ap.add_argument("--lrs", default="", help="comma-separated learning rates instead of the part's grid")
     args = ap.parse_args()
     if args.markdown:
@@ -188,7 +193,7 @@ def main() -> int:
     }
     for method in chosen:
         for lr in [float(x) for x in args.lrs.split(",")] if args.lrs else grid[method]:
-            r = one_run(model_name, data, method, lr, steps, val, json.loads(args.fields))
+            r = one_run(model_name, data, method, lr, steps, val, json.loads(args.fields), args.head)
             r["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             print(json.dumps(r), flush=True)
             part["runs"].append(r)

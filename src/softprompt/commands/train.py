@@ -150,7 +150,7 @@ def train_from_settings(
         "dataset": _ref(s.dataset),
         "task": data.spec.name,
         "spec": data.spec.to_json(),
-        "task_head": s.task.head,
+        "task_head": getattr(getattr(task, "head", None), "pool", None) or s.task.head,
         "fields": s.task.fields,
         "data_seed": s.train.seed,
         "limit": s.task.limit,
@@ -175,6 +175,7 @@ def train_from_settings(
         "stopped_early": result.stopped_early,
         "train_time_s": result.train_time_s,
         "template": getattr(getattr(task, "template", None), "source", None),
+        "head": _head(task),
         "zero_shot": None
         if choice is None
         else {"template": choice.full_template, choice.metric: choice.score},
@@ -184,6 +185,12 @@ def train_from_settings(
         "final": str(s.out / "final" / name),
     }
     return result, summary
+
+
+def _head(task) -> str | None:
+    """The pooled head's pooling and why (printed and in the summary), None for other tasks."""
+    pool = getattr(getattr(task, "head", None), "pool", None)
+    return None if pool is None else f"{pool} pooling ({task.pool_source})"
 
 
 def _checked_data(s):
@@ -212,6 +219,8 @@ def _text(summary: dict) -> str:
         )
     where = f" (best at step {summary['best_step']})" if summary["best_step"] is not None else ""
     lines = [head, f"validation{where}: {metrics}"]
+    if summary.get("head"):
+        lines.insert(1, f"classification head: {summary['head']}")
     if summary.get("zero_shot"):
         start = summary["zero_shot"]
         (metric, score), *_ = [(k, v) for k, v in start.items() if k != "template"]
