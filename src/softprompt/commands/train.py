@@ -12,8 +12,8 @@ EPILOG = """examples:
   softprompt train --model smollm2-135m --method prompt-tuning --dataset rotten-tomatoes --out runs/pt
   softprompt train --model smollm2-135m --method hard --dataset rotten-tomatoes --out runs/hard \\
       --template "Review: {text}\\nSentiment: {mask}" --verbalizer "positive=good;negative=bad"
-  softprompt train --model minilm-l6 --method p-tuning-v2 --dataset reviews.csv --head first \\
-      --fields text=review_body,label=stars --out runs/v2
+  softprompt train --model minilm-l6 --method p-tuning-v2 --dataset reviews.csv --lr 3e-2 \\
+      --fields text=review_body,label=stars --out runs/v2   # a pooled head, as the checkpoint pools
   softprompt train --config run.yaml --lr 0.1      # a YAML file, a flag overriding it
   softprompt train --config run.yaml --resume      # continue after a crash (same result, bit for bit)
   torchrun --nproc_per_node 2 -m softprompt train --config run.yaml   # 2 processes share --batch-size
