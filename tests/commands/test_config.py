@@ -113,7 +113,10 @@ def test_method_flags_merge_the_methods_fields():
             {"train": {"scheduler": "cosin"}},
             "train.scheduler='cosin' is not accepted; choose one of: linear, cosine, constant",
         ),
-        ({"task": {"head": "cls"}}, "task.head='cls' is not accepted; choose one of: lm, first, last, mean"),
+        (
+            {"task": {"head": "cls"}},
+            "task.head='cls' is not accepted; choose one of: auto, lm, first, last, mean, max",
+        ),
         ({"task": {"fields": {"text": ["a"]}}}, "task.fields={'text': ['a']} is not a valid dict[str, str]"),
         ({"model": ["a"]}, "model=['a'] is not a valid str"),
     ],

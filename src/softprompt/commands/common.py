@@ -130,11 +130,13 @@ def check_template(template: str | None, spec=None, *, kind: str | None = None, 
             f"template {template!r} uses field {unknown[0]!r}, which dataset {spec.name!r} does not have; "
             f"its fields: {', '.join(spec.text_fields)} (map your columns onto them with --fields)"
         )
-    scored_at_mask = kind == "masked" and head in (None, "lm") and spec.task in ("classification", "probing")
+    scored_at_mask = (
+        kind == "masked" and head in (None, "auto", "lm") and spec.task in ("classification", "probing")
+    )
     if scored_at_mask and not parsed.has_mask:
         raise TemplateError(
             f"template {template!r} has no {{mask}} slot; a masked LM scores the label words at the mask: "
-            "put {mask} where the answer goes (e.g. '{text} It was {mask}.'), or use --head first|last|mean"
+            "put {mask} where the answer goes (e.g. '{text} It was {mask}.'), or use --head first|last|mean|max"
         )
 
 
@@ -224,6 +226,7 @@ def load_trained(
     """
     from softprompt.data.spec import TaskSpec
     from softprompt.files.prompts import check_meta, load_prompt, read_meta, resolve_prompt_dir
+    from softprompt.tasks import saved_head
     from softprompt.tasks.base import load_heads
 
     folder = resolve_prompt_dir(path)
@@ -255,7 +258,7 @@ def load_trained(
         spec_obj,
         template=template,
         verbalizer=verbalizer or (None if labels else meta.get("verbalizer")),
-        head=meta.get("task_head"),
+        head=saved_head(model, meta.get("task_head")),
         virtual_tokens=virtual,
         max_length=meta.get("max_length", 256),
     )

@@ -32,7 +32,7 @@ from softprompt.training.config import TrainConfig
 
 TOP = ("model", "method", "dataset", "out", "name", "method_args", "train", "task")
 REQUIRED = ("model", "method", "dataset", "out")
-HEADS = ("lm", "first", "last", "mean")
+HEADS = ("auto", "lm", "first", "last", "mean", "max")
 
 
 @dataclass(kw_only=True)
@@ -44,9 +44,10 @@ class TaskOptions:
     verbalizer: dict[str, list[str] | str] | None = None
     """Label words (a word or a list per label): JSON or 'label=word,word;label=word'; default: the dataset's
     for the template."""
-    head: Literal["lm", "first", "last", "mean"] | None = None
-    """lm: score label words; first/last/mean: train a pooled classification head; default: lm when the
-    model has a language-model head."""
+    head: Literal["auto", "lm", "first", "last", "mean", "max"] | None = None
+    """lm: score label words; first/last/mean/max: train a pooled classification head; auto (default): lm when
+    the model has a language-model head, else the pooling a sentence-transformers checkpoint was trained with
+    (its 1_Pooling/config.json: mean for minilm-l6), else first."""
     fields: dict[str, str] | None = None
     """Your data's columns as ours=theirs: 'text=review,label=stars' (own data only)."""
     limit: int | None = None

@@ -21,7 +21,7 @@ def choose_start(s, data, model, progress: bool):
         f"data: {sizes['train']:,} train / {sizes['validation']:,} validation / {sizes['test']:,} test examples"
     )
     choice = None
-    if s.task.template is None and s.task.head in (None, "lm"):
+    if s.task.template is None and s.task.head in (None, "auto", "lm"):
         held_out = "validation" if data.validation else "train"
         choice = choose_template(
             model, data.spec, data.splits()[held_out], verbalizer=s.task.verbalizer, split=held_out,

@@ -12,8 +12,8 @@ EPILOG = """examples:
   softprompt train --model smollm2-135m --method prompt-tuning --dataset rotten-tomatoes --out runs/pt
   softprompt train --model smollm2-135m --method hard --dataset rotten-tomatoes --out runs/hard \\
       --template "Review: {text}\\nSentiment: {mask}" --verbalizer "positive=good;negative=bad"
-  softprompt train --model minilm-l6 --method p-tuning-v2 --dataset reviews.csv --head first \\
-      --fields text=review_body,label=stars --out runs/v2
+  softprompt train --model minilm-l6 --method p-tuning-v2 --dataset reviews.csv --lr 3e-2 \\
+      --fields text=review_body,label=stars --out runs/v2   # a pooled head, as the checkpoint pools
   softprompt train --config run.yaml --lr 0.1      # a YAML file, a flag overriding it
   softprompt train --config run.yaml --resume      # continue after a crash (same result, bit for bit)
   torchrun --nproc_per_node 2 -m softprompt train --config run.yaml   # 2 processes share --batch-size
@@ -150,7 +150,7 @@ def train_from_settings(
         "dataset": _ref(s.dataset),
         "task": data.spec.name,
         "spec": data.spec.to_json(),
-        "task_head": s.task.head,
+        "task_head": getattr(getattr(task, "head", None), "pool", None) or s.task.head,
         "fields": s.task.fields,
         "data_seed": s.train.seed,
         "limit": s.task.limit,
@@ -175,6 +175,7 @@ def train_from_settings(
         "stopped_early": result.stopped_early,
         "train_time_s": result.train_time_s,
         "template": getattr(getattr(task, "template", None), "source", None),
+        "head": _head(task),
         "zero_shot": None
         if choice is None
         else {"template": choice.full_template, choice.metric: choice.score},
@@ -184,6 +185,12 @@ def train_from_settings(
         "final": str(s.out / "final" / name),
     }
     return result, summary
+
+
+def _head(task) -> str | None:
+    """The pooled head's pooling and why (printed and in the summary), None for other tasks."""
+    pool = getattr(getattr(task, "head", None), "pool", None)
+    return None if pool is None else f"{pool} pooling ({task.pool_source})"
 
 
 def _checked_data(s):
@@ -212,6 +219,8 @@ def _text(summary: dict) -> str:
         )
     where = f" (best at step {summary['best_step']})" if summary["best_step"] is not None else ""
     lines = [head, f"validation{where}: {metrics}"]
+    if summary.get("head"):
+        lines.insert(1, f"classification head: {summary['head']}")
     if summary.get("zero_shot"):
         start = summary["zero_shot"]
         (metric, score), *_ = [(k, v) for k, v in start.items() if k != "template"]

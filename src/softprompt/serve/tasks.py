@@ -23,7 +23,7 @@ def build_task(model, meta: dict, folder: Path, virtual_tokens: int):
     ):
         return None, None
     from softprompt.data.spec import TaskSpec
-    from softprompt.tasks import make_task
+    from softprompt.tasks import make_task, saved_head
     from softprompt.tasks.base import load_heads
 
     template = meta.get("template")
@@ -32,7 +32,7 @@ def build_task(model, meta: dict, folder: Path, virtual_tokens: int):
         TaskSpec.from_json(spec_d, template, str(folder / "prompt.json")),
         template=template,
         verbalizer=meta.get("verbalizer"),
-        head=meta.get("task_head"),
+        head=saved_head(model, meta.get("task_head")),
         virtual_tokens=virtual_tokens,
         max_length=meta.get("max_length", 256),
     )

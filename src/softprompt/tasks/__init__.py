@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from softprompt.core.pooling import checkpoint_folder, trained_pooling
 from softprompt.errors import ConfigError
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks.base import Task
@@ -14,7 +15,8 @@ from softprompt.tasks.classify import VerbalizerTask
 from softprompt.tasks.generation import GenerationTask
 from softprompt.tasks.heads import HeadClassificationTask, LabelingTask
 
-HEADS = ("lm", "first", "last", "mean")
+HEADS = ("auto", "lm", "first", "last", "mean", "max")
+"""Accepted ``head`` values ("auto" = None: see :func:`default_head`)."""
 
 
 def make_task(
@@ -23,7 +25,7 @@ def make_task(
     *,
     template: str | None = None,
     verbalizer=None,
-    head: str | None = None,
+    head: str | None = "auto",
     virtual_tokens: int = 0,
     max_length: int = 256,
     choose_from: list[dict] | None = None,
@@ -33,8 +35,9 @@ def make_task(
     Args:
         template: hard-prompt template (default: the spec's first).
         verbalizer: label -> words mapping (default: the spec's for that template).
-        head: "lm" scores label words; "first"/"last"/"mean" trains a pooled classification head. Default:
-            "lm" where the backbone has a language-model head, else "first".
+        head: "lm" scores label words; "first"/"last"/"mean"/"max" trains a pooled classification head;
+            "auto" (or None): :func:`default_head` (the checkpoint's own pooling for a sentence-transformers
+            encoder). A pooled head records its pooling and why as ``task.head.pool`` / ``task.pool_source``.
         virtual_tokens: how many positions the prompt takes (to leave room for them when truncating).
         choose_from: held-out examples (e.g. the validation split): without ``template``, a label-word
             classification task takes the best of several candidate templates scored zero-shot on them
@@ -43,7 +46,9 @@ def make_task(
     if head is not None and head not in HEADS:
         raise ConfigError(f"head={head!r} is not accepted; choose one of: {', '.join(HEADS)}")
     choice = None
-    if template is None and choose_from and head in (None, "lm"):
+    pooled = spec.task not in ("labeling", "generation")  # only these tasks take a head choice
+    head, why = default_head(model) if pooled and head in (None, "auto") else (head, "asked for")
+    if template is None and choose_from and head == "lm":
         from softprompt.tasks.choose import choose_template
 
         choice = choose_template(model, spec, choose_from, verbalizer=verbalizer)
@@ -62,9 +67,8 @@ def make_task(
             max_length=max_length,
             virtual_tokens=virtual_tokens,
         )
-    head = head or ("lm" if model.info.kind != "encoder" else "first")
     if head != "lm":
-        return HeadClassificationTask(
+        task = HeadClassificationTask(
             model,
             spec.labels,
             template=_no_mask(template),
@@ -72,6 +76,8 @@ def make_task(
             pool=head,
             max_length=max_length,
         )
+        task.pool_source = why
+        return task
     probing = spec.task == "probing"
     words = verbalizer or (None if probing else spec.verbalizer_for(template))
     verb = Verbalizer.from_spec(words or list(spec.labels))
@@ -88,6 +94,29 @@ def make_task(
     return task
 
 
+def default_head(model) -> tuple[str, str]:
+    """(head, why) for ``head="auto"``: "lm" where the backbone has a language-model head; for a bare
+    encoder, the pooling its sentence-transformers checkpoint was trained with (``core.pooling``: mean for
+    all-MiniLM-L6-v2, where a first-token head learned nothing, bench/results/lr_sweep-minilm.md), else the
+    first token ([CLS]).
+
+    Raises:
+        PromptFileError: the checkpoint's pooling config is unreadable or names a pooling no head reproduces.
+    """
+    if model.info.kind != "encoder":
+        return "lm", "the backbone has a language-model head"
+    found = trained_pooling(checkpoint_folder(model.backbone))
+    if found is not None:
+        return found[0], f"the checkpoint's pooling, {found[1]}"
+    return "first", "no sentence-transformers pooling config in the checkpoint"
+
+
+def saved_head(model, recorded: str | None) -> str:
+    """The head of a prompt saved with ``task_head=recorded``: files written before ``head="auto"`` record
+    None for the default, which was "lm" on language models and "first" on bare encoders."""
+    return recorded or ("lm" if model.info.kind != "encoder" else "first")
+
+
 def _no_mask(template: str) -> str:
     return template.replace("{mask}", "").strip() or "{text}"
 
@@ -99,5 +128,7 @@ __all__ = [
     "LabelingTask",
     "Task",
     "VerbalizerTask",
+    "default_head",
     "make_task",
+    "saved_head",
 ]

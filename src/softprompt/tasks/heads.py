@@ -24,6 +24,8 @@ class HeadClassificationTask:
     """Classification with a pooled head (P-tuning v2's recipe). The text is the template without {mask}."""
 
     main_metric = "accuracy"
+    pool_source: str | None = None
+    """Why the head pools as it does (set by ``make_task``: "asked for", the checkpoint's pooling config, ...)."""
 
     def __init__(
         self,

@@ -12,15 +12,17 @@ from torch import nn
 
 from softprompt.errors import check_choice
 
-Pool = Literal["first", "last", "mean"]
+Pool = Literal["first", "last", "mean", "max"]
+POOLS = ("first", "last", "mean", "max")
 
 
 class ClassificationHead(nn.Module):
-    """Pool the real tokens ("first" = [CLS]/BOS, "last" = the last real token, "mean"), then a linear layer."""
+    """Pool the real tokens ("first" = [CLS]/BOS, "last" = the last real token, "mean", "max" = per feature),
+    then a linear layer."""
 
     def __init__(self, hidden: int, num_labels: int, pool: Pool = "first", dropout: float = 0.1):
         super().__init__()
-        check_choice("pool", pool, ("first", "last", "mean"))
+        check_choice("pool", pool, POOLS)
         self.pool = pool
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden, num_labels)
@@ -31,6 +33,8 @@ class ClassificationHead(nn.Module):
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         if self.pool == "mean":
             pooled = (hidden * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
+        elif self.pool == "max":
+            pooled = hidden.masked_fill(~mask.bool()[..., None], torch.finfo(hidden.dtype).min).amax(1)
         elif self.pool == "first":
             pooled = hidden[rows, mask.long().argmax(1)]
         else:

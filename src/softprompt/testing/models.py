@@ -119,3 +119,36 @@ def tiny_model(family: str, *, seed: int = 0, head: str | None = None):
     torch.manual_seed(seed)
     model = (AutoModel if head == "base" else cls).from_config(make())
     return model.eval()
+
+
+ST_FLAGS = ("pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens")
+
+
+def pooling_flags(*on: str) -> dict:
+    """A sentence-transformers pooling config's ``pooling_mode_*`` flags with ``on`` true, the others false."""
+    return {f: f in on for f in ST_FLAGS} | {"pooling_mode_mean_sqrt_len_tokens": False}
+
+
+def save_encoder(path, pooling: dict | None = None, pooling_dir: str = "1_Pooling"):
+    """Save a tiny bare BERT encoder + tokenizer to the folder ``path``: laid out like a sentence-transformers
+    checkpoint (modules.json, ``pooling_dir``/config.json holding ``pooling``) when ``pooling`` is given, like
+    a plain transformers folder otherwise. Returns ``path``."""
+    import json
+    from pathlib import Path
+
+    from softprompt.testing.tokenizer import tiny_tokenizer
+
+    path = Path(path)
+    tiny_model("bert", head="base").save_pretrained(path)
+    tiny_tokenizer("masked").save_pretrained(path)
+    if pooling is not None:
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": pooling_dir, "type": "sentence_transformers.models.Pooling"},
+        ]
+        (path / "modules.json").write_text(json.dumps(modules))
+        (path / pooling_dir).mkdir()
+        (path / pooling_dir / "config.json").write_text(
+            json.dumps({"word_embedding_dimension": 32, **pooling})
+        )
+    return path

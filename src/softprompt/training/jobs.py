@@ -75,6 +75,9 @@ def describe_task(task) -> dict:
         out["verbalizer"] = task.verbalizer.label_words
     if getattr(task, "choice", None) is not None:  # the template chosen zero-shot (tasks.choose)
         out["template_choice"] = task.choice.to_json()
+    pool = getattr(getattr(task, "head", None), "pool", None)
+    if pool is not None:  # a pooled classification head: its pooling (chosen by make_task's head="auto")
+        out["pool"] = pool
     for attr in ("labels", "tags"):
         if isinstance(getattr(task, attr, None), list):
             out[attr] = getattr(task, attr)
