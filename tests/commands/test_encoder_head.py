@@ -50,3 +50,31 @@ def test_head_flag_overrides_the_pooling_config(tmp_path, capsys):
     assert "classification head: first pooling (asked for)" in stdout
     (prompt_dir,) = (tmp_path / "run" / "final").iterdir()
     assert json.loads((prompt_dir / "prompt.json").read_text())["task_head"] == "first"
+
+
+def _without_lr(argv):
+    i = argv.index("--lr")
+    return argv[:i] + argv[i + 2 :]
+
+
+def test_a_trained_head_starts_from_the_head_rate_unless_lr_is_given(tmp_path, capsys):
+    from softprompt.training.config import HEAD_DEFAULTS, METHOD_DEFAULTS
+
+    folder = write_encoder(tmp_path / "st", flags("pooling_mode_mean_tokens"))
+    data = write_reviews(tmp_path / "r.jsonl")
+    for out, extra, lr in (
+        ("default", [], HEAD_DEFAULTS["p-tuning-v2"]["lr"]),
+        ("given", ["--lr", "0.001"], 0.001),
+    ):
+        argv = base_args(
+            {"model": folder, "data": data},
+            tmp_path / out,
+            fields="text=text,label=label",
+            method="p-tuning-v2",
+        )
+        assert main([str(a) for a in _without_lr(argv) if a != "--quiet"] + extra) == 0
+        err = capsys.readouterr()[1]
+        run = json.loads((tmp_path / out / "run.json").read_text())
+        assert run["run"]["config"]["lr"] == lr
+        assert ("lr 0.03 (the default with a trained head; --lr overrides)" in err) is (not extra)
+    assert HEAD_DEFAULTS["p-tuning-v2"]["lr"] != METHOD_DEFAULTS["p-tuning-v2"]["lr"]

@@ -6,7 +6,7 @@ NAME = "methods"
 HELP = "list prompt methods, their config fields (defaults, docs) and their measured training defaults"
 EPILOG = """examples:
   softprompt methods            # a table per method
-  softprompt methods --json     # {method: {doc, fields: {field: {default, type, doc}}, train_defaults}}
+  softprompt methods --json     # {method: {doc, fields: {field: {default, type, doc}}, train_defaults, train_defaults_trained_head}}
 """
 
 
@@ -29,6 +29,7 @@ def describe() -> dict:
                 for f in fields_of(cls, skip=("method",))
             },
             "train_defaults": _train_defaults(TrainConfig.for_method(method)),
+            "train_defaults_trained_head": _train_defaults(TrainConfig.for_method(method, trained_head=True)),
         }
     return out
 
@@ -62,5 +63,7 @@ def run(args) -> int:
             f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
             for k, v in d["train_defaults"].items()
         )
-        print(f"  training defaults (measured, bench/results/lr_sweep-*.md): {train}\n")
+        print(f"  training defaults (measured, bench/results/lr_sweep-*.md): {train}")
+        head_lr = d["train_defaults_trained_head"]["lr"]
+        print(f"  with a trained head (bare encoders): --lr {head_lr:g}\n")
     return 0

@@ -77,6 +77,8 @@ class RunSettings:
     method_args: dict
     train: TrainConfig
     task: TaskOptions
+    train_given: frozenset = frozenset()
+    """The training settings the user set (flags or --config); the others are the method's defaults."""
 
 
 def method_fields() -> list[Field]:
@@ -201,4 +203,5 @@ def resolve(args: argparse.Namespace) -> RunSettings:
         method_args=method_args,
         train=TrainConfig.for_method(method, **_section(doc, args, "train")),
         task=TaskOptions(**_section(doc, args, "task")),
+        train_given=frozenset(_section(doc, args, "train")),
     )

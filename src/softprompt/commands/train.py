@@ -128,6 +128,7 @@ def train_from_settings(
     )
     if choice is not None:
         task.choice = choice  # recorded in run.json and prompt.json
+    train_cfg = _head_rate(s, task, train_cfg, progress)
     soft = getattr(getattr(task, "template", None), "num_soft", 0)
     if soft and "num_virtual_tokens" not in s.method_args and config.method != "hard":
         config = make_config(
@@ -191,6 +192,21 @@ def _head(task) -> str | None:
     """The pooled head's pooling and why (printed and in the summary), None for other tasks."""
     pool = getattr(getattr(task, "head", None), "pool", None)
     return None if pool is None else f"{pool} pooling ({task.pool_source})"
+
+
+def _head_rate(s, task, train_cfg, progress: bool):
+    """A task that trains a new head (bare encoders) starts from HEAD_DEFAULTS' rate unless --lr was given."""
+    import sys
+    from dataclasses import replace
+
+    from softprompt.training.config import TrainConfig
+
+    if "lr" in s.train_given or not task.modules():
+        return train_cfg
+    lr = TrainConfig.for_method(s.method, trained_head=True).lr
+    if lr != train_cfg.lr and progress:
+        print(f"{s.method}: lr {lr:g} (the default with a trained head; --lr overrides)", file=sys.stderr)
+    return replace(train_cfg, lr=lr)
 
 
 def _checked_data(s):

@@ -79,9 +79,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def for_method(cls, method: str, **fields) -> TrainConfig:
-        """A config with ``method``'s measured defaults (:data:`METHOD_DEFAULTS`) under ``fields``."""
-        return cls(**{**METHOD_DEFAULTS.get(method, {}), **fields})
+    def for_method(cls, method: str, *, trained_head: bool = False, **fields) -> TrainConfig:
+        """A config with ``method``'s measured defaults under ``fields``: :data:`METHOD_DEFAULTS`, with
+        :data:`HEAD_DEFAULTS` on top when the task trains a new head (a bare encoder's pooled or token head)."""
+        head = HEAD_DEFAULTS.get(method, {}) if trained_head else {}
+        return cls(**{**METHOD_DEFAULTS.get(method, {}), **head, **fields})
 
 
 METHOD_DEFAULTS: dict[str, dict] = {
@@ -104,7 +106,16 @@ higher rates: P-tuning v2 3e-2 (0.750; 1e-2 0.735; its default 1e-3 0.495), P-tu
 1e-3 0.540), prompt tuning at its default 1e-2 (0.720); prefix tuning predicted one class at every rate from
 1e-5 to 3e-2. ``softprompt train --model minilm-l6 --method p-tuning-v2 --dataset rotten-tomatoes`` (200 steps,
 mean head): accuracy 0.535 on 200 validation / 0.569 on the 1,298 test reviews at 1e-3, 0.795 / 0.762 with
-``--lr 3e-2``. For a bare encoder pass --lr (1e-2..3e-2)."""
+``--lr 3e-2``; hence :data:`HEAD_DEFAULTS`."""
+
+HEAD_DEFAULTS: dict[str, dict] = {
+    "p-tuning-v2": {"lr": 3e-2},
+    "p-tuning": {"lr": 3e-2},
+}
+"""Where a task trains a new head with the prompt (a bare encoder: pooled classification or token labeling),
+these replace :data:`METHOD_DEFAULTS`' rates: measured on MiniLM-L6 (bench/results/lr_sweep-minilm.md, above);
+the P-tuning v2 paper's rates for its deep prompts + linear head are 5e-3..6e-2 too. Prompt tuning keeps 1e-2
+(best there); prefix tuning learned at no rate on MiniLM and keeps SmolLM2's."""
 
 
 def check_types(obj) -> None:
