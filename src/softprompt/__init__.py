@@ -53,7 +53,7 @@ _EXPORTS: dict[str, str] = {
     "save_prompt": "softprompt.files.prompts",
     "load_prompt": "softprompt.files.prompts",
     "import_peft": "softprompt.files.peft",
-    "export_peft": "softprompt.files.peft",
+    "export_peft": "softprompt.files.peft_export",
     # data, tasks, training
     "load_dataset": "softprompt.data",
     "list_datasets": "softprompt.data",
@@ -110,7 +110,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         UnsupportedModel,
         VerbalizerError,
     )
-    from softprompt.files.peft import export_peft, import_peft
+    from softprompt.files.peft import import_peft
+    from softprompt.files.peft_export import export_peft
     from softprompt.files.prompts import load_prompt, save_prompt
     from softprompt.methods import METHODS, TRAINABLE, make_config
     from softprompt.prompting.templates import Template, parse_template

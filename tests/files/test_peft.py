@@ -10,7 +10,8 @@ from peft import PeftModel, PrefixTuningConfig, PromptEncoderConfig, PromptTunin
 
 from softprompt.core.model import PromptedModel  # noqa: E402
 from softprompt.errors import BackboneMismatch, PromptFileError, UnsupportedModel  # noqa: E402
-from softprompt.files.peft import export_peft, import_peft  # noqa: E402
+from softprompt.files.peft import import_peft  # noqa: E402
+from softprompt.files.peft_export import export_peft  # noqa: E402
 from softprompt.methods import make_config  # noqa: E402
 from softprompt.testing.models import tiny_model  # noqa: E402
 

@@ -81,8 +81,9 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from softprompt.commands.common import load_trained, model_flags, print_json
+    from softprompt.commands.common import model_flags, print_json
     from softprompt.commands.taskflags import task_flags
+    from softprompt.commands.trained import load_trained
     from softprompt.data import load_dataset
     from softprompt.errors import check_range
     from softprompt.files.atomic import atomic_write_text

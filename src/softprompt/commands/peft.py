@@ -32,12 +32,13 @@ def run(args) -> int:
     from softprompt.commands.common import (
         check_replaceable,
         load_backbone,
-        load_trained,
         model_flags,
         quiet_loading,
     )
+    from softprompt.commands.trained import load_trained
     from softprompt.files.assets import MODELS
-    from softprompt.files.peft import export_peft, import_peft, peft_base
+    from softprompt.files.peft import import_peft
+    from softprompt.files.peft_export import export_peft, peft_base
     from softprompt.files.prompts import save_prompt
 
     quiet_loading()

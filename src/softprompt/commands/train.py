@@ -146,6 +146,14 @@ def train_from_settings(
         seed=s.train.seed,
     )
     check_prompts(model, [name], soft)  # {soft} slots and virtual tokens agree, before run.json is written
+    info, run_info, splits = _records(s, data, task, dtype, choice)
+    job = TrainJob(name, task, data.train, data.validation, info=info)
+    result = train(model, job, train_cfg, s.out, resume=resume, progress=progress, run_info=run_info)
+    return result, _summary(s, result, config.method, name, task, choice, splits)
+
+
+def _records(s, data, task, dtype: str, choice) -> tuple[dict, dict, dict]:
+    """(prompt.json's info, run.json's run_info, split sizes) of a run."""
     info = {
         "model": _ref(s.model),
         "dataset": _ref(s.dataset),
@@ -162,10 +170,13 @@ def train_from_settings(
     if dtype != "float32":  # recorded (and compared on resume) only when not the default, so old runs resume
         run_info["dtype"] = dtype
     run_info |= {"splits": splits} | ({"template_choice": choice.to_json()} if choice else {})
-    job = TrainJob(name, task, data.train, data.validation, info=info)
-    result = train(model, job, train_cfg, s.out, resume=resume, progress=progress, run_info=run_info)
-    summary = {
-        "method": config.method,
+    return info, run_info, splits
+
+
+def _summary(s, result, method: str, name: str, task, choice, splits: dict) -> dict:
+    """What ``softprompt train`` prints (as text or --json)."""
+    return {
+        "method": method,
         "prompt": name,
         "trainable_params": result.trainable_params,
         "steps": result.steps,
@@ -185,7 +196,6 @@ def train_from_settings(
         "best": str(s.out / "best" / name) if result.best_step else None,
         "final": str(s.out / "final" / name),
     }
-    return result, summary
 
 
 def _head(task) -> str | None:

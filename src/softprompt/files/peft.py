@@ -21,35 +21,29 @@ outputs as the ejected ``static`` form (P_TUNING, PREFIX_TUNING with projection)
 PREFIX_TUNING without projection. PEFT's P_TUNING and projected PREFIX_TUNING files read back correctly only into
 an inference-mode PEFT model (a training-mode one would pass the values through a fresh random encoder); the
 forms we write mean the same thing in either mode.
+
+This module reads (``import_peft``); ``peft_export`` writes (``export_peft``), with the names and checks here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from softprompt.core.arch import BackboneInfo
 from softprompt.core.static import StaticConfig, StaticPrompt
-from softprompt.errors import BackboneMismatch, ConfigError, PromptFileError, UnsupportedModel
-from softprompt.files.atomic import atomic_dir, load_tensors, read_json
+from softprompt.errors import BackboneMismatch, PromptFileError, UnsupportedModel
+from softprompt.files.atomic import load_tensors, read_json
 from softprompt.methods import make_config
 
 CONFIG, WEIGHTS, PICKLE = "adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"
 KEY = "prompt_embeddings"
 PEFT_TYPES = ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")
 TASK_TYPES = ("CAUSAL_LM", "SEQ_CLS", "SEQ_2_SEQ_LM", "TOKEN_CLS", "FEATURE_EXTRACTION", "QUESTION_ANS")
-DEFAULT_TASK = {
-    "causal": "CAUSAL_LM",
-    "seq2seq": "SEQ_2_SEQ_LM",
-    "masked": "FEATURE_EXTRACTION",
-    "encoder": "FEATURE_EXTRACTION",
-}
 
 
 # ----- import ------------------------------------------------------------------------------------------------
@@ -149,7 +143,8 @@ def _prefix_values(cfg: dict, values: torch.Tensor, info: BackboneInfo, path) ->
     return values
 
 
-def _warn_window(info: BackboneInfo) -> None:
+def warn_window(info: BackboneInfo) -> None:
+    """Warn that on a sliding-window model PEFT's prefix and ours agree only within the window."""
     if info.sliding_window is not None:
         warnings.warn(
             f"{info.family} uses a {info.sliding_window}-token sliding window: PEFT's prefix (cached as "
@@ -186,7 +181,7 @@ def import_peft(model, path: str | os.PathLike, name: str | None = None) -> str:
     name = name or _safe_name(path)
     if kind == "PREFIX_TUNING":
         flat = _prefix_values(cfg, values, info, path)  # (P, S*2*H_kv*D)
-        _warn_window(info)
+        warn_window(info)
         if cfg.get("prefix_projection"):  # values are the MLP's output: the ejected form
             kv = flat.view(p, len(info.slots), 2, info.num_kv_heads, info.head_dim).permute(1, 2, 3, 0, 4)
             return _add_static(model, name, p, "prefix-tuning", kv=kv)  # (S, 2, H_kv, P, D)
@@ -209,110 +204,3 @@ def _add_static(model, name: str, p: int, source: str, **tensors) -> str:
     module = StaticPrompt.from_tensors(tensors, StaticConfig(num_virtual_tokens=p, source_method=source))
     model.put_prompt(name, module)  # on the model's device, in its mode (eval for use)
     return name
-
-
-# ----- export ------------------------------------------------------------------------------------------------
-def _peft_config(model, peft_type: str, p: int, task_type: str, base: str) -> dict:
-    """An ``adapter_config.json`` PEFT 0.21.2 reads back to exactly the shapes we write."""
-    info = model.info
-    text = model.backbone.config.get_text_config()
-    cfg = {
-        "auto_mapping": None,
-        "base_model_name_or_path": base or None,
-        "inference_mode": True,
-        "modules_to_save": None,
-        "num_transformer_submodules": 1,
-        "num_virtual_tokens": p,
-        "peft_type": peft_type,
-        "revision": None,
-        "task_type": task_type,
-    }
-    if peft_type == "PREFIX_TUNING":
-        token_dim = info.num_kv_heads * info.head_dim  # PEFT's GQA sizing: token_dim = H_kv * D
-        cfg.update(
-            num_layers=len(info.slots),
-            num_attention_heads=info.num_kv_heads,
-            token_dim=token_dim,
-            encoder_hidden_size=token_dim,
-            prefix_projection=False,
-            init_weights=None,
-        )
-    else:
-        cfg.update(
-            num_layers=info.num_layers,
-            token_dim=info.hidden_size,
-            num_attention_heads=getattr(text, "num_attention_heads", None),
-            prompt_tuning_init="RANDOM",
-            prompt_tuning_init_text=None,
-            tokenizer_name_or_path=None,
-            tokenizer_kwargs=None,
-        )
-    return dict(sorted(cfg.items()))
-
-
-def peft_base(model_ref: str | None) -> str | None:
-    """A ``base_model_name_or_path`` PEFT's auto classes can load: a built-in name (``smollm2-135m``) as its
-    local folder, a local path as an absolute path, anything else (a hub id) unchanged."""
-    if not model_ref:
-        return None
-    from softprompt.files.assets import MODELS, resolve_model
-
-    if model_ref in MODELS:
-        return resolve_model(model_ref)
-    local = Path(model_ref).expanduser()
-    return str(local.resolve()) if local.exists() else model_ref
-
-
-def export_peft(
-    model,
-    name: str,
-    path: str | os.PathLike,
-    base_model_name_or_path: str = "",
-    *,
-    task_type: str | None = None,
-) -> Path:
-    """Write prompt ``name`` as a folder ``PeftModel.from_pretrained(base, path)`` loads, atomically.
-
-    PEFT stores values, not encoders, so the prompt's ejected form is written: input embeddings (prompt tuning,
-    p-tuning) as PROMPT_TUNING, key/value prefixes (prefix tuning, p-tuning v2) as PREFIX_TUNING without
-    projection. PEFT always prepends virtual tokens; a template's placement is not part of the file.
-
-    Args:
-        model: the ``PromptedModel`` holding the prompt.
-        name: prompt name in ``model.bank``.
-        path: destination folder (replaced if present).
-        base_model_name_or_path: the backbone, recorded for PEFT's ``AutoPeftModel*.from_pretrained(path)``:
-            a built-in name is written as its local folder, a local path as an absolute path (``peft_base``).
-        task_type: PEFT task type; default from the backbone kind (CAUSAL_LM, SEQ_2_SEQ_LM, FEATURE_EXTRACTION).
-
-    Raises:
-        UnsupportedModel: nothing PEFT can hold (hard prompt, embeddings and prefix together, a prefix on an
-            encoder-decoder).
-    """
-    module = model.bank.get(name)
-    task_type = task_type or DEFAULT_TASK[model.info.kind]
-    if task_type not in TASK_TYPES:
-        raise ConfigError(f"task_type={task_type!r}; accepted: {', '.join(TASK_TYPES)}")
-    c = module.eject()
-    if (c.embeds is None) == (c.kv is None):
-        have = "both input embeddings and a key/value prefix" if c.embeds is not None else "no trained values"
-        raise UnsupportedModel(
-            f"prompt {name!r} ({module.config.method}) has {have}; PEFT stores exactly one"
-        )
-    if c.kv is not None:
-        if model.info.kind == "seq2seq":
-            raise UnsupportedModel(
-                f"prompt {name!r}: PEFT prefix tuning on encoder-decoders prefixes decoder "
-                "self-attention only; softprompt's prefix also covers encoder and cross-attention"
-            )
-        _warn_window(model.info)
-        values = c.kv.permute(3, 0, 1, 2, 4).reshape(c.kv.shape[3], -1)  # (S,2,H_kv,P,D) -> (P, S*2*H_kv*D)
-        peft_type = "PREFIX_TUNING"
-    else:
-        values, peft_type = c.embeds, "PROMPT_TUNING"  # (P, H)
-    base = peft_base(base_model_name_or_path) or ""
-    cfg = _peft_config(model, peft_type, values.shape[0], task_type, base)
-    with atomic_dir(path) as tmp:
-        save_file({KEY: values.detach().contiguous().cpu()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
-        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
-    return Path(path)

@@ -113,7 +113,6 @@ def create_app(
     """The app serving ``engine``; ``api_key``: bearer token required on /v1 (None: open)."""
     app = FastAPI(title="softprompt", docs_url=None, redoc_url=None)
     app.add_middleware(Guard, api_key=api_key, max_body=max_body)
-    tok = engine.tok
 
     @app.exception_handler(R.ApiError)
     async def _api_error(request, e: R.ApiError):
@@ -123,6 +122,14 @@ def create_app(
     async def _any_error(request, e: Exception):
         err = R.api_error(e)
         return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+    _add_admin_routes(app, engine, max_body, parent)
+    _add_inference_routes(app, engine, max_body)
+    return app
+
+
+def _add_admin_routes(app: FastAPI, engine: Engine, max_body: int, parent: str) -> None:
+    """/health, /metrics, /v1/models and adding / removing prompts."""
 
     @app.get("/health")
     async def health():
@@ -155,6 +162,11 @@ def create_app(
         except Exception as e:
             raise R.api_error(e, "name") from None
         return {"id": name, "object": "model", "deleted": True}
+
+
+def _add_inference_routes(app: FastAPI, engine: Engine, max_body: int) -> None:
+    """/v1/classify, /v1/completions and /v1/chat/completions."""
+    tok = engine.tok
 
     @app.post("/v1/classify")
     async def classify(request: Request):
@@ -206,8 +218,6 @@ def create_app(
         return await _serve(
             engine, request, body, [tok(text, add_special_tokens=False)["input_ids"]], chat=True
         )
-
-    return app
 
 
 def _model_card(entry, parent: str) -> dict:

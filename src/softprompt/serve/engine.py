@@ -10,20 +10,20 @@ request starts within one step of a free slot. Greedy output equals the request 
 from __future__ import annotations
 
 import collections
-import secrets
 import threading
 import time
 
 import torch
 
-from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_range
+from softprompt.errors import SoftPromptError
 from softprompt.serve import tasks
 from softprompt.serve.batch import RowBatch
 from softprompt.serve.config import EngineConfig
 from softprompt.serve.errors import Cancelled, QueueFull, RequestTimeout
+from softprompt.serve.intake import Intake
 from softprompt.serve.metrics import Metrics
 from softprompt.serve.requests import Classification, Completion, Request
-from softprompt.serve.sampling import Detokenizer, pick, top_logprobs
+from softprompt.serve.sampling import pick, top_logprobs
 from softprompt.serve.store import PromptStore
 
 
@@ -41,12 +41,8 @@ class Engine:
         self._batch = RowBatch(self.model)
         self._thread: threading.Thread | None = None
         self._stop = False
-        info = self.model.info
-        self.can_generate = info.kind == "causal" and not info.sliding_window
-        cfg = self.model.backbone.config
-        self.positions = info.max_positions or getattr(cfg, "max_position_embeddings", None)
-        eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, list) else [cfg.eos_token_id]
-        self.eos = frozenset(e for e in [*eos, getattr(self.tok, "eos_token_id", None)] if e is not None)
+        self.intake = Intake(store, self.config)
+        self.eos = self.intake.eos
 
     # ----- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> Engine:
@@ -64,60 +60,14 @@ class Engine:
         for r in [*self._waiting, *self._running]:
             self._fail(r, Cancelled("the server is shutting down"))
 
-    # ----- requests -------------------------------------------------------------------------------------
+    # ----- requests (checked by ``intake``) -------------------------------------------------------------
     def completion(self, ids: list[int], prompt: str | None, *, sink, **params) -> Completion:
         """A checked completion request for token ``ids`` (holds its prompt version until it ends)."""
-        if not self.can_generate:
-            raise UnsupportedModel(
-                f"{self.model.info.family}: serving generation needs a causal LM without sliding-window "
-                "attention; /v1/classify still works"
-            )
-        if not ids:
-            raise ConfigError("prompt is empty; give at least one token of text")
-        vocab = self.model.backbone.get_input_embeddings().num_embeddings
-        bad = next((t for t in ids if not 0 <= t < vocab), None)
-        if bad is not None:
-            raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
-        max_tokens = params.get("max_tokens", 16)
-        check_range("max_tokens", max_tokens, low=1, high=self.config.max_new_tokens)
-        entry = self.store.acquire(prompt)
-        try:
-            self._check_length(len(ids), entry, max_tokens)
-        except SoftPromptError:
-            self.store.release(entry)
-            raise
-        seed = params.get("seed")
-        req = Completion(
-            entry=entry, sink=sink, ids=list(ids), eos=self.eos, timeout=self.config.request_timeout
-        )
-        for k, v in params.items():
-            setattr(req, k, v)
-        req.detok = Detokenizer(self.tok, req.stop)
-        if req.temperature > 0:
-            req.generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
-        return req
-
-    def _check_length(self, n: int, entry, max_tokens: int) -> None:
-        limit = self.config.max_input_tokens
-        if limit is not None and n > limit:
-            raise InputTooLong(f"prompt has {n} tokens; the limit is max_input_tokens={limit}")
-        virtual = 0 if entry is None else entry.virtual_tokens
-        if self.positions is not None and n + virtual + max_tokens > self.positions:
-            raise InputTooLong(
-                f"prompt ({n} tokens) + {virtual} virtual tokens + max_tokens ({max_tokens}) = "
-                f"{n + virtual + max_tokens} > the model's context of {self.positions} positions"
-            )
+        return self.intake.completion(ids, prompt, sink=sink, **params)
 
     def classification(self, texts: list[str], prompt: str, *, sink) -> Classification:
         """A checked classification request (label scores of ``prompt``'s task for each text)."""
-        entry = self.store.acquire(prompt)
-        if entry is None or entry.task is None:
-            self.store.release(entry)
-            raise ConfigError(
-                f"model={prompt!r} has no classification task (only prompts saved by `softprompt train` "
-                "for classification/probing do)"
-            )
-        return Classification(entry=entry, sink=sink, texts=list(texts), timeout=self.config.request_timeout)
+        return self.intake.classification(texts, prompt, sink=sink)
 
     def submit(self, req: Request) -> None:
         """Queue ``req``; QueueFull when ``max_queue`` requests already wait."""

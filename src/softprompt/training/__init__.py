@@ -6,6 +6,7 @@
     batches.py     which examples / prompts make up each micro-step (deterministic, resumable)
     jobs.py        TrainJob (a prompt, its task and data) and TrainResult
     loop.py        the loop on Accelerate: accumulation, clipping, evaluation, early stopping, checkpoints
+    resume.py      RunState (step, best/last evaluations, early stopping) and checkpoint save / restore
     devices.py     the Accelerator: hardware checks, CPU ranks under torchrun
     evaluation.py  predict / evaluate (sharded over processes inside the loop)
     records.py     run.json, log.jsonl, the out_dir checks

@@ -7,7 +7,6 @@ a few small tensors), so N processes with per-process batch B/N step exactly lik
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict
@@ -26,6 +25,7 @@ from softprompt.training.devices import make_accelerator
 from softprompt.training.evaluation import evaluate_sharded
 from softprompt.training.jobs import TrainJob, TrainResult, check_jobs, describe_task
 from softprompt.training.records import Log, check_out_dir, write_run
+from softprompt.training.resume import RunState, restore, save
 
 SLEEP_ENV = "SOFTPROMPT_TEST_STEP_SLEEP"
 """Test hook: seconds to sleep after each step, so a test can kill a run half-way."""
@@ -99,12 +99,7 @@ class _Trainer:
             ],
             **run_info,
         }
-        self.step, self.elapsed0, self.stopped, self.bad_evals = 0, 0.0, False, 0
-        self.best: dict[str, float] = {}
-        self.best_step: dict[str, int] = {}
-        self.best_metrics: dict[str, dict] = {}
-        self.last_metrics: dict[str, dict] = {}
-        self.last_loss: float | None = None
+        self.state = RunState()
 
     # ----- run --------------------------------------------------------------------------------------------
     def run(self, resume: bool, progress: bool) -> TrainResult:
@@ -116,7 +111,7 @@ class _Trainer:
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_run(self.out, self.description, status="running", world_size=acc.num_processes)
-        self.t0 = time.perf_counter()
+        self.state.t0 = time.perf_counter()
         if not self.params:  # e.g. a hard prompt: nothing to train, only evaluate
             self.log = Log(self.out, enabled=self.main, keep_until=None)
             self._evaluate()
@@ -124,8 +119,8 @@ class _Trainer:
         opt = acc.prepare(torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay))
         sched = self._scheduler(opt)
         if ckpt is not None:
-            self._restore(ckpt, opt, sched)
-        self.log = Log(self.out, enabled=self.main, keep_until=self.step if ckpt is not None else None)
+            restore(ckpt, self.state, acc, self.modules, opt, sched)
+        self.log = Log(self.out, enabled=self.main, keep_until=self.state.step if ckpt is not None else None)
         self._loop(opt, sched, progress)
         return self._finish()
 
@@ -147,11 +142,11 @@ class _Trainer:
         return get_scheduler(name, opt.optimizer, num_warmup_steps=warmup, num_training_steps=c.steps)
 
     def _loop(self, opt, sched, progress: bool) -> None:
-        c = self.config
+        c, state = self.config, self.state
         sizes = f"{sum(len(j.train) for j in self.jobs):,} train / {sum(len(j.validation) for j in self.jobs):,} val"
         bar = tqdm(
             total=c.steps,
-            initial=self.step,
+            initial=state.step,
             desc=f"train ({sizes})",
             unit="step",
             dynamic_ncols=True,
@@ -161,31 +156,35 @@ class _Trainer:
         modes = [(m, m.training) for m in (self.model, *self.modules.values())]
         for m, _ in modes:
             m.train()  # dropout on for prompts and heads (PromptedModel keeps the frozen backbone in eval)
-        while self.step < c.steps and not self.stopped:
+        while state.step < c.steps and not state.stopped:
             loss = self._step(opt, sched)
-            self.step += 1
+            state.step += 1
             window[0], window[1] = window[0] + loss, window[1] + 1
             bar.set_postfix(loss=f"{window[0] / window[1]:.4f}", refresh=False)  # from the first step on
-            if self.step % c.log_every == 0 or self.step == c.steps:
+            if state.step % c.log_every == 0 or state.step == c.steps:
                 self._log_window(window, sched, bar)
                 window = [0.0, 0, time.perf_counter()]
             if self._due(c.eval_every):
                 self._evaluate()
-            if self._due(c.save_every) or self.stopped:
-                self._save(opt, sched)
+            if self._due(c.save_every) or state.stopped:
+                save(self.out, state, self.acc, self.modules, opt, sched, epoch=self._epoch())
             bar.update(1)
         bar.close()
         for m, was in modes:
             m.train(was)
 
     def _due(self, every: int) -> bool:
-        return (every > 0 and self.step % every == 0) or self.step == self.config.steps
+        step = self.state.step
+        return (every > 0 and step % every == 0) or step == self.config.steps
+
+    def _epoch(self) -> float:
+        return self.plan.epoch(self.state.step * self.config.grad_accum)
 
     def _step(self, opt, sched) -> float:
         acc, c = self.acc, self.config
         total = 0.0
         for a in range(c.grad_accum):
-            groups = self.plan.micro_batch(self.step * c.grad_accum + a, acc.process_index)
+            groups = self.plan.micro_batch(self.state.step * c.grad_accum + a, acc.process_index)
             with acc.accumulate():
                 with acc.autocast():
                     loss = sum(g.task.loss(self.model, g.task.collate(g.examples), g.prompts) for g in groups)
@@ -212,28 +211,25 @@ class _Trainer:
             for p, g in zip(self.params, flat.split([p.numel() for p in self.params])):
                 p.grad.copy_(g.view_as(p))
 
-    # ----- logging, evaluation, checkpoints ---------------------------------------------------------------
+    # ----- logging, evaluation, results -------------------------------------------------------------------
     def _log_window(self, window, sched, bar) -> None:
         loss = window[0] / max(window[1], 1)
         if self.acc.num_processes > 1:
             loss = self.acc.reduce(torch.tensor([loss], dtype=torch.float64), reduction="mean").item()
         seconds = max(time.perf_counter() - window[2], 1e-9)
         speed = window[1] * self.config.grad_accum * self.plan.examples_per_micro_step() / seconds
-        self.last_loss = loss
+        self.state.last_loss = loss
         self.log.write(
             {
-                "step": self.step,
-                "epoch": self.plan.epoch(self.step * self.config.grad_accum),
+                "step": self.state.step,
+                "epoch": self._epoch(),
                 "loss": loss,
                 "lr": sched.get_last_lr()[0],
                 "examples_per_s": round(speed, 2),
-                "elapsed": round(self._elapsed(), 3),
+                "elapsed": round(self.state.elapsed(), 3),
             }
         )
         bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{speed:.1f}")
-
-    def _elapsed(self) -> float:
-        return self.elapsed0 + time.perf_counter() - self.t0
 
     def _evaluate(self) -> None:
         results, improved = {}, False
@@ -244,82 +240,36 @@ class _Trainer:
             m = evaluate_sharded(
                 self.model, job.task, examples, job.prompt, self.config.eval_batch_size, self.acc
             )
-            results[job.prompt] = self.last_metrics[job.prompt] = m
-            score, best = m[job.task.main_metric], self.best.get(job.prompt, math.nan)
-            if score > best or (math.isnan(best) and not math.isnan(score)) or job.prompt not in self.best:
+            results[job.prompt] = m
+            if self.state.record_eval(job.prompt, m[job.task.main_metric], m):
                 improved = True
-                self.best[job.prompt], self.best_step[job.prompt] = score, self.step
-                self.best_metrics[job.prompt] = m
                 self._save_prompt(job, "best", m)
         if not results:
             return
-        self.log.write({"step": self.step, "eval": results, "elapsed": round(self._elapsed(), 3)})
-        self.bad_evals = 0 if improved else self.bad_evals + 1
-        if self.config.patience is not None and self.bad_evals >= self.config.patience:
-            self.stopped = True
+        self.log.write({"step": self.state.step, "eval": results, "elapsed": round(self.state.elapsed(), 3)})
+        self.state.end_eval(improved, self.config.patience)
 
     def _save_prompt(self, job: TrainJob, kind: str, metrics: dict | None) -> None:
         if not self.main:
             return
         heads = job.task.modules()
         head = heads.get("head") if list(heads) == ["head"] else (nn.ModuleDict(heads) if heads else None)
-        extra = {**describe_task(job.task), **job.info, "metrics": metrics, "step": self.step}
+        extra = {**describe_task(job.task), **job.info, "metrics": metrics, "step": self.state.step}
         save_prompt(self.model, job.prompt, self.out / kind / job.prompt, extra=extra, head=head)
 
-    def _counters(self) -> dict:
-        return {
-            "epoch": self.plan.epoch(self.step * self.config.grad_accum),
-            "best": self.best,
-            "best_step": self.best_step,
-            "best_metrics": self.best_metrics,
-            "last_metrics": self.last_metrics,
-            "bad_evals": self.bad_evals,
-            "stopped": self.stopped,
-            "elapsed": self._elapsed(),
-            "last_loss": self.last_loss,
-            "world_size": self.acc.num_processes,
-        }
-
-    def _save(self, opt, sched) -> None:
-        rng = [checkpoint.rng_state()]
-        if self.acc.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            rng = gather_object(rng)
-        if self.main:
-            checkpoint.save_checkpoint(
-                self.out,
-                self.step,
-                modules=self.modules,
-                optimizer=opt,
-                scheduler=sched,
-                counters=self._counters(),
-                rng=rng,
-            )
-        self.acc.wait_for_everyone()
-
-    def _restore(self, path: Path, opt, sched) -> None:
-        ckpt = checkpoint.load_checkpoint(path)
-        checkpoint.restore(ckpt, self.modules, opt, sched)
-        c = ckpt.counters
-        self.step, self.elapsed0 = ckpt.step, float(c["elapsed"])
-        self.best, self.best_step, self.best_metrics = c["best"], c["best_step"], c["best_metrics"]
-        self.last_metrics, self.bad_evals, self.stopped = c["last_metrics"], c["bad_evals"], c["stopped"]
-        self.last_loss = c["last_loss"]
-        checkpoint.set_rng_state(ckpt.rng[self.acc.process_index % len(ckpt.rng)])
-
     def _finish(self) -> TrainResult:
+        state = self.state
         for job in self.jobs:
-            self._save_prompt(job, "final", self.last_metrics.get(job.prompt))
+            self._save_prompt(job, "final", state.last_metrics.get(job.prompt))
         result = TrainResult(
             out_dir=self.out,
-            steps=self.step,
+            steps=state.step,
             trainable_params=sum(p.numel() for p in self.params),
-            train_time_s=round(self._elapsed(), 3),
-            final_loss=self.last_loss,
-            metrics=self.best_metrics or self.last_metrics,
-            best_step=self.best_step,
-            stopped_early=self.stopped and self.step < self.config.steps,
+            train_time_s=round(state.elapsed(), 3),
+            final_loss=state.last_loss,
+            metrics=state.best_metrics or state.last_metrics,
+            best_step=state.best_step,
+            stopped_early=state.stopped and state.step < self.config.steps,
             mode=self.plan.mode,
         )
         if self.main:

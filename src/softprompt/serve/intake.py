@@ -1,0 +1,82 @@
+"""An API call made a checked request: token ids in the vocabulary, lengths within the model's context, a prompt
+that exists (and, to classify, has a task). Whatever is refused is refused here, before anything is queued."""
+
+from __future__ import annotations
+
+import secrets
+
+import torch
+
+from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_range
+from softprompt.serve.config import EngineConfig
+from softprompt.serve.requests import Classification, Completion
+from softprompt.serve.sampling import Detokenizer
+from softprompt.serve.store import PromptStore
+
+
+class Intake:
+    """Builds checked ``Completion`` / ``Classification`` requests for ``store.model`` under ``config``."""
+
+    def __init__(self, store: PromptStore, config: EngineConfig):
+        self.store, self.model, self.config = store, store.model, config
+        self.tok = self.model.tokenizer
+        info = self.model.info
+        self.can_generate = info.kind == "causal" and not info.sliding_window
+        cfg = self.model.backbone.config
+        self.positions = info.max_positions or getattr(cfg, "max_position_embeddings", None)
+        eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, list) else [cfg.eos_token_id]
+        self.eos = frozenset(e for e in [*eos, getattr(self.tok, "eos_token_id", None)] if e is not None)
+
+    def completion(self, ids: list[int], prompt: str | None, *, sink, **params) -> Completion:
+        """A checked completion request for token ``ids`` (holds its prompt version until it ends)."""
+        if not self.can_generate:
+            raise UnsupportedModel(
+                f"{self.model.info.family}: serving generation needs a causal LM without sliding-window "
+                "attention; /v1/classify still works"
+            )
+        if not ids:
+            raise ConfigError("prompt is empty; give at least one token of text")
+        vocab = self.model.backbone.get_input_embeddings().num_embeddings
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
+        max_tokens = params.get("max_tokens", 16)
+        check_range("max_tokens", max_tokens, low=1, high=self.config.max_new_tokens)
+        entry = self.store.acquire(prompt)
+        try:
+            self.check_length(len(ids), entry, max_tokens)
+        except SoftPromptError:
+            self.store.release(entry)
+            raise
+        seed = params.get("seed")
+        req = Completion(
+            entry=entry, sink=sink, ids=list(ids), eos=self.eos, timeout=self.config.request_timeout
+        )
+        for k, v in params.items():
+            setattr(req, k, v)
+        req.detok = Detokenizer(self.tok, req.stop)
+        if req.temperature > 0:
+            req.generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        return req
+
+    def check_length(self, n: int, entry, max_tokens: int) -> None:
+        limit = self.config.max_input_tokens
+        if limit is not None and n > limit:
+            raise InputTooLong(f"prompt has {n} tokens; the limit is max_input_tokens={limit}")
+        virtual = 0 if entry is None else entry.virtual_tokens
+        if self.positions is not None and n + virtual + max_tokens > self.positions:
+            raise InputTooLong(
+                f"prompt ({n} tokens) + {virtual} virtual tokens + max_tokens ({max_tokens}) = "
+                f"{n + virtual + max_tokens} > the model's context of {self.positions} positions"
+            )
+
+    def classification(self, texts: list[str], prompt: str, *, sink) -> Classification:
+        """A checked classification request (label scores of ``prompt``'s task for each text)."""
+        entry = self.store.acquire(prompt)
+        if entry is None or entry.task is None:
+            self.store.release(entry)
+            raise ConfigError(
+                f"model={prompt!r} has no classification task (only prompts saved by `softprompt train` "
+                "for classification/probing do)"
+            )
+        return Classification(entry=entry, sink=sink, texts=list(texts), timeout=self.config.request_timeout)
