@@ -141,9 +141,10 @@ def run(ctx: Context) -> None:
     if not part.get("templates"):
         part["templates"] = templates(model, data.spec, test)
     ctx.recorder.save()
-    for seed in ctx.seeds:
-        for label in methods(p):
-            one_method(ctx, model, data, test, val, label, seed)
+    for seed in ctx.seeds:  # per seed every softprompt method first, then PEFT's (the defaults' rows early)
+        for library in ("softprompt", "peft"):
+            for label in methods(p):
+                one_method(ctx, model, data, test, val, label, seed, library)
 
 
 def templates(model, spec, test: list[dict]) -> dict:
@@ -171,15 +172,17 @@ def templates(model, spec, test: list[dict]) -> dict:
     }
 
 
-def one_method(ctx: Context, model, data, test: list[dict], val: list[dict], label: str, seed: int) -> None:
-    """Train and score ``label`` in softprompt, then in PEFT, for one seed (each skipped when recorded)."""
+def one_method(ctx: Context, model, data, test, val, label: str, seed: int, library: str) -> None:
+    """Train and score ``label`` in ``library`` (softprompt or peft) for one seed, unless recorded."""
     template = data.spec.default_templates[0]
     from softprompt.tasks import make_task
 
     task = make_task(model, data.spec, template=template, virtual_tokens=VIRTUAL)
-    if not ctx.recorder.done(PART, label, "softprompt", seed):
+    if ctx.recorder.done(PART, label, library, seed):
+        return
+    if library == "softprompt":
         _softprompt_run(ctx, model, data, task, test, val, label, seed)
-    if not ctx.recorder.done(PART, label, "peft", seed):
+    else:
         _peft_run(ctx, data, task, test, label, seed)
 
 
