@@ -209,3 +209,40 @@ def test_corrupt_checkpoint_files_are_named(tmp_path, damage, named):
     model, job = _dropout_run()
     with pytest.raises(PromptFileError, match=named):
         train(model, job, _cfg(steps=2), tmp_path, resume=True, progress=False)
+
+
+def test_a_run_recorded_with_the_older_fingerprint_resumes(tmp_path):
+    from softprompt.core.arch import legacy_fingerprint
+    from softprompt.errors import ConfigError
+
+    model, job = _dropout_run()
+    with pytest.raises(Interrupted):
+        _interrupt(model, job, tmp_path / "run")
+    run_file = tmp_path / "run" / "run.json"
+    doc = json.loads(run_file.read_text())
+    assert doc["run"]["backbone"].startswith("fp2:")
+    doc["run"]["backbone"] = legacy_fingerprint(model.backbone)  # as run.json was written before fp2
+    run_file.write_text(json.dumps(doc))
+    model, job = _dropout_run()
+    assert train(model, job, _cfg(), tmp_path / "run", resume=True, progress=False).steps == 6
+    doc["run"]["backbone"] = "0123456789abcdef"  # another model's weights: still refused, and named
+    run_file.write_text(json.dumps(doc))
+    model, job = _dropout_run()
+    with pytest.raises(ConfigError, match="backbone"):
+        train(model, job, _cfg(), tmp_path / "run", resume=True, progress=False)
+
+
+def _interrupt(model, job, out):
+    save = checkpoint.save_checkpoint
+
+    def save_then_die(out_dir, step, **kw):
+        path = save(out_dir, step, **kw)
+        if step == 4:
+            raise Interrupted
+        return path
+
+    checkpoint.save_checkpoint = save_then_die
+    try:
+        train(model, job, _cfg(), out, progress=False)
+    finally:
+        checkpoint.save_checkpoint = save

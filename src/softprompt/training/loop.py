@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from softprompt.core.arch import fingerprints_match
 from softprompt.errors import ConfigError
 from softprompt.files import checkpoint
 from softprompt.files.prompts import save_prompt
@@ -104,7 +105,9 @@ class _Trainer:
     # ----- run --------------------------------------------------------------------------------------------
     def run(self, resume: bool, progress: bool) -> TrainResult:
         acc, config = self.acc, self.config
-        resuming = check_out_dir(self.out, self.description, resume)
+        resuming = check_out_dir(
+            self.out, self.description, resume, lambda saved: fingerprints_match(saved, self.model.info)
+        )
         acc.wait_for_everyone()  # every rank has read the folder before the main one writes to it
         ckpt = checkpoint.latest(self.out) if resuming else None
         self._fresh_start()

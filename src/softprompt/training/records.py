@@ -31,7 +31,7 @@ def normalize(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
-def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
+def check_out_dir(out_dir: Path, description: dict, resume: bool, same_backbone=None) -> bool:
     """Decide whether ``out_dir`` may hold this run. Returns True when it already holds it (resume).
 
     A folder whose run stopped before anything was saved (status not "finished", no checkpoint, no
@@ -39,7 +39,9 @@ def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
     resume, so it is reused as if it were empty, whatever that run's settings were.
 
     Raises ConfigError (and touches nothing) when the folder holds another run, holds this run but
-    ``resume`` is False, or holds other files.
+    ``resume`` is False, or holds other files. ``same_backbone(saved)`` decides whether the stored
+    ``backbone`` fingerprint names this run's weights (older fingerprint formats, other dtypes); without it
+    the strings are compared.
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"out dir {out_dir} is a file, not a folder; choose a new or empty folder")
@@ -57,7 +59,10 @@ def check_out_dir(out_dir: Path, description: dict, resume: bool) -> bool:
         raise ConfigError(f"{run_file} is unreadable; choose another out dir") from None
     if doc.get("status") != "finished" and nothing_saved(out_dir):
         return False
-    diff = differences(stored, normalize(description))
+    new = normalize(description)
+    if same_backbone is not None and "backbone" in stored and same_backbone(stored["backbone"]):
+        new["backbone"] = stored["backbone"]  # the same weights under an older fingerprint format
+    diff = differences(stored, new)
     if diff:
         raise ConfigError(
             f"out dir {out_dir} holds another run (differs in {'; '.join(diff[:4])}); choose another out dir"
