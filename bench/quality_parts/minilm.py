@@ -81,12 +81,14 @@ def _run(ctx: Context, part: str, dataset: str, n_eval: int) -> None:
     )
     run = dict(test=test, val=val, steps=steps)
     chosen = None
-    for seed in ctx.seeds:
-        for label, method, fields, lr in prompts(p, part, seed, chosen):
-            if not ctx.recorder.done(part, label, "softprompt", seed):
-                _prompt_run(ctx, part, model, data, run, label, method, fields, lr, seed)
-        if not ctx.recorder.done(part, "full fine-tuning", "torch", seed):
-            _full_ft_run(ctx, part, model, data, run, seed)
+    for seed in ctx.seeds:  # the first prompt run, full fine-tuning, then the other lengths / methods
+        first, *rest = prompts(p, part, seed, chosen)
+        for item in [first, "full fine-tuning", *rest]:
+            if item == "full fine-tuning":
+                if not ctx.recorder.done(part, item, "torch", seed):
+                    _full_ft_run(ctx, part, model, data, run, seed)
+            elif not ctx.recorder.done(part, item[0], "softprompt", seed):
+                _prompt_run(ctx, part, model, data, run, *item, seed)
         if chosen is None and len(p.mini_lengths) > 1:
             chosen = _best_length(ctx, part, p, seed)
 
