@@ -201,6 +201,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     preset = PRESETS[args.preset]
     seeds = list(args.seeds or preset.seeds)
+    if args.render:
+        return _render(args.out)
     est = estimate(preset, len(seeds))
     print(
         f"preset {preset.name}, seeds {seeds}, parts {', '.join(args.parts)}; estimated on a quiet 2-core "
@@ -210,8 +212,6 @@ def main(argv=None) -> int:
     )
     if args.estimate:
         return 0
-    if args.render:
-        return _render(args.out)
     torch.set_num_threads(args.threads or _auto_threads())
     warnings.filterwarnings("ignore", message=".*max_length.*")  # the library warns per truncated example
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # PEFT on transformers 5
