@@ -28,7 +28,8 @@ def ray_url(serve_assets):
     for attempt in (
         1,
         2,
-    ):  # Ray's HTTP proxy must start within 60 s; a loaded 2-core machine can miss that once
+        3,
+    ):  # Ray's HTTP proxy must start within 60 s; a loaded 2-core machine can miss that
         try:
             ray_app.start(
                 serve_assets["model"],
@@ -43,7 +44,7 @@ def ray_url(serve_assets):
             break
         except ray.exceptions.RayError:
             ray_app.stop()
-            if attempt == 2:
+            if attempt == 3:
                 raise
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -13,7 +13,6 @@ def choose_start(s, data, model, progress: bool):
     from softprompt.commands.taskflags import cli_text
     from softprompt.methods import make_config
     from softprompt.tasks.choose import choose_template
-    from softprompt.training.config import TrainConfig
 
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else (lambda line: None)
     sizes = {k: len(v) for k, v in data.splits().items()}
@@ -31,7 +30,7 @@ def choose_start(s, data, model, progress: bool):
         return None, cli_text(s.task.template), s.method_config, s.train
     template, fields, lr = choice.start(s.method, model.tokenizer, s.method_args)
     config = make_config(s.method, **fields)
-    use_lr = lr is not None and s.train.lr == TrainConfig.for_method(s.method).lr  # an --lr of your own wins
+    use_lr = lr is not None and "lr" not in s.train_given  # an --lr of your own wins
     say(
         f"template: {choice.full_template!r} (zero-shot {choice.metric} {choice.score:.3f} on "
         f"{choice.examples} {choice.split} examples, best of {len(choice.candidates)} candidates; "
