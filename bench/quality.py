@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     preset = PRESETS[args.preset]
     seeds = list(args.seeds or preset.seeds)
     if args.render:
-        return _render(args.out)
+        return plots.render(args.out)
     est = estimate(preset, len(seeds))
     print(
         f"preset {preset.name}, seeds {seeds}, parts {', '.join(args.parts)}; estimated on a quiet 2-core "
@@ -245,25 +245,6 @@ def main(argv=None) -> int:
     if failed:
         print(f"FAILED parts: {', '.join(failed)} (tracebacks in quality.json)")
     return 1 if failed else 0
-
-
-def _render(out: Path) -> int:
-    from softprompt.files.atomic import atomic_write_text
-
-    path = out / "quality.json"
-    data = read_document(path)
-    if data is None:
-        print(f"no readable {path}")
-        return 1
-    data["goals"] = report.goals(data)  # the .md shows them; the .json is left to the running benchmarks
-    atomic_write_text(path.with_suffix(".md"), report.markdown(data))
-    plots.plot(data, out / "quality.png")
-    plots.plot_curves(data, out / "quality-curves.png")
-    for g in data["goals"]:
-        print(
-            f"  {report.verdict(g['met']):>12}  {g['text']}" + (f"  [{g['detail']}]" if g["detail"] else "")
-        )
-    return 0
 
 
 def _auto_threads() -> int:

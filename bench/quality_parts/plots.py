@@ -24,12 +24,8 @@ def plot(data: dict, path: Path) -> None:
     ]
     if not names:
         return
-    cols = min(3, len(names))
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), squeeze=False)
-    for ax in axes.flat[len(names) :]:
-        ax.axis("off")
-    for ax, name in zip(axes.flat, names):
+    fig, panels = _panels(plt, names, height=4.4)
+    for ax, name in panels:
         part = data["parts"][name]
         colors: dict[str, str] = {}
         for r in summarize(part):
@@ -71,12 +67,8 @@ def plot_curves(data: dict, path: Path) -> None:
     names = [n for n in ORDER if any(r.get("curve") for r in parts.get(n, {}).get("runs", []))]
     if not names:
         return
-    cols = min(3, len(names))
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
-    for ax in axes.flat[len(names) :]:
-        ax.axis("off")
-    for ax, name in zip(axes.flat, names):
+    fig, panels = _panels(plt, names, height=4.0)
+    for ax, name in panels:
         colors: dict[str, str] = {}
         for r in parts[name]["runs"]:
             if not r.get("curve"):
@@ -92,3 +84,37 @@ def plot_curves(data: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _panels(plt, names: list[str], height: float):
+    """(figure, [(axes, part name)]): up to 3 panels a row, unused ones hidden."""
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, height * rows), squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    return fig, list(zip(axes.flat, names))
+
+
+def render(out: Path) -> int:
+    """Rewrite quality.md, quality.png and quality-curves.png from ``out``/quality.json (``--render``); the
+    .json is left to the running benchmarks."""
+    from softprompt.files.atomic import atomic_write_text
+
+    from . import report
+    from .recording import read_document
+
+    path = out / "quality.json"
+    data = read_document(path)
+    if data is None:
+        print(f"no readable {path}")
+        return 1
+    data["goals"] = report.goals(data)
+    atomic_write_text(path.with_suffix(".md"), report.markdown(data))
+    plot(data, out / "quality.png")
+    plot_curves(data, out / "quality-curves.png")
+    for g in data["goals"]:
+        print(
+            f"  {report.verdict(g['met']):>12}  {g['text']}" + (f"  [{g['detail']}]" if g["detail"] else "")
+        )
+    return 0
