@@ -117,19 +117,8 @@ def test_resume_restores_rng_and_optimizer_in_process(tmp_path, monkeypatch):
     train(model, job, _cfg(), tmp_path / "ref", progress=False)
     reference = {k: v.detach().clone() for k, v in model.bank.get("p").state_dict().items()}
 
-    save = checkpoint.save_checkpoint
-
-    def save_then_die(out_dir, step, **kw):
-        path = save(out_dir, step, **kw)
-        if step == 4:
-            raise Interrupted
-        return path
-
-    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_die)
     model, job = _dropout_run()
-    with pytest.raises(Interrupted):
-        train(model, job, _cfg(), tmp_path / "run", progress=False)
-    monkeypatch.setattr(checkpoint, "save_checkpoint", save)
+    _interrupt_at_step_4(monkeypatch, model, job, tmp_path / "run")
     model, job = _dropout_run()  # a fresh process: new model, prompt re-initialized, RNG elsewhere
     torch.manual_seed(1234)
     train(model, job, _cfg(), tmp_path / "run", resume=True, progress=False)
@@ -211,13 +200,12 @@ def test_corrupt_checkpoint_files_are_named(tmp_path, damage, named):
         train(model, job, _cfg(steps=2), tmp_path, resume=True, progress=False)
 
 
-def test_a_run_recorded_with_the_older_fingerprint_resumes(tmp_path):
+def test_a_run_recorded_with_the_older_fingerprint_resumes(tmp_path, monkeypatch):
     from softprompt.core.arch import legacy_fingerprint
     from softprompt.errors import ConfigError
 
     model, job = _dropout_run()
-    with pytest.raises(Interrupted):
-        _interrupt(model, job, tmp_path / "run")
+    _interrupt_at_step_4(monkeypatch, model, job, tmp_path / "run")
     run_file = tmp_path / "run" / "run.json"
     doc = json.loads(run_file.read_text())
     assert doc["run"]["backbone"].startswith("fp2:")
@@ -232,7 +220,8 @@ def test_a_run_recorded_with_the_older_fingerprint_resumes(tmp_path):
         train(model, job, _cfg(), tmp_path / "run", resume=True, progress=False)
 
 
-def _interrupt(model, job, out):
+def _interrupt_at_step_4(monkeypatch, model, job, out):
+    """Train until the step-4 checkpoint is saved, then die there (as a killed process would)."""
     save = checkpoint.save_checkpoint
 
     def save_then_die(out_dir, step, **kw):
@@ -241,8 +230,7 @@ def _interrupt(model, job, out):
             raise Interrupted
         return path
 
-    checkpoint.save_checkpoint = save_then_die
-    try:
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupted):
         train(model, job, _cfg(), out, progress=False)
-    finally:
-        checkpoint.save_checkpoint = save
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save)

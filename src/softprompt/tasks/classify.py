@@ -71,6 +71,9 @@ class VerbalizerTask:
         self.probing = probing
         self.objective = objective or ("gold" if probing else "candidates")
         check_choice("objective", self.objective, OBJECTIVES)
+        self.gold_words: dict[int, list[int]] = {}  # label -> its first word's tokens (the gold objective)
+        for w, lab in enumerate(self.table.word_label.tolist()):
+            self.gold_words.setdefault(lab, self.table.token_ids[w][self.table.token_mask[w]].tolist())
 
     def modules(self):
         return {}
@@ -185,10 +188,7 @@ class VerbalizerTask:
 
     def _gold_loss(self, model, enc, prompts, labels: torch.Tensor) -> torch.Tensor:
         """Mean over examples of the gold word's mean token NLL (one row per example, not per candidate)."""
-        first = {}  # label -> its first word
-        for w, lab in enumerate(self.table.word_label.tolist()):
-            first.setdefault(lab, self.table.token_ids[w][self.table.token_mask[w]].tolist())
-        pairs = [(e, first[int(y)], p) for e, y, p in zip(enc, labels, prompts)]
+        pairs = [(e, self.gold_words[int(y)], p) for e, y, p in zip(enc, labels, prompts)]
         lp = self._word_logprobs(model, pairs, max(len(w) for _, w, _ in pairs))  # (B, T), 0 past a word
         n = torch.tensor([len(w) for _, w, _ in pairs], device=lp.device, dtype=lp.dtype)
         per = lp.sum(1) / (n if self.verbalizer.normalize else 1.0)
