@@ -174,12 +174,11 @@ def templates(model, spec, test: list[dict]) -> dict:
 
 def one_method(ctx: Context, model, data, test, val, label: str, seed: int, library: str) -> None:
     """Train and score ``label`` in ``library`` (softprompt or peft) for one seed, unless recorded."""
-    template = data.spec.default_templates[0]
     from softprompt.tasks import make_task
 
-    task = make_task(model, data.spec, template=template, virtual_tokens=VIRTUAL)
     if ctx.recorder.done(PART, label, library, seed):
         return
+    task = make_task(model, data.spec, template=data.spec.default_templates[0], virtual_tokens=VIRTUAL)
     if library == "softprompt":
         _softprompt_run(ctx, model, data, task, test, val, label, seed)
     else:
