@@ -220,8 +220,8 @@ def test_a_run_recorded_with_the_older_fingerprint_resumes(tmp_path, monkeypatch
         train(model, job, _cfg(), tmp_path / "run", resume=True, progress=False)
 
 
-def _interrupt_at_step_4(monkeypatch, model, job, out):
-    """Train until the step-4 checkpoint is saved, then die there (as a killed process would)."""
+def _interrupt_at_step_4(monkeypatch, model, job, out, **config):
+    """Train (``_cfg(**config)``) until the step-4 checkpoint is saved, then die there (as a killed process would)."""
     save = checkpoint.save_checkpoint
 
     def save_then_die(out_dir, step, **kw):
@@ -232,5 +232,5 @@ def _interrupt_at_step_4(monkeypatch, model, job, out):
 
     monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_die)
     with pytest.raises(Interrupted):
-        train(model, job, _cfg(), out, progress=False)
+        train(model, job, _cfg(**config), out, progress=False)
     monkeypatch.setattr(checkpoint, "save_checkpoint", save)

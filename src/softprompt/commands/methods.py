@@ -36,7 +36,8 @@ def describe() -> dict:
 
 def _train_defaults(config) -> dict:
     """The training settings ``softprompt train --method M`` starts from (flags override them)."""
-    return {k: getattr(config, k) for k in ("lr", "warmup_ratio", "steps", "batch_size", "scheduler")}
+    keys = ("lr", "head_lr", "warmup_ratio", "steps", "batch_size", "scheduler")
+    return {k: getattr(config, k) for k in keys if k != "head_lr" or config.head_lr is not None}
 
 
 def _type_name(hint) -> str:
@@ -64,6 +65,7 @@ def run(args) -> int:
             for k, v in d["train_defaults"].items()
         )
         print(f"  training defaults (measured, bench/results/lr_sweep-*.md): {train}")
-        head_lr = d["train_defaults_trained_head"]["lr"]
-        print(f"  with a trained head (bare encoders): --lr {head_lr:g}\n")
+        head = d["train_defaults_trained_head"]
+        rates = f"--lr {head['lr']:g}" + (f" --head-lr {head['head_lr']:g}" if "head_lr" in head else "")
+        print(f"  with a trained head (bare encoders): {rates}\n")
     return 0

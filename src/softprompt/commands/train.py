@@ -205,18 +205,26 @@ def _head(task) -> str | None:
 
 
 def _head_rate(s, task, train_cfg, progress: bool):
-    """A task that trains a new head (bare encoders) starts from HEAD_DEFAULTS' rate unless --lr was given."""
+    """A task that trains a new head (bare encoders) starts from HEAD_DEFAULTS' rates (``lr``, ``head_lr``)
+    where the user gave none of their own."""
     import sys
     from dataclasses import replace
 
     from softprompt.training.config import TrainConfig
 
-    if "lr" in s.train_given or not task.modules():
+    if not task.modules():
         return train_cfg
-    lr = TrainConfig.for_method(s.method, trained_head=True).lr
-    if lr != train_cfg.lr and progress:
-        print(f"{s.method}: lr {lr:g} (the default with a trained head; --lr overrides)", file=sys.stderr)
-    return replace(train_cfg, lr=lr)
+    head = TrainConfig.for_method(s.method, trained_head=True)
+    changes = {
+        k: getattr(head, k)
+        for k in ("lr", "head_lr")
+        if k not in s.train_given and getattr(head, k) != getattr(train_cfg, k)
+    }
+    if changes and progress:
+        rates = ", ".join(f"{k} {v:g}" for k, v in changes.items() if v is not None)
+        flags = " / ".join(f"--{k.replace('_', '-')}" for k in changes)
+        print(f"{s.method}: {rates} (the default with a trained head; {flags} overrides)", file=sys.stderr)
+    return replace(train_cfg, **changes)
 
 
 def _checked_data(s):

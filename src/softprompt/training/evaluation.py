@@ -79,11 +79,14 @@ def warn_if_collapsed(task, predictions: list, gold: list, prompt: str | None) -
     labels = getattr(task, "labels", None) or getattr(getattr(task, "verbalizer", None), "labels", None)
     name = labels[cls] if labels and isinstance(cls, int) and 0 <= cls < len(labels) else cls
     share = sum(g == cls for g in gold) / len(gold)
+    head_hint = (
+        "give a new head its own rate (--head-lr, e.g. 3e-2), " if getattr(task, "modules", dict)() else ""
+    )
     warnings.warn(
         f"prompt {prompt!r} predicts {name!r} for all {len(gold)} validation examples (that class is "
         f"{share:.1%} of them; the gold has {len(set(gold))} classes): it has collapsed to one class. "
         "Fix: lower the learning rate (--lr; `softprompt methods` lists each method's measured default), "
-        "start from real words (--init words / labels / text) rather than random, or train longer",
+        f"{head_hint}start from real words (--init words / labels / text) rather than random, or train longer",
         UserWarning,
         stacklevel=2,
     )

@@ -81,8 +81,8 @@ class _Trainer:
                 if id(m) not in seen:
                     seen.add(id(m))
                     self.modules[f"head.{j.prompt}.{key}"] = m.to(acc.device)
-        params = {id(p): p for m in self.modules.values() for p in m.parameters() if p.requires_grad}
-        self.params = list(params.values())
+        self.groups = _param_groups(self.modules, config)
+        self.params = [p for g in self.groups for p in g["params"]]
         self.plan = Plan(jobs, config.batch_size, config.seed, acc.num_processes)
         self.description = {
             "config": config.to_json(),
@@ -119,7 +119,7 @@ class _Trainer:
             self.log = Log(self.out, enabled=self.main, keep_until=None)
             self._evaluate()
             return self._finish()
-        opt = acc.prepare(torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay))
+        opt = acc.prepare(torch.optim.AdamW(self.groups, lr=config.lr, weight_decay=config.weight_decay))
         sched = self._scheduler(opt)
         if ckpt is not None:
             restore(ckpt, self.state, acc, self.modules, opt, sched)
@@ -285,3 +285,18 @@ class _Trainer:
             )
         self.acc.wait_for_everyone()
         return result
+
+
+def _param_groups(modules: dict[str, nn.Module], config: TrainConfig) -> list[dict]:
+    """AdamW's parameter groups: the prompts at ``lr``; the task heads at ``head_lr`` when it is set (one
+    group otherwise, so a run without ``head_lr`` keeps its checkpoint layout). Each parameter once."""
+    seen: set[int] = set()
+    prompts, heads = [], []
+    for key, m in modules.items():
+        for p in m.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                (heads if key.startswith("head.") else prompts).append(p)
+    if config.head_lr is None or not heads:
+        return [{"params": prompts + heads}] if prompts or heads else []
+    return [g for g in ({"params": prompts}, {"params": heads, "lr": config.head_lr}) if g["params"]]
