@@ -265,6 +265,10 @@ def peft_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Sid
     return Side("peft", m, [p for p in m.parameters() if p.requires_grad], loss, infer, gen, nxt, lr)
 
 
+SIDES = {"softprompt": softprompt_side, "peft": peft_side}
+"""The two libraries compared, by name."""
+
+
 def copy_prompt(sp: Side, pf: Side) -> None:
     """Give the PEFT prompt softprompt's initial values (module names match PEFT's), so both start equal.
 

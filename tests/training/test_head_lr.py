@@ -12,7 +12,7 @@ from test_train import TRAIN, VALID, config, setup
 from softprompt.errors import ConfigError
 from softprompt.training import TrainConfig, TrainJob, train
 from softprompt.training.config import HEAD_DEFAULTS, METHOD_DEFAULTS
-from softprompt.training.loop import _param_groups
+from softprompt.training.optim import param_groups
 
 
 def _head_run():
@@ -36,9 +36,9 @@ def test_heads_get_their_own_group_only_when_head_lr_is_set():
     model, task, _ = _head_run()
     modules = {"prompt.p": model.bank.get("p"), "head.p.head": task.head}
     head_ids = {id(p) for p in task.head.parameters()}
-    (one,) = _param_groups(modules, TrainConfig())
+    (one,) = param_groups(modules, TrainConfig())
     assert "lr" not in one and len(one["params"]) == len({id(p) for p in one["params"]})
-    prompts, heads = _param_groups(modules, TrainConfig(head_lr=0.5))
+    prompts, heads = param_groups(modules, TrainConfig(head_lr=0.5))
     assert heads["lr"] == 0.5 and {id(p) for p in heads["params"]} == head_ids
     assert "lr" not in prompts and not head_ids & {id(p) for p in prompts["params"]}
     assert [id(p) for p in one["params"]] == [

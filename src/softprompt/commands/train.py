@@ -108,7 +108,6 @@ def train_from_settings(
     )
     from softprompt.commands.devices import check_train_device
     from softprompt.commands.start import choose_start
-    from softprompt.methods import make_config
     from softprompt.tasks.base import check_prompts
     from softprompt.training import TrainJob, train
 
@@ -129,11 +128,7 @@ def train_from_settings(
     if choice is not None:
         task.choice = choice  # recorded in run.json and prompt.json
     train_cfg = _head_rate(s, task, train_cfg, progress)
-    soft = getattr(getattr(task, "template", None), "num_soft", 0)
-    if soft and "num_virtual_tokens" not in s.method_args and config.method != "hard":
-        config = make_config(
-            config.method, **{**s.method_args, "num_virtual_tokens": soft}
-        )  # fill the {soft} slots
+    config, soft = _fill_soft_slots(s, config, task)
     for split in (data.train, data.validation):  # a template that cannot encode fails before run.json exists
         if split:
             task.collate(split[:1])
@@ -202,6 +197,16 @@ def _head(task) -> str | None:
     """The pooled head's pooling and why (printed and in the summary), None for other tasks."""
     pool = getattr(getattr(task, "head", None), "pool", None)
     return None if pool is None else f"{pool} pooling ({task.pool_source})"
+
+
+def _fill_soft_slots(s, config, task):
+    """(config, number of {soft} slots): a template's {soft} slots set the virtual tokens unless given."""
+    from softprompt.methods import make_config
+
+    soft = getattr(getattr(task, "template", None), "num_soft", 0)
+    if soft and "num_virtual_tokens" not in s.method_args and config.method != "hard":
+        config = make_config(config.method, **{**s.method_args, "num_virtual_tokens": soft})
+    return config, soft
 
 
 def _head_rate(s, task, train_cfg, progress: bool):

@@ -38,6 +38,26 @@ class Expanded:
         return x.gather(1, idx.expand(-1, -1, *x.shape[2:]))
 
 
+def _insert_positions(insert_at, virtual_mask, n_real) -> torch.Tensor:
+    """(B, P) content index each virtual slot goes before: prepended by default, unused slots at the row's
+    end; one past the row's end is an error."""
+    if insert_at is None:
+        insert_at = torch.zeros(virtual_mask.shape, dtype=torch.long, device=n_real.device)
+    insert_at = torch.where(virtual_mask, insert_at, n_real[:, None])
+    if (insert_at > n_real[:, None]).any():
+        raise InputTooLong("a virtual token is placed after the end of its row's tokens (insert_at > length)")
+    return insert_at
+
+
+def _scatter(embeds, virtual, real_idx, virt_idx, T: int) -> torch.Tensor:
+    """(B, T, H): real and virtual embeddings written to their expanded columns (index T is a scratch column
+    for pads and unused slots, dropped)."""
+    B, _, H = embeds.shape
+    idx = torch.cat([real_idx, virt_idx], 1)  # (B, L + P)
+    src = torch.cat([embeds, virtual.to(embeds.dtype)], 1)  # (B, L + P, H)
+    return embeds.new_zeros(B, T + 1, H).scatter(1, idx[..., None].expand(-1, -1, H), src)[:, :T]
+
+
 def expand(
     embeds: torch.Tensor,
     attention_mask: torch.Tensor,
@@ -71,11 +91,7 @@ def expand(
         virtual = embeds.new_zeros(B, 0, H)
         virtual_mask = real.new_zeros(B, 0)
     P = virtual.shape[1]
-    if insert_at is None:
-        insert_at = torch.zeros(B, P, dtype=torch.long, device=embeds.device)
-    insert_at = torch.where(virtual_mask, insert_at, n_real[:, None])
-    if (insert_at > n_real[:, None]).any():
-        raise InputTooLong("a virtual token is placed after the end of its row's tokens (insert_at > length)")
+    insert_at = _insert_positions(insert_at, virtual_mask, n_real)
     n_virt = virtual_mask.sum(1)
     length = n_real + n_virt  # (B,)
     T = int(length.max()) if B else 0
@@ -89,9 +105,7 @@ def expand(
     dump = T  # index of a scratch column for pads / unused slots
     real_idx = torch.where(real, start[:, None] + real_content, dump)
     virt_idx = torch.where(virtual_mask, start[:, None] + virt_content, dump)
-    idx = torch.cat([real_idx, virt_idx], 1)  # (B, L + P)
-    src = torch.cat([embeds, virtual.to(embeds.dtype)], 1)  # (B, L + P, H)
-    out = embeds.new_zeros(B, T + 1, H).scatter(1, idx[..., None].expand(-1, -1, H), src)[:, :T]
+    out = _scatter(embeds, virtual, real_idx, virt_idx, T)
     cols = torch.arange(T, device=embeds.device)[None, :]
     mask = ((cols >= start[:, None]) & (cols < (start + length)[:, None])).long()  # (B, T)
     pos = (cols - start[:, None] + offset[:, None]).clamp(min=0) * mask + position_base

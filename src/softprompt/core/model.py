@@ -213,16 +213,11 @@ class PromptedModel(nn.Module):
             if decoder_input_ids is None and labels is not None:
                 decoder_input_ids = self.backbone.prepare_decoder_input_ids_from_labels(labels=labels)
             kw.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
-        keep = scored = None  # keep: the expanded positions whose vocabulary logits are computed at all
+        keep = scored = None  # keep: the expanded positions whose vocabulary logits are computed (None = all)
         if self.info.kind == "causal" and self._takes_logits_to_keep:
-            if labels is not None:  # only where some row predicts a label: skips virtual tokens and padding
-                scored = scoring.next_targets(exp, labels.to(exp.mask.device))
-                keep = (scored != -100).any(0).nonzero().squeeze(1)
-            elif last_only:
-                keep = torch.unique(exp.last_pos)  # positions any row needs, shared by the batch
-            if keep is not None:  # on the LM head's device (a sharded backbone's last device)
-                keep = keep.to(compat.device_of(self.backbone.get_output_embeddings() or self.backbone))
-                kw["logits_to_keep"] = keep
+            head = compat.device_of(self.backbone.get_output_embeddings() or self.backbone)
+            keep, scored = scoring.logits_to_keep(exp, labels, last_only, head)
+            kw.update({} if keep is None else {"logits_to_keep": keep})
         out = self.backbone(**kw, output_hidden_states=hidden, use_cache=False)
         h = out.encoder_last_hidden_state if seq2seq else getattr(out, "last_hidden_state", None)
         h = out.hidden_states[-1] if h is None and hidden else h  # (B, T, H)
@@ -233,12 +228,7 @@ class PromptedModel(nn.Module):
             lp = scoring.label_logprobs(self.info.kind, logits, labels.to(logits.device), exp, scored, keep)
             loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
         if logits is not None and not seq2seq:
-            if keep is None or labels is None:  # label-position logits need not hold each row's last element
-                rows = torch.arange(logits.shape[0], device=logits.device)
-                last = exp.last_pos.to(logits.device)
-                col = last if keep is None else torch.searchsorted(keep.to(logits.device), last)
-                next_logits = logits[rows, col]
-            logits = None if keep is not None or last_only else exp.gather(logits)
+            next_logits, logits = _next_and_caller_logits(logits, exp, keep, labels is not None, last_only)
         return PromptOutput(
             logits=logits,
             hidden=None if h is None else exp.gather(h),
@@ -294,3 +284,16 @@ class PromptedModel(nn.Module):
                 yield self
         finally:
             self.train(was)
+
+
+def _next_and_caller_logits(logits, exp, keep, labeled: bool, last_only: bool):
+    """(next_logits, logits): each row's logits after its last element (None when only label positions were
+    computed, which need not hold it), and the logits back in the caller's layout (None when only some
+    positions were computed or ``last_only``)."""
+    next_logits = None
+    if keep is None or not labeled:
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        last = exp.last_pos.to(logits.device)
+        col = last if keep is None else torch.searchsorted(keep.to(logits.device), last)
+        next_logits = logits[rows, col]
+    return next_logits, None if keep is not None or last_only else exp.gather(logits)

@@ -37,3 +37,19 @@ def label_logprobs(kind: str, logits, labels, exp: Expanded, scored=None, keep=N
     if kind == "seq2seq":
         return _logp(logits, labels)
     return _logp(exp.gather(logits), labels)
+
+
+def logits_to_keep(exp: Expanded, labels: torch.Tensor | None, last_only: bool, device) -> tuple:
+    """(keep, scored) for a causal LM: the expanded positions whose vocabulary logits are worth computing, on
+    the LM head's ``device`` (None = every position), and with labels each position's next target (-100 =
+    none). With labels: only where some row predicts a label (virtual tokens and padding skipped); with
+    ``last_only``: each row's last element, shared by the batch."""
+    scored = None
+    if labels is not None:
+        scored = next_targets(exp, labels.to(exp.mask.device))
+        keep = (scored != -100).any(0).nonzero().squeeze(1)
+    elif last_only:
+        keep = torch.unique(exp.last_pos)
+    else:
+        return None, None
+    return keep.to(device), scored

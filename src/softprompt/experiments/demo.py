@@ -104,16 +104,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         f"scoring on {len(held_out)} held-out reviews"
     )
 
-    print("\n[1/3] hand-written templates, zero-shot")
-    sens = template_sensitivity(
-        model, data.spec, held_out, list(data.spec.default_templates[: cfg.templates])
-    )
-    for r in sorted(sens["templates"], key=lambda r: -r["accuracy"]):
-        print(f"  {r['accuracy']:.3f}  {r['template']!r}")
-    print(
-        f"  spread {sens['spread']:.3f} (min {sens['min']:.3f}, median {sens['median']:.3f}, max {sens['max']:.3f})"
-    )
-    plot_sensitivity(sens, out / "sensitivity.png")
+    sens = _templates(model, data, held_out, cfg, out)
 
     print("\n[2/3] training soft prompts")
     rows = [
@@ -141,13 +132,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         ],
     )
     print(table)
-    best_soft = max(rows[1:], key=lambda r: r["accuracy"])
-    verdict = (
-        f"best soft prompt ({best_soft['method']}, {best_soft['accuracy']:.3f}) "
-        + ("beats" if best_soft["accuracy"] > sens["max"] else "does NOT beat")
-        + f" the best hand-written template ({sens['max']:.3f}) on {len(held_out)} reviews"
-        + ("" if best_soft["accuracy"] > sens["max"] else f" within this budget ({cfg.steps} steps)")
-    )
+    verdict = _verdict(rows, sens, len(held_out), cfg.steps)
     print("\n" + verdict)
     summary = {
         "config": cfg.__dict__,
@@ -161,6 +146,33 @@ def run_demo(cfg: DemoConfig) -> dict:
     _report(out, sens, rows, runs, verdict, cfg)
     print(f"report: {out / 'report.md'} (and report.html); total {summary['total_time_s']:.0f} s")
     return summary
+
+
+def _templates(model, data, held_out, cfg, out: Path) -> dict:
+    """Step 1: the hand-written templates zero-shot on the held-out reviews (printed and plotted)."""
+    print("\n[1/3] hand-written templates, zero-shot")
+    sens = template_sensitivity(
+        model, data.spec, held_out, list(data.spec.default_templates[: cfg.templates])
+    )
+    for r in sorted(sens["templates"], key=lambda r: -r["accuracy"]):
+        print(f"  {r['accuracy']:.3f}  {r['template']!r}")
+    print(
+        f"  spread {sens['spread']:.3f} (min {sens['min']:.3f}, median {sens['median']:.3f}, max {sens['max']:.3f})"
+    )
+    plot_sensitivity(sens, out / "sensitivity.png")
+    return sens
+
+
+def _verdict(rows: list[dict], sens: dict, n: int, steps: int) -> str:
+    """Whether the best soft prompt beat the best hand-written template, in one sentence."""
+    best_soft = max(rows[1:], key=lambda r: r["accuracy"])
+    beats = best_soft["accuracy"] > sens["max"]
+    return (
+        f"best soft prompt ({best_soft['method']}, {best_soft['accuracy']:.3f}) "
+        + ("beats" if beats else "does NOT beat")
+        + f" the best hand-written template ({sens['max']:.3f}) on {n} reviews"
+        + ("" if beats else f" within this budget ({steps} steps)")
+    )
 
 
 def _train_one(model, data, method, template, held_out, cfg, run_dir) -> dict:

@@ -68,16 +68,26 @@ def make_task(
             virtual_tokens=virtual_tokens,
         )
     if head != "lm":
-        task = HeadClassificationTask(
-            model,
-            spec.labels,
-            template=_no_mask(template),
-            label_field=spec.label_field,
-            pool=head,
-            max_length=max_length,
-        )
-        task.pool_source = why
-        return task
+        return _head_task(model, spec, template, head, why, max_length)
+    return _label_word_task(model, spec, template, verbalizer, max_length, virtual_tokens, choice)
+
+
+def _head_task(model, spec, template: str, pool: str, why: str, max_length: int) -> Task:
+    """Classification by a new pooled head over the encoded template (its ``{mask}`` dropped)."""
+    task = HeadClassificationTask(
+        model,
+        spec.labels,
+        template=_no_mask(template),
+        label_field=spec.label_field,
+        pool=pool,
+        max_length=max_length,
+    )
+    task.pool_source = why
+    return task
+
+
+def _label_word_task(model, spec, template, verbalizer, max_length, virtual_tokens, choice) -> Task:
+    """Classification (or probing) by the LM's scores of each label's words at the template's ``{mask}``."""
     probing = spec.task == "probing"
     words = verbalizer or (None if probing else spec.verbalizer_for(template))
     verb = Verbalizer.from_spec(words or list(spec.labels))

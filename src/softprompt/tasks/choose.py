@@ -175,9 +175,13 @@ def choose_template(
         for lead in leads:
             score(body["template"], lead, body["verbalizer"])
     bar.close()
-    if not rows:
-        return None
-    best = max(rows, key=lambda r: r[metric])  # the first of equal scores: the data's own template wins ties
+    return _best(rows, metric, len(examples), split) if rows else None
+
+
+def _best(rows: list[dict], metric: str, examples: int, split: str) -> TemplateChoice:
+    """The best scored row (the first of equal scores: the data's own template wins ties) and, for soft
+    prompts, the best lead-in that template got (its own when it won with one)."""
+    best = max(rows, key=lambda r: r[metric])
     led = [r for r in rows if r["template"] == best["template"] and r["lead"]]
     soft_lead = best["lead"] or (max(led, key=lambda r: r[metric])["lead"] if led else "")
     return TemplateChoice(
@@ -187,7 +191,7 @@ def choose_template(
         verbalizer=best["verbalizer"],
         score=best[metric],
         metric=metric,
-        examples=len(examples),
+        examples=examples,
         split=split,
         candidates=[{k: r[k] for k in ("template", "lead", metric)} for r in rows],
     )

@@ -25,6 +25,7 @@ from softprompt.training.config import TrainConfig
 from softprompt.training.devices import make_accelerator
 from softprompt.training.evaluation import evaluate_sharded
 from softprompt.training.jobs import TrainJob, TrainResult, check_jobs, describe_task
+from softprompt.training.optim import optimizer, param_groups, scheduler
 from softprompt.training.records import Log, check_out_dir, write_run
 from softprompt.training.resume import RunState, restore, save
 
@@ -81,7 +82,7 @@ class _Trainer:
                 if id(m) not in seen:
                     seen.add(id(m))
                     self.modules[f"head.{j.prompt}.{key}"] = m.to(acc.device)
-        self.groups = _param_groups(self.modules, config)
+        self.groups = param_groups(self.modules, config)
         self.params = [p for g in self.groups for p in g["params"]]
         self.plan = Plan(jobs, config.batch_size, config.seed, acc.num_processes)
         self.description = {
@@ -119,8 +120,8 @@ class _Trainer:
             self.log = Log(self.out, enabled=self.main, keep_until=None)
             self._evaluate()
             return self._finish()
-        opt = acc.prepare(torch.optim.AdamW(self.groups, lr=config.lr, weight_decay=config.weight_decay))
-        sched = self._scheduler(opt)
+        opt = acc.prepare(optimizer(self.groups, config))
+        sched = scheduler(opt.optimizer, config)
         if ckpt is not None:
             restore(ckpt, self.state, acc, self.modules, opt, sched)
         self.log = Log(self.out, enabled=self.main, keep_until=self.state.step if ckpt is not None else None)
@@ -135,14 +136,6 @@ class _Trainer:
             for m in self.modules.values():
                 for t in m.state_dict().values():
                     torch.distributed.broadcast(t, src=0)
-
-    def _scheduler(self, opt):
-        from transformers import get_scheduler
-
-        c = self.config
-        warmup = round(c.warmup_ratio * c.steps)
-        name = "constant_with_warmup" if c.scheduler == "constant" else c.scheduler
-        return get_scheduler(name, opt.optimizer, num_warmup_steps=warmup, num_training_steps=c.steps)
 
     def _loop(self, opt, sched, progress: bool) -> None:
         c, state = self.config, self.state
@@ -285,18 +278,3 @@ class _Trainer:
             )
         self.acc.wait_for_everyone()
         return result
-
-
-def _param_groups(modules: dict[str, nn.Module], config: TrainConfig) -> list[dict]:
-    """AdamW's parameter groups: the prompts at ``lr``; the task heads at ``head_lr`` when it is set (one
-    group otherwise, so a run without ``head_lr`` keeps its checkpoint layout). Each parameter once."""
-    seen: set[int] = set()
-    prompts, heads = [], []
-    for key, m in modules.items():
-        for p in m.parameters():
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
-                (heads if key.startswith("head.") else prompts).append(p)
-    if config.head_lr is None or not heads:
-        return [{"params": prompts + heads}] if prompts or heads else []
-    return [g for g in ({"params": prompts}, {"params": heads, "lr": config.head_lr}) if g["params"]]
