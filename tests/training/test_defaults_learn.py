@@ -137,8 +137,8 @@ def _encoder_setup(method: str):
     from softprompt.testing.models import _ENC
 
     torch.manual_seed(0)
-    config = BertConfig(**{**_ENC, "initializer_range": 0.5})  # reacts to its input
-    model = PromptedModel(AutoModel.from_config(config).eval(), tokenizer=tiny_tokenizer("masked"))
+    bert = BertConfig(**{**_ENC, "initializer_range": 0.5})  # large enough weights to react to the input
+    model = PromptedModel(AutoModel.from_config(bert).eval(), tokenizer=tiny_tokenizer("masked"))
     config = make_config(method)
     task = make_task(model, SPEC, head="mean", virtual_tokens=config.num_virtual_tokens)
     model.add_prompt("p", config, init_token_ids=init_token_ids(task, model.tokenizer), seed=0)
