@@ -175,6 +175,8 @@ def _fmt(row: dict) -> str:
 def markdown(data: dict) -> str:
     from softprompt.experiments.report import markdown_table
 
+    from .extras import extras
+
     m = data.get("machine", {})
     head = (
         f"{data.get('date')}; seeds {data.get('seeds')}; {m.get('cpu')}, {m.get('torch_threads')} torch "
@@ -242,58 +244,5 @@ def markdown(data: dict) -> str:
                 ],
             )
         )
-        lines += _extras(name, part, markdown_table)
+        lines += extras(name, part, markdown_table)
     return "\n".join(lines) + "\n"
-
-
-def _extras(name: str, part: dict, markdown_table) -> list[str]:
-    out = []
-    if name == "rt-smollm" and pairs(part):
-        ps = [{**p, "softprompt": p["softprompt"] * POINTS, "peft": p["peft"] * POINTS} for p in pairs(part)]
-        out += [
-            "",
-            "softprompt vs PEFT, same method and seed:",
-            "",
-            markdown_table(
-                ps,
-                [
-                    ("label", "method", ""),
-                    ("seed", "seed", ""),
-                    ("softprompt", "softprompt", ".1f"),
-                    ("peft", "PEFT", ".1f"),
-                    ("diff_points", "diff (points)", "+.1f"),
-                    ("params", "params sp / PEFT", ""),
-                ],
-            ),
-        ]
-    if part.get("templates"):
-        key = part["templates"]["metric"]
-        rows = [
-            {
-                "template": r["template"].replace("\n", "\\n"),
-                "value": r[key] * POINTS,
-                "per_relation": ", ".join(
-                    f"{k} {v * POINTS:.0f}" for k, v in r.get("per_relation", {}).items()
-                ),
-            }
-            for r in part["templates"]["rows"]
-        ]
-        cols = [("template", "template", ""), ("value", key, ".1f")]
-        cols += [("per_relation", "per relation", "")] if name == "facts" else []
-        out += ["", "Hand-written templates, zero-shot:", "", markdown_table(rows, cols)]
-    for label, samples in part.get("samples", {}).items():
-        rows = [{k: v.replace("\n", " ").replace("|", "/") for k, v in s.items()} for s in samples]
-        out += [
-            "",
-            f"Samples, {label}:",
-            "",
-            markdown_table(
-                rows,
-                [
-                    ("input_start", "article (start)", ""),
-                    ("reference", "reference", ""),
-                    ("prediction", "prediction", ""),
-                ],
-            ),
-        ]
-    return out
