@@ -124,21 +124,26 @@ def pairs(rt: dict) -> list[dict]:
 
 
 def _parity_goal(rt: dict) -> dict:
-    """Per method: |mean softprompt - mean PEFT| within one standard error of that difference (seeds)."""
-    rows = summarize(rt)
+    """Per method, over the seeds both libraries ran: |mean softprompt - mean PEFT| within one standard error
+    of that difference."""
     text = "softprompt within one standard error of PEFT per method (RT, SmolLM2)"
+    values: dict[tuple, dict[int, float]] = {}
+    for r in rt.get("runs", []):
+        values.setdefault((r["label"], r["library"]), {})[r["seed"]] = r["value"]
     details, met = [], []
-    for sp in (r for r in rows if r["library"] == "softprompt"):
-        pf = _row(rows, sp["label"], "peft")
-        if not pf:
+    for (label, lib), sp in values.items():
+        pf = values.get((label, "peft"), {})
+        seeds = sorted(set(sp) & set(pf))
+        if lib != "softprompt" or not seeds:
             continue
-        diff = (sp["mean"] - pf["mean"]) * POINTS
-        if sp["std"] is None or pf["std"] is None:
-            details.append(f"{sp['label']}: {diff:+.1f} (n={sp['n']}/{pf['n']}, no standard error)")
+        a, b = [sp[s] for s in seeds], [pf[s] for s in seeds]
+        diff = (statistics.fmean(a) - statistics.fmean(b)) * POINTS
+        if len(seeds) < 2:
+            details.append(f"{label}: {diff:+.1f} (seed {seeds[0]} only, no standard error)")
             continue
-        se = (sp["std"] ** 2 / sp["n"] + pf["std"] ** 2 / pf["n"]) ** 0.5 * POINTS
+        se = ((statistics.variance(a) + statistics.variance(b)) / len(seeds)) ** 0.5 * POINTS
         met.append(abs(diff) <= se)
-        details.append(f"{sp['label']}: {diff:+.1f} vs SE {se:.1f}")
+        details.append(f"{label}: {diff:+.1f} vs SE {se:.1f} (seeds {', '.join(map(str, seeds))})")
     if not details:
         return _goal("parity", text, None, "")
     return _goal("parity", text, all(met) if met and len(met) == len(details) else None, "; ".join(details))

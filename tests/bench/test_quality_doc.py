@@ -68,6 +68,9 @@ def test_goals_from_numbers():
     assert parity["met"] is True and "+0.0" in parity["detail"]
     runs[3:6] = [_run("P-tuning (defaults)", "peft", s, v) for s, v in enumerate((0.60, 0.61, 0.62))]
     assert _goal(data, "parity")["met"] is False
+    del runs[4:6]  # PEFT on seed 0 only: compared on that seed alone, no standard error
+    parity = _goal(data, "parity")
+    assert parity["met"] is None and "+20.0 (seed 0 only, no standard error)" in parity["detail"]
     assert _goal({"parts": {}}, "majority")["met"] is None
 
 
