@@ -32,8 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 from train_memory import measure_memory
 
-SIDES = common.SIDES
-
 
 def _interleave(sides, fn_name: str, arg_fn, warmup: int, reps: int) -> dict[str, dict[str, list[float]]]:
     """Call ``side.<fn_name>(*arg_fn(i))`` A B A B …; wall and CPU milliseconds after warm-up, per side."""

@@ -124,26 +124,22 @@ def pairs(rt: dict) -> list[dict]:
 
 
 def _parity_goal(rt: dict) -> dict:
-    """Per method, over the seeds both libraries ran: |mean softprompt - mean PEFT| within one standard error
-    of that difference."""
+    """Per method, over the seeds both libraries ran (:func:`pairs`): |mean softprompt - mean PEFT| within one
+    standard error of that difference."""
     text = "softprompt within one standard error of PEFT per method (RT, SmolLM2)"
-    values: dict[tuple, dict[int, float]] = {}
-    for r in rt.get("runs", []):
-        values.setdefault((r["label"], r["library"]), {})[r["seed"]] = r["value"]
+    by_label: dict[str, list[dict]] = {}
+    for p in pairs(rt):
+        by_label.setdefault(p["label"], []).append(p)
     details, met = [], []
-    for (label, lib), sp in values.items():
-        pf = values.get((label, "peft"), {})
-        seeds = sorted(set(sp) & set(pf))
-        if lib != "softprompt" or not seeds:
-            continue
-        a, b = [sp[s] for s in seeds], [pf[s] for s in seeds]
+    for label, ps in by_label.items():
+        a, b = [p["softprompt"] for p in ps], [p["peft"] for p in ps]
         diff = (statistics.fmean(a) - statistics.fmean(b)) * POINTS
-        if len(seeds) < 2:
-            details.append(f"{label}: {diff:+.1f} (seed {seeds[0]} only, no standard error)")
+        if len(ps) < 2:
+            details.append(f"{label}: {diff:+.1f} (seed {ps[0]['seed']} only, no standard error)")
             continue
-        se = ((statistics.variance(a) + statistics.variance(b)) / len(seeds)) ** 0.5 * POINTS
+        se = ((statistics.variance(a) + statistics.variance(b)) / len(ps)) ** 0.5 * POINTS
         met.append(abs(diff) <= se)
-        details.append(f"{label}: {diff:+.1f} vs SE {se:.1f} (seeds {', '.join(map(str, seeds))})")
+        details.append(f"{label}: {diff:+.1f} vs SE {se:.1f} (seeds {', '.join(str(p['seed']) for p in ps)})")
     if not details:
         return _goal("parity", text, None, "")
     return _goal("parity", text, all(met) if met and len(met) == len(details) else None, "; ".join(details))

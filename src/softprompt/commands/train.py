@@ -226,7 +226,7 @@ def _head_rate(s, task, train_cfg, progress: bool):
         if k not in s.train_given and getattr(head, k) != getattr(train_cfg, k)
     }
     if changes and progress:
-        rates = ", ".join(f"{k} {v:g}" for k, v in changes.items() if v is not None)
+        rates = ", ".join(f"{k} {v:g}" for k, v in changes.items())
         flags = " / ".join(f"--{k.replace('_', '-')}" for k in changes)
         print(f"{s.method}: {rates} (the default with a trained head; {flags} overrides)", file=sys.stderr)
     return replace(train_cfg, **changes)
