@@ -1,6 +1,7 @@
 """One rank of tests/core/test_fsdp.py (run under torchrun, 2 CPU processes on gloo)."""
 
 import json
+import os
 import sys
 
 import torch
@@ -66,3 +67,8 @@ def main(out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    # Skip the interpreter's teardown: after a clean destroy_process_group, torch 2.13's gloo threads
+    # sometimes abort in C++ static destructors ("terminate called without an active exception", about one
+    # run in eight on 2 CPUs) once everything has been computed and written.
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(0)
