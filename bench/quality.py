@@ -212,6 +212,7 @@ def main(argv=None) -> int:
     )
     if args.estimate:
         return 0
+    _stop_on_sigterm()
     torch.set_num_threads(args.threads or _auto_threads())
     warnings.filterwarnings("ignore", message=".*max_length.*")  # the library warns per truncated example
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # PEFT on transformers 5
@@ -247,6 +248,20 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
+INTERRUPTED = "interrupted (partial; resumes run by run)"
+
+
+def _stop_on_sigterm() -> None:
+    """`kill` (SIGTERM) stops like Ctrl-C: the part being run is marked interrupted in the files, not left
+    "running", and the run being trained is dropped (a later run with the same preset redoes it)."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _auto_threads() -> int:
     """One thread when other processes already keep the cores busy (2 threads then spin against them and a
     SmolLM2 step measured 40 s instead of 4.5 s), else torch's default."""
@@ -268,6 +283,12 @@ def _run_part(name: str, ctx: Context) -> list[str]:
     try:
         PARTS[name](ctx)
         status, failed = "done", []
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see _stop_on_sigterm): keep what finished, say so, stop
+        part = ctx.recorder.part(name)
+        part["status"], part["elapsed_s"] = INTERRUPTED, round(time.perf_counter() - t0, 1)
+        ctx.recorder.save()
+        print(f"== {name}: {INTERRUPTED}", flush=True)
+        raise
     except Exception as e:
         traceback.print_exc()
         ctx.recorder.part(name)["error"] = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
@@ -280,4 +301,10 @@ def _run_part(name: str, ctx: Context) -> list[str]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print(
+            "stopped; the files hold every finished run (rerun the same command to resume)", file=sys.stderr
+        )
+        raise SystemExit(130) from None
