@@ -207,6 +207,26 @@ def test_checks_of_the_dataclasses_run_on_the_merged_settings(tmp_path):
         settings(tmp_path, YAML.replace("dataset: reviews.jsonl", ""))
 
 
+def test_model_and_out_default_to_the_embedded_model_and_a_fresh_run_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def train_args(*flags):
+        return resolve(build_parser().parse_args(["train", "--method", "prefix-tuning", *flags]))
+
+    s = train_args("--dataset", "rotten-tomatoes")
+    assert (s.model, s.out) == ("smollm2-135m", Path("runs/rotten-tomatoes-prefix-tuning"))
+    s.out.mkdir(parents=True)
+    assert train_args("--dataset", "rotten-tomatoes").out == s.out  # an empty folder is still free
+    (s.out / "run.json").write_text("{}")
+    assert train_args("--dataset", "rotten-tomatoes").out == Path("runs/rotten-tomatoes-prefix-tuning-2")
+    assert train_args("--dataset", "data/reviews.csv").out == Path("runs/reviews-prefix-tuning")
+    assert train_args("--dataset", "x.jsonl", "--model", "m", "--out", "o").out == Path("o")
+    with pytest.raises(ConfigError, match="--resume needs --out"):
+        train_args("--dataset", "rotten-tomatoes", "--resume")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # every process of a multi-process launch picks the same folder
+    assert train_args("--dataset", "rotten-tomatoes").out == s.out
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

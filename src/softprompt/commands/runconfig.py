@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from softprompt.methods import METHODS, TRAINABLE, MethodConfig, make_config
 from softprompt.training.config import TrainConfig
 
 TOP = ("model", "method", "dataset", "out", "name", "method_args", "train", "task")
-REQUIRED = ("model", "method", "dataset", "out")
+REQUIRED = ("method", "dataset")
+DEFAULT_MODEL = "smollm2-135m"  # the embedded default backbone (the demo's)
 HEADS = ("auto", "lm", "first", "last", "mean", "max")
 
 
@@ -186,6 +188,8 @@ def resolve(args: argparse.Namespace) -> RunSettings:
     method = str(top["method"])
     if method not in TRAINABLE:
         raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")
+    top["model"] = top["model"] or DEFAULT_MODEL
+    top["out"] = top["out"] or default_out(method, str(top["dataset"]), getattr(args, "resume", False))
     method_cls = METHODS[method][0]
     hints = {f.name: f.hint for f in fields_of(method_cls)}
     method_args = {
@@ -205,3 +209,19 @@ def resolve(args: argparse.Namespace) -> RunSettings:
         task=TaskOptions(**_section(doc, args, "task")),
         train_given=frozenset(_section(doc, args, "train")),
     )
+
+
+def default_out(method: str, dataset: str, resume: bool) -> Path:
+    """``runs/<dataset>-<method>`` when ``--out`` is not given; ``-2``, ``-3``... when that folder already holds
+    something, so a repeated command never trips over the last run. Several processes (torchrun/accelerate)
+    must agree without a shared decision, so there the first name is used as is."""
+    if resume:
+        raise ConfigError("--resume needs --out: the run folder to continue")
+    base = Path("runs") / f"{Path(dataset).stem or 'data'}-{method}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return base
+    out, n = base, 1
+    while out.exists() and (not out.is_dir() or any(out.iterdir())):
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out

@@ -43,10 +43,18 @@ def add_arguments(parser) -> None:
 
     run = parser.add_argument_group("run")
     for flag, doc in (
-        ("model", "built-in name (smollm2-135m, minilm-l6), Hugging Face id or local folder"),
+        (
+            "model",
+            "built-in name (smollm2-135m, minilm-l6), Hugging Face id or local folder "
+            "(default: smollm2-135m)",
+        ),
         ("method", "hard, prompt-tuning, p-tuning, prefix-tuning or p-tuning-v2"),
         ("dataset", "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder"),
-        ("out", "run folder (new or empty; or this run's, with --resume)"),
+        (
+            "out",
+            "run folder (new or empty; or this run's, with --resume; default: runs/<dataset>-<method>, "
+            "numbered -2, -3... when taken)",
+        ),
         ("name", "prompt name (default: the dataset's name)"),
     ):
         run.add_argument(
