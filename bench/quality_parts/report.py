@@ -24,6 +24,7 @@ def summarize(part: dict) -> list[dict]:
     for (label, library), runs in groups.items():
         values = [r["value"] for r in runs]
         steps = [r["step_s"] for r in runs if r.get("step_s")]
+        walls = [r["train_s"] + r["eval_s"] for r in runs if r.get("steps")]
         rows.append(
             {
                 "label": label,
@@ -36,6 +37,7 @@ def summarize(part: dict) -> list[dict]:
                 "values": values,
                 "params": runs[0]["params"],
                 "step_s": statistics.median(steps) if steps else None,
+                "wall_s": statistics.median(walls) if walls else None,
             }
         )
     return rows
@@ -182,7 +184,11 @@ def markdown(data: dict) -> str:
     head = (
         f"{data.get('date')}; seeds {data.get('seeds')}; {m.get('cpu')}, {m.get('torch_threads')} torch "
         f"threads, load average at start {m.get('load_avg_at_start')}; metrics in points (x100), mean ± std "
-        "over seeds; s / step is the median training-step time."
+        "over seeds; s / run is the median wall time of a run (training and scoring the test set; model "
+        "loading excluded) and s / step its training time over its steps. softprompt's training time "
+        "includes its validation checks (the curves); PEFT's runs have none, and full fine-tuning's "
+        "time leaves its checks out. Runs shared the machine with other runs, so times are not speed "
+        "figures (bench/train.py measures speed)."
     )
     lines = [f"# softprompt quality benchmark ({data.get('preset')})", "", head, "", "## Goals", ""]
     lines += [f"- **{verdict(g['met'])}**: {g['text']}. {g['detail']}" for g in goals(data)]
@@ -213,6 +219,7 @@ def markdown(data: dict) -> str:
                 "value": _fmt(r),
                 "n": r["n"],
                 "step_s": r["step_s"],
+                "wall_s": r["wall_s"],
             }
             for r in summarize(part)
         ]
@@ -242,6 +249,7 @@ def markdown(data: dict) -> str:
                     ("value", metric, ""),
                     ("n", "n", ""),
                     ("step_s", "s / step", ".2f"),
+                    ("wall_s", "s / run", ".0f"),
                 ],
             )
         )
