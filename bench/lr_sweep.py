@@ -154,6 +154,8 @@ def markdown(doc: dict) -> str:
             curve = r["loss_curve"]
             loss = f"{curve[0]:.3f} → {curve[-1]:.3f}" if curve else ""
             fields = "".join(f" {k}={v}" for k, v in r.get("fields", {}).items())
+            if r["steps"] != d["steps"]:
+                fields += f" ({r['steps']} steps)"
             lines.append(
                 f"| {r['method']}{fields} | {r.get('head', '')} | {r['lr']:g} | {r['accuracy_start']:.3f} → {r['accuracy']:.3f} | "
                 f"{r['majority']:.3f} | {r['classes_predicted']} | {loss} | {r['wall_s']} |"
@@ -161,6 +163,7 @@ def markdown(doc: dict) -> str:
         best = {}
         for r in runs:
             key = r["method"] + (f" ({r['head']} head)" if r.get("head") not in (None, "lm") else "")
+            key += f" at {r['steps']} steps" if r["steps"] != d["steps"] else ""
             if not math.isnan(r["accuracy"]) and r["accuracy"] >= best.get(key, (-1, 0))[0]:
                 best[key] = (r["accuracy"], r["lr"])
         lines += [
@@ -183,6 +186,7 @@ def main() -> int:
     ap.add_argument("--markdown", action="store_true", help="only rewrite the .md from the .json")
     ap.add_argument("--head", default="auto", help="make_task's head (default auto: the backbone's own)")
     ap.add_argument("--lrs", default="", help="comma-separated learning rates instead of the part's grid")
+    ap.add_argument("--steps", type=int, help="training steps instead of the part's (the row names them)")
     args = ap.parse_args()
     if args.markdown:
         save(json.loads((RESULTS / f"lr_sweep-{args.part}.json").read_text()), args.part)
@@ -206,7 +210,9 @@ def main() -> int:
     }
     for method in chosen:
         for lr in [float(x) for x in args.lrs.split(",")] if args.lrs else grid[method]:
-            r = one_run(model_name, data, method, lr, steps, val, json.loads(args.fields), args.head)
+            r = one_run(
+                model_name, data, method, lr, args.steps or steps, val, json.loads(args.fields), args.head
+            )
             r["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             print(json.dumps(r), flush=True)
             part["runs"].append(r)
