@@ -141,7 +141,9 @@ def _parity_goal(rt: dict) -> dict:
             continue
         se = ((statistics.variance(a) + statistics.variance(b)) / len(ps)) ** 0.5 * POINTS
         met.append(abs(diff) <= se)
-        details.append(f"{label}: {diff:+.1f} vs SE {se:.1f} (seeds {', '.join(str(p['seed']) for p in ps)})")
+        side = "within" if abs(diff) <= se else ("softprompt above" if diff > 0 else "softprompt below")
+        seeds = ", ".join(str(p["seed"]) for p in ps)
+        details.append(f"{label}: {diff:+.1f} vs SE {se:.1f}, {side} (seeds {seeds})")
     if not details:
         return _goal("parity", text, None, "")
     return _goal("parity", text, all(met) if met and len(met) == len(details) else None, "; ".join(details))
@@ -181,8 +183,12 @@ def markdown(data: dict) -> str:
     from .extras import extras
 
     m = data.get("machine", {})
+    stamps = sorted(
+        r["finished"] for p in data.get("parts", {}).values() for r in p.get("runs", []) if r.get("finished")
+    )
+    span = f"runs finished {stamps[0]} … {stamps[-1]} (resumed run by run); " if stamps else ""
     head = (
-        f"{data.get('date')}; seeds {data.get('seeds')}; {m.get('cpu')}, {m.get('torch_threads')} torch "
+        f"Run started {data.get('first_started', data.get('date'))}, last invoked {data.get('date')}; {span}seeds {data.get('seeds')}; {m.get('cpu')}, {m.get('torch_threads')} torch "
         f"threads, load average at start {m.get('load_avg_at_start')}; metrics in points (x100), mean ± std "
         "over seeds; s / run is the median wall time of a run (training and scoring the test set; model "
         "loading excluded) and s / step its training time over its steps. softprompt's training time "
