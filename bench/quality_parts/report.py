@@ -140,8 +140,9 @@ def _parity_goal(rt: dict) -> dict:
             details.append(f"{label}: {diff:+.1f} (seed {ps[0]['seed']} only, no standard error)")
             continue
         se = ((statistics.variance(a) + statistics.variance(b)) / len(ps)) ** 0.5 * POINTS
-        met.append(abs(diff) <= se)
-        side = "within" if abs(diff) <= se else ("softprompt above" if diff > 0 else "softprompt below")
+        within = abs(diff) <= se
+        met.append(within)
+        side = "within" if within else ("softprompt above" if diff > 0 else "softprompt below")
         seeds = ", ".join(str(p["seed"]) for p in ps)
         details.append(f"{label}: {diff:+.1f} vs SE {se:.1f}, {side} (seeds {seeds})")
     if not details:
@@ -172,6 +173,11 @@ def verdict(met) -> str:
 
 
 # ----- Markdown ------------------------------------------------------------------------------------------------
+def _finished(runs) -> list[str]:
+    """The runs' finish times, sorted (runs recorded before finish times were kept have none)."""
+    return sorted(r["finished"] for r in runs if r.get("finished"))
+
+
 def _fmt(row: dict) -> str:
     std = "" if row["std"] is None else f" ± {row['std'] * POINTS:.1f}"
     return f"{row['mean'] * POINTS:.1f}{std}"
@@ -183,12 +189,11 @@ def markdown(data: dict) -> str:
     from .extras import extras
 
     m = data.get("machine", {})
-    stamps = sorted(
-        r["finished"] for p in data.get("parts", {}).values() for r in p.get("runs", []) if r.get("finished")
-    )
+    stamps = _finished(r for p in data.get("parts", {}).values() for r in p.get("runs", []))
     span = f"runs finished {stamps[0]} … {stamps[-1]} (resumed run by run); " if stamps else ""
     head = (
-        f"Run started {data.get('first_started', data.get('date'))}, last invoked {data.get('date')}; {span}seeds {data.get('seeds')}; {m.get('cpu')}, {m.get('torch_threads')} torch "
+        f"Run started {data.get('first_started', data.get('date'))}, last invoked {data.get('date')}; "
+        f"{span}seeds {data.get('seeds')}; {m.get('cpu')}, {m.get('torch_threads')} torch "
         f"threads, load average at start {m.get('load_avg_at_start')}; metrics in points (x100), mean ± std "
         "over seeds; s / run is the median wall time of a run (training and scoring the test set; model "
         "loading excluded) and s / step its training time over its steps. softprompt's training time "
@@ -204,7 +209,7 @@ def markdown(data: dict) -> str:
             continue
         cfg = part.get("config", {})
         runs = part.get("runs", [])
-        stamps = sorted(r["finished"] for r in runs if r.get("finished"))
+        stamps = _finished(runs)
         status = (
             f"status {part['status']}, {part.get('elapsed_s', '?')} s; steps {cfg.get('steps')}, "
             f"test examples {cfg.get('test_examples')}, validation examples {cfg.get('validation_examples')}"
