@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from softprompt.errors import SoftPromptError
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), "")  # the command (top level has no options)
     args = build_parser(only=chosen).parse_args(argv)
+    shown = warnings.formatwarning  # our warnings read "softprompt: warning: ...", not a source line
+    warnings.formatwarning = lambda *w, **kw: _one_line(*w, **kw) if _ours(w[2]) else shown(*w, **kw)
     try:
         return args.run(args)
     except SoftPromptError as e:
@@ -68,3 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("softprompt: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown
+
+
+def _ours(filename: str) -> bool:
+    from pathlib import Path
+
+    return Path(__file__).parent in Path(filename).parents
+
+
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    kind = "warning" if category is UserWarning else category.__name__
+    return f"softprompt: {kind}: {' '.join(str(message).split())}\n"

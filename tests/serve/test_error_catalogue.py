@@ -48,6 +48,14 @@ def test_unknown_prompt_is_404_never_base(server):
     assert error_of(httpx.delete(server.url + "/v1/prompts/nope"), 404)["param"] == "model"
 
 
+def test_deleting_base_is_409_and_says_why(server):
+    err = error_of(httpx.delete(server.url + "/v1/prompts/base"), 409)
+    assert err["code"] == "base_not_removable" and err["param"] == "name"
+    assert "plain backbone" in err["message"] and "cannot be deleted" in err["message"]
+    assert "no prompt named" not in err["message"]  # never "not served" beside a list that holds it
+    assert "base" in {m["id"] for m in httpx.get(server.url + "/v1/models").json()["data"]}
+
+
 def test_input_too_long_is_400_naming_the_limit(server):
     with pytest.raises(openai.BadRequestError) as e:
         server.client().completions.create(model="pt_long", prompt="the " * 100, max_tokens=30)

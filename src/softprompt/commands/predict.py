@@ -64,6 +64,38 @@ def label_probabilities(model, task, examples: list[dict], name: str, batch_size
     return out
 
 
+ANSWER_FIELDS = ("label_field", "tags_field", "target_field")
+
+
+def without_answers(task, examples: list[dict], source: str | None, fields: dict | None) -> list[dict]:
+    """The examples without the field that holds the answer (label, tags, target): prediction does not read it.
+
+    A label value the prompt does not know (e.g. a file labelled with more classes) is named with its file and
+    line in a warning, not refused.
+    """
+    import warnings
+
+    from softprompt.data.textfiles import line_of
+
+    answer = next((getattr(task, a) for a in ANSWER_FIELDS if getattr(task, a, None)), None)
+    if answer is None:
+        return examples
+    verbalizer = getattr(task, "verbalizer", None)
+    known = list(verbalizer.labels) if verbalizer is not None else getattr(task, "labels", None)
+    if source is not None and isinstance(known, list) and getattr(task, "tags_field", None) is None:
+        unknown = [(i, ex) for i, ex in enumerate(examples, 1) if answer in ex and ex[answer] not in known]
+        if unknown:
+            i, ex = unknown[0]
+            theirs = (fields or {}).get(answer) or answer
+            more = f" (and {len(unknown) - 1} more rows)" if len(unknown) > 1 else ""
+            warnings.warn(
+                f"{source}: row {i}{line_of(ex)}: column {theirs!r} holds {ex[answer]!r}, not one of the "
+                f"prompt's labels ({', '.join(map(str, known))}){more}; prediction does not read it: ignored",
+                stacklevel=2,
+            )
+    return [{k: v for k, v in ex.items() if k != answer} for ex in examples]
+
+
 def _examples(args, meta: dict, rows):
     if rows is not None:
         return rows
@@ -100,10 +132,9 @@ def run(args) -> int:
             }
         )
     check_rows(examples, task, args.input or "--text", meta.get("fields"))
-    predictions = [
-        label_of(task, p) for p in predict(model, task, examples, name, batch_size=args.batch_size)
-    ]
-    probs = label_probabilities(model, task, examples, name, args.batch_size)
+    inputs = without_answers(task, examples, args.input, meta.get("fields"))
+    predictions = [label_of(task, p) for p in predict(model, task, inputs, name, batch_size=args.batch_size)]
+    probs = label_probabilities(model, task, inputs, name, args.batch_size)
     if args.json:
         print_json(
             [

@@ -30,7 +30,13 @@ def load_trained(
     ``need_task=False`` (generate, peft export) it loads as is and the task is None.
     """
     from softprompt.data.spec import TaskSpec
-    from softprompt.files.prompts import check_meta, load_prompt, read_meta, resolve_prompt_dir
+    from softprompt.files.prompts import (
+        check_meta,
+        load_prompt,
+        read_meta,
+        recorded_template,
+        resolve_prompt_dir,
+    )
     from softprompt.tasks import saved_head
     from softprompt.tasks.base import load_heads
 
@@ -44,7 +50,8 @@ def load_trained(
         raise ConfigError(f"{folder} does not record its model; pass --model")
     recorded = meta.get("spec")
     if recorded:  # a broken recorded task fails before the model loads
-        TaskSpec.from_json(recorded, meta.get("template"), str(folder / "prompt.json"))
+        saved = template or recorded_template(meta, folder)  # --template stands in for a missing one
+        TaskSpec.from_json(recorded, saved, str(folder / "prompt.json"))
     spec_d = recorded or task_spec_json(folder, template, verbalizer, labels, spec, need_task)
     if recorded and (labels or verbalizer):
         spec_d = recorded | {"labels": list(labels or verbalizer)}

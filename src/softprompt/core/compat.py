@@ -1,7 +1,7 @@
 """Every private or changing transformers / accelerate API softprompt relies on, in one place.
 
 The next cache or attention API change in transformers is a fix in this file only. Each shim has a test
-(tests/core/test_compat.py).
+(tests/core/test_compat.py, one test per shim; the attention path end to end in tests/core/test_attention.py).
 """
 
 from __future__ import annotations

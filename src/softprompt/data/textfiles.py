@@ -103,6 +103,11 @@ def read_table(path: Path, text: str, sep: str) -> list[Row]:
             raise DataError(f"{path}: line 1: column {name!r} appears twice; give every column its own name")
         seen.add(name)
     keep = [i for i, name in enumerate(header) if name]
+    if len(frame) == 1:
+        named = ", ".join(header[i] for i in keep[:6]) + (", ..." if len(keep) > 6 else "")
+        raise DataError(
+            f"{path}: has a header ({named}) and no rows; put one example per line below the header"
+        )
     lines = _record_lines(text, len(frame))
     return [
         Row({header[i]: values[i] for i in keep}, line=lines[n + 1] if lines else None)

@@ -132,6 +132,34 @@ def check_meta(meta: dict, path) -> None:
         raise PromptFileError(f"{f}: backbone: 'slots' must be a list of [role, layer] pairs")
 
 
+def recorded_template(meta: dict, path) -> str | None:
+    """The template a trained prompt was trained with, as ``prompt.json`` records it (None: no task recorded, or a
+    labeling task, which reads no template).
+
+    A prompt saved by ``softprompt train`` for a task that reads its input through a template (classification,
+    probing, generation) must record it: without it the prompt would run under another template and score
+    differently, silently.
+
+    Raises:
+        PromptFileError: naming the file, the key and what it should hold.
+    """
+    spec = meta.get("spec")
+    if not isinstance(spec, dict) or spec.get("task") in (None, "labeling"):
+        return None
+    template = meta.get("template")
+    if isinstance(template, str) and template.strip():
+        return template
+    f = Path(path) / META
+    found = "is missing" if "template" not in meta else f"is {json.dumps(template)}"
+    raise PromptFileError(
+        f"{f}: key 'template' {found}; this prompt was trained for the {spec['task']} task "
+        f"{spec.get('name', '?')!r}, which reads its input through a template, and would score differently "
+        "under another one. It should hold the template it was trained with as a string, e.g. "
+        '"{text} It was {mask}." (the run folder\'s run.json records it under prompts[].template); '
+        "or give it with --template"
+    )
+
+
 def check_backbone(meta: dict, info: BackboneInfo, path) -> None:
     saved = BackboneInfo.from_json(meta["backbone"])
     diff = saved.mismatch(info)

@@ -13,6 +13,16 @@ class UnknownPrompt(ConfigError):
         self.name = name
 
 
+class BaseNotRemovable(ConfigError):
+    """A request to delete ``base``, the plain backbone, which is always served (HTTP 409)."""
+
+    def __init__(self):
+        super().__init__(
+            "'base' is the plain backbone (the model without a prompt), not a prompt: it is always served and "
+            "cannot be deleted; DELETE /v1/prompts/{name} removes a prompt by its name"
+        )
+
+
 class QueueFull(SoftPromptError):
     """The bounded request queue is full (HTTP 429)."""
 

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from softprompt.errors import InputTooLong, SoftPromptError, UnsupportedModel
-from softprompt.serve.errors import Cancelled, QueueFull, RequestTimeout, UnknownPrompt
+from softprompt.serve.errors import BaseNotRemovable, Cancelled, QueueFull, RequestTimeout, UnknownPrompt
 
 
 class ApiError(Exception):
@@ -31,6 +31,8 @@ def api_error(e: Exception, param: str | None = None) -> ApiError:
     msg = " ".join(str(e).split())
     if isinstance(e, UnknownPrompt):
         return ApiError(404, msg, param="model", code="model_not_found")
+    if isinstance(e, BaseNotRemovable):
+        return ApiError(409, msg, param="name", code="base_not_removable")
     if isinstance(e, QueueFull):
         return ApiError(429, msg, type="rate_limit_error", code="queue_full")
     if isinstance(e, RequestTimeout):

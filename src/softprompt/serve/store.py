@@ -8,6 +8,7 @@ is computed once per version. A removed prompt leaves the bank only when its las
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from softprompt.core.generation import prompt_kv_of
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
 from softprompt.files.prompts import load_prompt, resolve_prompt_dir
-from softprompt.serve.errors import UnknownPrompt
+from softprompt.serve.errors import BaseNotRemovable, UnknownPrompt
 
 BASE = "base"
 """The model name that means the plain backbone (no prompt)."""
@@ -60,13 +61,29 @@ class PromptStore:
         self._counter = 0
 
     def load_all(self) -> list[str]:
-        """Load every prompt/run folder directly inside the root (sorted by name); returns the names."""
+        """Load every prompt/run folder directly inside the root (sorted by name); returns the names.
+
+        A folder whose name cannot be a prompt name (not 1-128 ASCII letters, digits, '_' or '-', or the
+        reserved ``base``) is skipped with a warning naming it; the others are served.
+        """
         if self.root is None or not self.root.is_dir():
             raise PromptFileError(f"--prompts {self.root}: not a directory")
         names = []
         for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if (d / "prompt.json").exists() or (d / "run.json").exists():
-                names.append(self.add(d.name, d).name)
+            if not ((d / "prompt.json").exists() or (d / "run.json").exists()):
+                continue
+            if d.name == BASE or not NAME.match(d.name):
+                why = (
+                    f"{BASE!r} is reserved for the plain backbone"
+                    if d.name == BASE
+                    else "a prompt name takes 1-128 ASCII letters, digits, '_' or '-'"
+                )
+                warnings.warn(
+                    f"--prompts {self.root}: skipped folder {d.name!r}: {why}; rename it to serve it",
+                    stacklevel=2,
+                )
+                continue
+            names.append(self.add(d.name, d).name)
         return names
 
     def inside_root(self, path: str) -> Path:
@@ -152,7 +169,14 @@ class PromptStore:
         )
 
     def remove(self, name: str) -> Entry:
-        """Stop serving ``name``: new requests get UnknownPrompt; running ones finish on their version."""
+        """Stop serving ``name``: new requests get UnknownPrompt; running ones finish on their version.
+
+        Raises:
+            BaseNotRemovable: for ``base`` (the plain backbone is always served).
+            UnknownPrompt: for a name that is not served.
+        """
+        if name == BASE:
+            raise BaseNotRemovable()
         with self._names:
             entry = self.get(name)
             del self._entries[name]

@@ -23,10 +23,11 @@ def build_task(model, meta: dict, folder: Path, virtual_tokens: int):
     ):
         return None, None
     from softprompt.data.spec import TaskSpec
+    from softprompt.files.prompts import recorded_template
     from softprompt.tasks import make_task, saved_head
     from softprompt.tasks.base import load_heads
 
-    template = meta.get("template")
+    template = recorded_template(meta, folder)
     task = make_task(
         model,
         TaskSpec.from_json(spec_d, template, str(folder / "prompt.json")),

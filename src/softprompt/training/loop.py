@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -110,6 +111,12 @@ class _Trainer:
             self.out, self.description, resume, lambda saved: fingerprints_match(saved, self.model.info)
         )
         acc.wait_for_everyone()  # every rank has read the folder before the main one writes to it
+        if resume and not resuming and self.main:
+            warnings.warn(
+                f"nothing to resume in {self.out} (it is new, empty, or its run saved nothing before it "
+                "stopped): starting this run from step 0",
+                stacklevel=3,
+            )
         ckpt = checkpoint.latest(self.out) if resuming else None
         self._fresh_start()
         if self.main:
