@@ -58,6 +58,9 @@ _EXPORTS: dict[str, str] = {
     "load_dataset": "softprompt.data",
     "list_datasets": "softprompt.data",
     "make_task": "softprompt.tasks",
+    "load_trained": "softprompt.tasks.trained",
+    "read_trained": "softprompt.tasks.trained",
+    "Trained": "softprompt.tasks.trained",
     "TrainConfig": "softprompt.training",
     "TrainJob": "softprompt.training",
     "TrainResult": "softprompt.training",
@@ -117,6 +120,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from softprompt.prompting.templates import Template, parse_template
     from softprompt.prompting.verbalizer import Verbalizer
     from softprompt.tasks import make_task
+    from softprompt.tasks.trained import Trained, load_trained, read_trained
     from softprompt.training import (
         TrainConfig,
         TrainJob,

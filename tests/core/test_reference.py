@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import make_model
-from softprompt.core.static import StaticConfig, StaticPrompt
 from softprompt.methods import Contribution
+from softprompt.methods.static import StaticConfig, StaticPrompt
 from softprompt.testing.models import FAMILIES
 
 CAUSAL = ["llama", "qwen2", "mistral", "gemma2", "gpt2"]

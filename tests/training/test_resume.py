@@ -26,6 +26,21 @@ def tensors(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "prompt.safetensors"))
 
 
+SLOW_STEPS = """
+import sys, time
+from softprompt.training.loop import _Trainer
+step = _Trainer._step
+def slow(self, *a, **k):  # 0.4 s after each step, so the test can kill the run half-way
+    out = step(self, *a, **k)
+    time.sleep(0.4)
+    return out
+_Trainer._step = slow
+from softprompt.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+"""``softprompt`` with each training step slowed down (the hook lives in the test, not in the loop)."""
+
+
 def test_sigkill_then_resume_is_bit_identical(tmp_path, capsys):
     model, data = write_model_dir(tmp_path / "model"), write_reviews(tmp_path / "data.jsonl", n=40)
     args = [
@@ -59,9 +74,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, capsys):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the in-process reference runs on one thread too
     victim_out = tmp_path / "victim"
     victim = subprocess.Popen(
-        [sys.executable, "-m", "softprompt", *args, "--out", str(victim_out)],
-        env={**env, "SOFTPROMPT_TEST_STEP_SLEEP": "0.4"},
-        stderr=subprocess.PIPE,
+        [sys.executable, "-c", SLOW_STEPS, *args, "--out", str(victim_out)], env=env, stderr=subprocess.PIPE
     )
 
     def kill_after_first_checkpoint():

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from softprompt.commands.devices import add_model_flags, load_backbone, model_flags
-from softprompt.errors import ConfigError, TemplateError, VerbalizerError
+from softprompt.errors import ConfigError, TemplateError
 
 __all__ = [
     "add_model_flags",
@@ -56,37 +56,6 @@ def prompt_name(dataset: str) -> str:
 
 
 # ----- tasks ------------------------------------------------------------------------------------------------
-def check_verbalizer(verbalizer: dict | None, spec) -> None:
-    """Every label of a classification dataset needs words (a string or a list of strings), and no others."""
-    if verbalizer is None:
-        return
-    for label, words in verbalizer.items():
-        listed = [words] if isinstance(words, str) else words
-        if (
-            not isinstance(listed, list)
-            or not listed
-            or not all(isinstance(w, str) and w.strip() for w in listed)
-        ):
-            raise VerbalizerError(
-                f"verbalizer label {label!r}: {words!r} is not accepted; give a word or a list of words, "
-                'e.g. {"positive": ["good", "great"]} or "positive=good,great;negative=bad"'
-            )
-    if spec.task != "classification" or not spec.labels:
-        return
-    missing = [label for label in spec.labels if label not in verbalizer]
-    if missing:
-        raise VerbalizerError(
-            f"the verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
-            f"(dataset labels: {', '.join(spec.labels)}; verbalizer: {sorted(verbalizer)})"
-        )
-    extra = [label for label in verbalizer if label not in spec.labels]
-    if extra:
-        raise VerbalizerError(
-            f"the verbalizer has label(s) {', '.join(map(repr, extra))}, which dataset {spec.name!r} does "
-            f"not have (its labels: {', '.join(spec.labels)})"
-        )
-
-
 def model_kind(name: str) -> str | None:
     """causal / masked / seq2seq / encoder, read off the checkpoint's config alone (None when it cannot tell)."""
     from transformers import AutoConfig
@@ -140,30 +109,6 @@ def check_template(template: str | None, spec=None, *, kind: str | None = None, 
             f"template {template!r} has no {{mask}} slot; a masked LM scores the label words at the mask: "
             "put {mask} where the answer goes (e.g. '{text} It was {mask}.'), or use --head first|last|mean|max"
         )
-
-
-def context_limit(model) -> int | None:
-    """Positions the backbone can take: its learned positions, else its config's (RoPE models), else None."""
-    limit = model.info.max_positions or getattr(model.backbone.config, "max_position_embeddings", None)
-    return limit if isinstance(limit, int) and limit > 0 else None
-
-
-def make_task_for(model, spec, *, template, verbalizer, head, virtual_tokens: int, max_length: int = 256):
-    """``make_task`` with inputs cut to fit both ``max_length`` and the model's context."""
-    from softprompt.tasks import make_task
-
-    check_verbalizer(verbalizer, spec)
-    limit = context_limit(model)
-    max_length = min(max_length, limit) if limit else max_length
-    return make_task(
-        model,
-        spec,
-        template=template,
-        verbalizer=verbalizer,
-        head=head,
-        virtual_tokens=virtual_tokens,
-        max_length=max_length,
-    )
 
 
 def init_token_ids(task, tokenizer) -> list[int | None]:

@@ -62,8 +62,8 @@ def _room(model, name: str, n_input: int, max_new: int, truncate: bool) -> int |
     (None: no limit or they all fit). Raises InputTooLong unless ``truncate`` (then warns)."""
     import sys
 
-    from softprompt.commands.common import context_limit
     from softprompt.errors import InputTooLong
+    from softprompt.tasks.base import context_limit
 
     limit = context_limit(model)
     virtual = model.bank.get(name).config.num_virtual_tokens

@@ -29,6 +29,7 @@ from typing import Literal
 from softprompt.commands.fields import PYDANTIC_CONFIG, Field, coerce, explain, fields_of, given, typed
 from softprompt.errors import ConfigError, check_choice, check_range
 from softprompt.methods import METHODS, TRAINABLE, MethodConfig, make_config
+from softprompt.tasks.base import MAX_LENGTH
 from softprompt.training.config import TrainConfig
 
 TOP = ("model", "method", "dataset", "out", "name", "method_args", "train", "task")
@@ -54,7 +55,7 @@ class TaskOptions:
     """Your data's columns as ours=theirs: 'text=review,label=stars' (own data only)."""
     limit: int | None = None
     """Keep at most N examples per split (a seeded sample of train); >= 1."""
-    max_length: int = 256
+    max_length: int = MAX_LENGTH
     """Tokens per input, virtual tokens included; 8..65536."""
 
     def __post_init__(self):

@@ -107,15 +107,10 @@ def train_from_settings(
     """
     import torch
 
-    from softprompt.commands.common import (
-        init_token_ids,
-        label_words,
-        load_backbone,
-        make_task_for,
-        prompt_name,
-    )
+    from softprompt.commands.common import init_token_ids, label_words, load_backbone, prompt_name
     from softprompt.commands.devices import check_train_device
     from softprompt.commands.start import choose_start
+    from softprompt.tasks import make_task
     from softprompt.tasks.base import check_prompts
     from softprompt.training import TrainJob, train
 
@@ -124,7 +119,7 @@ def train_from_settings(
     model = load_backbone(s.model, device=device, dtype=dtype)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
     choice, template, config, train_cfg = choose_start(s, data, model, progress)
-    task = make_task_for(
+    task = make_task(
         model,
         data.spec,
         template=template,
@@ -243,8 +238,9 @@ def _head_rate(s, task, train_cfg, progress: bool):
 def _checked_data(s):
     """The dataset, with the template checked before it loads (syntax) and after (its fields, a masked LM's
     {mask}), and the verbalizer against its labels; no model is loaded."""
-    from softprompt.commands.common import check_template, check_verbalizer, model_kind
+    from softprompt.commands.common import check_template, model_kind
     from softprompt.data import check_classes, load_dataset
+    from softprompt.tasks import check_verbalizer
 
     check_template(s.task.template)
     data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)

@@ -17,7 +17,7 @@ from torch import nn
 from softprompt.core import compat, inject, kv, scoring
 from softprompt.core.arch import BackboneInfo, describe_backbone
 from softprompt.core.bank import BatchPrompt, PromptBank, rows_of
-from softprompt.core.prompt import Contribution, InitContext, MethodConfig, build
+from softprompt.core.prompt import METHODS, Contribution, InitContext, MethodConfig, build
 
 
 @dataclass
@@ -245,11 +245,11 @@ class PromptedModel(nn.Module):
     # ----- inference form ---------------------------------------------------------------------------------
     def eject(self, name: str) -> nn.Module:
         """Replace prompt ``name`` by its inference form (plain tensors); returns the new module."""
-        from softprompt.core.static import StaticConfig, StaticPrompt
+        static_config, static_prompt = METHODS["static"]  # methods/static.py, registered there
 
         old = self.bank.get(name)
-        static = StaticPrompt(
-            StaticConfig(num_virtual_tokens=old.config.num_virtual_tokens, source_method=old.config.method),
+        static = static_prompt(
+            static_config(num_virtual_tokens=old.config.num_virtual_tokens, source_method=old.config.method),
             contribution=old.eject(),
         )
         self.bank.remove(name)

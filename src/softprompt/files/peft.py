@@ -35,10 +35,10 @@ from pathlib import Path
 import torch
 
 from softprompt.core.arch import BackboneInfo
-from softprompt.core.static import StaticConfig, StaticPrompt
 from softprompt.errors import BackboneMismatch, PromptFileError, UnsupportedModel
 from softprompt.files.atomic import load_tensors, read_json
 from softprompt.methods import make_config
+from softprompt.methods.static import StaticConfig, StaticPrompt
 
 CONFIG, WEIGHTS, PICKLE = "adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"
 KEY = "prompt_embeddings"

@@ -13,13 +13,13 @@ from softprompt.core.prompt import (
     build,
     register,
 )
-from softprompt.core.static import StaticConfig, StaticPrompt
 from softprompt.errors import ConfigError
 from softprompt.methods.hard import HardConfig, HardPrompt
 from softprompt.methods.p_tuning import PTuning, PTuningConfig
 from softprompt.methods.p_tuning_v2 import PTuningV2, PTuningV2Config
 from softprompt.methods.prefix_tuning import PrefixTuning, PrefixTuningConfig
 from softprompt.methods.prompt_tuning import PromptTuning, PromptTuningConfig
+from softprompt.methods.static import StaticConfig, StaticPrompt
 
 register("hard", HardConfig, HardPrompt)
 register("prompt-tuning", PromptTuningConfig, PromptTuning)

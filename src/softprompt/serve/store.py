@@ -154,7 +154,7 @@ class PromptStore:
                 prefix = prompt_kv_of(self.model, module)  # once per version, shared by every row
         from softprompt.serve.tasks import build_task
 
-        task, labels = build_task(self.model, meta, folder, module.config.num_virtual_tokens)
+        task, labels = build_task(self.model, meta, folder, key)
         return Entry(
             name=name,
             key=key,

@@ -1,7 +1,6 @@
 """Classification tasks of prompts saved by ``softprompt train`` (their prompt.json records the task).
 
-Rebuilt the way ``softprompt predict`` rebuilds them, from the same pieces (``TaskSpec.from_json``,
-``tasks.base.load_heads``).
+Rebuilt the way ``softprompt predict`` rebuilds them, by ``tasks.trained``.
 """
 
 from __future__ import annotations
@@ -13,8 +12,11 @@ import torch
 CLASSIFYING = ("classification", "probing")
 
 
-def build_task(model, meta: dict, folder: Path, virtual_tokens: int):
-    """(task, label names) for a classification/probing prompt saved by ``softprompt train``, else (None, None)."""
+def build_task(model, meta: dict, folder: Path, name: str):
+    """(task, label names) for a classification/probing prompt saved by ``softprompt train``, else (None, None).
+
+    The task is rebuilt by ``tasks.trained`` exactly as ``softprompt predict`` rebuilds it, so scores agree.
+    """
     spec_d = meta.get("spec")
     if (
         not spec_d
@@ -22,22 +24,9 @@ def build_task(model, meta: dict, folder: Path, virtual_tokens: int):
         or (model.info.kind == "encoder" and not meta["head"])
     ):
         return None, None
-    from softprompt.data.spec import TaskSpec
-    from softprompt.files.prompts import recorded_template
-    from softprompt.tasks import make_task, saved_head
-    from softprompt.tasks.base import load_heads
+    from softprompt.tasks.trained import read_trained, trained_task
 
-    template = recorded_template(meta, folder)
-    task = make_task(
-        model,
-        TaskSpec.from_json(spec_d, template, str(folder / "prompt.json")),
-        template=template,
-        verbalizer=meta.get("verbalizer"),
-        head=saved_head(model, meta.get("task_head")),
-        virtual_tokens=virtual_tokens,
-        max_length=meta.get("max_length", 256),
-    )
-    load_heads(task, meta["head"], folder)
+    task = trained_task(model, read_trained(folder), name, meta["head"])
     verbalizer = getattr(task, "verbalizer", None)
     labels = list(verbalizer.labels) if verbalizer is not None else list(task.labels)
     return task, labels

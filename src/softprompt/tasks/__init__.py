@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 from softprompt.core.pooling import checkpoint_folder, trained_pooling
-from softprompt.errors import ConfigError
+from softprompt.errors import ConfigError, VerbalizerError
 from softprompt.prompting.verbalizer import Verbalizer
-from softprompt.tasks.base import Task
+from softprompt.tasks.base import MAX_LENGTH, Task, context_limit
 from softprompt.tasks.classify import VerbalizerTask
 from softprompt.tasks.generation import GenerationTask
 from softprompt.tasks.heads import HeadClassificationTask, LabelingTask
@@ -27,7 +27,7 @@ def make_task(
     verbalizer=None,
     head: str | None = "auto",
     virtual_tokens: int = 0,
-    max_length: int = 256,
+    max_length: int = MAX_LENGTH,
     choose_from: list[dict] | None = None,
 ) -> Task:
     """The task for ``spec`` (a ``data.TaskSpec``) on ``model``.
@@ -39,12 +39,17 @@ def make_task(
             "auto" (or None): :func:`default_head` (the checkpoint's own pooling for a sentence-transformers
             encoder). A pooled head records its pooling and why as ``task.head.pool`` / ``task.pool_source``.
         virtual_tokens: how many positions the prompt takes (to leave room for them when truncating).
+        max_length: tokens an input may take, cut to the backbone's context (:func:`tasks.base.context_limit`).
         choose_from: held-out examples (e.g. the validation split): without ``template``, a label-word
             classification task takes the best of several candidate templates scored zero-shot on them
             (``tasks.choose.choose_template``; the choice is kept as ``task.choice`` and recorded in run.json).
     """
     if head is not None and head not in HEADS:
         raise ConfigError(f"head={head!r} is not accepted; choose one of: {', '.join(HEADS)}")
+    if isinstance(verbalizer, dict):  # given as label -> words (a Verbalizer object is checked already)
+        check_verbalizer(verbalizer, spec)
+    limit = context_limit(model)
+    max_length = min(max_length, limit) if limit else max_length
     choice = None
     pooled = spec.task not in ("labeling", "generation")  # only these tasks take a head choice
     head, why = default_head(model) if pooled and head in (None, "auto") else (head, "asked for")
@@ -70,6 +75,41 @@ def make_task(
     if head != "lm":
         return _head_task(model, spec, template, head, why, max_length)
     return _label_word_task(model, spec, template, verbalizer, max_length, virtual_tokens, choice)
+
+
+def check_verbalizer(verbalizer: dict | None, spec) -> None:
+    """Every label of a classification dataset needs words (a string or a list of strings), and no others.
+
+    Raises:
+        VerbalizerError: naming the label and what is accepted.
+    """
+    if verbalizer is None:
+        return
+    for label, words in verbalizer.items():
+        listed = [words] if isinstance(words, str) else words
+        if (
+            not isinstance(listed, list)
+            or not listed
+            or not all(isinstance(w, str) and w.strip() for w in listed)
+        ):
+            raise VerbalizerError(
+                f"verbalizer label {label!r}: {words!r} is not accepted; give a word or a list of words, "
+                'e.g. {"positive": ["good", "great"]} or "positive=good,great;negative=bad"'
+            )
+    if spec.task != "classification" or not spec.labels:
+        return
+    missing = [label for label in spec.labels if label not in verbalizer]
+    if missing:
+        raise VerbalizerError(
+            f"the verbalizer has no words for label(s) {', '.join(map(repr, missing))} "
+            f"(dataset labels: {', '.join(spec.labels)}; verbalizer: {sorted(verbalizer)})"
+        )
+    extra = [label for label in verbalizer if label not in spec.labels]
+    if extra:
+        raise VerbalizerError(
+            f"the verbalizer has label(s) {', '.join(map(repr, extra))}, which dataset {spec.name!r} does "
+            f"not have (its labels: {', '.join(spec.labels)})"
+        )
 
 
 def _head_task(model, spec, template: str, pool: str, why: str, max_length: int) -> Task:
@@ -133,11 +173,14 @@ def _no_mask(template: str) -> str:
 
 __all__ = [
     "HEADS",
+    "MAX_LENGTH",
     "GenerationTask",
     "HeadClassificationTask",
     "LabelingTask",
     "Task",
     "VerbalizerTask",
+    "check_verbalizer",
+    "context_limit",
     "default_head",
     "make_task",
     "saved_head",

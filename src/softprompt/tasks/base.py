@@ -10,6 +10,17 @@ from torch import nn
 
 from softprompt.errors import PromptFileError, TemplateError
 
+MAX_LENGTH = 256
+"""Tokens an input may take (template, text and virtual tokens) unless a task is given another ``max_length``;
+cut further to the backbone's context (:func:`context_limit`). The one default: train, predict, serve and the
+task classes read it from here."""
+
+
+def context_limit(model) -> int | None:
+    """Positions the backbone can take: its learned positions, else its config's (RoPE models), else None."""
+    limit = model.info.max_positions or getattr(model.backbone.config, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
 
 class Task(Protocol):
     """Turns examples into batches, and a prompted model's outputs into a loss, predictions and metrics.

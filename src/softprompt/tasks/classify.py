@@ -20,7 +20,7 @@ from softprompt.errors import DataError, check_choice
 from softprompt.prompting.templates import Template, parse_template
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks import metrics
-from softprompt.tasks.base import check_prompts, insert_positions, pad_id, pad_rows
+from softprompt.tasks.base import MAX_LENGTH, check_prompts, insert_positions, pad_id, pad_rows
 
 IGNORE = -100
 OBJECTIVES = ("candidates", "gold")
@@ -41,7 +41,7 @@ class VerbalizerTask:
         verbalizer: Verbalizer,
         *,
         label_field: str = "label",
-        max_length: int = 256,
+        max_length: int = MAX_LENGTH,
         on_overflow: str = "truncate",
         virtual_tokens: int = 0,
         probing: bool = False,

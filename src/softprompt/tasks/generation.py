@@ -7,7 +7,7 @@ import torch
 from softprompt.core.generation import generate
 from softprompt.prompting.templates import parse_template
 from softprompt.tasks import metrics
-from softprompt.tasks.base import check_prompts, insert_positions, pad_id, pad_rows
+from softprompt.tasks.base import MAX_LENGTH, check_prompts, insert_positions, pad_id, pad_rows
 
 IGNORE = -100
 
@@ -21,7 +21,7 @@ class GenerationTask:
         template: str,
         *,
         target_field: str = "target",
-        max_length: int = 256,
+        max_length: int = MAX_LENGTH,
         max_target: int = 32,
         max_new_tokens: int = 24,
         virtual_tokens: int = 0,

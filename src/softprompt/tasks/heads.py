@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from softprompt.errors import DataError
 from softprompt.prompting.templates import parse_template
 from softprompt.tasks import metrics
-from softprompt.tasks.base import pad_id, pad_rows
+from softprompt.tasks.base import MAX_LENGTH, pad_id, pad_rows
 from softprompt.tasks.layers import ClassificationHead, Pool, TokenClassificationHead
 
 IGNORE = -100
@@ -35,7 +35,7 @@ class HeadClassificationTask:
         template: str = "{text}",
         label_field: str = "label",
         pool: Pool | None = None,
-        max_length: int = 256,
+        max_length: int = MAX_LENGTH,
         dropout: float = 0.1,
     ):
         self.tok, self.labels, self.label_field = model.tokenizer, list(labels), label_field
@@ -96,7 +96,7 @@ class LabelingTask:
         *,
         tokens_field: str = "tokens",
         tags_field: str = "tags",
-        max_length: int = 256,
+        max_length: int = MAX_LENGTH,
         dropout: float = 0.1,
     ):
         self.tok, self.tags = model.tokenizer, list(tags)

@@ -30,9 +30,6 @@ from softprompt.training.optim import optimizer, param_groups, scheduler
 from softprompt.training.records import Log, check_out_dir, write_run
 from softprompt.training.resume import RunState, restore, save
 
-SLEEP_ENV = "SOFTPROMPT_TEST_STEP_SLEEP"
-"""Test hook: seconds to sleep after each step, so a test can kill a run half-way."""
-
 
 def train(
     model,
@@ -200,8 +197,6 @@ class _Trainer:
                 opt.step()
                 opt.zero_grad()
         sched.step()
-        if os.environ.get(SLEEP_ENV):
-            time.sleep(float(os.environ[SLEEP_ENV]))
         return total / c.grad_accum
 
     def _sync_gradients(self) -> None:
