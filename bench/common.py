@@ -1,6 +1,6 @@
 """Shared pieces of the side-by-side benchmarks: the data batch, the two sides (softprompt, PEFT), the machine.
 
-Both sides load the same float32 SmolLM2-135M through ``softprompt.files.assets`` and see identical token batches.
+Both sides load the same float32 SmolLM2-135M through ``softprompt.assets`` and see identical token batches.
 ``Side`` hides which library runs a step, so the timing loop interleaves them without asking.
 """
 
@@ -101,7 +101,7 @@ def rss_mib() -> dict:
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from softprompt.files.assets import resolve_model
+    from softprompt.assets import resolve_model
 
     tok = AutoTokenizer.from_pretrained(resolve_model(MODEL))
     tok.pad_token = tok.pad_token or tok.eos_token
@@ -234,7 +234,7 @@ def peft_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Sid
     import peft
     from transformers import AutoModelForCausalLM
 
-    from softprompt.files.assets import resolve_model
+    from softprompt.assets import resolve_model
 
     _, _, cls_name, fields, _ = METHODS[method]
     torch.manual_seed(seed)

@@ -133,7 +133,7 @@ def one_run(
 
 
 def save(doc: dict, part: str) -> None:
-    from softprompt.files.atomic import atomic_write_text
+    from softprompt.io.atomic import atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / f"lr_sweep-{part}.json", json.dumps(doc, indent=1))

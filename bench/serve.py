@@ -86,7 +86,7 @@ def peft_model(names: dict[str, int]):
     import peft
     from transformers import AutoModelForCausalLM
 
-    from softprompt.files.assets import resolve_model
+    from softprompt.assets import resolve_model
 
     base = AutoModelForCausalLM.from_pretrained(resolve_model(MODEL), dtype=torch.float32).eval()
     first, *rest = names.items()
@@ -273,7 +273,7 @@ def main(argv=None) -> None:
 
 def write(res: dict, out: Path, complete: bool) -> None:
     """serve.json after every section (``complete`` false until the last one), atomically."""
-    from softprompt.files.atomic import atomic_write_text
+    from softprompt.io.atomic import atomic_write_text
 
     res["complete"] = complete
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

@@ -132,7 +132,7 @@ def test_saved_files_get_the_umask_mode_not_tempfile_0600(tmp_path):
     import os
     import stat
 
-    from softprompt.files.atomic import atomic_write_text
+    from softprompt.io.atomic import atomic_write_text
 
     model = make_model("llama", ["prompt-tuning"])
     save_prompt(model, "prompt_tuning", tmp_path / "p")

@@ -13,7 +13,8 @@ PKG = Path(softprompt.__file__).parent
 
 # Lowest first. A module may import its own layer or lower ones. The longest matching prefix decides.
 LAYERS: list[tuple[str, ...]] = [
-    ("softprompt.errors", "softprompt.core.compat", "softprompt.files.atomic", "softprompt.files.assets"),
+    ("softprompt.errors", "softprompt.io"),
+    ("softprompt.assets",),  # below core: load_model resolves the built-in model names
     ("softprompt.core", "softprompt.prompting", "softprompt.testing"),
     ("softprompt.methods",),
     ("softprompt.files", "softprompt.data"),
@@ -103,7 +104,10 @@ def test_no_import_cycles():
 
 def test_layer_test_can_fail():
     assert layer_of("softprompt.core.model") < layer_of("softprompt.training.loop")
-    assert layer_of("softprompt.files.atomic") < layer_of("softprompt.methods.prompt_tuning")
+    assert (
+        layer_of("softprompt.io.atomic") < layer_of("softprompt.assets") < layer_of("softprompt.core.loading")
+    )
+    assert layer_of("softprompt.core.compat") == layer_of("softprompt.core.model")
     assert layer_of("softprompt.files.prompts") > layer_of("softprompt.methods")
 
 
@@ -122,3 +126,24 @@ def test_import_softprompt_and_cli_stay_light():
     code = "import sys, softprompt, softprompt.cli; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_file_names_say_where_they_are():
+    """No two modules share a file name, except ``commands/NAME.py`` (the command ``softprompt NAME``) and the
+    library module it drives (``experiments/demo.py``, ``files/peft.py``, ...): the same role in parallel."""
+    from softprompt.commands import COMMANDS
+
+    commands = {c.__name__.rsplit(".", 1)[1] for c in COMMANDS}
+    by_name: dict[str, list[str]] = {}
+    for m, p in MODULES.items():
+        if p.name != "__init__.py":
+            by_name.setdefault(p.stem, []).append(m)
+    repeated = {
+        name: found
+        for name, found in by_name.items()
+        if len(found) > 1
+        and not (
+            name in commands and len([m for m in found if not m.startswith("softprompt.commands.")]) == 1
+        )
+    }
+    assert not repeated, f"file names in several packages: {repeated}"

@@ -167,7 +167,7 @@ def _full_ft_run(ctx, part, model, data, run, seed) -> None:
     from accelerate.utils import set_seed
     from transformers import AutoModel, get_scheduler
 
-    from softprompt.files.assets import resolve_model
+    from softprompt.assets import resolve_model
     from softprompt.training import TrainJob
     from softprompt.training.batches import Plan
 

@@ -21,7 +21,7 @@ def peft_config(kind: str, *, n: int, init_text: str | None = None):
     """PEFT's config for one of our method kinds (see rt_smollm.METHODS)."""
     import peft
 
-    from softprompt.files.assets import resolve_model
+    from softprompt.assets import resolve_model
 
     common = {"task_type": "CAUSAL_LM", "num_virtual_tokens": n}
     if kind == "prompt-random":
@@ -83,7 +83,7 @@ def train_and_score(
     from accelerate.utils import set_seed
     from transformers import AutoModelForCausalLM, get_scheduler
 
-    from softprompt.files.assets import resolve_model
+    from softprompt.assets import resolve_model
     from softprompt.training import TrainJob
     from softprompt.training.batches import Plan
 

@@ -99,7 +99,7 @@ def _panels(plt, names: list[str], height: float):
 def render(out: Path) -> int:
     """Rewrite quality.md, quality.png and quality-curves.png from ``out``/quality.json (``--render``); the
     .json is left to the running benchmarks."""
-    from softprompt.files.atomic import atomic_write_text
+    from softprompt.io.atomic import atomic_write_text
 
     from . import report
     from .recording import read_document

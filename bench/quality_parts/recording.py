@@ -72,7 +72,7 @@ class Recorder:
         )
 
     def save(self) -> None:
-        from softprompt.files.atomic import atomic_write_text
+        from softprompt.io.atomic import atomic_write_text
 
         self.json_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.json_path.with_suffix(".lock"), "w") as lock:

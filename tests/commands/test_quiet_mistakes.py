@@ -51,7 +51,7 @@ def test_prompt_without_its_template_is_refused_everywhere(run_dir, assets, tmp_
         one_error_line(code, err, *fragments)
         assert out == ""
 
-    from softprompt.commands.trained import load_trained
+    from softprompt.commands.backbone import load_trained
     from softprompt.errors import PromptFileError
 
     with pytest.raises(PromptFileError, match="key 'template' " + said):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from softprompt import assets
 from softprompt.data import (
     builtin,
     facts,
@@ -25,7 +26,6 @@ from softprompt.data import (
 )
 from softprompt.data.splits import group_split, random_split
 from softprompt.errors import ConfigError, DataError
-from softprompt.files import assets
 
 # ---------------------------------------------------------------- small source files
 

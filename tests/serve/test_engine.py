@@ -9,7 +9,7 @@ import torch
 from softprompt.core.loading import load_model
 from softprompt.errors import ConfigError, InputTooLong
 from softprompt.serve import Engine, EngineConfig, PromptStore
-from softprompt.serve.errors import QueueFull, UnknownPrompt
+from softprompt.serve.refusals import QueueFull, UnknownPrompt
 
 from .serving import PROMPTS, alone, texts
 

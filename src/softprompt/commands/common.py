@@ -1,6 +1,6 @@
 """What several commands share: output, building a task the way training did, checking input rows.
 
-Loading a trained prompt (``load_trained``) lives in ``commands.trained``."""
+Loading a trained prompt (``load_trained``) lives in ``commands.backbone``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from softprompt.commands.devices import add_model_flags, load_backbone, model_flags
+from softprompt.commands.backbone import add_model_flags, load_backbone, model_flags
 from softprompt.errors import ConfigError, TemplateError
 
 __all__ = [
@@ -60,7 +60,7 @@ def model_kind(name: str) -> str | None:
     """causal / masked / seq2seq / encoder, read off the checkpoint's config alone (None when it cannot tell)."""
     from transformers import AutoConfig
 
-    from softprompt.files.assets import resolve_model
+    from softprompt.assets import resolve_model
 
     try:
         config = AutoConfig.from_pretrained(resolve_model(name))

@@ -54,8 +54,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from softprompt.commands.backbone import check_train_device, resolve_device
     from softprompt.commands.common import quiet_loading
-    from softprompt.commands.devices import check_train_device, resolve_device
     from softprompt.errors import ConfigError, check_range
     from softprompt.experiments.demo import DemoConfig, run_demo
 

@@ -81,13 +81,13 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
+    from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import model_flags, print_json
     from softprompt.commands.taskflags import task_flags
-    from softprompt.commands.trained import load_trained
     from softprompt.data import load_dataset
     from softprompt.errors import check_range
-    from softprompt.files.atomic import atomic_write_text
     from softprompt.files.prompts import read_meta, resolve_prompt_dir
+    from softprompt.io.atomic import atomic_write_text
     from softprompt.training import evaluate
 
     check_range("batch_size", args.batch_size, low=1)

@@ -31,8 +31,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import model_flags, print_json
-    from softprompt.commands.trained import load_trained
     from softprompt.errors import ConfigError, UnsupportedModel, check_range
 
     check_range("max_new_tokens", args.max_new_tokens, low=1, high=4096)

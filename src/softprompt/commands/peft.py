@@ -29,14 +29,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from softprompt.assets import MODELS
+    from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import (
         check_replaceable,
         load_backbone,
         model_flags,
         quiet_loading,
     )
-    from softprompt.commands.trained import load_trained
-    from softprompt.files.assets import MODELS
     from softprompt.files.peft import import_peft
     from softprompt.files.peft_export import export_peft, peft_base
     from softprompt.files.prompts import save_prompt

@@ -109,9 +109,9 @@ def _examples(args, meta: dict, rows):
 
 
 def run(args) -> int:
+    from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import check_rows, label_of, model_flags, print_json
     from softprompt.commands.taskflags import task_flags
-    from softprompt.commands.trained import load_trained
     from softprompt.data.readers import read_rows
     from softprompt.errors import ConfigError, check_range
     from softprompt.training import predict

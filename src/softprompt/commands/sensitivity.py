@@ -51,7 +51,7 @@ def run(args) -> int:
     from softprompt.data import load_dataset
     from softprompt.errors import ConfigError, check_range
     from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
-    from softprompt.files.atomic import atomic_write_text
+    from softprompt.io.atomic import atomic_write_text
     from softprompt.tasks.choose import candidate_bodies
 
     check_range("limit", args.limit, low=1)

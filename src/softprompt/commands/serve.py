@@ -40,7 +40,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from softprompt.commands.common import quiet_loading
     from softprompt.errors import check_range
-    from softprompt.serve.config import EngineConfig
+    from softprompt.serve.limits import EngineConfig
 
     check_range("port", args.port, low=0, high=65535)
     check_range("replicas", args.replicas, low=1)

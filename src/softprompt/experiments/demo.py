@@ -27,7 +27,7 @@ from softprompt.experiments.report import (
     write_report,
 )
 from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
-from softprompt.files.atomic import atomic_write_text
+from softprompt.io.atomic import atomic_write_text
 from softprompt.methods import make_config
 from softprompt.tasks import make_task
 from softprompt.training import TrainConfig, TrainJob, evaluate, train

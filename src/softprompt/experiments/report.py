@@ -16,7 +16,7 @@ from pathlib import Path
 
 from softprompt.errors import PromptFileError
 from softprompt.experiments.plots import main_metric, plot_comparison, plot_curves
-from softprompt.files.atomic import atomic_write_text
+from softprompt.io.atomic import atomic_write_text
 
 __all__ = [
     "Table",

@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from softprompt.errors import PromptFileError
-from softprompt.files.atomic import atomic_dir, atomic_write_text, load_tensors
+from softprompt.io.atomic import atomic_dir, atomic_write_text, load_tensors
 
 FORMAT = "softprompt-checkpoint"
 VERSION = 1

@@ -36,7 +36,7 @@ import torch
 
 from softprompt.core.arch import BackboneInfo
 from softprompt.errors import BackboneMismatch, PromptFileError, UnsupportedModel
-from softprompt.files.atomic import load_tensors, read_json
+from softprompt.io.atomic import load_tensors, read_json
 from softprompt.methods import make_config
 from softprompt.methods.static import StaticConfig, StaticPrompt
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from softprompt.errors import ConfigError, UnsupportedModel
-from softprompt.files.atomic import atomic_dir
 from softprompt.files.peft import CONFIG, KEY, TASK_TYPES, WEIGHTS, warn_window
+from softprompt.io.atomic import atomic_dir
 
 DEFAULT_TASK = {
     "causal": "CAUSAL_LM",
@@ -64,7 +64,7 @@ def peft_base(model_ref: str | None) -> str | None:
     local folder, a local path as an absolute path, anything else (a hub id) unchanged."""
     if not model_ref:
         return None
-    from softprompt.files.assets import MODELS, resolve_model
+    from softprompt.assets import MODELS, resolve_model
 
     if model_ref in MODELS:
         return resolve_model(model_ref)

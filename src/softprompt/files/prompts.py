@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from softprompt.core.arch import BackboneInfo
 from softprompt.errors import BackboneMismatch, ConfigError, PromptFileError, SoftPromptError
-from softprompt.files.atomic import TENSORS, atomic_dir, load_tensors, read_json
+from softprompt.io.atomic import TENSORS, atomic_dir, load_tensors, read_json
 from softprompt.methods import METHODS, make_config
 from softprompt.methods.static import StaticConfig, StaticPrompt
 

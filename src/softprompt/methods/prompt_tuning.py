@@ -69,7 +69,7 @@ def _by_init(config, ctx: InitContext) -> torch.Tensor:
         rest = vocab_sample(ctx, n - len(ids), config.vocab_top_k, g).tolist()
         return embed(ctx, ids + rest)
     if config.init == "file":
-        from softprompt.files.atomic import load_tensors
+        from softprompt.io.atomic import load_tensors
 
         src = load_tensors(config.init_file).get("embeds")
         if src is None or src.shape[-1] != ctx.info.hidden_size:

@@ -7,8 +7,8 @@
 - ``app``: the OpenAI-compatible FastAPI app; ``ray_app``: the same app as a Ray Serve deployment.
 """
 
-from softprompt.serve.config import EngineConfig
 from softprompt.serve.engine import Engine
+from softprompt.serve.limits import EngineConfig
 from softprompt.serve.store import PromptStore
 
 __all__ = ["Engine", "EngineConfig", "PromptStore"]

@@ -18,10 +18,10 @@ import torch
 from softprompt.errors import SoftPromptError
 from softprompt.serve import tasks
 from softprompt.serve.batch import RowBatch
-from softprompt.serve.config import EngineConfig
-from softprompt.serve.errors import Cancelled, QueueFull, RequestTimeout
 from softprompt.serve.intake import Intake
-from softprompt.serve.metrics import Metrics
+from softprompt.serve.limits import EngineConfig
+from softprompt.serve.prometheus import Metrics
+from softprompt.serve.refusals import Cancelled, QueueFull, RequestTimeout
 from softprompt.serve.requests import Classification, Completion, Request
 from softprompt.serve.sampling import pick, top_logprobs
 from softprompt.serve.store import PromptStore

@@ -8,7 +8,7 @@ import secrets
 import torch
 
 from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_range
-from softprompt.serve.config import EngineConfig
+from softprompt.serve.limits import EngineConfig
 from softprompt.serve.requests import Classification, Completion
 from softprompt.serve.sampling import Detokenizer
 from softprompt.serve.store import PromptStore

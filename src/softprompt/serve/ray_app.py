@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from softprompt.errors import UnsupportedModel
-from softprompt.serve.config import EngineConfig
+from softprompt.serve.limits import EngineConfig
 
 
 def _ray():

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from softprompt.errors import InputTooLong, SoftPromptError, UnsupportedModel
-from softprompt.serve.errors import BaseNotRemovable, Cancelled, QueueFull, RequestTimeout, UnknownPrompt
+from softprompt.serve.refusals import BaseNotRemovable, Cancelled, QueueFull, RequestTimeout, UnknownPrompt
 
 
 class ApiError(Exception):

@@ -7,7 +7,7 @@ import os
 import torch
 
 from softprompt.errors import check_choice
-from softprompt.serve.config import EngineConfig
+from softprompt.serve.limits import EngineConfig
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -19,7 +19,7 @@ from softprompt.core.generation import prompt_kv_of
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
 from softprompt.files.prompts import load_prompt, resolve_prompt_dir
-from softprompt.serve.errors import BaseNotRemovable, UnknownPrompt
+from softprompt.serve.refusals import BaseNotRemovable, UnknownPrompt
 
 BASE = "base"
 """The model name that means the plain backbone (no prompt)."""

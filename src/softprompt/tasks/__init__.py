@@ -12,7 +12,7 @@ from softprompt.errors import ConfigError, VerbalizerError
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks.base import MAX_LENGTH, Task, context_limit
 from softprompt.tasks.classify import VerbalizerTask
-from softprompt.tasks.generation import GenerationTask
+from softprompt.tasks.generative import GenerationTask
 from softprompt.tasks.heads import HeadClassificationTask, LabelingTask
 
 HEADS = ("auto", "lm", "first", "last", "mean", "max")

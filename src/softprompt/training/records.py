@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from softprompt.errors import ConfigError
-from softprompt.files.atomic import atomic_write_text
+from softprompt.io.atomic import atomic_write_text
 
 FORMAT = "softprompt-run"
 VERSION = 1

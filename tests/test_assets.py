@@ -1,4 +1,4 @@
-"""softprompt.files.assets: cache location, package lookup, model names, atomic builds. Offline: nothing is
+"""softprompt.assets: cache location, package lookup, model names, atomic builds. Offline: nothing is
 downloaded or converted; pip and the GGUF conversion are replaced by fakes."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from softprompt import assets
 from softprompt.errors import DataError, PromptFileError
-from softprompt.files import assets
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_ensure_package_installs_other_version_into_cache_once(tmp_path, home, m
     assert (found / "data.txt").read_text() == "payload"
     assert assets.ensure_package("fake-pkg", "2.0") == found
     assert calls == [("fake-pkg", "2.0")]
-    assert [p.name for p in (home / "packages").iterdir()] == ["fake-pkg-2.0"]
+    assert sorted(p.name for p in (home / "packages").iterdir()) == [".fake-pkg-2.0.lock", "fake-pkg-2.0"]
 
 
 @pytest.mark.parametrize("error", [PromptFileError, DataError])
@@ -95,41 +95,6 @@ def test_ensure_package_pip_failure_says_what_to_install(home, monkeypatch, erro
     with pytest.raises(error, match=r"No matching distribution.*pip install --no-deps fake-pkg==2\.0"):
         assets.ensure_package("fake-pkg", "2.0", error=error)
     assert not (home / "packages" / "fake-pkg-2.0").exists()
-
-
-def test_build_atomically_leaves_nothing_when_build_raises(tmp_path):
-    dest = tmp_path / "models" / "m"
-
-    def broken(tmp: Path) -> None:
-        (tmp / "model.safetensors").write_bytes(b"half")
-        raise KeyboardInterrupt  # killed mid-conversion
-
-    with pytest.raises(KeyboardInterrupt):
-        assets.build_atomically(dest, broken)
-    assert list(dest.parent.iterdir()) == []
-
-
-def test_build_atomically_builds_once(tmp_path):
-    dest = tmp_path / "m"
-    calls = []
-
-    def build(tmp: Path) -> None:
-        calls.append(tmp)
-        (tmp / "config.json").write_text("{}")
-
-    assert assets.build_atomically(dest, build) == dest
-    assert assets.build_atomically(dest, build) == dest
-    assert len(calls) == 1 and calls[0] != dest
-    assert [p.name for p in tmp_path.iterdir()] == ["m"] and (dest / "config.json").exists()
-
-
-def test_build_atomically_removes_partials_of_dead_processes(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    stale = tmp_path / f".m.partial-{assets.socket.gethostname()}-{dead.pid}-abc"
-    stale.mkdir()
-    assets.build_atomically(tmp_path / "m", lambda tmp: None)
-    assert not stale.exists()
 
 
 def test_smollm2_converts_once_into_cache(tmp_path, home, monkeypatch):
@@ -163,7 +128,7 @@ def test_failed_conversion_leaves_no_model_folder(tmp_path, home, monkeypatch):
     monkeypatch.setattr(assets, "convert_gguf", fake_convert)
     with pytest.raises(RuntimeError, match="out of memory"):
         assets.resolve_model("smollm2-135m")
-    assert list((home / "models").iterdir()) == []
+    assert [p.name for p in (home / "models").iterdir()] == [".smollm2-135m.lock"]  # the lock, no model
 
 
 def test_minilm_resolves_to_folder_holding_the_weights(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 A crash mid-write leaves the old file or folder as it was: content goes to a temporary sibling, is fsynced,
 and replaces the target in one rename. Modes follow the user's umask (tempfile's 0600/0700 would not).
+``build_once`` builds a cache folder once across processes, under a ``filelock`` lock.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -46,10 +48,12 @@ def atomic_dir(path: str | os.PathLike):
     try:
         yield tmp
         public_mode(tmp, folder=True)
-        for f in tmp.iterdir():  # flush file contents before the rename makes them visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+        for f in tmp.iterdir():
             public_mode(f, folder=f.is_dir())
+        for root, _, files in os.walk(tmp):  # flush file contents before the rename makes them visible
+            for name in files:
+                with open(os.path.join(root, name), "rb") as fh:
+                    os.fsync(fh.fileno())
         old = None
         if path.exists():
             old = path.parent / f".old-{path.name}-{os.getpid()}"
@@ -60,6 +64,33 @@ def atomic_dir(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def build_once(dest: str | os.PathLike, build: Callable[[Path], None]) -> Path:
+    """Create the folder ``dest`` by calling ``build(tmp)`` on an empty temporary sibling, then renaming it.
+
+    When ``dest`` exists it is returned untouched. Processes building the same ``dest`` wait for each other on a
+    lock file beside it (``.NAME.lock``, ``filelock``; the OS releases it when a process dies), so one builds
+    and the others find it built. When ``build`` raises (or the process is killed), ``dest`` does not exist
+    afterwards; temporary folders a killed build left are removed by the next build under the lock.
+
+    Returns:
+        ``dest``.
+    """
+    from filelock import FileLock
+
+    dest = Path(dest)
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest.parent / f".{dest.name}.lock")):
+        if dest.is_dir():  # another process built it while this one waited
+            return dest
+        for stale in dest.parent.glob(f".tmp-{dest.name}-*"):  # no build holds them: we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        with atomic_dir(dest) as tmp:
+            build(tmp)
+    return dest
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

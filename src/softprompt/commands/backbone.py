@@ -1,4 +1,5 @@
-"""``--device`` / ``--dtype``: where and in which dtype a command loads its backbone (one helper for all)."""
+"""How a command loads its backbone: ``--device`` / ``--dtype`` (one helper for all), ``load_backbone`` with its
+error messages, and ``load_trained`` (the library's, with the backbone loaded this way)."""
 
 from __future__ import annotations
 
@@ -93,9 +94,9 @@ def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32"):
     """``load_model(name)`` in ``dtype`` on ``device`` (the values of ``--device`` / ``--dtype``)."""
     from transformers.utils import logging
 
+    from softprompt.assets import MODELS
     from softprompt.core.loading import load_model
     from softprompt.errors import PromptFileError
-    from softprompt.files.assets import MODELS
 
     target, torch_dtype = resolve_device(device), resolve_dtype(dtype)  # bad values fail before loading
     path = Path(name).expanduser()
@@ -124,3 +125,25 @@ def _check_model_folder(name: str, path: Path) -> None:
 def model_flags(args) -> dict:
     """``device=`` and ``dtype=`` from parsed ``--device`` / ``--dtype`` (defaults when a command lacks them)."""
     return {"device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", "float32")}
+
+
+def load_trained(
+    path: str,
+    model_name: str | None,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    **task,
+):
+    """(model, prompt name, metadata, task) for a saved prompt; ``task``: the keywords of ``read_trained``.
+
+    The folder is read and checked before the model loads, so a broken prompt.json fails fast.
+    """
+    from softprompt.tasks.trained import load_trained as load
+    from softprompt.tasks.trained import read_trained
+
+    plan = read_trained(path, **task)
+    model_name = model_name or plan.model_name
+    if not model_name:
+        raise ConfigError(f"{plan.folder} does not record its model; pass --model")
+    return load(plan, load_backbone(model_name, device=device, dtype=dtype))
