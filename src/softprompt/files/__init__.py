@@ -1,2 +1,2 @@
-"""Files softprompt reads and writes: prompt folders, training checkpoints, PEFT adapters, the built-in
-model and data assets, and the one atomic-write helper (``atomic``) everything writes through."""
+"""Files softprompt reads and writes: prompt folders, training checkpoints, PEFT adapters (all written through
+``softprompt.io.atomic``)."""
