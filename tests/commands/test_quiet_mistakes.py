@@ -6,26 +6,12 @@ import json
 import shutil
 
 import pytest
-from test_cli import base_args, cli, one_error_line, write_model_dir, write_reviews
+import test_inputs
+from test_cli import base_args, cli, one_error_line
 
 from softprompt.cli import main
 
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quiet")
-    return {
-        "root": root,
-        "model": str(write_model_dir(root / "model")),
-        "data": str(write_reviews(root / "reviews.jsonl", text="review", label="stars")),
-    }
-
-
-@pytest.fixture(scope="module")
-def run_dir(assets):
-    out = assets["root"] / "run"
-    assert main([str(a) for a in base_args(assets, out)]) == 0
-    return out
+assets, run_dir = test_inputs.assets, test_inputs.run_dir  # the tiny model and reviews, a trained run
 
 
 def prompt_copy(run_dir, folder, **changes):
