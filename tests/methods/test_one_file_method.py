@@ -5,6 +5,7 @@ changes. The README's "Add a method" section shows this file."""
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,12 +21,12 @@ from softprompt.errors import check_range
 from softprompt.testing.registry import registered as registered_for_a_while
 
 
-# ----- the method: this block is the whole of it -------------------------------------------------------------
+# ----- the method: this block is the whole of it (README.md, "Add a method") -----------------------------------
 @dataclass(kw_only=True)
 class ScaledPromptConfig(MethodConfig):
     """Prompt tuning with a fixed scale: the stored values are the embeddings divided by ``scale``."""
 
-    method: str = "scaled-prompt"
+    method: str = "scaled-prompt"  # the method's name
     num_virtual_tokens: int = 4
     scale: float = 4.0
     """Embeddings = scale x parameters (a larger scale, a larger step per update); (0, 100]."""
@@ -51,7 +52,7 @@ class ScaledPrompt(nn.Module):
 
 
 METHOD = Method(config=ScaledPromptConfig, module=ScaledPrompt, train={"lr": 0.05})
-# softprompt.register(METHOD)    <- the one register line; here it is undone after this file (fixture below)
+# softprompt.register(METHOD): the one register line; here it is undone after this file (the fixture below)
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -151,3 +152,18 @@ def test_registering_a_name_twice_is_an_error_and_the_registry_is_read_only():
 def test_bad_fields_are_refused_by_name():
     with pytest.raises(softprompt.ConfigError, match=r"scale=0\.0 is out of range; accepted: \(0, 100\]"):
         softprompt.make_config("scaled-prompt", scale=0.0)
+
+
+def test_the_readme_shows_this_method():
+    """README.md's "Add a method" code is this file's method block (imports and the register line aside)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    shown = readme.split("## Add a method", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    here = Path(__file__).read_text().split("# ----- the method", 1)[1].split("\n# -----", 1)[0]
+    assert "\nsoftprompt.register(METHOD)\n" in shown
+    skip = ("import ", "from ", "softprompt.register(", "#")
+    code = _code(here.split("\n", 1)[1], skip)
+    assert len(code) > 20 and _code(shown, skip) == code
+
+
+def _code(text: str, skip: tuple[str, ...]) -> list[str]:
+    return [line for line in text.splitlines() if line.strip() and not line.startswith(skip)]
