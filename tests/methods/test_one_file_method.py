@@ -17,7 +17,9 @@ from commands.test_cli import write_model_dir, write_reviews
 from core.test_invariants import *  # noqa: F403 (the per-method invariants, run here for METHODS_UNDER_TEST)
 from softprompt import Contribution, Method, MethodConfig
 from softprompt.cli import main
+from softprompt.core.model import PromptedModel
 from softprompt.errors import check_range
+from softprompt.testing.models import tiny_model
 from softprompt.testing.registry import registered as registered_for_a_while
 
 
@@ -144,9 +146,19 @@ def test_listed_by_softprompt_methods(capsys):
 def test_registering_a_name_twice_is_an_error_and_the_registry_is_read_only():
     with pytest.raises(softprompt.ConfigError, match="'scaled-prompt' is already registered"):
         softprompt.register(Method(config=ScaledPromptConfig, module=ScaledPrompt))
+    with pytest.raises(softprompt.ConfigError, match="accepted: a MethodConfig dataclass"):
+        softprompt.register(Method(config=dict, module=ScaledPrompt))
     with pytest.raises(TypeError):
         softprompt.METHODS["mine"] = softprompt.METHODS["scaled-prompt"]  # type: ignore[index]
     assert "scaled-prompt" in softprompt.TRAINABLE
+
+
+def test_without_a_peft_mapping_export_refuses_it(tmp_path):
+    model = PromptedModel(tiny_model("llama"))
+    model.add_prompt("s", softprompt.make_config("scaled-prompt"))
+    with pytest.raises(softprompt.UnsupportedModel, match="'scaled-prompt' has no PEFT equivalent"):
+        softprompt.export_peft(model, "s", tmp_path / "peft")
+    assert not (tmp_path / "peft").exists()
 
 
 def test_bad_fields_are_refused_by_name():

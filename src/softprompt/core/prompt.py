@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -157,7 +157,7 @@ class Method:
 
     @property
     def name(self) -> str:
-        return next(f.default for f in fields(self.config) if f.name == "method")
+        return next((f.default for f in fields(self.config) if f.name == "method"), "")
 
     def train_defaults(self, trained_head: bool = False) -> dict[str, Any]:
         """The ``TrainConfig`` fields this method's training starts from."""
@@ -175,6 +175,12 @@ def register(method: Method) -> Method:
 
     if not isinstance(method, Method):
         raise ConfigError(f"register() takes a softprompt.Method, not {type(method).__name__}")
+    if not (
+        isinstance(method.config, type)
+        and issubclass(method.config, MethodConfig)
+        and is_dataclass(method.config)
+    ):
+        raise ConfigError(f"Method.config={method.config!r}; accepted: a MethodConfig dataclass")
     name = method.name
     if not isinstance(name, str) or not name:
         raise ConfigError(
