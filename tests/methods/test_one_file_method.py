@@ -150,6 +150,8 @@ def test_registering_a_name_twice_is_an_error_and_the_registry_is_read_only():
         softprompt.register(Method(config=dict, module=ScaledPrompt))
     with pytest.raises(TypeError):
         softprompt.METHODS["mine"] = softprompt.METHODS["scaled-prompt"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        softprompt.METHODS["scaled-prompt"].train["lr"] = 1.0  # type: ignore[index]
     assert "scaled-prompt" in softprompt.TRAINABLE
 
 

@@ -155,6 +155,12 @@ class Method:
     listed: bool = True
     """Chosen by name (``make_config``, ``--method``, ``softprompt methods``); False for the ejected form."""
 
+    def __post_init__(self):
+        for key in ("train", "train_with_head", "load_fields"):  # read-only, like the registry
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, MappingProxyType(dict(value)))
+
     @property
     def name(self) -> str:
         return next((f.default for f in fields(self.config) if f.name == "method"), "")

@@ -90,7 +90,13 @@ class TrainConfig:
         from softprompt.methods import METHODS
 
         spec = METHODS.get(method)
-        return cls(**{**(spec.train_defaults(trained_head) if spec else {}), **fields})
+        defaults = spec.train_defaults(trained_head) if spec else {}
+        unknown = sorted(set(defaults) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(
+                f"method {method!r}: training default(s) {', '.join(unknown)} are not TrainConfig fields"
+            )
+        return cls(**{**defaults, **fields})
 
 
 def check_types(obj) -> None:
