@@ -4,13 +4,15 @@ import pytest
 import torch
 
 from softprompt.core.model import PromptedModel
-from softprompt.methods import TRAINABLE, make_config
+from softprompt.methods import METHODS, TRAINABLE, make_config
 from softprompt.testing.models import FAMILIES, tiny_model
 
 warnings.filterwarnings("ignore", message=".*Model config.*")
 
-SOFT_METHODS = [m for m in TRAINABLE if m != "hard"]
-"""Every registered trainable soft method: a new method cannot escape the invariant suite."""
+SOFT_METHODS = [m for m in TRAINABLE if METHODS[m].train is not None]
+"""Every method registered when the tests start that trains (all but hard): a new method cannot escape the
+invariant suite. A test file that registers its own method runs the suite for it by importing the suite's tests
+and naming the method in ``METHODS_UNDER_TEST`` (tests/methods/test_one_file_method.py)."""
 FAMILY_NAMES = list(FAMILIES)
 
 
@@ -69,6 +71,14 @@ def family(request):
     return request.param
 
 
-@pytest.fixture(params=SOFT_METHODS)
-def method(request):
-    return request.param
+def pytest_generate_tests(metafunc):
+    """A test taking ``method`` (and not parametrizing it itself) runs for every soft method, or for the
+    module's ``METHODS_UNDER_TEST``."""
+    own = {n for m in metafunc.definition.iter_markers("parametrize") for n in _argnames(m)}
+    if "method" in metafunc.fixturenames and "method" not in own:
+        metafunc.parametrize("method", getattr(metafunc.module, "METHODS_UNDER_TEST", SOFT_METHODS))
+
+
+def _argnames(mark) -> list[str]:
+    names = mark.args[0] if mark.args else mark.kwargs["argnames"]
+    return [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from softprompt.training.config import HEAD_DEFAULTS
+from softprompt.methods import METHODS
 
 from .common import MINILM, Context, run_record, slug, timed_predict, train_prompts
 
@@ -25,7 +25,7 @@ POOL = "mean"
 """all-MiniLM-L6-v2 was trained as a mean-pooled sentence encoder."""
 FT_LR, FT_HEAD_LR = 5e-5, 1e-3
 
-V2_LR = HEAD_DEFAULTS["p-tuning-v2"]["lr"]
+V2_LR = METHODS["p-tuning-v2"].train_with_head["lr"]
 """The library's default for a prompt trained with a new head, from the MiniLM sweep (lr_sweep-minilm.md)."""
 PREFIX = ("prefix tuning (MLP 512)", "prefix-tuning", {"reparameterize": True, "mlp_hidden": 512}, 5e-3)
 

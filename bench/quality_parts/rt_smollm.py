@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from softprompt.training.config import METHOD_DEFAULTS
+from softprompt.methods import METHODS as SP_METHODS
 
 from . import peft_side
 from .common import (
@@ -70,7 +70,7 @@ METHODS: dict[str, tuple[str, dict, str, float, str]] = {
         "prefix-tuning",
         {},
         "prefix",
-        METHOD_DEFAULTS["prefix-tuning"]["lr"],
+        SP_METHODS["prefix-tuning"].train["lr"],
         (
             "softprompt's defaults: the frozen model's keys/values for the label words and frequent tokens, "
             "plus a zero-started MLP offset; PEFT has no real-word prefix init (N(0, 1) through its MLP)"
@@ -80,21 +80,21 @@ METHODS: dict[str, tuple[str, dict, str, float, str]] = {
         "p-tuning-v2",
         {},
         "p-tuning-v2",
-        METHOD_DEFAULTS["p-tuning-v2"]["lr"],
+        SP_METHODS["p-tuning-v2"].train["lr"],
         "softprompt's defaults (real-word keys/values, no dropout); PEFT N(0, 1) keys/values",
     ),
     "prompt tuning (defaults)": (
         "prompt-tuning",
         {},
         "prompt-vocab",
-        METHOD_DEFAULTS["prompt-tuning"]["lr"],
+        SP_METHODS["prompt-tuning"].train["lr"],
         "both start from tokens sampled from the vocabulary (softprompt init='vocab'; PEFT SAMPLE_VOCAB)",
     ),
     "P-tuning (defaults)": (
         "p-tuning",
         {},
         "p-tuning-lstm",
-        METHOD_DEFAULTS["p-tuning"]["lr"],
+        SP_METHODS["p-tuning"].train["lr"],
         (
             "softprompt's defaults: a bi-LSTM + MLP encoder as wide as the model (576) over sampled vocabulary "
             "embeddings; PEFT's LSTM encoder of the same width over N(0, 1) embeddings"

@@ -13,8 +13,9 @@ Where things live (the folder list is the architecture):
 - ``core/``     the frozen backbone + prompt bank (``PromptedModel``), virtual-token insertion, per-layer
                 key/value prefixes, the backbone probe (a new backbone quirk goes in ``core/arch.py``),
                 generation, and ``core/compat.py``: the only module touching transformers' private APIs.
-- ``methods/``  one file per method (config dataclass + module); a new method is one file + one
-                ``register`` line in ``methods/__init__.py``.
+- ``methods/``  one file per method (config dataclass + module + its ``Method``: training defaults, init
+                options, PEFT mapping); a new method is one file + one ``register`` line
+                (``softprompt.register(Method(...))``; the built-in ones in ``methods/__init__.py``).
 - ``prompting/`` hard prompts: template syntax, templates, verbalizers.
 - ``io/``       atomic writes, folders built once under a file lock, safe readers (the bottom layer).
 - ``assets.py`` built-in models and data from pinned PyPI packages.
@@ -45,6 +46,9 @@ _EXPORTS: dict[str, str] = {
     "MethodConfig": "softprompt.core.prompt",
     # methods
     "make_config": "softprompt.methods",
+    "register": "softprompt.methods",
+    "Method": "softprompt.methods",
+    "PeftMapping": "softprompt.methods",
     "METHODS": "softprompt.methods",
     "TRAINABLE": "softprompt.methods",
     # hard prompts
@@ -118,7 +122,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from softprompt.files.peft import import_peft
     from softprompt.files.peft_export import export_peft
     from softprompt.files.prompts import load_prompt, save_prompt
-    from softprompt.methods import METHODS, TRAINABLE, make_config
+    from softprompt.methods import METHODS, TRAINABLE, Method, PeftMapping, make_config, register
     from softprompt.prompting.templates import Template, parse_template
     from softprompt.prompting.verbalizer import Verbalizer
     from softprompt.tasks import make_task

@@ -73,7 +73,7 @@ def test_bad_values_are_named_with_what_is_accepted(value, hint, message):
 
 
 def test_help_texts_are_the_attribute_docstrings_of_every_field_and_base():
-    docs = field_docs(METHODS["p-tuning"][0])
+    docs = field_docs(METHODS["p-tuning"].config)
     assert (
         docs["num_virtual_tokens"]
         == "Virtual tokens (input tokens or prefix positions) this prompt adds; 1..4096."
@@ -81,7 +81,7 @@ def test_help_texts_are_the_attribute_docstrings_of_every_field_and_base():
     assert docs["encoder_layers"] == "LSTM layers; 1..8."
     assert field_docs(TrainConfig)["batch_size"].startswith("Global batch: examples per micro-step over all")
     assert "\n" not in field_docs(TrainConfig)["batch_size"]  # a docstring's lines joined into one
-    for cls in [TrainConfig, TaskOptions] + [METHODS[m][0] for m in TRAINABLE]:
+    for cls in [TrainConfig, TaskOptions] + [METHODS[m].config for m in TRAINABLE]:
         names = {f.name for f in dataclasses.fields(cls)} - {"method", "source_method"}
         assert names <= {name for name, doc in field_docs(cls).items() if doc}, cls
 

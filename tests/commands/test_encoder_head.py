@@ -58,12 +58,12 @@ def _without_lr(argv):
 
 
 def test_a_trained_head_starts_from_the_head_rate_unless_lr_is_given(tmp_path, capsys):
-    from softprompt.training.config import HEAD_DEFAULTS, METHOD_DEFAULTS
+    from softprompt.methods import METHODS
 
     folder = write_encoder(tmp_path / "st", flags("pooling_mode_mean_tokens"))
     data = write_reviews(tmp_path / "r.jsonl")
     for out, extra, lr in (
-        ("default", [], HEAD_DEFAULTS["p-tuning-v2"]["lr"]),
+        ("default", [], METHODS["p-tuning-v2"].train_with_head["lr"]),
         ("given", ["--lr", "0.001"], 0.001),
     ):
         argv = base_args(
@@ -77,4 +77,4 @@ def test_a_trained_head_starts_from_the_head_rate_unless_lr_is_given(tmp_path, c
         run = json.loads((tmp_path / out / "run.json").read_text())
         assert run["run"]["config"]["lr"] == lr
         assert ("lr 0.03 (the default with a trained head; --lr overrides)" in err) is (not extra)
-    assert HEAD_DEFAULTS["p-tuning-v2"]["lr"] != METHOD_DEFAULTS["p-tuning-v2"]["lr"]
+    assert METHODS["p-tuning-v2"].train_with_head["lr"] != METHODS["p-tuning-v2"].train["lr"]

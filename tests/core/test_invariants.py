@@ -1,5 +1,7 @@
 """The same invariants over every soft method x every model family (tiny random models, CPU)."""
 
+import inspect
+
 import pytest
 import torch
 
@@ -223,3 +225,12 @@ def test_16bit_backbone_trains_float32_prompts(family, method, low):
         opt.zero_grad()
     assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
     assert any(not torch.equal(a, b) for a, b in zip(prompt_before, model.trainable_parameters()))
+
+
+__all__ = ["low"] + [
+    n
+    for n, f in list(globals().items())
+    if n.startswith("test_") and "method" in inspect.signature(f).parameters
+]
+"""The per-method invariants (and the fixture they need): ``from core.test_invariants import *`` runs them for
+a test file's own method."""

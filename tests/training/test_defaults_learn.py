@@ -11,11 +11,10 @@ from transformers import AutoModelForCausalLM, LlamaConfig
 from softprompt.commands.common import init_token_ids, label_words
 from softprompt.core.model import PromptedModel
 from softprompt.data import TaskSpec
-from softprompt.methods import TRAINABLE, make_config
+from softprompt.methods import METHODS, TRAINABLE, make_config
 from softprompt.tasks import make_task
 from softprompt.testing.tokenizer import tiny_tokenizer
 from softprompt.training import TrainConfig, TrainJob, evaluate, train
-from softprompt.training.config import METHOD_DEFAULTS
 from softprompt.training.evaluation import collapsed_to, warn_if_collapsed
 
 SOFT = [m for m in TRAINABLE if m != "hard"]
@@ -78,7 +77,7 @@ def _setup(method: str):
 
 @pytest.mark.parametrize("method", SOFT)
 def test_defaults_learn_a_task_a_prompt_can_solve(method, tmp_path):
-    assert method in METHOD_DEFAULTS  # a new method gets measured defaults too
+    assert METHODS[method].train  # a new method gets measured defaults too
     model, task = _setup(method)
     train_set, valid = examples(64, 0), examples(32, 1)
     batch = task.collate(train_set[:32])
@@ -147,7 +146,7 @@ def _encoder_setup(method: str):
 
 @pytest.mark.parametrize("method", SOFT)
 def test_defaults_with_a_trained_head_learn(method, tmp_path):
-    """With a new head, the head rates (HEAD_DEFAULTS: lr, or head_lr for prefix tuning, whose MLP wants a far
+    """With a new head, the head rates (its Method.train_with_head: lr, or head_lr for prefix tuning, whose MLP wants a far
         lower rate than the head) take the loss down. Measured on this model: the SmolLM2 rates alone leave P-tuning,
     prefix tuning and P-tuning v2 at a loss of 0.62..0.79 (accuracy 0.50..0.56); these reach 0.02..0.28."""
     model, task = _encoder_setup(method)

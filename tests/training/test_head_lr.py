@@ -1,6 +1,6 @@
 """``head_lr``: a task's new head (a bare encoder's pooled or token head) learns at its own rate while the prompt
 keeps the method's; a run with it resumes bit-identically; the CLI starts prefix tuning's head from
-HEAD_DEFAULTS unless ``--head-lr`` is given."""
+its Method.train_with_head unless ``--head-lr`` is given."""
 
 import json
 
@@ -10,8 +10,8 @@ from test_resume import _cfg, _interrupt_at_step_4
 from test_train import TRAIN, VALID, config, setup
 
 from softprompt.errors import ConfigError
+from softprompt.methods import METHODS
 from softprompt.training import TrainConfig, TrainJob, train
-from softprompt.training.config import HEAD_DEFAULTS, METHOD_DEFAULTS
 from softprompt.training.optim import param_groups
 
 
@@ -79,7 +79,7 @@ def test_cli_prefix_tuning_head_starts_from_head_defaults_unless_given(tmp_path,
 
     folder = save_encoder(tmp_path / "st", pooling_flags("pooling_mode_mean_tokens"))
     data = write_reviews(tmp_path / "r.jsonl")
-    default = HEAD_DEFAULTS["prefix-tuning"]["head_lr"]
+    default = METHODS["prefix-tuning"].train_with_head["head_lr"]
     for out, extra, head_lr in (("default", [], default), ("given", ["--head-lr", "0.002"], 0.002)):
         argv = base_args(
             {"model": folder, "data": data},
@@ -92,7 +92,7 @@ def test_cli_prefix_tuning_head_starts_from_head_defaults_unless_given(tmp_path,
         run = json.loads((tmp_path / out / "run.json").read_text())["run"]["config"]
         assert run["head_lr"] == head_lr and run["lr"] == float(argv[argv.index("--lr") + 1])
         assert (f"head_lr {default:g} (the default with a trained head" in err) is (not extra)
-    assert "head_lr" not in METHOD_DEFAULTS["prefix-tuning"]
+    assert "head_lr" not in METHODS["prefix-tuning"].train
 
 
 def test_methods_lists_the_head_rate(capsys):
@@ -102,7 +102,7 @@ def test_methods_lists_the_head_rate(capsys):
     info = json.loads(capsys.readouterr()[0])
     assert (
         info["prefix-tuning"]["train_defaults_trained_head"]["head_lr"]
-        == HEAD_DEFAULTS["prefix-tuning"]["head_lr"]
+        == METHODS["prefix-tuning"].train_with_head["head_lr"]
     )
     assert "head_lr" not in info["prefix-tuning"]["train_defaults"]
     assert main(["methods"]) == 0

@@ -6,7 +6,7 @@ NAME = "methods"
 HELP = "list prompt methods, their config fields (defaults, docs) and their measured training defaults"
 EPILOG = """examples:
   softprompt methods            # a table per method
-  softprompt methods --json     # {method: {doc, fields: {field: {default, type, doc}}, train_defaults, train_defaults_trained_head}}
+  softprompt methods --json     # {method: {doc, trains, fields: {field: {default, type, doc}}, train_defaults, train_defaults_trained_head}}
 """
 
 
@@ -21,9 +21,11 @@ def describe() -> dict:
 
     out = {}
     for method in TRAINABLE:
-        cls = METHODS[method][0]
+        spec = METHODS[method]
+        cls = spec.config
         out[method] = {
             "doc": " ".join((cls.__doc__ or "").split()),
+            "trains": spec.train is not None,
             "fields": {
                 f.name: {"default": f.default, "type": _type_name(f.hint), "doc": f.doc}
                 for f in fields_of(cls, skip=("method",))
@@ -53,7 +55,7 @@ def run(args) -> int:
         return 0
     for method, d in info.items():
         print(f"{method}: {d['doc']}")
-        if method == "hard":
+        if not d["trains"]:
             print("  (no trainable parameters: the template and verbalizer are the prompt)\n")
             continue
         rows = [

@@ -88,7 +88,7 @@ def method_fields() -> list[Field]:
     """Every field of every trainable method's config (once), for the flags."""
     seen: dict[str, Field] = {}
     for method in TRAINABLE:
-        for f in fields_of(METHODS[method][0], skip=("method", "source_method")):
+        for f in fields_of(METHODS[method].config, skip=("method", "source_method")):
             old = seen.setdefault(f.name, f)
             literals = all(typing.get_origin(h) is Literal for h in (old.hint, f.hint))
             if old.hint != f.hint and literals:  # two methods' `init` choices: the flag accepts both
@@ -98,7 +98,7 @@ def method_fields() -> list[Field]:
 
 
 def methods_with(name: str) -> list[str]:
-    return [m for m in TRAINABLE if name in {f.name for f in fields_of(METHODS[m][0])}]
+    return [m for m in TRAINABLE if name in {f.name for f in fields_of(METHODS[m].config)}]
 
 
 def load_yaml(path: str) -> dict:
@@ -191,7 +191,7 @@ def resolve(args: argparse.Namespace) -> RunSettings:
         raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")
     top["model"] = top["model"] or DEFAULT_MODEL
     top["out"] = top["out"] or default_out(method, str(top["dataset"]), getattr(args, "resume", False))
-    method_cls = METHODS[method][0]
+    method_cls = METHODS[method].config
     hints = {f.name: f.hint for f in fields_of(method_cls)}
     method_args = {
         k: coerce(f"method_args.{k}", v, hints[k]) if k in hints else v

@@ -39,6 +39,7 @@ def add_arguments(parser) -> None:
     from softprompt.commands.common import add_model_flags
     from softprompt.commands.fields import add_flags, fields_of
     from softprompt.commands.runconfig import TaskOptions, method_fields, methods_with
+    from softprompt.methods import TRAINABLE
     from softprompt.training.config import TrainConfig
 
     run = parser.add_argument_group("run")
@@ -48,7 +49,7 @@ def add_arguments(parser) -> None:
             "built-in name (smollm2-135m, minilm-l6), Hugging Face id or local folder "
             "(default: smollm2-135m)",
         ),
-        ("method", "hard, prompt-tuning, p-tuning, prefix-tuning or p-tuning-v2"),
+        ("method", "one of `softprompt methods`: " + ", ".join(TRAINABLE)),
         ("dataset", "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder"),
         (
             "out",
@@ -207,14 +208,14 @@ def _fill_soft_slots(s, config, task):
     from softprompt.methods import make_config
 
     soft = getattr(getattr(task, "template", None), "num_soft", 0)
-    if soft and "num_virtual_tokens" not in s.method_args and config.method != "hard":
+    if soft and "num_virtual_tokens" not in s.method_args and config.num_virtual_tokens:
         config = make_config(config.method, **{**s.method_args, "num_virtual_tokens": soft})
     return config, soft
 
 
 def _head_rate(s, task, train_cfg, progress: bool):
-    """A task that trains a new head (bare encoders) starts from HEAD_DEFAULTS' rates (``lr``, ``head_lr``)
-    where the user gave none of their own."""
+    """A task that trains a new head (bare encoders) starts from the method's rates for that case (its
+    registered ``Method.train_with_head``: ``lr``, ``head_lr``) where the user gave none of their own."""
     import sys
     from dataclasses import replace
 

@@ -245,15 +245,15 @@ class PromptedModel(nn.Module):
     # ----- inference form ---------------------------------------------------------------------------------
     def eject(self, name: str) -> nn.Module:
         """Replace prompt ``name`` by its inference form (plain tensors); returns the new module."""
-        static_config, static_prompt = METHODS["static"]  # methods/static.py, registered there
+        static = METHODS["static"]  # the inference form every method ejects to (methods/static.py)
 
         old = self.bank.get(name)
-        static = static_prompt(
-            static_config(num_virtual_tokens=old.config.num_virtual_tokens, source_method=old.config.method),
+        module = static.module(
+            static.config(num_virtual_tokens=old.config.num_virtual_tokens, source_method=old.config.method),
             contribution=old.eject(),
         )
         self.bank.remove(name)
-        return self.put_prompt(name, static)
+        return self.put_prompt(name, module)
 
     def gradient_checkpointing_enable(self) -> None:
         """Checkpoint the backbone's layers (non-reentrant, so prefix gradients flow through recompute).

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -108,13 +110,95 @@ class PromptMethod(Protocol):
         ...
 
 
-METHODS: dict[str, tuple[type[MethodConfig], type]] = {}
-"""The method table: name -> (config class, module class). Filled by ``softprompt.methods`` (one row per method)."""
+@dataclass(frozen=True, kw_only=True)
+class PeftMapping:
+    """How a method's prompts map to PEFT's prompt-learning format (``files/peft.py`` reads this).
+
+    Export writes any mapped method's ejected values (PEFT stores values, not encoders): input embeddings as
+    PROMPT_TUNING, a key/value prefix as PREFIX_TUNING without projection.
+    """
+
+    peft_type: str | None = None
+    """The PEFT type whose files ``import_peft`` reads into this method (one method per type); None: none."""
+    fields: Callable[[dict], dict | None] = lambda adapter_config: None
+    """``adapter_config.json`` -> this method's config fields where PEFT's tensor *is* this method's parameter;
+    None where it is an encoder's output (then it loads as the ejected ``static`` form)."""
+    load: Callable[[Any, torch.Tensor], None] | None = None
+    """Copy PEFT's tensor, (P, H) embeddings or a (P, S*2*H_kv*D) flat prefix, into the module's parameter."""
 
 
-def register(name: str, config_cls: type[MethodConfig], module_cls: type) -> None:
-    """Add a method to the table (``softprompt/methods/__init__.py`` registers every built-in one)."""
-    METHODS[name] = (config_cls, module_cls)
+@dataclass(frozen=True, kw_only=True)
+class Method:
+    """Everything the package knows about one prompt method. A method's file builds one and registers it:
+    ``softprompt.register(Method(config=MyConfig, module=MyPrompt, train={"lr": 1e-2}))``."""
+
+    config: type[MethodConfig]
+    """The config dataclass; its ``method`` field's default is the method's name."""
+    module: type
+    """The ``nn.Module``: ``module(config, ctx: InitContext)`` with ``contribute()`` and ``eject()``."""
+    train: Mapping[str, Any] | None = None
+    """``TrainConfig`` fields training starts from (lr, warmup_ratio, steps, batch_size, ...; flags win);
+    the loop's own defaults where absent. None: nothing to train (a hard prompt)."""
+    train_with_head: Mapping[str, Any] = field(default_factory=dict)
+    """On top of ``train`` where the task trains a new head with the prompt (a bare encoder's pooled or token
+    head, which starts from scratch)."""
+    text_start_lr: Callable[[dict], float | None] | None = None
+    """Where a chosen template's lead-in words can start the virtual tokens (``init="text"``): the user's
+    method options -> the peak learning rate for that start (None: these options cannot start from words)."""
+    load_fields: Mapping[str, Any] = field(default_factory=dict)
+    """Config fields that build the module cheaply before a saved file's tensors replace its values (no words
+    read, no file opened)."""
+    from_tensors: Callable[[dict, MethodConfig], Any] | None = None
+    """Build the module from a saved file's tensors alone (a form whose shapes only the file knows)."""
+    peft: PeftMapping | None = None
+    """Its PEFT equivalent; None: PEFT has none (export refuses it)."""
+    listed: bool = True
+    """Chosen by name (``make_config``, ``--method``, ``softprompt methods``); False for the ejected form."""
+
+    def __post_init__(self):
+        for key in ("train", "train_with_head", "load_fields"):  # read-only, like the registry
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, MappingProxyType(dict(value)))
+
+    @property
+    def name(self) -> str:
+        return next((f.default for f in fields(self.config) if f.name == "method"), "")
+
+    def train_defaults(self, trained_head: bool = False) -> dict[str, Any]:
+        """The ``TrainConfig`` fields this method's training starts from."""
+        return {**(self.train or {}), **(self.train_with_head if trained_head else {})}
+
+
+_REGISTRY: dict[str, Method] = {}
+METHODS: Mapping[str, Method] = MappingProxyType(_REGISTRY)
+"""The registered methods, name -> :class:`Method` (read-only; :func:`register` adds one)."""
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS`; its name must be new. Returns it."""
+    from softprompt.errors import ConfigError
+
+    if not isinstance(method, Method):
+        raise ConfigError(f"register() takes a softprompt.Method, not {type(method).__name__}")
+    if not (
+        isinstance(method.config, type)
+        and issubclass(method.config, MethodConfig)
+        and is_dataclass(method.config)
+    ):
+        raise ConfigError(f"Method.config={method.config!r}; accepted: a MethodConfig dataclass")
+    name = method.name
+    if not isinstance(name, str) or not name:
+        raise ConfigError(
+            f"{method.config.__name__}: the `method` field's default names the method; got {name!r}"
+        )
+    if name in _REGISTRY:
+        raise ConfigError(
+            f"method {name!r} is already registered ({_REGISTRY[name].module.__name__}); "
+            "choose another name for the config's `method` field"
+        )
+    _REGISTRY[name] = method
+    return method
 
 
 def build(config: MethodConfig, ctx: InitContext):
@@ -125,4 +209,4 @@ def build(config: MethodConfig, ctx: InitContext):
         raise ConfigError(
             f"method {config.method!r} is not registered; known: {', '.join(METHODS) or 'none'}"
         )
-    return METHODS[config.method][1](config, ctx)
+    return METHODS[config.method].module(config, ctx)

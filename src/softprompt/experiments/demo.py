@@ -28,7 +28,7 @@ from softprompt.experiments.report import (
 )
 from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
 from softprompt.io.atomic import atomic_write_text
-from softprompt.methods import make_config
+from softprompt.methods import METHODS, make_config
 from softprompt.tasks import make_task
 from softprompt.training import TrainConfig, TrainJob, evaluate, train
 
@@ -67,22 +67,25 @@ class DemoConfig:
 def method_setup(method: str, template: str, tokenizer) -> tuple[dict, str, float]:
     """(method fields, template, learning rate) used by the demo for ``method``.
 
-    Every prompt starts exactly where the hard prompt ``INSTRUCTION + "\n" + template`` is, then trains.
+    Every prompt starts exactly where the hard prompt ``INSTRUCTION + "\n" + template`` is, then trains, at
+    the method's rate for a start from words (its registered ``Method.text_start_lr``).
     """
     lead = INSTRUCTION + "\n"
     n = len(tokenizer(lead, add_special_tokens=False)["input_ids"])
+    rule = getattr(METHODS.get(method), "text_start_lr", None)
+    lr = rule({}) if rule is not None else 0.0
     if method == "prompt-tuning":  # Lester et al.: prepended input tokens initialized from task words
-        return {"num_virtual_tokens": n, "init": "text", "init_text": lead}, template, 3e-3
+        return {"num_virtual_tokens": n, "init": "text", "init_text": lead}, template, lr
     if method == "p-tuning":  # virtual tokens inside the template, through a (residual) bi-LSTM encoder
         soft = '{soft:"' + INSTRUCTION + '"}\n' + template.replace(": {mask}", '{soft:":"} {mask}')
         k = len(tokenizer(INSTRUCTION, add_special_tokens=False)["input_ids"]) + 1
         return (
             {"num_virtual_tokens": k, "encoder": "lstm", "encoder_hidden": 64, "residual": True},
             soft,
-            1e-3,
+            lr,
         )
     if method == "p-tuning-v2":  # deep prompts, started from the model's own activations for the words
-        return {"num_virtual_tokens": n, "init": "text", "init_text": lead, "dropout": 0.0}, template, 1e-3
+        return {"num_virtual_tokens": n, "init": "text", "init_text": lead, "dropout": 0.0}, template, lr
     if method == "prefix-tuning":  # Li & Liang's MLP reparameterization (random start)
         return {"num_virtual_tokens": 10, "mlp_hidden": 256}, template, 1e-3
     return {}, template, 0.0

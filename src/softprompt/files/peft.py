@@ -16,7 +16,8 @@ prefix covers every attention slot: that pairing is refused both ways.
 
 Import keeps trained values trainable where PEFT's tensor is the parameter (PROMPT_TUNING -> ``prompt-tuning``,
 PREFIX_TUNING without projection -> ``prefix-tuning`` with ``reparameterize=False``) and loads reparameterized
-outputs as the ejected ``static`` form (P_TUNING, PREFIX_TUNING with projection). Export writes ejected values
+outputs as the ejected ``static`` form (P_TUNING, PREFIX_TUNING with projection): each method says which in its
+registered ``PeftMapping``. Export writes ejected values
 (PEFT cannot store an encoder): input embeddings as PROMPT_TUNING, p-tuning included, and key/value prefixes as
 PREFIX_TUNING without projection. PEFT's P_TUNING and projected PREFIX_TUNING files read back correctly only into
 an inference-mode PEFT model (a training-mode one would pass the values through a fresh random encoder); the
@@ -37,12 +38,14 @@ import torch
 from softprompt.core.arch import BackboneInfo
 from softprompt.errors import BackboneMismatch, PromptFileError, UnsupportedModel
 from softprompt.io.atomic import load_tensors, read_json
-from softprompt.methods import make_config
+from softprompt.methods import METHODS, Method, make_config
 from softprompt.methods.static import StaticConfig, StaticPrompt
 
 CONFIG, WEIGHTS, PICKLE = "adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"
 KEY = "prompt_embeddings"
 PEFT_TYPES = ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")
+"""PEFT's prompt-learning types: the first two hold input embeddings, the last a key/value prefix. Which of our
+methods reads each is that method's ``PeftMapping`` (methods/*.py)."""
 TASK_TYPES = ("CAUSAL_LM", "SEQ_CLS", "SEQ_2_SEQ_LM", "TOKEN_CLS", "FEATURE_EXTRACTION", "QUESTION_ANS")
 
 
@@ -179,25 +182,30 @@ def import_peft(model, path: str | os.PathLike, name: str | None = None) -> str:
     if task is not None and (task == "SEQ_2_SEQ_LM") != (info.kind == "seq2seq"):
         raise BackboneMismatch(f"{path}: task_type {task!r} checkpoint vs a {info.kind} {info.family} model")
     name = name or _safe_name(path)
+    method = reader_of(kind, path)
     if kind == "PREFIX_TUNING":
-        flat = _prefix_values(cfg, values, info, path)  # (P, S*2*H_kv*D)
+        values = _prefix_values(cfg, values, info, path)  # (P, S*2*H_kv*D)
         warn_window(info)
-        if cfg.get("prefix_projection"):  # values are the MLP's output: the ejected form
-            kv = flat.view(p, len(info.slots), 2, info.num_kv_heads, info.head_dim).permute(1, 2, 3, 0, 4)
-            return _add_static(model, name, p, "prefix-tuning", kv=kv)  # (S, 2, H_kv, P, D)
-        module = model.add_prompt(
-            name, make_config("prefix-tuning", num_virtual_tokens=p, reparameterize=False, dropout=0.0)
-        )
-        with torch.no_grad():
-            module.embedding.weight.copy_(flat)
-        return name
-    embeds = _input_values(cfg, values, info, path)  # (P, H)
-    if kind == "P_TUNING":  # the encoder was not saved; its output is the ejected form
-        return _add_static(model, name, p, "p-tuning", embeds=embeds)
-    module = model.add_prompt(name, make_config("prompt-tuning", num_virtual_tokens=p, init="random"))
+    else:
+        values = _input_values(cfg, values, info, path)  # (P, H)
+    fields = method.peft.fields(cfg)
+    if fields is None or method.peft.load is None:  # an encoder's output (not saved): the ejected form
+        if kind == "PREFIX_TUNING":
+            kv = values.view(p, len(info.slots), 2, info.num_kv_heads, info.head_dim).permute(1, 2, 3, 0, 4)
+            return _add_static(model, name, p, method.name, kv=kv)  # (S, 2, H_kv, P, D)
+        return _add_static(model, name, p, method.name, embeds=values)
+    module = model.add_prompt(name, make_config(method.name, num_virtual_tokens=p, **fields))
     with torch.no_grad():
-        module.embedding.copy_(embeds)
+        method.peft.load(module, values)
     return name
+
+
+def reader_of(peft_type: str, path) -> Method:
+    """The registered method whose PEFT mapping reads ``peft_type`` files."""
+    for method in METHODS.values():
+        if method.peft is not None and method.peft.peft_type == peft_type:
+            return method
+    raise PromptFileError(f"{path}: no registered method reads PEFT's {peft_type} (see softprompt methods)")
 
 
 def _add_static(model, name: str, p: int, source: str, **tensors) -> str:

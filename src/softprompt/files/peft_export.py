@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from softprompt.errors import ConfigError, UnsupportedModel
 from softprompt.files.peft import CONFIG, KEY, TASK_TYPES, WEIGHTS, warn_window
 from softprompt.io.atomic import atomic_dir
+from softprompt.methods import METHODS
 
 DEFAULT_TASK = {
     "causal": "CAUSAL_LM",
@@ -107,6 +108,12 @@ def export_peft(
         have = "both input embeddings and a key/value prefix" if c.embeds is not None else "no trained values"
         raise UnsupportedModel(
             f"prompt {name!r} ({module.config.method}) has {have}; PEFT stores exactly one"
+        )
+    method = METHODS.get(module.config.method)
+    if method is None or method.peft is None:
+        raise UnsupportedModel(
+            f"prompt {name!r}: method {module.config.method!r} has no PEFT equivalent (its registered "
+            "Method has peft=None)"
         )
     if c.kv is not None:
         if model.info.kind == "seq2seq":

@@ -19,7 +19,7 @@ from softprompt.core.arch import BackboneInfo
 from softprompt.errors import BackboneMismatch, ConfigError, PromptFileError, SoftPromptError
 from softprompt.io.atomic import TENSORS, atomic_dir, load_tensors, read_json
 from softprompt.methods import METHODS, make_config
-from softprompt.methods.static import StaticConfig, StaticPrompt
+from softprompt.methods.static import StaticConfig
 
 FORMAT = "softprompt-prompt"
 VERSION = 1
@@ -125,7 +125,7 @@ def check_meta(meta: dict, path) -> None:
         raise PromptFileError(f"{f}: config: missing key 'method' (one of: {', '.join(METHODS)})")
     if method not in METHODS:
         raise PromptFileError(f"{f}: config: unknown method {method!r}; known: {', '.join(METHODS)}")
-    _check_keys(f"{f}: config", meta["config"], METHODS[method][0])
+    _check_keys(f"{f}: config", meta["config"], METHODS[method].config)
     _check_keys(f"{f}: backbone", meta["backbone"], BackboneInfo)
     slots = meta["backbone"]["slots"]
     if not isinstance(slots, list) or not all(isinstance(s, list) and len(s) == 2 for s in slots):
@@ -199,12 +199,13 @@ def load_prompt(
 
 
 def _module(model, method: str, cfg: dict, body: dict, path):
-    if method == "static":
-        module = StaticPrompt.from_tensors(body, StaticConfig(**cfg))
+    spec = METHODS[method]
+    if spec.from_tensors is not None:  # a form whose shapes only the file knows (the ejected one)
+        module = spec.from_tensors(body, spec.config(**cfg))
     else:
         config = make_config(method, **cfg)
-        cheap = {k: v for k, v in (("init", "random"), ("init_text", None), ("init_file", None)) if k in cfg}
-        module = METHODS[method][1](make_config(method, **{**cfg, **cheap}), model.init_context())
+        cheap = {k: v for k, v in spec.load_fields.items() if k in cfg}  # values come from the file
+        module = spec.module(make_config(method, **{**cfg, **cheap}), model.init_context())
         module.config = config  # values come from the file; only the stored config is kept
         try:
             module.load_state_dict(body)

@@ -1,40 +1,59 @@
-"""The method table. Adding a method = one file + one row here; nothing else changes."""
+"""The methods. Adding one = one file that builds a :class:`Method` + one ``register`` line; nothing else changes
+(a user's own method: ``softprompt.register(Method(...))`` in their own file)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from softprompt.core.prompt import (
     METHODS,
     Contribution,
     InitContext,
+    Method,
     MethodConfig,
+    PeftMapping,
     PromptMethod,
     build,
     register,
 )
 from softprompt.errors import ConfigError
-from softprompt.methods.hard import HardConfig, HardPrompt
-from softprompt.methods.p_tuning import PTuning, PTuningConfig
-from softprompt.methods.p_tuning_v2 import PTuningV2, PTuningV2Config
-from softprompt.methods.prefix_tuning import PrefixTuning, PrefixTuningConfig
-from softprompt.methods.prompt_tuning import PromptTuning, PromptTuningConfig
-from softprompt.methods.static import StaticConfig, StaticPrompt
+from softprompt.methods import hard, p_tuning, p_tuning_v2, prefix_tuning, prompt_tuning, static
 
-register("hard", HardConfig, HardPrompt)
-register("prompt-tuning", PromptTuningConfig, PromptTuning)
-register("p-tuning", PTuningConfig, PTuning)
-register("prefix-tuning", PrefixTuningConfig, PrefixTuning)
-register("p-tuning-v2", PTuningV2Config, PTuningV2)
-register("static", StaticConfig, StaticPrompt)
-TRAINABLE = tuple(m for m in METHODS if m != "static")
+register(hard.METHOD)
+register(prompt_tuning.METHOD)
+register(p_tuning.METHOD)
+register(prefix_tuning.METHOD)
+register(p_tuning_v2.METHOD)
+register(static.METHOD)
+
+
+class _Listed(Sequence[str]):
+    """The names of the methods chosen by name (every registered one but the ejected form), as registered;
+    a live, read-only view of :data:`METHODS`."""
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(name for name, m in METHODS.items() if m.listed)
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+TRAINABLE: Sequence[str] = _Listed()
+"""Names a user chooses a method by (``make_config``, ``--method``, ``softprompt methods``), hard included."""
 
 
 def make_config(method: str, **fields) -> MethodConfig:
     """A checked config for ``method``; unknown fields are rejected by name."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")
-    cls = METHODS[method][0]
+    cls = METHODS[method].config
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(fields) - known)
     if unknown:
@@ -51,8 +70,11 @@ __all__ = [
     "TRAINABLE",
     "Contribution",
     "InitContext",
+    "Method",
     "MethodConfig",
+    "PeftMapping",
     "PromptMethod",
     "build",
     "make_config",
+    "register",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from softprompt.core.prompt import Contribution, InitContext, MethodConfig
+from softprompt.core.prompt import Contribution, InitContext, Method, MethodConfig
 
 
 @dataclass(kw_only=True)
@@ -30,3 +30,6 @@ class HardPrompt(nn.Module):
 
     def eject(self) -> Contribution:
         return Contribution()
+
+
+METHOD = Method(config=HardConfig, module=HardPrompt)  # nothing to train, nothing PEFT stores

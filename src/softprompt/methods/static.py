@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from softprompt.core.prompt import Contribution, InitContext, MethodConfig
+from softprompt.core.prompt import Contribution, InitContext, Method, MethodConfig, PeftMapping
 
 
 @dataclass(kw_only=True)
@@ -41,3 +41,12 @@ class StaticPrompt(nn.Module):
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], config: StaticConfig) -> StaticPrompt:
         return cls(config, contribution=Contribution(embeds=tensors.get("embeds"), kv=tensors.get("kv")))
+
+
+METHOD = Method(
+    config=StaticConfig,
+    module=StaticPrompt,
+    from_tensors=StaticPrompt.from_tensors,
+    peft=PeftMapping(),  # exported by what it holds: embeddings as PROMPT_TUNING, a prefix as PREFIX_TUNING
+    listed=False,  # built by eject and loading, never chosen by name
+)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from softprompt.errors import SoftPromptError
+from softprompt.methods import METHODS
 from softprompt.prompting.templates import parse_template
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks.classify import VerbalizerTask
@@ -34,8 +35,6 @@ LEADS = (
     "The following is a text and its label ({labels}).\n",
 )
 """Lead-in instructions; ``{labels}`` becomes the label names ("negative or positive")."""
-LEARNING_RATES = {"prompt-tuning": 3e-3, "p-tuning": 1e-3, "p-tuning-v2": 1e-3}
-"""Peak learning rates for prompts started from real words (the demo's): larger ones wash the words out."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,20 +67,20 @@ class TemplateChoice:
     def start(self, method: str, tokenizer, given: dict | None = None) -> tuple[str, dict, float | None]:
         """(task template, method options, peak learning rate or None) that start ``method`` here.
 
-        Methods that can start from words (prompt tuning, P-tuning, P-tuning v2 without reparameterization)
-        get ``soft_lead``'s tokens as their virtual tokens and the body as template, with a small learning
-        rate (the demo's) so training does not wash the words out. The others (hard, prefix tuning) get the
-        full hard prompt. Options in ``given`` (the user's) always win; giving ``init`` keeps the full prompt.
+        Methods that can start from words (their registered ``Method.text_start_lr`` gives a rate for these
+        options: prompt tuning, P-tuning, P-tuning v2 without reparameterization) get ``soft_lead``'s tokens as
+        their virtual tokens and the body as template, with that small learning rate so training does not wash
+        the words out. The others (hard, prefix tuning) get the full hard prompt. Options in ``given`` (the
+        user's) always win; giving ``init`` keeps the full prompt.
         """
         given = dict(given or {})
-        words = method in ("prompt-tuning", "p-tuning") or (
-            method == "p-tuning-v2" and not given.get("reparameterize", False)
-        )
-        if not (words and self.soft_lead) or "init" in given or "init_text" in given:
+        rule = METHODS[method].text_start_lr if method in METHODS else None
+        lr = None if rule is None else rule(given)
+        if lr is None or not self.soft_lead or "init" in given or "init_text" in given:
             return self.full_template, given, None
         n = len(tokenizer(self.soft_lead, add_special_tokens=False)["input_ids"])
         fields = {"num_virtual_tokens": n, "init": "text", "init_text": self.soft_lead, **given}
-        return self.template, fields, LEARNING_RATES[method]
+        return self.template, fields, lr
 
     def to_json(self) -> dict:
         return asdict(self) | {"full_template": self.full_template}
