@@ -158,3 +158,17 @@ def test_a_backbone_that_cannot_generate_says_so_at_startup_and_on_the_request(b
     for part in ("BertForMaskedLM (bert)", "masked LM", "/v1/classify", "T5, BART"):
         assert part in error["message"]
     assert seen["health"].status_code == 200
+
+
+def test_refusals_name_the_model_the_reason_and_what_works():
+    from softprompt.serve.families import refusal
+
+    bart = PromptedModel(tiny_model("bart"))
+    bart.backbone.get_decoder().embed_positions = torch.nn.Linear(2, 2)  # a module softprompt cannot index
+    said = refusal(bart)
+    assert said.startswith("BartForConditionalGeneration (bart) cannot generate") and "Linear" in said
+    assert "/v1/classify still works" in said
+    assert "encoder without a language-model head" in refusal(PromptedModel(tiny_model("bert", head="base")))
+    assert all(
+        refusal(PromptedModel(tiny_model(f))) is None for f in ["llama", "mistral", "gemma2", "t5", "bart"]
+    )

@@ -44,8 +44,9 @@ class Seq2SeqBatch:
         self.enc_mask: torch.Tensor | None = (
             None  # (B, S) 1 for real encoder columns (virtual tokens included)
         )
-        self.own: list | None = None  # decoder self-attention [(k, v)], (B, H_kv, T, D), left-padded
-        self.cross: list | None = None  # cross-attention [(k, v)], (B, H_kv, S, D)
+        self.cache = (
+            None  # EncoderDecoderCache: decoder self-attention (B, H_kv, T, D) left-padded, cross (S)
+        )
         self.dec_mask: torch.Tensor | None = None  # (B, T) 1 for real decoder tokens
         self.pos: torch.Tensor | None = None  # (B, 1) decoder position of each row's last token
         self._prefix = None
@@ -74,28 +75,29 @@ class Seq2SeqBatch:
             use_cache=True,
             **{k: v for k, v in kw.items() if k == kv.KWARG},  # decoder and cross prefixes
         )
-        own, cross = compat.seq2seq_cache_tensors(compat.cache_of(res))
-        self._merge(enc, exp.mask, own, cross, keys, overrides)
+        self._merge(enc, exp.mask, compat.cache_of(res), keys, overrides)
         return res.logits[:, -1].float()
 
-    def _merge(self, enc, enc_mask, own, cross, keys, overrides) -> None:
+    def _merge(self, enc, enc_mask, cache, keys, overrides) -> None:
         self.overrides.update({k: overrides[k] for k in keys if k in overrides})
         dec_mask = enc_mask.new_ones(enc.shape[0], 1)
         pos = torch.zeros_like(dec_mask)
         if not self.keys:
-            self.enc, self.enc_mask, self.own, self.cross = enc, enc_mask, own, cross
+            self.enc, self.enc_mask, self.cache = enc, enc_mask, cache
             self.dec_mask, self.pos, self.keys = dec_mask, pos, list(keys)
         else:
             self.enc = _cat(self.enc, enc, 1, left=False)
             self.enc_mask = _cat(self.enc_mask, enc_mask, 1, left=False)
-            self.own = [
+            (own0, cross0), (own1, cross1) = map(compat.seq2seq_cache_tensors, (self.cache, cache))
+            own = [
                 (_cat(k0, k1, 2, left=True), _cat(v0, v1, 2, left=True))
-                for (k0, v0), (k1, v1) in zip(self.own, own)
+                for (k0, v0), (k1, v1) in zip(own0, own1)
             ]
-            self.cross = [
+            cross = [
                 (_cat(k0, k1, 2, left=False), _cat(v0, v1, 2, left=False))
-                for (k0, v0), (k1, v1) in zip(self.cross, cross)
+                for (k0, v0), (k1, v1) in zip(cross0, cross1)
             ]
+            self.cache = compat.seq2seq_cache_from_tensors(own, cross)
             self.dec_mask = _cat(self.dec_mask, dec_mask, 1, left=True)
             self.pos = torch.cat([self.pos, pos])
             self.keys += list(keys)
@@ -112,7 +114,6 @@ class Seq2SeqBatch:
         """Feed each row's last chosen token (B,); returns the next-token logits (B, V)."""
         self.dec_mask = torch.cat([self.dec_mask, self.dec_mask.new_ones(self.dec_mask.shape[0], 1)], 1)
         self.pos = self.pos + 1
-        cache = compat.seq2seq_cache_from_tensors(self.own, self.cross)
         prefix = self.prefix()
         extra = {} if prefix is None else {kv.KWARG: prefix}
         with compat.decoder_positions(self.model.backbone, self.pos):
@@ -121,11 +122,11 @@ class Seq2SeqBatch:
                 attention_mask=self.enc_mask,
                 decoder_input_ids=tokens.to(self.device)[:, None],
                 decoder_attention_mask=self.dec_mask,
-                **compat.cache_kwargs(self.model.backbone, cache),
+                **compat.cache_kwargs(self.model.backbone, self.cache),
                 use_cache=True,
                 **extra,
             )
-        self.own, _ = compat.seq2seq_cache_tensors(compat.cache_of(res))
+        self.cache = compat.cache_of(res)
         return res.logits[:, -1].float()
 
     def keep(self, index: list[int]) -> None:
@@ -141,8 +142,11 @@ class Seq2SeqBatch:
         end = (
             int(enc_mask.any(0).nonzero().max()) + 1
         )  # trailing encoder columns that are padding in every row
-        self.own = [(k[idx, :, first:], v[idx, :, first:]) for k, v in self.own]
-        self.cross = [(k[idx, :, :end], v[idx, :, :end]) for k, v in self.cross]
+        own, cross = compat.seq2seq_cache_tensors(self.cache)
+        self.cache = compat.seq2seq_cache_from_tensors(
+            [(k[idx, :, first:], v[idx, :, first:]) for k, v in own],
+            [(k[idx, :, :end], v[idx, :, :end]) for k, v in cross],
+        )
         self.enc, self.enc_mask = self.enc[idx, :end], enc_mask[:, :end]
         self.dec_mask, self.pos = dec_mask[:, first:], self.pos[idx]
         self.keys = [self.keys[i] for i in index]
