@@ -2,6 +2,7 @@
 decoders (Mistral, Gemma 2's local/global layers) and encoder-decoders (T5, BART). Greedy rows equal
 ``softprompt.generate`` row by row, alone and mixed with other prompts and methods."""
 
+import json
 import re
 
 import pytest
@@ -172,3 +173,37 @@ def test_refusals_name_the_model_the_reason_and_what_works():
     assert all(
         refusal(PromptedModel(tiny_model(f))) is None for f in ["llama", "mistral", "gemma2", "t5", "bart"]
     )
+
+
+def test_encoder_decoder_completions_over_http():
+    """The HTTP API needs nothing family-specific: T5 completions, plain and streamed, carry the library's text."""
+    import httpx
+
+    from softprompt.serve.server import build_app
+
+    from .serving import LiveServer
+
+    engine = served("t5")
+    live = LiveServer(build_app(engine, api_key="", parent="tiny-t5"))
+    texts_seen = []
+    try:
+        for name in ("prefix_tuning", "prompt_tuning", "base"):
+            text, body = "the movie was not bad", {"model": name, "max_tokens": 6, "temperature": 0}
+            want = engine.tok.decode(library(engine, name, text, 6), skip_special_tokens=True)
+            r = httpx.post(f"{live.url}/v1/completions", json={**body, "prompt": text}, timeout=30)
+            assert r.status_code == 200, r.text
+            assert r.json()["choices"][0]["text"].strip() == want.strip()
+            texts_seen.append(want)
+            with httpx.stream(
+                "POST",
+                f"{live.url}/v1/completions",
+                json={**body, "prompt": text, "stream": True},
+                timeout=30,
+            ) as s:
+                chunks = [line[6:] for line in s.iter_lines() if line.startswith("data: {")]
+            streamed = "".join(json.loads(c)["choices"][0]["text"] for c in chunks)
+            assert streamed == r.json()["choices"][0]["text"]
+        assert len(set(texts_seen)) == 3  # the prompts change the answer
+    finally:
+        live.close()
+        engine.stop()
