@@ -1,5 +1,5 @@
 """Every backbone the library generates with generates through the engine, with the same answers: sliding-window
-decoders (Mistral, Gemma 2's local/global layers) and encoder-decoders (T5, BART). Greedy rows equal
+decoders (Mistral, Gemma 2 and 3 local/global layers) and encoder-decoders (T5, BART). Greedy rows equal
 ``softprompt.generate`` row by row, alone and mixed with other prompts and methods."""
 
 import json
@@ -19,13 +19,31 @@ from .test_engine import Collector
 
 METHODS = ["prompt-tuning", "prefix-tuning", "p-tuning-v2", "p-tuning"]
 NAMES = [m.replace("-", "_") for m in METHODS] + ["base"]
-WINDOWED = ["mistral", "gemma2"]
+WINDOWED = ["mistral", "gemma2", "gemma3"]
+
+
+def backbone(family: str):
+    """A tiny ``family`` model; Gemma 3 (two local layers, one global; not among the suite's families) here."""
+    if family != "gemma3":
+        return tiny_model(family)
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    layers = ["sliding_attention", "sliding_attention", "full_attention"]
+    config = Gemma3TextConfig(
+        **{"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2},
+        **{"vocab_size": 256, "max_position_embeddings": 128, "pad_token_id": 0, "head_dim": 8},
+        **{"sliding_window": 6, "query_pre_attn_scalar": 8, "num_hidden_layers": 3, "layer_types": layers},
+    )
+    return Gemma3ForCausalLM(config).eval()
 
 
 def served(family: str, **limits) -> Engine:
     """A started engine on tiny ``family`` serving one prompt of every soft method (random, far from init)."""
-    kind = "seq2seq" if FAMILIES[family][0].__name__.endswith("Seq2SeqLM") else "causal"
-    model = PromptedModel(tiny_model(family), tiny_tokenizer(kind))
+    kind = (
+        "seq2seq" if family in FAMILIES and FAMILIES[family][0].__name__.endswith("Seq2SeqLM") else "causal"
+    )
+    model = PromptedModel(backbone(family), tiny_tokenizer(kind))
     store = PromptStore(model)
     for i, method in enumerate(METHODS):
         name = method.replace("-", "_")
