@@ -138,10 +138,9 @@ class Seq2SeqBatch:
             return
         idx = torch.tensor(index, device=self.device)
         dec_mask, enc_mask = self.dec_mask[idx], self.enc_mask[idx]
-        first = int(dec_mask.any(0).long().argmax())  # leading decoder columns that are padding in every row
-        end = (
-            int(enc_mask.any(0).nonzero().max()) + 1
-        )  # trailing encoder columns that are padding in every row
+        # columns that are padding in every remaining row: leading ones (decoder), trailing ones (encoder)
+        first = int(dec_mask.any(0).long().argmax())
+        end = int(enc_mask.any(0).nonzero().max()) + 1
         own, cross = compat.seq2seq_cache_tensors(self.cache)
         self.cache = compat.seq2seq_cache_from_tensors(
             [(k[idx, :, first:], v[idx, :, first:]) for k, v in own],
