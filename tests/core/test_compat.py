@@ -103,3 +103,63 @@ def test_reset_accelerate_state_only_on_another_precision():
     assert AcceleratorState._shared_state.get("_mixed_precision") == "no"  # same precision: kept
     compat.reset_accelerate_state("bf16")
     assert "_mixed_precision" not in AcceleratorState._shared_state  # another one: forgotten
+
+
+def test_whole_cache_keeps_every_token_of_a_sliding_window_layer():
+    mistral = tiny_model("mistral").eval()  # window 6
+    x = ids(10)
+    with torch.no_grad():
+        full = mistral(x).logits
+        for whole, kept in ((False, 5), (True, 9)):  # transformers trims a window layer to window - 1 tokens
+            cache = compat.new_cache(mistral, whole=whole)
+            mistral(x[:, :9], use_cache=True, **compat.cache_kwargs(mistral, cache))
+            assert compat.cache_tensors(cache)[0][0].shape[2] == kept
+            step = mistral(x[:, 9:], use_cache=True, **compat.cache_kwargs(mistral, cache)).logits
+            assert torch.allclose(
+                step[:, 0], full[:, -1], atol=1e-5
+            )  # the mask applies the window either way
+
+
+def test_seq2seq_cache_round_trip_continues_like_the_full_forward():
+    t5 = tiny_model("t5").eval()
+    dec = ids(4)
+    with torch.no_grad():
+        full = t5(input_ids=ids(), decoder_input_ids=dec).logits
+        cache = compat.new_cache(t5, seq2seq=True)
+        out = t5(
+            input_ids=ids(), decoder_input_ids=dec[:, :3], use_cache=True, **compat.cache_kwargs(t5, cache)
+        )
+        own, cross = compat.seq2seq_cache_tensors(compat.cache_of(out))
+        assert own[0][0].shape[2] == 3 and cross[0][0].shape[2] == ids().shape[1]  # (B, H_kv, T or S, D)
+        rebuilt = compat.seq2seq_cache_from_tensors(own, cross)
+        step = t5(
+            encoder_outputs=(out.encoder_last_hidden_state,),
+            decoder_input_ids=dec[:, 3:],
+            use_cache=True,
+            **compat.cache_kwargs(t5, rebuilt),
+        ).logits
+    assert torch.allclose(step[:, 0], full[:, -1], atol=1e-5)
+
+
+def test_decoder_positions_are_looked_up_per_row():
+    bart, t5 = tiny_model("bart").eval(), tiny_model("t5").eval()
+    assert compat.decoder_positions_unknown(bart) is None and compat.decoder_positions_unknown(t5) is None
+    x, dec = ids(), ids(3)
+    with torch.no_grad():
+        plain = bart(input_ids=x, decoder_input_ids=dec).logits
+        with compat.decoder_positions(bart, torch.arange(3).repeat(2, 1)):  # the columns: nothing changes
+            same = bart(input_ids=x, decoder_input_ids=dec).logits
+        with compat.decoder_positions(bart, torch.tensor([[0, 1, 2], [4, 5, 6]])):  # row 1 starts at 4
+            moved = bart(input_ids=x, decoder_input_ids=dec).logits
+        with compat.decoder_positions(t5, torch.tensor([[4, 5, 6], [4, 5, 6]])):  # relative: nothing to do
+            rel = t5(input_ids=x, decoder_input_ids=dec).logits
+        assert torch.allclose(rel, t5(input_ids=x, decoder_input_ids=dec).logits, atol=1e-6)
+    assert torch.allclose(same, plain, atol=1e-6) and torch.allclose(moved[0], plain[0], atol=1e-6)
+    assert not torch.allclose(moved[1], plain[1], atol=1e-3)
+    assert not bart.get_decoder().embed_positions._forward_hooks  # the hook leaves with the block
+
+
+def test_unknown_decoder_positions_are_named():
+    bart = tiny_model("bart").eval()
+    bart.get_decoder().embed_positions = torch.nn.Linear(2, 2)  # not a table softprompt can index
+    assert "Linear" in compat.decoder_positions_unknown(bart)

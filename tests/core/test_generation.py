@@ -146,3 +146,25 @@ def test_a_row_without_tokens_is_a_clear_error():
     ids = torch.randint(5, 200, (2, 3))
     with pytest.raises(ConfigError, match="row 1 of input_ids has no tokens"):
         generate(model, ids, torch.tensor([[1, 1, 1], [0, 0, 0]]))
+
+
+def test_a_sliding_window_hides_old_virtual_tokens_and_never_a_prefix():
+    """The window rule of ``generate`` and the server: virtual input tokens are sequence tokens (the window
+    hides them once they are far enough back); a key/value prefix stays visible to every token."""
+    from softprompt.core.generation import virtual_tokens_as_prefix
+
+    model = make_model(
+        "mistral", ["prompt-tuning", "prefix-tuning"]
+    )  # window 6, 2 layers: reach 2 * 5 tokens
+    assert not virtual_tokens_as_prefix(model) and virtual_tokens_as_prefix(make_model("llama"))
+    x = torch.randint(5, 200, (1, 20), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = model(x).logits[:, -1]
+        virtual = model(x, prompts="prompt_tuning").logits[:, -1]
+        prefix = model(x, prompts="prefix_tuning").logits[:, -1]
+        early = model(x[:, :4], prompts="prompt_tuning").logits[:, -1]
+    torch.testing.assert_close(virtual, base, atol=1e-4, rtol=0)  # 20 tokens later: out of reach
+    assert not torch.allclose(early, model(x[:, :4]).logits[:, -1], atol=1e-3)  # within reach they count
+    assert not torch.allclose(prefix, base, atol=1e-3)  # the prefix is seen from every position
+    new = dict(max_new_tokens=4, eos_token_id=[])
+    assert torch.equal(generate(model, x, prompts="prompt_tuning", **new), generate(model, x, **new))

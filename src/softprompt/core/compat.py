@@ -6,6 +6,7 @@ The next cache or attention API change in transformers is a fix in this file onl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 
@@ -20,11 +21,15 @@ __all__ = [
     "cache_kwargs",
     "cache_of",
     "checkpoint_layers",
+    "decoder_positions",
+    "decoder_positions_unknown",
     "new_cache",
     "register_attention",
     "repeat_kv",
     "reset_accelerate_state",
     "sdpa_attention_forward",
+    "seq2seq_cache_from_tensors",
+    "seq2seq_cache_tensors",
     "set_attn_implementation",
     "takes_logits_to_keep",
 ]
@@ -81,11 +86,16 @@ def cache_of(out):
     return cache if cache is not None else getattr(out, "past_key_values", None)
 
 
-def new_cache(model, *, seq2seq: bool = False):
-    """An empty KV cache for ``model`` (encoder-decoder models get one for each side)."""
+def new_cache(model, *, seq2seq: bool = False, whole: bool = False):
+    """An empty KV cache for ``model`` (encoder-decoder models get one for each side).
+
+    ``whole``: every layer keeps every token, sliding-window layers included (transformers' default trims those
+    to the window; the mask applies the window either way). The serving engine merges and trims rows' caches
+    by column, which needs every layer's columns to be the same tokens.
+    """
     if seq2seq:
         return EncoderDecoderCache(DynamicCache(), DynamicCache())
-    return DynamicCache(config=model.config)
+    return DynamicCache() if whole else DynamicCache(config=model.config)
 
 
 def reset_accelerate_state(mixed_precision: str) -> None:
@@ -138,3 +148,57 @@ def cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
 def cache_from_tensors(layers: list[tuple[torch.Tensor, torch.Tensor]]):
     """A ``DynamicCache`` holding ``layers`` [(keys, values), ...], (B, H_kv, T, D) each."""
     return DynamicCache(ddp_cache_data=layers)
+
+
+def seq2seq_cache_tensors(cache) -> tuple[list, list]:
+    """An ``EncoderDecoderCache``'s decoder self-attention and cross-attention layers, as ``cache_tensors``."""
+    return cache_tensors(cache.self_attention_cache), cache_tensors(cache.cross_attention_cache)
+
+
+def seq2seq_cache_from_tensors(own: list, cross: list):
+    """An ``EncoderDecoderCache`` holding decoder self-attention ``own`` and computed cross-attention ``cross``."""
+    return EncoderDecoderCache(cache_from_tensors(own), cache_from_tensors(cross))
+
+
+def _position_table(model):
+    """The decoder's absolute position-embedding module of an encoder-decoder, or None (relative positions)."""
+    return getattr(model.get_decoder(), "embed_positions", None)
+
+
+def decoder_positions_unknown(model) -> str | None:
+    """Why rows of different decoder lengths cannot share a step on ``model``, or None when they can.
+
+    transformers numbers decoder positions by cache column. Relative positions (T5's bias, rotary) only see
+    distances, which columns keep; a learned or sinusoidal table (BART, mBART, Marian, Pegasus) is looked up
+    per row by :func:`decoder_positions`. Any other position module is unknown here.
+    """
+    table = _position_table(model)
+    if table is None or isinstance(table, torch.nn.Embedding):
+        return None
+    return (
+        f"its decoder's position module {type(table).__name__} is not a lookup table softprompt can index "
+        "per row, so rows of different lengths cannot share a decoder step"
+    )
+
+
+@contextlib.contextmanager
+def decoder_positions(model, positions: torch.Tensor):
+    """Within the block, the decoder's absolute position embeddings are looked up at ``positions`` (B, q).
+
+    transformers looks them up at the cache column, the same for every row; a batch whose rows started at
+    different steps (left-padded) needs each row's own. Relative-position decoders need nothing.
+    """
+    table = _position_table(model)
+    if table is None:
+        yield
+        return
+    offset = getattr(table, "offset", 0)  # BART's learned table starts 2 rows in
+
+    def own(module, args, out):
+        return torch.nn.functional.embedding(positions.to(module.weight.device) + offset, module.weight)
+
+    handle = table.register_forward_hook(own)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -26,6 +26,17 @@ def _version(module) -> tuple:
 _PROMPT_KV_LOCK = threading.Lock()
 
 
+def virtual_tokens_as_prefix(model) -> bool:
+    """Whether prepended virtual tokens may run as a key/value prefix (the prompt-KV cache) on ``model``.
+
+    The sliding-window rule, the same in ``generate`` and in the serving engine: a window (Mistral, the local
+    layers of Gemma 2/3) applies to the sequence tokens, the prompt's virtual input tokens included, while a
+    prompt's key/value prefix (prefix tuning, P-tuning v2) stays visible to every token. Virtual tokens turned
+    into a prefix would stay visible too, so the conversion is exact only on a causal model without a window.
+    """
+    return model.info.kind == "causal" and not model.info.sliding_window and model.takes_prefixes
+
+
 def prompt_kv(model, name: str) -> Contribution:
     """Keys/values of prompt ``name``'s prepended virtual tokens, as a prefix (cached per parameter version).
 
@@ -173,9 +184,7 @@ def _generate(
         attention_mask = torch.ones_like(input_ids)
     rows = rows_of(prompts, input_ids.shape[0])
     overrides = {}
-    # a sliding window hides old tokens, but a prefix stays visible: only exact without one
-    exact = model.info.kind == "causal" and insert_at is None and not model.info.sliding_window
-    if prompt_cache and exact and model.takes_prefixes:  # the prompt-KV cache is a prefix (not on flash)
+    if prompt_cache and insert_at is None and virtual_tokens_as_prefix(model):
         for name in {r for r in rows if r is not None}:
             c = model.bank.get(name).contribute()
             if c.embeds is not None and c.kv is None:

@@ -51,13 +51,13 @@ class RowBatch:
         x, m = x.to(self.device), m.to(self.device)
         exp, batch = self.model.prepare(x, m, keys, left_pad=True, overrides=overrides)
         kw = {**self.model.backbone_kwargs(exp, batch), **self._last}
-        cache = compat.new_cache(self.model.backbone)
+        cache = compat.new_cache(self.model.backbone, whole=True)  # columns = tokens in every layer
         res = self.model.backbone(**kw, **compat.cache_kwargs(self.model.backbone, cache), use_cache=True)
         self._merge(compat.cache_of(res), exp.mask, exp.position_ids[:, -1:], keys, overrides)
         return res.logits[:, -1].float()
 
     def _merge(self, cache, attn, pos, keys, overrides) -> None:
-        self.overrides.update({k: overrides[k] for k in keys if k is not None})
+        self.overrides.update({k: overrides[k] for k in keys if k in overrides})
         if not self.keys:
             self.cache, self.attn, self.pos, self.keys = cache, attn, pos, list(keys)
         else:

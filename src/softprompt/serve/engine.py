@@ -17,7 +17,7 @@ import torch
 
 from softprompt.errors import SoftPromptError
 from softprompt.serve import tasks
-from softprompt.serve.batch import RowBatch
+from softprompt.serve.families import new_batch
 from softprompt.serve.intake import Intake
 from softprompt.serve.limits import EngineConfig
 from softprompt.serve.prometheus import Metrics
@@ -38,7 +38,7 @@ class Engine:
         self._waiting: collections.deque[Request] = collections.deque()
         self._cond = threading.Condition()
         self._running: list[Completion] = []
-        self._batch = RowBatch(self.model)
+        self._batch = new_batch(self.model)
         self._thread: threading.Thread | None = None
         self._stop = False
         self.intake = Intake(store, self.config)
@@ -101,7 +101,7 @@ class Engine:
                 except Exception as e:  # never let a bad batch kill the server: fail its rows, start over
                     for r in self._running:
                         self._fail(r, e)
-                    self._running, self._batch = [], RowBatch(self.model)
+                    self._running, self._batch = [], new_batch(self.model)
 
     def _take(self, taken: list[Request]) -> None:
         with self._cond:
@@ -138,8 +138,8 @@ class Engine:
 
     def _prefill(self, joining: list[Completion]) -> list[torch.Tensor]:
         """Prefill the joining rows into the batch; a refused input fails only those rows."""
-        keys = [None if r.entry is None or r.entry.prefix is None else r.entry.key for r in joining]
-        overrides = {r.entry.key: r.entry.prefix for r, k in zip(joining, keys) if k is not None}
+        keys = [None if r.entry is None else r.entry.key for r in joining]
+        overrides = {r.entry.key: r.entry.prefix for r in joining if r.entry and r.entry.prefix is not None}
         try:
             out = [self._batch.prefill([r.ids for r in joining], keys, overrides)]
         except SoftPromptError as e:

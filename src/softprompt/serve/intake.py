@@ -8,6 +8,7 @@ import secrets
 import torch
 
 from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_range
+from softprompt.serve.families import refusal
 from softprompt.serve.limits import EngineConfig
 from softprompt.serve.requests import Classification, Completion
 from softprompt.serve.sampling import Detokenizer
@@ -21,7 +22,7 @@ class Intake:
         self.store, self.model, self.config = store, store.model, config
         self.tok = self.model.tokenizer
         info = self.model.info
-        self.can_generate = info.kind == "causal" and not info.sliding_window
+        self.refusal = refusal(self.model)  # None: this backbone generates through the server
         cfg = self.model.backbone.config
         self.positions = info.max_positions or getattr(cfg, "max_position_embeddings", None)
         eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, list) else [cfg.eos_token_id]
@@ -29,11 +30,8 @@ class Intake:
 
     def completion(self, ids: list[int], prompt: str | None, *, sink, **params) -> Completion:
         """A checked completion request for token ``ids`` (holds its prompt version until it ends)."""
-        if not self.can_generate:
-            raise UnsupportedModel(
-                f"{self.model.info.family}: serving generation needs a causal LM without sliding-window "
-                "attention; /v1/classify still works"
-            )
+        if self.refusal is not None:
+            raise UnsupportedModel(self.refusal)
         if not ids:
             raise ConfigError("prompt is empty; give at least one token of text")
         vocab = self.model.backbone.get_input_embeddings().num_embeddings
@@ -64,7 +62,18 @@ class Intake:
         if limit is not None and n > limit:
             raise InputTooLong(f"prompt has {n} tokens; the limit is max_input_tokens={limit}")
         virtual = 0 if entry is None else entry.virtual_tokens
-        if self.positions is not None and n + virtual + max_tokens > self.positions:
+        if self.positions is not None and self.model.info.kind == "seq2seq":  # each side its own positions
+            if n + virtual > self.positions:
+                raise InputTooLong(
+                    f"prompt ({n} tokens) + {virtual} virtual tokens = {n + virtual} > the encoder's context "
+                    f"of {self.positions} positions"
+                )
+            if max_tokens + 1 > self.positions:
+                raise InputTooLong(
+                    f"max_tokens ({max_tokens}) + 1 start token > the decoder's context of {self.positions} "
+                    "positions"
+                )
+        elif self.positions is not None and n + virtual + max_tokens > self.positions:
             raise InputTooLong(
                 f"prompt ({n} tokens) + {virtual} virtual tokens + max_tokens ({max_tokens}) = "
                 f"{n + virtual + max_tokens} > the model's context of {self.positions} positions"

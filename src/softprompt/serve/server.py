@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
@@ -27,7 +28,11 @@ def build_engine(
     dtype: str = "float32",
     config: EngineConfig | None = None,
 ):
-    """A started :class:`Engine` on ``model`` with every prompt folder / run folder of ``prompts``."""
+    """A started :class:`Engine` on ``model`` with every prompt folder / run folder of ``prompts``.
+
+    A backbone that cannot generate through the server (a masked LM, an encoder) is served for
+    ``/v1/classify``; a warning says so here, naming the model, the reason and what works instead.
+    """
     from softprompt.core.loading import load_model
     from softprompt.serve.engine import Engine
     from softprompt.serve.store import PromptStore
@@ -37,7 +42,10 @@ def build_engine(
     store = PromptStore(backbone, prompts)
     if prompts is not None:
         store.load_all()
-    return Engine(store, config).start()
+    engine = Engine(store, config)
+    if engine.intake.refusal is not None:  # said at startup, and again on each completion request
+        warnings.warn(f"--model {model}: {engine.intake.refusal}", stacklevel=2)
+    return engine.start()
 
 
 def build_app(engine, *, api_key: str | None = None, parent: str = ""):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from softprompt.core.bank import NAME
-from softprompt.core.generation import prompt_kv_of
+from softprompt.core.generation import prompt_kv_of, virtual_tokens_as_prefix
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
 from softprompt.files.prompts import load_prompt, resolve_prompt_dir
@@ -150,7 +150,7 @@ class PromptStore:
             prefix = None
             if c.kv is not None:
                 prefix = Contribution(kv=c.kv.detach())
-            elif c.embeds is not None and self.model.info.kind == "causal":
+            elif c.embeds is not None and virtual_tokens_as_prefix(self.model):
                 prefix = prompt_kv_of(self.model, module)  # once per version, shared by every row
         from softprompt.serve.tasks import build_task
 
