@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
+from typing import Annotated
+
+from annotated_types import Ge
 
 
 class SoftPromptError(Exception):
@@ -62,6 +66,10 @@ def check_choice(name: str, value, choices) -> None:
 
 
 # ----- typed fields: constraints declared on the annotation, checked by pydantic ---------------------------------
+Positive = Annotated[int, Ge(1)]
+"""An int >= 1 (a count, a number of steps); bounds of other fields are written on them: ``Field(ge=.., le=..)``."""
+NonNegative = Annotated[int, Ge(0)]
+"""An int >= 0."""
 _RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
@@ -84,7 +92,11 @@ def check_fields(obj) -> None:
 
 
 def check_value(name: str, value, hint) -> object:
-    """``value`` checked against ``hint`` (as :func:`check_fields` checks a field); returns the checked value."""
+    """``value`` checked against ``hint`` (as :func:`check_fields` checks a field); returns the checked value.
+
+    ``hint`` is a module-level alias or built from hashable parts (``annotated_types.Interval``): its pydantic
+    validator is built once and cached by ``hint``.
+    """
     try:
         return _adapter(hint).validate_python(value, strict=True)
     except Exception as e:
@@ -113,7 +125,7 @@ def field_error(name: str, value, hint, error) -> ConfigError:
 
 def _accepts(hint, like: type) -> tuple[list, list, tuple | None]:
     """(plain types, Literal choices, bounds (lo, lo_open, hi, hi_open) of the part of ``hint`` for ``like``)."""
-    from annotated_types import Ge, Gt, Le, Lt
+    from annotated_types import GroupedMetadata, Gt, Le, Lt
 
     args, origin = typing.get_args(hint), typing.get_origin(hint)
     if origin is typing.Annotated:
@@ -121,7 +133,8 @@ def _accepts(hint, like: type) -> tuple[list, list, tuple | None]:
         lo = hi = None
         lo_open = hi_open = False
         for meta in args[1:]:
-            for m in getattr(meta, "metadata", [meta]):
+            parts = meta if isinstance(meta, GroupedMetadata) else getattr(meta, "metadata", [meta])
+            for m in parts:
                 if isinstance(m, (Ge, Gt)):
                     lo, lo_open = (m.ge, False) if isinstance(m, Ge) else (m.gt, True)
                 elif isinstance(m, (Le, Lt)):
@@ -150,6 +163,7 @@ def _adapters(cls) -> list:
     return hit
 
 
+@functools.lru_cache(maxsize=512)
 def _adapter(hint):
     from pydantic import ConfigDict, TypeAdapter
     from pydantic.errors import PydanticUserError

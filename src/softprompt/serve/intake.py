@@ -4,11 +4,13 @@ that exists (and, to classify, has a task). Whatever is refused is refused here,
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
 import torch
+from annotated_types import Interval
 
 from softprompt.core.decoding import DEFAULTS, make_sampler
-from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_range
+from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_value
 from softprompt.serve.limits import EngineConfig
 from softprompt.serve.requests import Classification, Completion
 from softprompt.serve.sampling import Detokenizer
@@ -42,7 +44,7 @@ class Intake:
         if bad is not None:
             raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
         max_tokens = params.get("max_tokens", DEFAULTS.max_tokens)
-        check_range("max_tokens", max_tokens, low=1, high=self.config.max_new_tokens)
+        check_value("max_tokens", max_tokens, Annotated[int, Interval(ge=1, le=self.config.max_new_tokens)])
         entry = self.store.acquire(prompt)
         try:
             self.check_length(len(ids), entry, max_tokens)
