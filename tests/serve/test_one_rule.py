@@ -46,9 +46,26 @@ def reference(eng, n, stops=None):
         ]
 
 
+def batch_sizes(eng):
+    """Records the rows of every backbone forward (a decode step of the whole running batch included)."""
+    seen = []
+
+    def hook(module, args, kwargs):
+        x = kwargs.get("inputs_embeds", kwargs.get("input_ids"))
+        if x is not None:
+            seen.append(x.shape[0])
+
+    return seen, eng.model.backbone.register_forward_pre_hook(hook, with_kwargs=True)
+
+
 def test_engine_sampling_equals_the_library(engine):  # noqa: F811
-    sinks = [run(engine, p, t, 12, seed=s, temperature=temp, top_p=tp) for p, t, s, temp, tp in JOBS]
-    got = [sink.wait()[:2] for sink in sinks]
+    seen, handle = batch_sizes(engine)
+    try:
+        sinks = [run(engine, p, t, 12, seed=s, temperature=temp, top_p=tp) for p, t, s, temp, tp in JOBS]
+        got = [sink.wait()[:2] for sink in sinks]
+    finally:
+        handle.remove()
+    assert max(seen) == len(JOBS)  # the three rows were decoded in one batch
     want = reference(engine, 12)
     assert [g[0] for g in got] == [w[0] for w in want]
     assert [g[1] for g in got] == [w[1] for w in want]
