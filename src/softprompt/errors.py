@@ -1,4 +1,8 @@
-"""Exceptions a user can act on. Each names the offending value and what is accepted."""
+"""Exceptions a user can act on. Each names the offending value and what is accepted.
+
+Also the checks that raise them for typed inputs: :func:`check_fields` (a config dataclass whose fields declare
+their bounds and choices) and :func:`check_value` (one argument), pydantic doing the validation.
+"""
 
 from __future__ import annotations
 
@@ -73,13 +77,15 @@ NonNegative = Annotated[int, Ge(0)]
 _RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
-def check_fields(obj) -> None:
+def check_fields(obj: object) -> None:
     """Check every field of dataclass ``obj`` against its annotation, with pydantic (in ``__post_init__``).
 
     Fields declare what they accept: a type (strict: a bool is not an int, a string is not a number; an int given
     for a float becomes a float), ``Literal[...]`` choices, bounds as ``Annotated[int, Field(ge=1, le=4096)]``.
     The first failure is a ConfigError naming the field, its value and what is accepted (:func:`field_error`).
     """
+    from pydantic import ValidationError
+
     for name, hint, adapter in _adapters(type(obj)):
         value = getattr(obj, name)
         if type(value) is int and float in _accepts(hint, int)[0]:
@@ -87,33 +93,35 @@ def check_fields(obj) -> None:
             setattr(obj, name, value)
         try:
             adapter.validate_python(value, strict=True)
-        except Exception as e:  # pydantic's ValidationError, as our error
+        except ValidationError as e:  # pydantic's error, as ours
             raise field_error(name, value, hint, e) from None
 
 
-def check_value(name: str, value, hint) -> object:
+def check_value(name: str, value: typing.Any, hint: typing.Any) -> typing.Any:
     """``value`` checked against ``hint`` (as :func:`check_fields` checks a field); returns the checked value.
 
     ``hint`` is a module-level alias or built from hashable parts (``annotated_types.Interval``): its pydantic
     validator is built once and cached by ``hint``.
     """
+    from pydantic import ValidationError
+
     try:
         return _adapter(hint).validate_python(value, strict=True)
-    except Exception as e:
+    except ValidationError as e:
         raise field_error(name, value, hint, e) from None
 
 
-def field_error(name: str, value, hint, error) -> ConfigError:
+def field_error(name: str, value: object, hint: object, error: typing.Any) -> ConfigError:
     """pydantic's ValidationError for field ``name`` as our ConfigError: value, and what ``hint`` accepts."""
-    errors = error.errors() if hasattr(error, "errors") else []
+    errors = error.errors()
     kinds = {e["type"] for e in errors}
     accepted, choices, bounds = _accepts(hint, type(value))
     if "literal_error" in kinds and choices:
         return ConfigError(f"{name}={value!r} is not accepted; choose one of: {', '.join(map(str, choices))}")
     if kinds & _RANGE and bounds:
         lo, lo_open, hi, hi_open = bounds
-        accepted = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        return ConfigError(f"{name}={value!r} is out of range; accepted: {accepted}")
+        interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+        return ConfigError(f"{name}={value!r} is out of range; accepted: {interval}")
     if all(k.endswith("_type") or k == "is_instance_of" for k in kinds):
         names = " or ".join(
             sorted({"null" if t is type(None) else getattr(t, "__name__", str(t)) for t in accepted})
@@ -123,7 +131,7 @@ def field_error(name: str, value, hint, error) -> ConfigError:
     return ConfigError(f"{name}={value!r} is not accepted: {why}")
 
 
-def _accepts(hint, like: type) -> tuple[list, list, tuple | None]:
+def _accepts(hint: typing.Any, like: type) -> tuple[list, list, tuple | None]:
     """(plain types, Literal choices, bounds (lo, lo_open, hi, hi_open) of the part of ``hint`` for ``like``)."""
     from annotated_types import GroupedMetadata, Gt, Le, Lt
 
@@ -152,7 +160,7 @@ def _accepts(hint, like: type) -> tuple[list, list, tuple | None]:
     return [origin or hint], [], None
 
 
-def _adapters(cls) -> list:
+def _adapters(cls: type) -> list:
     """(name, hint, TypeAdapter) of each dataclass field of ``cls`` (built once per class)."""
     hit = _ADAPTERS.get(cls)
     if hit is None:
@@ -164,7 +172,7 @@ def _adapters(cls) -> list:
 
 
 @functools.lru_cache(maxsize=512)
-def _adapter(hint):
+def _adapter(hint: typing.Any) -> typing.Any:
     from pydantic import ConfigDict, TypeAdapter
     from pydantic.errors import PydanticUserError
 
@@ -174,4 +182,4 @@ def _adapter(hint):
         return TypeAdapter(hint)
 
 
-_ADAPTERS: dict = {}
+_ADAPTERS: dict[type, list] = {}
