@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from annotated_types import Interval
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from softprompt.errors import ConfigError
+from softprompt.errors import ConfigError, check_value
+
+TopP = Annotated[float, Interval(gt=0.0, le=1.0)]
+"""What ``top_p`` accepts (the library and the HTTP bodies)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,8 +40,7 @@ def make_sampler(do_sample: bool, temperature: float, top_p: float) -> LogitsPro
     """transformers' temperature and top-p warpers (None = greedy)."""
     if not do_sample or temperature <= 0:  # temperature 0 is greedy decoding, as in most serving APIs
         return None
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"top_p={top_p}: accepted 0 < top_p <= 1")
+    check_value("top_p", top_p, TopP)
     warpers = LogitsProcessorList([TemperatureLogitsWarper(float(temperature))])
     if top_p < 1.0:
         warpers.append(TopPLogitsWarper(float(top_p)))

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from softprompt.core.decoding import DEFAULTS
+from softprompt.core.decoding import DEFAULTS, TopP
 
 
 class _Body(BaseModel):
@@ -32,7 +32,7 @@ class _Sampling(_Body):
     temperature: float = Field(
         default=DEFAULTS.temperature, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy."
     )
-    top_p: float = Field(default=DEFAULTS.top_p, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_p: TopP = Field(default=DEFAULTS.top_p, description="Nucleus sampling mass.")
     stop: str | list[str] | None = Field(
         default=None, description="Strings that end the text (cut before the first one)."
     )
