@@ -58,7 +58,7 @@ def served(family: str, **limits) -> Engine:
 def submit(engine, name: str, text: str, max_tokens: int) -> Collector:
     sink = Collector()
     ids = engine.tok(text)["input_ids"]
-    engine.submit(engine.completion(ids, name, sink=sink, max_tokens=max_tokens))
+    engine.submit(engine.completion(ids, name, sink=sink, max_tokens=max_tokens, temperature=0.0))
     return sink
 
 

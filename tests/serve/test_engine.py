@@ -47,6 +47,8 @@ def engine(serve_assets):
 
 
 def run(engine, prompt, text, max_tokens=8, **params):
+    """Submit one completion (greedy unless ``params`` set a temperature: the default one samples)."""
+    params.setdefault("temperature", 0.0)
     sink = Collector()
     ids = engine.tok(text)["input_ids"]
     engine.submit(engine.completion(ids, prompt, sink=sink, max_tokens=max_tokens, **params))

@@ -2,7 +2,9 @@
 
 import torch
 
-from softprompt.serve.sampling import Detokenizer, pick, top_logprobs
+from softprompt.core.decoding import make_sampler
+from softprompt.core.decoding import pick as pick_rows
+from softprompt.serve.sampling import Detokenizer, top_logprobs
 from softprompt.testing.tokenizer import tiny_tokenizer
 
 
@@ -33,6 +35,12 @@ def test_stop_spanning_tokens_is_held_back_then_cut():
 def test_stop_prefix_that_does_not_complete_is_released():
     out, stopped = feed(["ie wx"])
     assert not stopped and "".join(out) == "the movie was good"
+
+
+def pick(logits, temperature, top_p, generator):
+    """One row's token, drawn as the engine draws it (the library's warpers and draw)."""
+    sampler = make_sampler(True, temperature, top_p)
+    return int(pick_rows(logits[None], sampler, torch.zeros(1, 0, dtype=torch.long), generator)[0])
 
 
 def test_pick_greedy_top_p_and_seed():

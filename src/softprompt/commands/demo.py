@@ -56,11 +56,11 @@ def run(args) -> int:
 
     from softprompt.commands.backbone import check_train_device, resolve_device
     from softprompt.commands.common import quiet_loading
-    from softprompt.errors import ConfigError, check_range
+    from softprompt.errors import ConfigError, Positive, check_value
     from softprompt.experiments.demo import DemoConfig, run_demo
 
     for name in ("steps", "batch_size", "templates", "eval_examples", "val_examples"):
-        check_range(name, getattr(args, name), low=1)
+        check_value(name, getattr(args, name), Positive)  # before any loading (DemoConfig checks them too)
     check_train_device(args.device)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder for the demo's runs and report")

@@ -85,14 +85,13 @@ def run(args) -> int:
     from softprompt.commands.common import model_flags, print_json
     from softprompt.commands.taskflags import task_flags
     from softprompt.data import load_dataset
-    from softprompt.errors import check_range
+    from softprompt.errors import Positive, check_value
     from softprompt.files.prompts import read_meta, resolve_prompt_dir
     from softprompt.io.atomic import atomic_write_text
     from softprompt.training import evaluate
 
-    check_range("batch_size", args.batch_size, low=1)
-    if args.limit is not None:
-        check_range("limit", args.limit, low=1)
+    check_value("batch_size", args.batch_size, Positive)
+    check_value("limit", args.limit, Positive | None)
     flags = task_flags(args)
     recorded = read_meta(resolve_prompt_dir(args.prompt))
     dataset, fields = dataset_and_fields(args, recorded)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 NAME = "generate"
 HELP = "generate text with a trained prompt"
 EPILOG = """examples:
@@ -31,11 +33,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from annotated_types import Interval
+
     from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import model_flags, print_json
-    from softprompt.errors import ConfigError, UnsupportedModel, check_range
+    from softprompt.errors import ConfigError, UnsupportedModel, check_value
 
-    check_range("max_new_tokens", args.max_new_tokens, low=1, high=4096)
+    check_value("max_new_tokens", args.max_new_tokens, Annotated[int, Interval(ge=1, le=4096)])
     if not args.text.strip():
         raise ConfigError('--text is empty; give the text to continue, e.g. --text "The movie was"')
     model, name, meta, task = load_trained(args.prompt, args.model, need_task=False, **model_flags(args))

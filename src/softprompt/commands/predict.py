@@ -113,10 +113,10 @@ def run(args) -> int:
     from softprompt.commands.common import check_rows, label_of, model_flags, print_json
     from softprompt.commands.taskflags import task_flags
     from softprompt.data.readers import read_rows
-    from softprompt.errors import ConfigError, check_range
+    from softprompt.errors import ConfigError, Positive, check_value
     from softprompt.training import predict
 
-    check_range("batch_size", args.batch_size, low=1)
+    check_value("batch_size", args.batch_size, Positive)
     if args.text is not None and not args.text.strip():
         raise ConfigError('--text is empty; give the input to predict for, e.g. --text "a gorgeous film"')
     flags = task_flags(args)

@@ -13,7 +13,8 @@ YAML layout (every key optional; flags win)::
 
 The layout is a pydantic model built from ``TrainConfig``'s and ``TaskOptions``' fields (unknown keys
 forbidden, values typed as the fields are); ``method_args`` is typed against the chosen method's config once
-the method is known. Range checks are the dataclasses' own ``__post_init__``, run on YAML and flags merged.
+the method is known. Range checks are declared on the dataclasses' fields (``Annotated[int, Field(ge=..)]``) and
+run by their ``__post_init__`` (``errors.check_fields``) on YAML and flags merged.
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+import pydantic
 
 from softprompt.commands.fields import PYDANTIC_CONFIG, Field, coerce, explain, fields_of, given, typed
-from softprompt.errors import ConfigError, check_choice, check_range
+from softprompt.errors import ConfigError, check_fields
 from softprompt.methods import METHODS, TRAINABLE, MethodConfig, make_config
+from softprompt.tasks import Head
 from softprompt.tasks.base import MAX_LENGTH
 from softprompt.training.config import TrainConfig
 
 TOP = ("model", "method", "dataset", "out", "name", "method_args", "train", "task")
 REQUIRED = ("method", "dataset")
 DEFAULT_MODEL = "smollm2-135m"  # the embedded default backbone (the demo's)
-HEADS = ("auto", "lm", "first", "last", "mean", "max")
 
 
 @dataclass(kw_only=True)
@@ -47,23 +50,19 @@ class TaskOptions:
     verbalizer: dict[str, list[str] | str] | None = None
     """Label words (a word or a list per label): JSON or 'label=word,word;label=word'; default: the dataset's
     for the template."""
-    head: Literal["auto", "lm", "first", "last", "mean", "max"] | None = None
+    head: Head | None = None
     """lm: score label words; first/last/mean/max: train a pooled classification head; auto (default): lm when
     the model has a language-model head, else the pooling a sentence-transformers checkpoint was trained with
     (its 1_Pooling/config.json: mean for minilm-l6), else first."""
     fields: dict[str, str] | None = None
     """Your data's columns as ours=theirs: 'text=review,label=stars' (own data only)."""
-    limit: int | None = None
+    limit: Annotated[int, pydantic.Field(ge=1)] | None = None
     """Keep at most N examples per split (a seeded sample of train); >= 1."""
-    max_length: int = MAX_LENGTH
+    max_length: Annotated[int, pydantic.Field(ge=8, le=65_536)] = MAX_LENGTH
     """Tokens per input, virtual tokens included; 8..65536."""
 
     def __post_init__(self):
-        if self.head is not None:
-            check_choice("head", self.head, HEADS)
-        if self.limit is not None:
-            check_range("limit", self.limit, low=1)
-        check_range("max_length", self.max_length, low=8, high=65_536)
+        check_fields(self)
 
 
 SECTIONS = {"train": TrainConfig, "task": TaskOptions}  # YAML sections checked field by field

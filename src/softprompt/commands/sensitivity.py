@@ -49,12 +49,12 @@ def run(args) -> int:
     from softprompt.commands.fields import parse_pairs
     from softprompt.commands.taskflags import cli_text
     from softprompt.data import load_dataset
-    from softprompt.errors import ConfigError, check_range
+    from softprompt.errors import ConfigError, Positive, check_value
     from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
     from softprompt.io.atomic import atomic_write_text
     from softprompt.tasks.choose import candidate_bodies
 
-    check_range("limit", args.limit, low=1)
+    check_value("limit", args.limit, Positive)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a file; give a folder for sensitivity.json and .png")
     quiet_loading()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 NAME = "serve"
 HELP = "serve the prompts of a folder over an OpenAI-compatible HTTP API (continuous batching)"
 EPILOG = """examples:
@@ -38,12 +40,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from annotated_types import Interval
+
     from softprompt.commands.common import quiet_loading
-    from softprompt.errors import check_range
+    from softprompt.errors import Positive, check_value
     from softprompt.serve.limits import EngineConfig
 
-    check_range("port", args.port, low=0, high=65535)
-    check_range("replicas", args.replicas, low=1)
+    check_value("port", args.port, Annotated[int, Interval(ge=0, le=65535)])
+    check_value("replicas", args.replicas, Positive)
     config = EngineConfig(
         max_rows=args.max_rows,
         max_queue=args.max_queue,

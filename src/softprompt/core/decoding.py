@@ -1,19 +1,46 @@
-"""What generation emits at each step: the sampler (transformers' warpers), the EOS ids, stop strings."""
+"""What generation emits at each step, for the library and the server alike: the sampling defaults, the sampler
+(transformers' warpers), the draw, the EOS ids and the stop-string rule."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
 import torch
+from annotated_types import Interval
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from softprompt.errors import ConfigError
+from softprompt.errors import ConfigError, check_value
+
+TopP = Annotated[float, Interval(gt=0.0, le=1.0)]
+"""What ``top_p`` accepts (the library and the HTTP bodies)."""
 
 
-def make_sampler(do_sample: bool, temperature: float, top_p: float):
+@dataclass(frozen=True, kw_only=True)
+class Sampling:
+    """The sampling defaults, defined once: ``softprompt.generate``, the serving engine and the HTTP bodies."""
+
+    max_tokens: int = 16
+    """New tokens at most (``max_new_tokens`` in the library, ``max_tokens`` over HTTP)."""
+    temperature: float = 1.0
+    """Softmax temperature when sampling; 0 is greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling: the smallest set of tokens whose probability reaches ``top_p``; 1 keeps all."""
+    stop: tuple[str, ...] = ()
+    """Strings that end a row once its new text contains one (the text is cut before it)."""
+    seed: int | None = None
+    """Seed of a row's own generator (None: a random one)."""
+
+
+DEFAULTS = Sampling()
+
+
+def make_sampler(do_sample: bool, temperature: float, top_p: float) -> LogitsProcessorList | None:
     """transformers' temperature and top-p warpers (None = greedy)."""
     if not do_sample or temperature <= 0:  # temperature 0 is greedy decoding, as in most serving APIs
         return None
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"top_p={top_p}: accepted 0 < top_p <= 1")
+    check_value("top_p", top_p, TopP)
     warpers = LogitsProcessorList([TemperatureLogitsWarper(float(temperature))])
     if top_p < 1.0:
         warpers.append(TopPLogitsWarper(float(top_p)))
@@ -21,7 +48,11 @@ def make_sampler(do_sample: bool, temperature: float, top_p: float):
 
 
 def pick(logits, sampler, so_far, generator):
-    """Next token per row (B,): argmax, or a draw from the warped distribution."""
+    """Next token per row (B,): argmax, or a draw from the warped distribution.
+
+    A batch of one row drawn with a generator seeded ``s`` gives what the server gives a request with seed ``s``:
+    the server draws each sampled row with this function on its own generator.
+    """
     if sampler is None:
         return logits.argmax(-1)
     scores = sampler(so_far, logits.float())  # (B, V), filtered entries at -inf
@@ -41,23 +72,40 @@ def eos_ids(model, eos_token_id=None) -> list[int]:
     return [int(i) for i in ids]
 
 
+def stop_list(stop: str | Sequence[str] | None) -> list[str]:
+    """``stop`` as a list of strings (None: none; one string: that one)."""
+    return [stop] if isinstance(stop, str) else list(stop or ())
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> int:
+    """Where ``text`` ends: before the first occurrence of any ``stop`` string (its length if none occurs)."""
+    return min((text.find(s) for s in stop if s and s in text), default=len(text))
+
+
 class StopText:
-    """Rows whose new text contains one of ``stop`` (decoded with ``tokenizer``)."""
+    """The stop rule: a row ends once its new tokens, decoded with ``tokenizer``, contain one of ``stop``."""
 
     def __init__(self, stop, tokenizer):
-        self.stop = [stop] if isinstance(stop, str) else list(stop or ())
+        self.stop = stop_list(stop)
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ConfigError(f"stop={stop!r}: accepted a non-empty string or a list of non-empty strings")
         if self.stop and tokenizer is None:
             raise ConfigError("stop strings need a tokenizer: load the model with one or pass tokenizer=")
         self.tokenizer = tokenizer
 
+    def hit(self, ids: list[int]) -> bool:
+        """Whether one row's new token ``ids`` contain a stop string."""
+        if not self.stop:
+            return False
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        return any(s in text for s in self.stop)
+
     def __call__(self, out: list[torch.Tensor], done: torch.Tensor) -> torch.Tensor:
+        """Rows (B,) whose new tokens (``out``: one (B,) tensor per step) hit a stop; rows ``done`` are skipped."""
         hit = torch.zeros_like(done)
         if not self.stop:
             return hit
         rows = torch.stack(out, 1).tolist()  # (B, N)
         for b in (~done).nonzero().flatten().tolist():
-            text = self.tokenizer.decode(rows[b], skip_special_tokens=False)
-            hit[b] = any(s in text for s in self.stop)
+            hit[b] = self.hit(rows[b])
         return hit

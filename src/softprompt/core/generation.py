@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from softprompt.core import compat, inject, kv
-from softprompt.core.decoding import StopText, eos_ids, make_sampler, pick
+from softprompt.core.decoding import DEFAULTS, StopText, cut_at_stop, eos_ids, make_sampler, pick, stop_list
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, InputTooLong
 
@@ -77,10 +77,10 @@ def generate(
     prompts=None,
     *,
     insert_at=None,
-    max_new_tokens: int = 20,
+    max_new_tokens: int = DEFAULTS.max_tokens,
     do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
+    temperature: float = DEFAULTS.temperature,
+    top_p: float = DEFAULTS.top_p,
     eos_token_id=None,
     use_cache: bool = True,
     prompt_cache: bool = True,
@@ -214,13 +214,11 @@ def generate_text(
         raise ConfigError("generate_text needs a tokenizer: load the model with one or pass tokenizer=")
     out = generate(model, input_ids, attention_mask, prompts, stop=stop, tokenizer=tok, **options)
     eos = set(eos_ids(model, options.get("eos_token_id")))
-    stops = [stop] if isinstance(stop, str) else list(stop or ())
     texts = []
     for row in out.tolist():
         end = next((i for i, t in enumerate(row) if t in eos), len(row))
         text = tok.decode(row[:end], skip_special_tokens=True)
-        cut = min((text.find(s) for s in stops if s in text), default=len(text))
-        texts.append(text[:cut])
+        texts.append(text[: cut_at_stop(text, stop_list(stop))])
     return texts
 
 

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from softprompt.data.builtin import BUILTINS, load_builtin
-from softprompt.data.spec import TASKS, TaskData, TaskSpec
+from softprompt.data.spec import Task, TaskData, TaskSpec
 from softprompt.data.splits import stable_shuffle
 from softprompt.data.user import check_classes, load_user_data
-from softprompt.errors import ConfigError, DataError, check_choice, check_range
+from softprompt.errors import ConfigError, DataError, Positive, check_value
 
 __all__ = ["TaskData", "TaskSpec", "check_classes", "list_datasets", "load_dataset"]
 
@@ -32,7 +32,7 @@ def load_dataset(
     name_or_path: str | Path,
     *,
     fields: Mapping[str, str] | None = None,
-    task: str | None = None,
+    task: Task | None = None,
     labels: Sequence[str] | Mapping | None = None,
     seed: int = 0,
     limit: int | None = None,
@@ -63,10 +63,8 @@ def load_dataset(
         DataError: unknown name, missing or empty file, a mapped column absent, an empty value (naming the row).
         ConfigError: an argument out of range, or ``fields``/``task``/``labels`` given for a built-in.
     """
-    if task is not None:
-        check_choice("task", task, TASKS)
-    if limit is not None:
-        check_range("limit", limit, low=1)
+    check_value("task", task, Task | None)
+    check_value("limit", limit, Positive | None)
     name = str(name_or_path)
     if name in BUILTINS:
         given = [k for k, v in (("fields", fields), ("task", task), ("labels", labels)) if v is not None]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Task = Literal["classification", "generation", "labeling", "probing"]
-TASKS: tuple[str, ...] = ("classification", "generation", "labeling", "probing")
+TASKS: tuple[str, ...] = get_args(Task)
 
 
 @dataclass(frozen=True, kw_only=True)

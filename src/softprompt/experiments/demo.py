@@ -13,11 +13,13 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from softprompt.core.loading import load_model
 from softprompt.data import load_dataset
+from softprompt.errors import Positive, check_fields
 from softprompt.experiments.report import (
     Table,
     markdown_table,
@@ -44,24 +46,22 @@ class DemoConfig:
     model: str = "smollm2-135m"
     dataset: str = "rotten-tomatoes"
     out: str = "runs/demo"
-    templates: int = 6
+    templates: Positive = 6
     """How many of the dataset's hand-written templates to score zero-shot."""
-    eval_examples: int = 200
+    eval_examples: Positive = 200
     """Held-out (test split) reviews every template and prompt is scored on."""
-    val_examples: int = 64
-    steps: int = 48
-    batch_size: int = 8
+    val_examples: Positive = 64
+    steps: Positive = 48
+    batch_size: Positive = 8
     seed: int = 0
     methods: list[str] = field(default_factory=lambda: ["prompt-tuning", "p-tuning", "p-tuning-v2"])
     device: str = "cpu"
     """Where the backbone is scored (training runs where Accelerate places it); the CLI resolves "auto"."""
-    dtype: str = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """The backbone's weights: float32, bfloat16 or float16."""
 
     def __post_init__(self):
-        from softprompt.errors import check_choice
-
-        check_choice("dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        check_fields(self)
 
 
 def method_setup(method: str, template: str, tokenizer) -> tuple[dict, str, float]:

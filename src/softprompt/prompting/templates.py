@@ -22,10 +22,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Annotated, Literal
 
-from softprompt.errors import InputTooLong, TemplateError, check_choice, check_range
+from pydantic import Field
+
+from softprompt.errors import InputTooLong, TemplateError, check_value
 from softprompt.prompting.syntax import Segment, _syntax_error, parse_segments
+
+Answer = Literal["mask_token", "append", "none"]
+Overflow = Literal["truncate", "error"]
+Reserved = Annotated[int, Field(ge=0)]
+MaxLength = Annotated[int, Field(ge=1)]
 
 _PROBES = ("x", "a", "the", "hello", "0")
 
@@ -161,10 +168,10 @@ class Template:
         example: Mapping[str, str],
         tokenizer,
         *,
-        answer: Literal["mask_token", "append", "none"] = "append",
-        max_length: int | None = None,
-        reserved: int = 0,
-        on_overflow: Literal["truncate", "error"] = "truncate",
+        answer: Answer = "append",
+        max_length: MaxLength | None = None,
+        reserved: Reserved = 0,
+        on_overflow: Overflow = "truncate",
     ) -> EncodedPrompt:
         """Encode one example.
 
@@ -186,14 +193,14 @@ class Template:
             TemplateError: A field is missing, or the template/tokenizer cannot produce ``answer``.
             InputTooLong: The prompt does not fit ``max_length`` (always when emptying fields is not enough).
         """
-        check_choice("answer", answer, ("mask_token", "append", "none"))
-        check_choice("on_overflow", on_overflow, ("truncate", "error"))
-        check_range("reserved", reserved, low=0)
+        check_value("answer", answer, Answer)
+        check_value("on_overflow", on_overflow, Overflow)
+        check_value("reserved", reserved, Reserved)
         pieces = self._pieces(example, tokenizer, answer)
         prefix, suffix = _special_affixes(tokenizer)
         suffix = [] if answer == "append" else suffix
         if max_length is not None:
-            check_range("max_length", max_length, low=1)
+            check_value("max_length", max_length, MaxLength)
             self._fit(pieces, len(prefix) + len(suffix), max_length, reserved, on_overflow)
         ids, soft, answer_index = list(prefix), [], None
         for seg, piece in pieces:

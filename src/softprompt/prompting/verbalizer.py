@@ -21,10 +21,9 @@ from typing import Literal
 
 import torch
 
-from softprompt.errors import VerbalizerError, check_choice
+from softprompt.errors import VerbalizerError, check_value
 
 Aggregate = Literal["mean", "max", "logsumexp"]
-_AGGREGATES = ("mean", "max", "logsumexp")
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class Verbalizer:
             raise VerbalizerError(
                 f"label_words must be a non-empty dict label -> words, got {self.label_words!r}"
             )
-        check_choice("aggregate", self.aggregate, _AGGREGATES)
+        check_value("aggregate", self.aggregate, Aggregate)
         owner: dict[str, str] = {}
         words: dict[str, list[str]] = {}
         for label, value in self.label_words.items():
@@ -210,7 +209,7 @@ def aggregate_label_scores(
         VerbalizerError: Shapes disagree, a label index is out of range, or a label has no word.
         ConfigError: ``how`` is not accepted.
     """
-    check_choice("how", how, _AGGREGATES)
+    check_value("how", how, Aggregate)
     if word_to_label.dim() != 1 or word_logprobs.shape[-1] != word_to_label.numel():
         raise VerbalizerError(
             f"word_logprobs {tuple(word_logprobs.shape)} must end in W={word_to_label.numel()}, "

@@ -8,13 +8,12 @@ Endpoints: ``POST /v1/completions``, ``POST /v1/chat/completions`` (tokenizers w
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ValidationError
 
 from softprompt.serve import responses as R
 from softprompt.serve.engine import Engine
@@ -23,29 +22,7 @@ from softprompt.serve.schemas import ChatBody, ClassifyBody, CompletionBody, Pro
 from softprompt.serve.store import BASE
 
 MAX_BODY = 1 << 20
-"""Largest request body in bytes (HTTP 413 beyond)."""
-
-
-async def parse(request: Request, schema: type[BaseModel], max_body: int):
-    body = await request.body()
-    if len(body) > max_body:
-        raise R.ApiError(
-            413, f"request body is {len(body)} bytes; the limit is {max_body}", code="body_too_large"
-        )
-    try:
-        data = json.loads(body)
-    except ValueError as e:
-        raise R.ApiError(400, f"request body is not valid JSON: {e}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise R.ApiError(400, "request body must be a JSON object", code="invalid_json")
-    try:
-        return schema.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        raise R.ApiError(
-            422, f"{param}: {err['msg']} (got {err.get('input')!r})"[:500], param=param, code="invalid_type"
-        ) from None
+"""Largest request body in bytes (HTTP 413 beyond; ``guard.Guard`` enforces it)."""
 
 
 class Rows:
@@ -118,17 +95,22 @@ def create_app(
     async def _api_error(request, e: R.ApiError):
         return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def _bad_body(request, e: RequestValidationError):
+        err = R.invalid_body(e.errors())
+        return JSONResponse(err.body(), status_code=err.status)
+
     @app.exception_handler(Exception)
     async def _any_error(request, e: Exception):
         err = R.api_error(e)
         return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
-    _add_admin_routes(app, engine, max_body, parent)
-    _add_inference_routes(app, engine, max_body)
+    _add_admin_routes(app, engine, parent)
+    _add_inference_routes(app, engine)
     return app
 
 
-def _add_admin_routes(app: FastAPI, engine: Engine, max_body: int, parent: str) -> None:
+def _add_admin_routes(app: FastAPI, engine: Engine, parent: str) -> None:
     """/health, /metrics, /v1/models and adding / removing prompts."""
 
     @app.get("/health")
@@ -147,8 +129,7 @@ def _add_admin_routes(app: FastAPI, engine: Engine, max_body: int, parent: str) 
         }
 
     @app.post("/v1/prompts", status_code=201)
-    async def add_prompt(request: Request):
-        body = await parse(request, PromptBody, max_body)
+    async def add_prompt(body: PromptBody):
         try:
             entry = await asyncio.to_thread(engine.store.add, body.name, engine.store.inside_root(body.path))
         except Exception as e:
@@ -164,13 +145,12 @@ def _add_admin_routes(app: FastAPI, engine: Engine, max_body: int, parent: str) 
         return {"id": name, "object": "model", "deleted": True}
 
 
-def _add_inference_routes(app: FastAPI, engine: Engine, max_body: int) -> None:
+def _add_inference_routes(app: FastAPI, engine: Engine) -> None:
     """/v1/classify, /v1/completions and /v1/chat/completions."""
     tok = engine.tok
 
     @app.post("/v1/classify")
-    async def classify(request: Request):
-        body = await parse(request, ClassifyBody, max_body)
+    async def classify(body: ClassifyBody, request: Request):
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts:
             raise R.ApiError(
@@ -197,14 +177,12 @@ def _add_inference_routes(app: FastAPI, engine: Engine, max_body: int) -> None:
         return Response(status_code=499)
 
     @app.post("/v1/completions")
-    async def completions(request: Request):
-        body = await parse(request, CompletionBody, max_body)
+    async def completions(body: CompletionBody, request: Request):
         prompts = _prompt_ids(tok, body.prompt)
         return await _serve(engine, request, body, prompts, chat=False)
 
     @app.post("/v1/chat/completions")
-    async def chat(request: Request):
-        body = await parse(request, ChatBody, max_body)
+    async def chat(body: ChatBody, request: Request):
         if not getattr(tok, "chat_template", None):
             raise R.ApiError(
                 400,
@@ -258,14 +236,15 @@ def _prompt_ids(tok, prompt) -> list[list[int]]:
     return [list(p) for p in prompt]
 
 
-async def _serve(engine: Engine, request: Request, body, prompts: list[list[int]], *, chat: bool):
-    max_tokens = getattr(body, "max_completion_tokens", None) or body.max_tokens or 16
+async def _serve(
+    engine: Engine, request: Request, body: CompletionBody | ChatBody, prompts: list[list[int]], *, chat: bool
+):
     if chat:
         top = (body.top_logprobs or 0) if body.logprobs else None
     else:
         top = body.logprobs
     params = dict(
-        max_tokens=max_tokens,
+        max_tokens=body.new_tokens(),
         temperature=body.temperature,
         top_p=body.top_p,
         stop=body.stops(),

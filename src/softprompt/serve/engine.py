@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from softprompt.core import decoding
 from softprompt.errors import SoftPromptError
 from softprompt.serve import tasks
 from softprompt.serve.families import new_batch
@@ -23,7 +24,7 @@ from softprompt.serve.limits import EngineConfig
 from softprompt.serve.prometheus import Metrics
 from softprompt.serve.refusals import Cancelled, QueueFull, RequestTimeout
 from softprompt.serve.requests import Classification, Completion, Request
-from softprompt.serve.sampling import pick, top_logprobs
+from softprompt.serve.sampling import top_logprobs
 from softprompt.serve.store import PromptStore
 
 
@@ -182,7 +183,7 @@ class Engine:
 
     def _advance(self, r: Completion, logits: torch.Tensor, greedy: int, now: float) -> bool:
         """Choose and report row ``r``'s next token; True when the row is finished."""
-        token = greedy if r.temperature <= 0 else pick(logits.cpu(), r.temperature, r.top_p, r.generator)
+        token = greedy if r.sampler is None else self._draw(r, logits)
         if r.first_token is None:
             r.first_token = now
             self.metrics.ttft.observe(now - r.submitted)
@@ -210,6 +211,12 @@ class Engine:
                 },
             )
         return reason is not None
+
+    @staticmethod
+    def _draw(r: Completion, logits: torch.Tensor) -> int:
+        """Row ``r``'s sampled token: ``softprompt.generate``'s draw on the row alone, with its own generator."""
+        so_far = torch.tensor([r.tokens], dtype=torch.long, device=logits.device)  # (1, N)
+        return int(decoding.pick(logits[None], r.sampler, so_far, r.generator)[0])
 
     def _classify(self, reqs: list[Classification]) -> None:
         self._take(reqs)

@@ -1,4 +1,6 @@
-"""ASGI middleware: the bearer token on /v1 routes (401) and the body size limit by Content-Length (413).
+"""ASGI middleware: the bearer token on /v1 routes (401) and the body size limit (413): by Content-Length, or
+by counting a body sent without one before the app reads it. A /v1 body is JSON whatever its Content-Type says
+(``curl -d`` sends a form type), as OpenAI's server reads it.
 
 Pure ASGI (not BaseHTTPMiddleware), so streamed responses and client disconnects pass through untouched.
 """
@@ -29,7 +31,31 @@ class Guard:
         if length.isdigit() and int(length) > self.max_body:
             msg = f"request body is {length} bytes; the limit is {self.max_body}"
             return await _reply(send, 413, msg, "body_too_large", "invalid_request_error")
+        if not length.isdigit():  # chunked: read it here, refuse it past the limit, replay it to the app
+            messages, size = [], 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                size += len(message.get("body", b""))
+                if size > self.max_body:
+                    msg = f"request body is over {self.max_body} bytes; the limit is {self.max_body}"
+                    return await _reply(send, 413, msg, "body_too_large", "invalid_request_error")
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            receive = _replay(messages, receive)
+        if scope["method"] == "POST":
+            kept = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+            scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
         return await self.app(scope, receive, send)
+
+
+def _replay(messages: list[dict], receive):
+    """A ``receive`` that returns ``messages`` first, then whatever the client sends next."""
+
+    async def again():
+        return messages.pop(0) if messages else await receive()
+
+    return again
 
 
 async def _reply(send, status: int, message: str, code: str, kind: str) -> None:

@@ -4,10 +4,13 @@ that exists (and, to classify, has a task). Whatever is refused is refused here,
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
 import torch
+from annotated_types import Interval
 
-from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_range
+from softprompt.core.decoding import DEFAULTS, make_sampler
+from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_value
 from softprompt.serve.families import refusal
 from softprompt.serve.limits import EngineConfig
 from softprompt.serve.requests import Classification, Completion
@@ -38,8 +41,8 @@ class Intake:
         bad = next((t for t in ids if not 0 <= t < vocab), None)
         if bad is not None:
             raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
-        max_tokens = params.get("max_tokens", 16)
-        check_range("max_tokens", max_tokens, low=1, high=self.config.max_new_tokens)
+        max_tokens = params.get("max_tokens", DEFAULTS.max_tokens)
+        check_value("max_tokens", max_tokens, Annotated[int, Interval(ge=1, le=self.config.max_new_tokens)])
         entry = self.store.acquire(prompt)
         try:
             self.check_length(len(ids), entry, max_tokens)
@@ -53,8 +56,12 @@ class Intake:
         for k, v in params.items():
             setattr(req, k, v)
         req.detok = Detokenizer(self.tok, req.stop)
-        if req.temperature > 0:
-            req.generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
+        req.sampler = make_sampler(True, req.temperature, req.top_p)  # softprompt.generate's warpers
+        if req.sampler is not None:  # the row's own generator, on the logits' device (as the library draws)
+            device = self.model.backbone.get_input_embeddings().weight.device
+            req.generator = torch.Generator(device).manual_seed(
+                seed if seed is not None else secrets.randbits(63)
+            )
         return req
 
     def check_length(self, n: int, entry, max_tokens: int) -> None:

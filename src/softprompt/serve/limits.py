@@ -1,37 +1,35 @@
-"""The engine's limits (one dataclass, checked on construction)."""
+"""The engine's limits (one dataclass; the bounds are declared on the fields, checked on construction)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from softprompt.errors import check_range
+from pydantic import Field
+
+from softprompt.errors import check_fields
+
+Positive = Annotated[int, Field(ge=1)]
 
 
 @dataclass(kw_only=True)
 class EngineConfig:
     """Limits of one serving engine."""
 
-    max_rows: int = 32
+    max_rows: Annotated[int, Field(ge=1, le=4096)] = 32
     """Generation rows decoded together at most (running requests); 1..4096."""
-    max_tokens_per_step: int = 2048
+    max_tokens_per_step: Positive = 2048
     """Prompt tokens prefilled in one scheduler step at most (a longer single prompt still runs alone)."""
-    max_queue: int = 256
+    max_queue: Positive = 256
     """Requests waiting for a slot at most; one more is refused (HTTP 429)."""
-    max_new_tokens: int = 512
+    max_new_tokens: Positive = 512
     """Largest ``max_tokens`` a request may ask for."""
-    max_input_tokens: int | None = None
+    max_input_tokens: Positive | None = None
     """Longest input in tokens; None: the backbone's positions minus virtual tokens and ``max_tokens``."""
-    request_timeout: float = 60.0
+    request_timeout: Annotated[float, Field(gt=0)] = 60.0
     """Seconds a request may take from submission to its last token (HTTP 504 after)."""
-    classify_rows: int = 64
+    classify_rows: Positive = 64
     """Classification examples scored in one forward at most."""
 
     def __post_init__(self):
-        check_range("max_rows", self.max_rows, low=1, high=4096)
-        check_range("max_tokens_per_step", self.max_tokens_per_step, low=1)
-        check_range("max_queue", self.max_queue, low=1)
-        check_range("max_new_tokens", self.max_new_tokens, low=1)
-        if self.max_input_tokens is not None:
-            check_range("max_input_tokens", self.max_input_tokens, low=1)
-        check_range("request_timeout", self.request_timeout, low=0, low_open=True)
-        check_range("classify_rows", self.classify_rows, low=1)
+        check_fields(self)

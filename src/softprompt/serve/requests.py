@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from transformers import LogitsProcessorList
 
+from softprompt.core.decoding import DEFAULTS
 from softprompt.serve.sampling import Detokenizer
 from softprompt.serve.store import Entry
 
@@ -42,15 +44,18 @@ class Request:
 @dataclass(kw_only=True)
 class Completion(Request):
     ids: list[int]
-    max_tokens: int = 16
-    temperature: float = 0.0
-    top_p: float = 1.0
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
+    max_tokens: int = DEFAULTS.max_tokens
+    temperature: float = DEFAULTS.temperature
+    top_p: float = DEFAULTS.top_p
+    stop: list[str] = field(default_factory=lambda: list(DEFAULTS.stop))
+    seed: int | None = DEFAULTS.seed
     logprobs: int | None = None
     eos: frozenset[int] = frozenset()
     tokens: list[int] = field(default_factory=list)
     detok: Detokenizer | None = None
+    sampler: LogitsProcessorList | None = (
+        None  # transformers' warpers, as softprompt.generate uses (None: greedy)
+    )
     generator: torch.Generator | None = None
     first_token: float | None = None
 

@@ -49,6 +49,21 @@ def api_error(e: Exception, param: str | None = None) -> ApiError:
     return ApiError(500, f"internal error: {type(e).__name__}: {msg}", type="server_error", code="internal")
 
 
+def invalid_body(errors) -> ApiError:
+    """FastAPI's validation errors of a body as ours: 400 when it is not a JSON object, else 422 naming the field."""
+    err = errors[0]
+    loc = [str(p) for p in err["loc"]]
+    loc = loc[1:] if loc and loc[0] in ("body", "path", "query") else loc
+    if err["type"] == "json_invalid":
+        why = err.get("ctx", {}).get("error", err["msg"])
+        return ApiError(400, f"request body is not valid JSON: {why}", code="invalid_json")
+    if not loc and err["type"] in ("missing", "model_type", "model_attributes_type", "dict_type"):
+        return ApiError(400, "request body must be a JSON object", code="invalid_json")
+    param = ".".join(loc) or None
+    msg = f"{param}: {err['msg']} (got {err.get('input')!r})"[:500]
+    return ApiError(422, msg, param=param, code="invalid_type")
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
 

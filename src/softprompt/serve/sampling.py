@@ -1,21 +1,14 @@
-"""Per-row token choice (greedy, temperature, top-p with the row's own seeded generator), log-probabilities,
-and incremental detokenization with stop strings."""
+"""Log-probabilities and incremental detokenization with stop strings, per row.
+
+Token choice is not here: the engine draws with ``core.decoding`` (transformers' warpers), as
+``softprompt.generate`` does, and a row ends at a stop string by the library's rule (``decoding.StopText``).
+"""
 
 from __future__ import annotations
 
 import torch
 
-
-def pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
-    """The next token of one row from its logits (V,): greedy at temperature 0."""
-    if temperature <= 0:
-        return int(logits.argmax())
-    probs = torch.softmax(logits.float() / temperature, -1)
-    if top_p < 1.0:
-        sp, si = probs.sort(descending=True)
-        keep = sp.cumsum(-1) - sp < top_p  # the smallest set whose mass reaches top_p (the first always kept)
-        probs = torch.zeros_like(probs).scatter(-1, si, sp * keep)
-    return int(torch.multinomial(probs, 1, generator=generator))
+from softprompt.core.decoding import StopText, cut_at_stop
 
 
 def top_logprobs(logits: torch.Tensor, token: int, k: int) -> tuple[float, list[tuple[int, float]]]:
@@ -27,10 +20,16 @@ def top_logprobs(logits: torch.Tensor, token: int, k: int) -> tuple[float, list[
 
 
 class Detokenizer:
-    """Text deltas from a growing token list (stable under tokenizers that merge across tokens), with stops."""
+    """Text deltas from a growing token list (stable under tokenizers that merge across tokens), with stops.
+
+    The row ends where ``softprompt.generate`` ends it (its new tokens contain a stop string) and its text is
+    cut where ``generate_text`` cuts it (before the first stop string); text that may begin a stop string is
+    held back until it cannot.
+    """
 
     def __init__(self, tokenizer, stop: list[str]):
         self.tok, self.stop = tokenizer, [s for s in stop if s]
+        self.rule = StopText(self.stop, tokenizer)
         self.ids: list[int] = []
         self.prefix_offset = self.read_offset = 0
         self.text = ""  # accepted text (cut at a stop string)
@@ -40,24 +39,23 @@ class Detokenizer:
         return self.tok.decode(ids, skip_special_tokens=True)
 
     def add(self, token: int) -> tuple[str, bool]:
-        """Append ``token``; returns (new text, whether a stop string ended the text)."""
+        """Append ``token``; returns (new text, whether a stop string ended the row)."""
         self.ids.append(token)
+        stopped = self.rule.hit(self.ids)
         before = self._decode(self.ids[self.prefix_offset : self.read_offset])
         now = self._decode(self.ids[self.prefix_offset :])
         if len(now) <= len(before) or now.endswith("\ufffd"):
-            return "", False  # nothing printable yet (a partial character, or a merge)
+            return (self.flush(), True) if stopped else ("", False)  # a partial character, or a merge
         delta = now[len(before) :]
         self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
-        return self._emit(delta)
+        return self._emit(delta, stopped)
 
-    def _emit(self, delta: str) -> tuple[str, bool]:
+    def _emit(self, delta: str, stopped: bool) -> tuple[str, bool]:
         """Accept ``delta``; emit what can no longer turn into a stop string (the rest waits for ``flush``)."""
         full = self.text + delta
-        longest = max((len(s) for s in self.stop), default=0)
-        lo = max(0, self.sent - longest)
-        hits = [at for at in (full.find(s, lo) for s in self.stop) if at != -1]
-        if hits:
-            self.text = full[: min(hits)]
+        end = cut_at_stop(full, self.stop)
+        if end < len(full) or stopped:
+            self.text = full[:end]
             return self.flush(), True
         self.text = full
         held = max(

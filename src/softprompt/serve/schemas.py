@@ -1,10 +1,16 @@
-"""Request bodies of the HTTP API (OpenAI's field names; unknown fields are ignored, as OpenAI's server does)."""
+"""Request bodies of the HTTP API, typed: FastAPI validates them and ``/openapi.json`` describes every field.
+
+OpenAI's field names; unknown fields are ignored, as OpenAI's server does. Sampling defaults come from
+``core.decoding.DEFAULTS`` (the library's and the engine's too).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from softprompt.core.decoding import DEFAULTS, TopP
 
 
 class _Body(BaseModel):
@@ -12,27 +18,44 @@ class _Body(BaseModel):
 
 
 class StreamOptions(_Body):
-    include_usage: bool = False
+    include_usage: bool = Field(default=False, description="Send a last chunk with the token usage.")
+
+
+Model = Annotated[str, Field(description="A served prompt's name; `base` is the backbone without a prompt.")]
 
 
 class _Sampling(_Body):
-    model: str
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = Field(default=1, ge=1, le=16)
-    stream: bool = False
+    model: Model
+    max_tokens: int | None = Field(
+        default=None, ge=1, description=f"New tokens at most (default {DEFAULTS.max_tokens})."
+    )
+    temperature: float = Field(
+        default=DEFAULTS.temperature, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy."
+    )
+    top_p: TopP = Field(default=DEFAULTS.top_p, description="Nucleus sampling mass.")
+    stop: str | list[str] | None = Field(
+        default=None, description="Strings that end the text (cut before the first one)."
+    )
+    seed: int | None = Field(default=DEFAULTS.seed, description="Seed of the request's own sampler.")
+    n: int = Field(default=1, ge=1, le=16, description="Completions per prompt.")
+    stream: bool = Field(default=False, description="Send server-sent events as tokens arrive.")
     stream_options: StreamOptions | None = None
 
     def stops(self) -> list[str]:
         return [] if self.stop is None else [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
+    def new_tokens(self) -> int:
+        """``max_tokens`` (chat: ``max_completion_tokens`` first), or the default."""
+        return getattr(self, "max_completion_tokens", None) or self.max_tokens or DEFAULTS.max_tokens
+
 
 class CompletionBody(_Sampling):
-    prompt: str | list[str] | list[int] | list[list[int]]
-    logprobs: int | None = Field(default=None, ge=0, le=5)
+    """``POST /v1/completions``."""
+
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(
+        description="A text, texts, token ids, or lists of token ids."
+    )
+    logprobs: int | None = Field(default=None, ge=0, le=5, description="Top log-probabilities per token.")
     echo: bool = False
 
 
@@ -42,17 +65,23 @@ class Message(_Body):
 
 
 class ChatBody(_Sampling):
+    """``POST /v1/chat/completions`` (tokenizers with a chat template)."""
+
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, description="Overrides `max_tokens`.")
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=5)
 
 
 class ClassifyBody(_Body):
-    model: str
-    input: str | list[str]
+    """``POST /v1/classify``: label scores of a trained classification prompt."""
+
+    model: Model
+    input: str | list[str] = Field(description="A text or a non-empty list of texts.")
 
 
 class PromptBody(_Body):
-    name: str
-    path: str
+    """``POST /v1/prompts``: serve the prompt folder ``path`` (inside the prompts root) as ``name``."""
+
+    name: str = Field(description="The name requests will use as `model`.")
+    path: str = Field(description="A prompt folder, relative to the server's prompts root.")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import typing
 import warnings
+from typing import Literal
 
 import torch
 
-from softprompt.errors import check_choice
+from softprompt.errors import check_value
 from softprompt.serve.limits import EngineConfig
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+Dtype = Literal["float32", "bfloat16", "float16"]
+DTYPES = dict(zip(typing.get_args(Dtype), (torch.float32, torch.bfloat16, torch.float16)))
 
 
 def resolve_device(device: str) -> str:
@@ -25,7 +28,7 @@ def build_engine(
     prompts: str | None,
     *,
     device: str = "auto",
-    dtype: str = "float32",
+    dtype: Dtype = "float32",
     config: EngineConfig | None = None,
 ):
     """A started :class:`Engine` on ``model`` with every prompt folder / run folder of ``prompts``.
@@ -37,7 +40,7 @@ def build_engine(
     from softprompt.serve.engine import Engine
     from softprompt.serve.store import PromptStore
 
-    check_choice("dtype", dtype, DTYPES)
+    check_value("dtype", dtype, Dtype)
     backbone = load_model(model, dtype=DTYPES[dtype], device=resolve_device(device))
     store = PromptStore(backbone, prompts)
     if prompts is not None:

@@ -7,16 +7,20 @@
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 from softprompt.core.pooling import checkpoint_folder, trained_pooling
-from softprompt.errors import ConfigError, VerbalizerError
+from softprompt.errors import VerbalizerError, check_value
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks.base import MAX_LENGTH, Task, context_limit
 from softprompt.tasks.classify import VerbalizerTask
 from softprompt.tasks.generative import GenerationTask
 from softprompt.tasks.heads import HeadClassificationTask, LabelingTask
 
-HEADS = ("auto", "lm", "first", "last", "mean", "max")
+Head = Literal["auto", "lm", "first", "last", "mean", "max"]
 """Accepted ``head`` values ("auto" = None: see :func:`default_head`)."""
+HEADS = typing.get_args(Head)
 
 
 def make_task(
@@ -25,7 +29,7 @@ def make_task(
     *,
     template: str | None = None,
     verbalizer=None,
-    head: str | None = "auto",
+    head: Head | None = "auto",
     virtual_tokens: int = 0,
     max_length: int = MAX_LENGTH,
     choose_from: list[dict] | None = None,
@@ -44,8 +48,7 @@ def make_task(
             classification task takes the best of several candidate templates scored zero-shot on them
             (``tasks.choose.choose_template``; the choice is kept as ``task.choice`` and recorded in run.json).
     """
-    if head is not None and head not in HEADS:
-        raise ConfigError(f"head={head!r} is not accepted; choose one of: {', '.join(HEADS)}")
+    check_value("head", head, Head | None)
     if isinstance(verbalizer, dict):  # given as label -> words (a Verbalizer object is checked already)
         check_verbalizer(verbalizer, spec)
     limit = context_limit(model)

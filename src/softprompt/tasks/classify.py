@@ -11,19 +11,20 @@ that cache (``_cached_words``); masked and seq2seq models score each (example, w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from softprompt.core import compat, kv
-from softprompt.errors import DataError, check_choice
+from softprompt.errors import DataError, check_value
 from softprompt.prompting.templates import Template, parse_template
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks import metrics
 from softprompt.tasks.base import MAX_LENGTH, check_prompts, insert_positions, pad_id, pad_rows
 
 IGNORE = -100
-OBJECTIVES = ("candidates", "gold")
+Objective = Literal["candidates", "gold"]
 """Training loss: cross-entropy over the verbalizer's labels (every candidate word scored), or the gold
 word's own language-modelling loss, one row per example (the P-tuning paper's LAMA objective; the default for
 probing, where hundreds of multi-token candidates would each cost a continuation row per example)."""
@@ -45,7 +46,7 @@ class VerbalizerTask:
         on_overflow: str = "truncate",
         virtual_tokens: int = 0,
         probing: bool = False,
-        objective: str | None = None,
+        objective: Objective | None = None,
     ):
         self.tok = model.tokenizer
         self.kind = model.info.kind
@@ -70,7 +71,7 @@ class VerbalizerTask:
         self.main_metric = "p_at_1" if probing else "accuracy"
         self.probing = probing
         self.objective = objective or ("gold" if probing else "candidates")
-        check_choice("objective", self.objective, OBJECTIVES)
+        check_value("objective", self.objective, Objective)
         self.gold_words: dict[int, list[int]] = {}  # label -> its first word's tokens (the gold objective)
         for w, lab in enumerate(self.table.word_label.tolist()):
             self.gold_words.setdefault(lab, self.table.token_ids[w][self.table.token_mask[w]].tolist())

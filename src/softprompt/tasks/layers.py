@@ -10,10 +10,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from softprompt.errors import check_choice
+from softprompt.errors import check_value
 
 Pool = Literal["first", "last", "mean", "max"]
-POOLS = ("first", "last", "mean", "max")
 
 
 class ClassificationHead(nn.Module):
@@ -22,7 +21,7 @@ class ClassificationHead(nn.Module):
 
     def __init__(self, hidden: int, num_labels: int, pool: Pool = "first", dropout: float = 0.1):
         super().__init__()
-        check_choice("pool", pool, POOLS)
+        check_value("pool", pool, Pool)
         self.pool = pool
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden, num_labels)

@@ -16,7 +16,7 @@ from typing import Literal
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from softprompt.errors import check_choice
+from softprompt.errors import check_value
 from softprompt.testing.vocab import SPECIAL_TOKENS, vocab
 
 
@@ -45,7 +45,7 @@ def tiny_tokenizer(kind: Literal["causal", "masked", "seq2seq"] = "causal") -> P
     Raises:
         ConfigError: ``kind`` is not one of the three accepted values.
     """
-    check_choice("kind", kind, ("causal", "masked", "seq2seq"))
+    check_value("kind", kind, Literal["causal", "masked", "seq2seq"])
     backend = _backend()
     common = {"tokenizer_object": backend, "unk_token": "[UNK]", "pad_token": "[PAD]"}
     if kind == "causal":
