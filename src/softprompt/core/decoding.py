@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from softprompt.errors import ConfigError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
-def make_sampler(do_sample: bool, temperature: float, top_p: float):
+    from softprompt.core.model import PromptedModel
+
+
+def make_sampler(do_sample: bool, temperature: float, top_p: float) -> LogitsProcessorList | None:
     """transformers' temperature and top-p warpers (None = greedy)."""
     if not do_sample or temperature <= 0:  # temperature 0 is greedy decoding, as in most serving APIs
         return None
@@ -20,15 +28,20 @@ def make_sampler(do_sample: bool, temperature: float, top_p: float):
     return warpers
 
 
-def pick(logits, sampler, so_far, generator):
+def pick(
+    logits: torch.Tensor,
+    sampler: LogitsProcessorList | None,
+    so_far: torch.Tensor,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """Next token per row (B,): argmax, or a draw from the warped distribution."""
     if sampler is None:
         return logits.argmax(-1)
-    scores = sampler(so_far, logits.float())  # (B, V), filtered entries at -inf
+    scores = sampler(so_far, logits.float())  # type: ignore[arg-type]  # transformers annotates ids as LongTensor, no torch op returns that type
     return torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
 
 
-def eos_ids(model, eos_token_id=None) -> list[int]:
+def eos_ids(model: PromptedModel, eos_token_id: int | Sequence[int] | None = None) -> list[int]:
     """Every id that ends a row: ``eos_token_id`` (int or list) or, when None, all of the model's EOS ids."""
     if eos_token_id is None:
         gen = getattr(model.backbone, "generation_config", None)
@@ -44,7 +57,7 @@ def eos_ids(model, eos_token_id=None) -> list[int]:
 class StopText:
     """Rows whose new text contains one of ``stop`` (decoded with ``tokenizer``)."""
 
-    def __init__(self, stop, tokenizer):
+    def __init__(self, stop: str | Sequence[str] | None, tokenizer: PreTrainedTokenizerBase | None) -> None:
         self.stop = [stop] if isinstance(stop, str) else list(stop or ())
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ConfigError(f"stop={stop!r}: accepted a non-empty string or a list of non-empty strings")
@@ -57,6 +70,7 @@ class StopText:
         if not self.stop:
             return hit
         rows = torch.stack(out, 1).tolist()  # (B, N)
+        assert self.tokenizer is not None  # __init__ refuses stop strings without one
         for b in (~done).nonzero().flatten().tolist():
             text = self.tokenizer.decode(rows[b], skip_special_tokens=False)
             hit[b] = any(s in text for s in self.stop)
