@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from softprompt.data.builtin import BUILTINS, load_builtin
-from softprompt.data.spec import TASKS, TaskData, TaskSpec
+from softprompt.data.spec import TASKS, Task, TaskData, TaskSpec
 from softprompt.data.splits import stable_shuffle
 from softprompt.data.user import check_classes, load_user_data
 from softprompt.errors import ConfigError, DataError, check_choice, check_range
@@ -32,7 +32,7 @@ def load_dataset(
     name_or_path: str | Path,
     *,
     fields: Mapping[str, str] | None = None,
-    task: str | None = None,
+    task: Task | None = None,
     labels: Sequence[str] | Mapping | None = None,
     seed: int = 0,
     limit: int | None = None,
