@@ -22,10 +22,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from softprompt.errors import InputTooLong, TemplateError, check_choice, check_range
 from softprompt.prompting.syntax import Segment, _syntax_error, parse_segments
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 _PROBES = ("x", "a", "the", "hello", "0")
 
@@ -128,7 +131,7 @@ class Template:
         """Init text of each ``{soft...}`` segment, ``None`` where it has none."""
         return [s.init_text for s in self.segments if s.kind == "soft"]
 
-    def soft_init_ids(self, tokenizer) -> list[list[int] | None]:
+    def soft_init_ids(self, tokenizer: PreTrainedTokenizerBase) -> list[list[int] | None]:
         """Token ids (no special tokens) of each soft segment's init text, ``None`` where it has none."""
         out: list[list[int] | None] = []
         for seg in (s for s in self.segments if s.kind == "soft"):
@@ -138,7 +141,7 @@ class Template:
             out.append(ids)
         return out
 
-    def init_token_ids(self, tokenizer) -> list[int | None]:
+    def init_token_ids(self, tokenizer: PreTrainedTokenizerBase) -> list[int | None]:
         """Per virtual token, the id its ``{soft:"words"}`` slot starts it from (None for plain ``{soft}``)."""
         bound = self.bind(tokenizer)
         counts = [s.count for s in bound.segments if s.kind == "soft"]
@@ -147,7 +150,7 @@ class Template:
             out += list(ids) if ids is not None else [None] * count
         return out
 
-    def bind(self, tokenizer) -> Template:
+    def bind(self, tokenizer: PreTrainedTokenizerBase) -> Template:
         """Return a copy whose ``{soft:"words"}`` segments count the tokens of their init text."""
         init_ids = iter(self.soft_init_ids(tokenizer))
         segs = []
@@ -159,7 +162,7 @@ class Template:
     def encode(
         self,
         example: Mapping[str, str],
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         answer: Literal["mask_token", "append", "none"] = "append",
         max_length: int | None = None,
@@ -277,7 +280,7 @@ class Template:
 
 
 def encode_batch(
-    template: Template, examples: Iterable[Mapping[str, str]], tokenizer, **kw
+    template: Template, examples: Iterable[Mapping[str, str]], tokenizer: PreTrainedTokenizerBase, **kw: Any
 ) -> list[EncodedPrompt]:
     """Encode many examples with :meth:`Template.encode`; ``kw`` is passed on unchanged."""
     return [template.encode(example, tokenizer, **kw) for example in examples]
