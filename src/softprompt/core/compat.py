@@ -80,13 +80,19 @@ def cache_kwargs(model: torch.nn.Module, cache: Cache | None) -> dict[str, Cache
     return {_cache_name(type(model)): cache}  # type: ignore[arg-type]  # (as above)
 
 
-def cache_of(out: object) -> Cache | None:
-    """The cache a forward returned (``out.cache``, or ``out.past_key_values`` on older transformers)."""
+def cache_of(out: object) -> Cache:
+    """The cache a forward run with ``use_cache=True`` returned (``out.cache``, or ``out.past_key_values`` on
+    older transformers); UnsupportedModel when it returned none."""
     cache = getattr(out, "cache", None)
-    return cache if cache is not None else getattr(out, "past_key_values", None)
+    cache = cache if cache is not None else getattr(out, "past_key_values", None)
+    if cache is None:
+        from softprompt.errors import UnsupportedModel
+
+        raise UnsupportedModel(f"{type(out).__name__} holds no key/value cache although use_cache=True")
+    return cache
 
 
-def new_cache(model: PreTrainedModel, *, seq2seq: bool = False) -> DynamicCache | EncoderDecoderCache:
+def new_cache(model: PreTrainedModel, *, seq2seq: bool = False) -> Cache:
     """An empty KV cache for ``model`` (encoder-decoder models get one for each side)."""
     if seq2seq:
         return EncoderDecoderCache(DynamicCache(), DynamicCache())
@@ -135,7 +141,7 @@ def checkpoint_layers(model: torch.nn.Module) -> bool:
     return bool(layers)
 
 
-def cache_tensors(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def cache_tensors(cache: Cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each layer's (keys, values) of a ``DynamicCache``, (B, H_kv, T, D) each (the serving engine merges them)."""
     # a filled DynamicCache holds DynamicLayers with tensors; transformers annotates `layers` as every layer kind
     return [(layer.keys, layer.values) for layer in cache.layers]  # type: ignore[union-attr,misc]
