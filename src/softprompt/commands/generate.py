@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "generate"
 HELP = "generate text with a trained prompt"
 EPILOG = """examples:
@@ -13,7 +15,7 @@ tokens.
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
@@ -30,7 +32,7 @@ def add_arguments(parser) -> None:
     add_model_flags(parser)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import model_flags, print_json
     from softprompt.errors import ConfigError, UnsupportedModel, check_range

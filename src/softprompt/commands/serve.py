@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "serve"
 HELP = "serve the prompts of a folder over an OpenAI-compatible HTTP API (continuous batching)"
 EPILOG = """examples:
@@ -14,7 +16,7 @@ plain model. --api-key (or SOFTPROMPT_API_KEY) requires "Authorization: Bearer K
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="backbone: a built-in name, HF id or local folder")
     parser.add_argument(
         "--prompts", required=True, metavar="DIR", help="folder of prompt folders / run folders"
@@ -37,7 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (with --ray; default: 1)")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from softprompt.commands.common import quiet_loading
     from softprompt.errors import check_range
     from softprompt.serve.limits import EngineConfig

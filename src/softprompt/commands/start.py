@@ -3,8 +3,20 @@ lead-in text (``softprompt.tasks.choose``), printed and recorded so the user see
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def choose_start(s, data, model, progress: bool):
+if TYPE_CHECKING:
+    from softprompt.commands.runconfig import RunSettings
+    from softprompt.core.model import PromptedModel
+    from softprompt.core.prompt import MethodConfig
+    from softprompt.data.spec import TaskData
+    from softprompt.tasks.choose import TemplateChoice
+    from softprompt.training.config import TrainConfig
+
+
+def choose_start(
+    s: RunSettings, data: TaskData, model: PromptedModel, progress: bool
+) -> tuple[TemplateChoice | None, str | None, MethodConfig, TrainConfig]:
     """(choice, template, method config, train config): without --template, the best candidate template
     scored zero-shot on the validation split (tasks.choose), soft prompts started from its lead-in."""
     import sys
@@ -41,4 +53,4 @@ def choose_start(s, data, model, progress: bool):
             f"{s.method}: {config.num_virtual_tokens} virtual tokens start from {choice.soft_lead!r}"
             + (f", lr {lr:g} (--lr overrides)" if use_lr else "")
         )
-    return choice, template, config, replace(s.train, lr=lr) if use_lr else s.train
+    return choice, template, config, replace(s.train, lr=lr) if use_lr and lr is not None else s.train
