@@ -4,14 +4,17 @@ that exists (and, to classify, has a task). Whatever is refused is refused here,
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from softprompt.core.arch import input_embeddings
 from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_range
 from softprompt.serve.limits import EngineConfig
 from softprompt.serve.requests import Classification, Completion
 from softprompt.serve.sampling import Detokenizer
-from softprompt.serve.store import PromptStore
+from softprompt.serve.store import Entry, PromptStore
 
 
 class Intake:
@@ -27,7 +30,9 @@ class Intake:
         eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, list) else [cfg.eos_token_id]
         self.eos = frozenset(e for e in [*eos, getattr(self.tok, "eos_token_id", None)] if e is not None)
 
-    def completion(self, ids: list[int], prompt: str | None, *, sink, **params) -> Completion:
+    def completion(
+        self, ids: list[int], prompt: str | None, *, sink: Callable[[dict], None], **params: Any
+    ) -> Completion:
         """A checked completion request for token ``ids`` (holds its prompt version until it ends)."""
         if not self.can_generate:
             raise UnsupportedModel(
@@ -36,7 +41,7 @@ class Intake:
             )
         if not ids:
             raise ConfigError("prompt is empty; give at least one token of text")
-        vocab = self.model.backbone.get_input_embeddings().num_embeddings
+        vocab = input_embeddings(self.model.backbone).num_embeddings
         bad = next((t for t in ids if not 0 <= t < vocab), None)
         if bad is not None:
             raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
@@ -59,7 +64,7 @@ class Intake:
             req.generator = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))
         return req
 
-    def check_length(self, n: int, entry, max_tokens: int) -> None:
+    def check_length(self, n: int, entry: Entry | None, max_tokens: int) -> None:
         limit = self.config.max_input_tokens
         if limit is not None and n > limit:
             raise InputTooLong(f"prompt has {n} tokens; the limit is max_input_tokens={limit}")
@@ -70,7 +75,9 @@ class Intake:
                 f"{n + virtual + max_tokens} > the model's context of {self.positions} positions"
             )
 
-    def classification(self, texts: list[str], prompt: str, *, sink) -> Classification:
+    def classification(
+        self, texts: list[str], prompt: str, *, sink: Callable[[dict], None]
+    ) -> Classification:
         """A checked classification request (label scores of ``prompt``'s task for each text)."""
         entry = self.store.acquire(prompt)
         if entry is None or entry.task is None:

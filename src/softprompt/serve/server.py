@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import torch
 
 from softprompt.errors import check_choice
 from softprompt.serve.limits import EngineConfig
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import ASGIApp
+
+    from softprompt.serve.engine import Engine
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -26,7 +33,7 @@ def build_engine(
     device: str = "auto",
     dtype: str = "float32",
     config: EngineConfig | None = None,
-):
+) -> Engine:
     """A started :class:`Engine` on ``model`` with every prompt folder / run folder of ``prompts``."""
     from softprompt.core.loading import load_model
     from softprompt.serve.engine import Engine
@@ -40,7 +47,7 @@ def build_engine(
     return Engine(store, config).start()
 
 
-def build_app(engine, *, api_key: str | None = None, parent: str = ""):
+def build_app(engine: Engine, *, api_key: str | None = None, parent: str = "") -> FastAPI:
     """The HTTP app; ``api_key`` defaults to the environment's ``SOFTPROMPT_API_KEY`` (None: no key)."""
     from softprompt.serve.app import create_app
 
@@ -52,7 +59,9 @@ class BackgroundServer:
     """uvicorn serving ``app`` on ``host`` and a free port (or ``port``) in a background thread (notebooks, tests,
     benchmarks); ``close()`` stops it."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 20.0):
+    def __init__(
+        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 20.0
+    ) -> None:
         import socket
         import threading
         import time
