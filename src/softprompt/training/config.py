@@ -6,9 +6,12 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from softprompt.errors import ConfigError, check_choice, check_range
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 SCHEDULERS = ("linear", "cosine", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
@@ -84,7 +87,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def for_method(cls, method: str, *, trained_head: bool = False, **fields) -> TrainConfig:
+    def for_method(cls, method: str, *, trained_head: bool = False, **fields: Any) -> TrainConfig:
         """A config with ``method``'s measured defaults under ``fields``: :data:`METHOD_DEFAULTS`, with
         :data:`HEAD_DEFAULTS` on top when the task trains a new head (a bare encoder's pooled or token head)."""
         head = HEAD_DEFAULTS.get(method, {}) if trained_head else {}
@@ -130,7 +133,7 @@ reviews, majority 0.510: prefix / head 1e-4 / 3e-2 0.740, 1e-4 / 1e-2 0.735, 3e-
 0.695, 1e-3 / 3e-2 one class; lr_sweep-minilm.md)."""
 
 
-def check_types(obj) -> None:
+def check_types(obj: DataclassInstance) -> None:
     """Raise ConfigError naming the field whose value has the wrong type (ints given for floats are converted)."""
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
