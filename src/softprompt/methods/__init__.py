@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from softprompt.core.prompt import (
     METHODS,
@@ -30,7 +31,7 @@ register("static", StaticConfig, StaticPrompt)
 TRAINABLE = tuple(m for m in METHODS if m != "static")
 
 
-def make_config(method: str, **fields) -> MethodConfig:
+def make_config(method: str, **fields: Any) -> MethodConfig:
     """A checked config for ``method``; unknown fields are rejected by name."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")
