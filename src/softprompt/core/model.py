@@ -65,7 +65,7 @@ class PromptedModel(nn.Module):
         if self.attn_implementation not in (None, kv.ATTN_IMPLEMENTATION):
             compat.set_attn_implementation(backbone, self.attn_implementation)  # the probe is done: restore
         self.bank = PromptBank()
-        self._prompt_kv: dict[str, tuple[tuple, Contribution]] = {}
+        self._prompt_kv: dict[str, tuple[nn.Module, tuple, Contribution]] = {}  # generation.prompt_kv
         self.eval()
 
     # ----- prompts -------------------------------------------------------------------------------------
