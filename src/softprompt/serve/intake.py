@@ -15,6 +15,7 @@ from softprompt.serve.limits import EngineConfig
 from softprompt.serve.requests import Classification, Completion
 from softprompt.serve.sampling import Detokenizer
 from softprompt.serve.store import Entry, PromptStore
+from softprompt.tasks.base import tokenizer_of
 
 
 class Intake:
@@ -22,7 +23,7 @@ class Intake:
 
     def __init__(self, store: PromptStore, config: EngineConfig):
         self.store, self.model, self.config = store, store.model, config
-        self.tok = self.model.tokenizer
+        self.tok = tokenizer_of(self.model)  # (serving tokenizes every request)
         info = self.model.info
         self.can_generate = info.kind == "causal" and not info.sliding_window
         cfg = self.model.backbone.config

@@ -3,7 +3,12 @@ and incremental detokenization with stop strings."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
@@ -29,7 +34,7 @@ def top_logprobs(logits: torch.Tensor, token: int, k: int) -> tuple[float, list[
 class Detokenizer:
     """Text deltas from a growing token list (stable under tokenizers that merge across tokens), with stops."""
 
-    def __init__(self, tokenizer, stop: list[str]):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop: list[str]) -> None:
         self.tok, self.stop = tokenizer, [s for s in stop if s]
         self.ids: list[int] = []
         self.prefix_offset = self.read_offset = 0
@@ -37,7 +42,7 @@ class Detokenizer:
         self.sent = 0  # how much of it was emitted
 
     def _decode(self, ids) -> str:
-        return self.tok.decode(ids, skip_special_tokens=True)
+        return self.tok.decode(ids, skip_special_tokens=True)  # type: ignore[return-value]  # one id list: a str (annotated str | list[str])
 
     def add(self, token: int) -> tuple[str, bool]:
         """Append ``token``; returns (new text, whether a stop string ended the text)."""
