@@ -31,6 +31,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -38,7 +39,12 @@ from softprompt.core.arch import BackboneInfo
 from softprompt.errors import BackboneMismatch, PromptFileError, UnsupportedModel
 from softprompt.io.atomic import load_tensors, read_json
 from softprompt.methods import make_config
+from softprompt.methods.prefix_tuning import PrefixTuning
+from softprompt.methods.prompt_tuning import PromptTuning
 from softprompt.methods.static import StaticConfig, StaticPrompt
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
 
 CONFIG, WEIGHTS, PICKLE = "adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"
 KEY = "prompt_embeddings"
@@ -158,7 +164,7 @@ def _safe_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_\-]", "_", path.resolve().name)[:128] or "peft"
 
 
-def import_peft(model, path: str | os.PathLike, name: str | None = None) -> str:
+def import_peft(model: PromptedModel, path: str | os.PathLike, name: str | None = None) -> str:
     """Load a PEFT prompt-learning checkpoint folder into ``model.bank``; returns the prompt's name.
 
     Args:
@@ -185,8 +191,11 @@ def import_peft(model, path: str | os.PathLike, name: str | None = None) -> str:
         if cfg.get("prefix_projection"):  # values are the MLP's output: the ejected form
             kv = flat.view(p, len(info.slots), 2, info.num_kv_heads, info.head_dim).permute(1, 2, 3, 0, 4)
             return _add_static(model, name, p, "prefix-tuning", kv=kv)  # (S, 2, H_kv, P, D)
-        module = model.add_prompt(
-            name, make_config("prefix-tuning", num_virtual_tokens=p, reparameterize=False, dropout=0.0)
+        module = cast(
+            PrefixTuning,
+            model.add_prompt(
+                name, make_config("prefix-tuning", num_virtual_tokens=p, reparameterize=False, dropout=0.0)
+            ),
         )
         with torch.no_grad():
             module.embedding.weight.copy_(flat)
@@ -194,9 +203,12 @@ def import_peft(model, path: str | os.PathLike, name: str | None = None) -> str:
     embeds = _input_values(cfg, values, info, path)  # (P, H)
     if kind == "P_TUNING":  # the encoder was not saved; its output is the ejected form
         return _add_static(model, name, p, "p-tuning", embeds=embeds)
-    module = model.add_prompt(name, make_config("prompt-tuning", num_virtual_tokens=p, init="random"))
+    prompt = cast(
+        PromptTuning,
+        model.add_prompt(name, make_config("prompt-tuning", num_virtual_tokens=p, init="random")),
+    )
     with torch.no_grad():
-        module.embedding.copy_(embeds)
+        prompt.embedding.copy_(embeds)
     return name
 
 
