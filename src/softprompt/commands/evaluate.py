@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         args.prompt, args.model, spec=data.spec, **flags, **model_flags(args)
     )
     examples = split_examples(data, args.split)[: args.limit]
+    assert task is not None  # (read with need_task, which refuses a prompt without one)
     metrics = evaluate(model, task, examples, name, batch_size=args.batch_size)
     out = {
         "prompt": name,

@@ -47,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if task is not None and meta["spec"]["task"] == "generation" and not args.raw:
         from softprompt.commands.predict import text_example
+        from softprompt.tasks.generative import GenerationTask
         from softprompt.training import predict
 
+        assert isinstance(task, GenerationTask)  # (a generation spec)
         task.max_new = args.max_new_tokens
         example = text_example(meta, args.text)
         _fit_template(model, name, task, example, args.max_new_tokens, args.truncate)

@@ -132,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     rows = read_rows(args.input) if args.input else None  # a bad file fails before the model loads
     model, name, meta, task = load_trained(args.prompt, args.model, **flags, **model_flags(args))
     examples = _examples(args, meta, rows)
+    assert task is not None  # (read with need_task, which refuses a prompt without one)
     for ex in examples:  # rows may use the training data's own column names (--fields text=review,...)
         ex.update(
             {

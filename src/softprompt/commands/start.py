@@ -24,6 +24,7 @@ def choose_start(
 
     from softprompt.commands.taskflags import cli_text
     from softprompt.methods import make_config
+    from softprompt.tasks.base import tokenizer_of
     from softprompt.tasks.choose import choose_template
 
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else (lambda line: None)
@@ -40,7 +41,7 @@ def choose_start(
         )  # fmt: skip
     if choice is None:  # a --template typed in a shell: \n and \t are newline and tab
         return None, cli_text(s.task.template), s.method_config, s.train
-    template, fields, lr = choice.start(s.method, model.tokenizer, s.method_args)
+    template, fields, lr = choice.start(s.method, tokenizer_of(model), s.method_args)
     config = make_config(s.method, **fields)
     use_lr = lr is not None and "lr" not in s.train_given  # an --lr of your own wins
     say(

@@ -121,7 +121,7 @@ def train_from_settings(
     from softprompt.commands.common import init_token_ids, label_words, load_backbone, prompt_name
     from softprompt.commands.start import choose_start
     from softprompt.tasks import make_task
-    from softprompt.tasks.base import check_prompts
+    from softprompt.tasks.base import check_prompts, tokenizer_of
     from softprompt.tasks.classify import VerbalizerTask
     from softprompt.training import TrainJob, train
 
@@ -151,7 +151,7 @@ def train_from_settings(
         name,
         config,
         label_words=label_words(task),
-        init_token_ids=init_token_ids(task, model.tokenizer),
+        init_token_ids=init_token_ids(task, tokenizer_of(model)),
         seed=s.train.seed,
     )
     check_prompts(model, [name], soft)  # {soft} slots and virtual tokens agree, before run.json is written
