@@ -18,10 +18,11 @@ install: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest tests
 
-# ruff: format + lint (configured in pyproject.toml); .ci/run runs `make lint` before the tests
+# ruff (format + lint) and mypy on the package, all configured in pyproject.toml; .ci/run runs `make lint` before the tests
 lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 format: $(BIN)/.installed
 	$(BIN)/ruff format .

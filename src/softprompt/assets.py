@@ -193,7 +193,7 @@ def convert_gguf(gguf_file: Path, out: Path) -> None:
         gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
     )
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    model.hf_quantizer = None  # otherwise save_pretrained records a GGUF quantization it no longer has
+    model.hf_quantizer = None  # type: ignore[assignment]  # (torch types Module attributes as Tensor | Module) otherwise save_pretrained records a GGUF quantization it no longer has
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Collection
 from typing import Annotated
 
 from annotated_types import Ge
@@ -51,7 +52,9 @@ class DataError(SoftPromptError, ValueError):
     """A dataset file or field mapping is unusable."""
 
 
-def check_range(name: str, value, *, low=None, high=None, low_open: bool = False) -> None:
+def check_range(
+    name: str, value: float, *, low: float | None = None, high: float | None = None, low_open: bool = False
+) -> None:
     """Raise ConfigError naming ``name`` when ``value`` is outside [low, high] (or (low, high])."""
     bad = (low is not None and (value <= low if low_open else value < low)) or (
         high is not None and value > high
@@ -63,7 +66,7 @@ def check_range(name: str, value, *, low=None, high=None, low_open: bool = False
         raise ConfigError(f"{name}={value!r} is out of range; accepted: {bracket}{lo}, {hi}]")
 
 
-def check_choice(name: str, value, choices) -> None:
+def check_choice(name: str, value: object, choices: Collection[object]) -> None:
     """Raise ConfigError naming ``name`` when ``value`` is not one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is not accepted; choose one of: {', '.join(map(str, choices))}")

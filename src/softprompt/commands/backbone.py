@@ -3,16 +3,24 @@ error messages, and ``load_trained`` (the library's, with the backbone loaded th
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from softprompt.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from softprompt.core.model import PromptedModel
+    from softprompt.tasks.trained import Trained
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
 
 
-def add_model_flags(parser) -> None:
+def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--device`` and ``--dtype``, for every command that loads a model."""
     parser.add_argument(
         "--device",
@@ -28,7 +36,7 @@ def add_model_flags(parser) -> None:
     )
 
 
-def resolve_device(value: str):
+def resolve_device(value: str) -> torch.device:
     """``--device``'s value as a ``torch.device``; ``auto``: CUDA, else MPS, else the CPU.
 
     Raises:
@@ -81,7 +89,7 @@ def check_train_device(value: str) -> None:
         )
 
 
-def resolve_dtype(value: str):
+def resolve_dtype(value: str) -> torch.dtype:
     """``--dtype``'s value as a ``torch.dtype``."""
     import torch
 
@@ -90,7 +98,7 @@ def resolve_dtype(value: str):
     return getattr(torch, value)
 
 
-def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32"):
+def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32") -> PromptedModel:
     """``load_model(name)`` in ``dtype`` on ``device`` (the values of ``--device`` / ``--dtype``)."""
     from transformers.utils import logging
 
@@ -122,7 +130,7 @@ def _check_model_folder(name: str, path: Path) -> None:
         raise ConfigError(f"model folder {name} has no config.json; give a folder written by save_pretrained")
 
 
-def model_flags(args) -> dict:
+def model_flags(args: argparse.Namespace) -> dict:
     """``device=`` and ``dtype=`` from parsed ``--device`` / ``--dtype`` (defaults when a command lacks them)."""
     return {"device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", "float32")}
 
@@ -133,8 +141,8 @@ def load_trained(
     *,
     device: str = "auto",
     dtype: str = "float32",
-    **task,
-):
+    **task: Any,
+) -> Trained:
     """(model, prompt name, metadata, task) for a saved prompt; ``task``: the keywords of ``read_trained``.
 
     The folder is read and checked before the model loads, so a broken prompt.json fails fast.

@@ -8,9 +8,16 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from softprompt.commands.backbone import add_model_flags, load_backbone, model_flags
 from softprompt.errors import ConfigError, TemplateError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from softprompt.data.spec import TaskSpec
+    from softprompt.tasks.base import Task
 
 __all__ = [
     "add_model_flags",
@@ -31,7 +38,7 @@ def quiet_loading() -> None:
     logging.disable_progress_bar()
 
 
-def print_json(obj) -> None:
+def print_json(obj: object) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
@@ -76,7 +83,9 @@ def model_kind(name: str) -> str | None:
     return "encoder" if archs else None
 
 
-def check_template(template: str | None, spec=None, *, kind: str | None = None, head: str | None = None):
+def check_template(
+    template: str | None, spec: TaskSpec | None = None, *, kind: str | None = None, head: str | None = None
+) -> None:
     """Parse ``template`` and check it against the dataset's fields and the model's kind, before loading them.
 
     Raises:
@@ -111,7 +120,7 @@ def check_template(template: str | None, spec=None, *, kind: str | None = None, 
         )
 
 
-def init_token_ids(task, tokenizer) -> list[int | None]:
+def init_token_ids(task: Task, tokenizer: PreTrainedTokenizerBase) -> list[int | None]:
     """Per virtual token of the task's template, the id a ``{soft:"words"}`` slot starts it from (else None)."""
     template = getattr(task, "template", None)
     return (
@@ -121,7 +130,7 @@ def init_token_ids(task, tokenizer) -> list[int | None]:
     )
 
 
-def label_words(task) -> list[str]:
+def label_words(task: Task) -> list[str]:
     """Words for init="labels": the verbalizer's words, else the task's class names (head classification)."""
     verbalizer = getattr(task, "verbalizer", None)
     if verbalizer is not None:
@@ -151,7 +160,7 @@ def check_replaceable(path: str, files: tuple[str, ...], what: str) -> None:
         )
 
 
-def check_rows(rows: list[dict], task, source: str, fields: dict | None = None) -> None:
+def check_rows(rows: list[dict], task: Task, source: str, fields: dict | None = None) -> None:
     """Every input row holds, as text, each field the prompt reads (numbers become text; labeling rows' tokens
     may be one string). Raises DataError naming the source, the row (and line) and the field."""
     from softprompt.data.textfiles import line_of
@@ -179,9 +188,10 @@ def check_rows(rows: list[dict], task, source: str, fields: dict | None = None) 
                 raise DataError(f"{at}: {f!r} is a JSON {type(value).__name__}; accepted: a string")
 
 
-def label_of(task, prediction):
+def label_of(task: Task, prediction: object) -> object:
     """A prediction as the user reads it: a label name for class ids, else unchanged (text, tag lists)."""
     if isinstance(prediction, int):
-        labels = task.verbalizer.labels if getattr(task, "verbalizer", None) is not None else task.labels
+        verbalizer = getattr(task, "verbalizer", None)
+        labels = verbalizer.labels if verbalizer is not None else getattr(task, "labels", [])
         return labels[prediction]
     return prediction

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "datasets"
 HELP = "list built-in datasets (task, labels, split sizes when cached, templates)"
 EPILOG = """examples:
@@ -12,7 +14,7 @@ columns with --fields text=COLUMN,label=COLUMN.
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -44,7 +46,7 @@ def describe() -> list[dict]:
     ]
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from softprompt.commands.common import print_json, table
 
     info = describe()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "demo"
 HELP = "score hand-written templates, train soft prompts, compare them on held-out data, write a report"
 EPILOG = """examples:
@@ -11,7 +13,7 @@ EPILOG = """examples:
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
     from softprompt.experiments.demo import DemoConfig
 
@@ -51,7 +53,7 @@ def add_arguments(parser) -> None:
     add_model_flags(parser)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from softprompt.commands.backbone import check_train_device, resolve_device

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import TYPE_CHECKING
+
 from softprompt.commands.taskflags import add_task_flags
+
+if TYPE_CHECKING:
+    from softprompt.data.spec import TaskData
 
 NAME = "eval"
 HELP = "score a trained prompt (or a run's best prompt) on a dataset split"
@@ -19,7 +25,7 @@ A prompt without a recorded task (PEFT import, save_prompt) takes the dataset's 
 SPLITS = ("train", "validation", "test", "all")
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
@@ -36,7 +42,7 @@ def add_arguments(parser) -> None:
     add_task_flags(parser)
 
 
-def split_examples(data, split: str) -> list[dict]:
+def split_examples(data: TaskData, split: str) -> list[dict]:
     """One split's examples, or every example (``all``: train, validation, then test)."""
     parts = data.splits()
     return (
@@ -44,7 +50,7 @@ def split_examples(data, split: str) -> list[dict]:
     )
 
 
-def dataset_and_fields(args, meta: dict) -> tuple[str, dict | None]:
+def dataset_and_fields(args: argparse.Namespace, meta: dict) -> tuple[str, dict | None]:
     from softprompt.commands.fields import parse_pairs
     from softprompt.errors import ConfigError
 
@@ -77,7 +83,7 @@ def eval_file_name(dataset: str, split: str) -> str:
     return f"eval-{prompt_name(Path(dataset).stem if '/' in dataset or '.' in dataset else dataset)}-{split}.json"
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
@@ -100,6 +106,7 @@ def run(args) -> int:
         args.prompt, args.model, spec=data.spec, **flags, **model_flags(args)
     )
     examples = split_examples(data, args.split)[: args.limit]
+    assert task is not None  # (read with need_task, which refuses a prompt without one)
     metrics = evaluate(model, task, examples, name, batch_size=args.batch_size)
     out = {
         "prompt": name,

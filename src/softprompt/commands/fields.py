@@ -19,10 +19,14 @@ import functools
 import json
 import types
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from softprompt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import ConfigDict
 
 NONE_WORDS = ("none", "null")
 
@@ -35,7 +39,7 @@ class Field:
     doc: str
 
 
-def field_docs(cls) -> dict[str, str]:
+def field_docs(cls: type) -> dict[str, str]:
     """Attribute docstrings (the string literal under each field) of a dataclass and its bases."""
     return dict(_field_docs(cls))
 
@@ -64,7 +68,7 @@ def _own_docs(klass) -> dict[str, str]:
     }
 
 
-def fields_of(cls, skip: tuple[str, ...] = ()) -> list[Field]:
+def fields_of(cls: type, skip: tuple[str, ...] = ()) -> list[Field]:
     """The dataclass's fields (name, type hint, default, attribute docstring), in order, less ``skip``."""
     return [f for f in _fields(cls) if f.name not in skip]
 
@@ -128,7 +132,7 @@ def parse_pairs(text: str) -> dict[str, str]:
     return out
 
 
-def prepare(hint, value):
+def prepare(hint: Any, value: object) -> object:
     """Our syntax before pydantic sees ``value``: ``none`` for an optional, ``a=x;b=y`` for a mapping."""
     members, optional = _args(hint)
     base = members[0]
@@ -144,14 +148,17 @@ def prepare(hint, value):
     return value
 
 
-def typed(hint):
+def typed(hint: Any) -> Any:
     """``hint`` as pydantic validates it, with :func:`prepare` run first."""
     from pydantic import BeforeValidator
 
     return Annotated[hint, BeforeValidator(functools.partial(prepare, hint))]
 
 
-PYDANTIC_CONFIG = {"coerce_numbers_to_str": True, "extra": "forbid"}  # a YAML 2024 is the name "2024"
+PYDANTIC_CONFIG: ConfigDict = {
+    "coerce_numbers_to_str": True,
+    "extra": "forbid",
+}  # a YAML 2024 is the name "2024"
 
 
 @functools.cache
@@ -161,7 +168,7 @@ def _adapter(hint):
     return TypeAdapter(typed(hint), config=ConfigDict(**PYDANTIC_CONFIG))
 
 
-def explain(where: str, error: dict, hint, value) -> str:
+def explain(where: str, error: Mapping[str, Any], hint: Any, value: object) -> str:
     """One pydantic error (``ValidationError.errors()[i]``) about ``value`` as our message naming ``where``."""
     base = _args(hint)[0][0]
     if error["type"] == "value_error":  # our parse_mapping / parse_pairs said what is wrong
@@ -177,7 +184,7 @@ def explain(where: str, error: dict, hint, value) -> str:
     return f"{where}={value!r} is not a valid {name}"
 
 
-def coerce(where: str, value, hint):
+def coerce(where: str, value: object, hint: Any) -> Any:
     """``value`` (from YAML or the command line) as ``hint`` requires; ConfigError naming ``where``."""
     from pydantic import ValidationError
 
@@ -187,7 +194,13 @@ def coerce(where: str, value, hint):
         raise ConfigError(explain(where, e.errors()[0], hint, value)) from None
 
 
-def add_flags(parser, fields: list[Field], section: str, *, help_suffix=None) -> None:
+def add_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    fields: list[Field],
+    section: str,
+    *,
+    help_suffix: Callable[[Field], str] | None = None,
+) -> None:
     """One flag per field, dest ``section.field``, default "not given"."""
     for f in fields:
         flag = "--" + f.name.replace("_", "-")

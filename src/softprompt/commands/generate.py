@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Annotated
 
 NAME = "generate"
@@ -15,7 +16,7 @@ tokens.
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
@@ -32,7 +33,7 @@ def add_arguments(parser) -> None:
     add_model_flags(parser)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from annotated_types import Interval
 
     from softprompt.commands.backbone import load_trained
@@ -49,8 +50,10 @@ def run(args) -> int:
         )
     if task is not None and meta["spec"]["task"] == "generation" and not args.raw:
         from softprompt.commands.predict import text_example
+        from softprompt.tasks.generative import GenerationTask
         from softprompt.training import predict
 
+        assert isinstance(task, GenerationTask)  # (a generation spec)
         task.max_new = args.max_new_tokens
         example = text_example(meta, args.text)
         _fit_template(model, name, task, example, args.max_new_tokens, args.truncate)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "methods"
 HELP = "list prompt methods, their config fields (defaults, docs) and their measured training defaults"
 EPILOG = """examples:
@@ -10,7 +12,7 @@ EPILOG = """examples:
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
@@ -46,7 +48,7 @@ def _type_name(hint) -> str:
     return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from softprompt.commands.common import print_json, table
 
     info = describe()

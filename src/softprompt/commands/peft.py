@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "peft"
 HELP = "import a PEFT prompt checkpoint, or export a softprompt prompt to PEFT's format"
 EPILOG = """examples:
@@ -12,7 +14,7 @@ Export: input-token prompts as PROMPT_TUNING, key/value prefixes as PREFIX_TUNIN
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
     sub = parser.add_subparsers(dest="direction", required=True, metavar="import|export")
@@ -28,7 +30,7 @@ def add_arguments(parser) -> None:
     add_model_flags(exp)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from softprompt.assets import MODELS
     from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import (

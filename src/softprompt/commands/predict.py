@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import TYPE_CHECKING
+
 from softprompt.commands.taskflags import add_task_flags
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
+    from softprompt.tasks.base import Task
 
 NAME = "predict"
 HELP = "predict labels (with scores) / tags / text for new inputs with a trained prompt"
@@ -17,7 +24,7 @@ training); --text fills the first one. Classification prints the label and each 
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
@@ -47,7 +54,9 @@ def text_example(meta: dict, text: str) -> dict:
     return {spec["text_fields"][0]: text}
 
 
-def label_probabilities(model, task, examples: list[dict], name: str, batch_size: int) -> list[dict] | None:
+def label_probabilities(
+    model: PromptedModel, task: Task, examples: list[dict], name: str, batch_size: int
+) -> list[dict] | None:
     """Per example, each label's probability (softmax of the task's label scores); None for other tasks."""
     from softprompt.training.evaluation import eval_mode
 
@@ -67,7 +76,7 @@ def label_probabilities(model, task, examples: list[dict], name: str, batch_size
 ANSWER_FIELDS = ("label_field", "tags_field", "target_field")
 
 
-def without_answers(task, examples: list[dict], source: str | None, fields: dict | None) -> list[dict]:
+def without_answers(task: Task, examples: list[dict], source: str | None, fields: dict | None) -> list[dict]:
     """The examples without the field that holds the answer (label, tags, target): prediction does not read it.
 
     A label value the prompt does not know (e.g. a file labelled with more classes) is named with its file and
@@ -108,7 +117,7 @@ def _examples(args, meta: dict, rows):
     return split_examples(load_dataset(dataset, fields=fields, seed=meta.get("data_seed", 0)), args.split)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import check_rows, label_of, model_flags, print_json
     from softprompt.commands.taskflags import task_flags
@@ -123,6 +132,7 @@ def run(args) -> int:
     rows = read_rows(args.input) if args.input else None  # a bad file fails before the model loads
     model, name, meta, task = load_trained(args.prompt, args.model, **flags, **model_flags(args))
     examples = _examples(args, meta, rows)
+    assert task is not None  # (read with need_task, which refuses a prompt without one)
     for ex in examples:  # rows may use the training data's own column names (--fields text=review,...)
         ex.update(
             {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "report"
 HELP = "write a Markdown/HTML report with plots for one or more training runs"
 EPILOG = """examples:
@@ -11,13 +13,13 @@ EPILOG = """examples:
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="training run folders")
     parser.add_argument("--out", default="runs/report", help="output folder (default: runs/report)")
     parser.add_argument("--title", default="softprompt report")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from softprompt.errors import ConfigError

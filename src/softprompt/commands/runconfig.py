@@ -25,7 +25,7 @@ import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 
@@ -35,6 +35,9 @@ from softprompt.methods import METHODS, TRAINABLE, MethodConfig, make_config
 from softprompt.tasks import Head
 from softprompt.tasks.base import MAX_LENGTH
 from softprompt.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 TOP = ("model", "method", "dataset", "out", "name", "method_args", "train", "task")
 REQUIRED = ("method", "dataset")
@@ -127,7 +130,7 @@ def check_layout(doc: dict, where: str) -> dict:
     return checked.model_dump(exclude_unset=True)
 
 
-def _first_problem(errors: list[dict], doc: dict) -> str:
+def _first_problem(errors: Sequence[Mapping[str, Any]], doc: dict) -> str:
     """The most useful of pydantic's errors as one message: unknown keys, then non-mappings, then values."""
     unknown = [e["loc"][0] for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1]
     if unknown:
@@ -154,10 +157,12 @@ def _layout():
     config = ConfigDict(**PYDANTIC_CONFIG)
 
     def section(cls):
-        fields = {name: (typed(hint), None) for name, hint in _hints(cls).items()}  # unset ones dropped
+        fields: dict[str, Any] = {
+            name: (typed(hint), None) for name, hint in _hints(cls).items()
+        }  # unset ones dropped
         return create_model(cls.__name__ + "Section", __config__=config, **fields)
 
-    return create_model(
+    return create_model(  # type: ignore[call-overload]  # pydantic's stubs take no `X | None` value as a field type
         "RunFile",
         __config__=config,
         **{k: (typed(str | None), None) for k in ("model", "method", "dataset", "out", "name")},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "sensitivity"
 HELP = "score many hand-written templates zero-shot on one dataset; print the spread, plot it"
 EPILOG = """examples:
@@ -13,7 +15,7 @@ candidate templates `softprompt train` chooses its start from (the data's own, g
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
     parser.add_argument("--model", default="smollm2-135m", help="backbone (default: smollm2-135m)")
@@ -33,7 +35,7 @@ def add_arguments(parser) -> None:
     add_model_flags(parser)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 

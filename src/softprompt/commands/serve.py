@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Annotated
 
 NAME = "serve"
@@ -16,7 +17,7 @@ plain model. --api-key (or SOFTPROMPT_API_KEY) requires "Authorization: Bearer K
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="backbone: a built-in name, HF id or local folder")
     parser.add_argument(
         "--prompts", required=True, metavar="DIR", help="folder of prompt folders / run folders"
@@ -39,7 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (with --ray; default: 1)")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from annotated_types import Interval
 
     from softprompt.commands.common import quiet_loading

@@ -3,8 +3,20 @@ lead-in text (``softprompt.tasks.choose``), printed and recorded so the user see
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def choose_start(s, data, model, progress: bool):
+if TYPE_CHECKING:
+    from softprompt.commands.runconfig import RunSettings
+    from softprompt.core.model import PromptedModel
+    from softprompt.core.prompt import MethodConfig
+    from softprompt.data.spec import TaskData
+    from softprompt.tasks.choose import TemplateChoice
+    from softprompt.training.config import TrainConfig
+
+
+def choose_start(
+    s: RunSettings, data: TaskData, model: PromptedModel, progress: bool
+) -> tuple[TemplateChoice | None, str | None, MethodConfig, TrainConfig]:
     """(choice, template, method config, train config): without --template, the best candidate template
     scored zero-shot on the validation split (tasks.choose), soft prompts started from its lead-in."""
     import sys
@@ -12,6 +24,7 @@ def choose_start(s, data, model, progress: bool):
 
     from softprompt.commands.taskflags import cli_text
     from softprompt.methods import make_config
+    from softprompt.tasks.base import tokenizer_of
     from softprompt.tasks.choose import choose_template
 
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else (lambda line: None)
@@ -28,7 +41,7 @@ def choose_start(s, data, model, progress: bool):
         )  # fmt: skip
     if choice is None:  # a --template typed in a shell: \n and \t are newline and tab
         return None, cli_text(s.task.template), s.method_config, s.train
-    template, fields, lr = choice.start(s.method, model.tokenizer, s.method_args)
+    template, fields, lr = choice.start(s.method, tokenizer_of(model), s.method_args)
     config = make_config(s.method, **fields)
     use_lr = lr is not None and "lr" not in s.train_given  # an --lr of your own wins
     say(
@@ -41,4 +54,4 @@ def choose_start(s, data, model, progress: bool):
             f"{s.method}: {config.num_virtual_tokens} virtual tokens start from {choice.soft_lead!r}"
             + (f", lr {lr:g} (--lr overrides)" if use_lr else "")
         )
-    return choice, template, config, replace(s.train, lr=lr) if use_lr else s.train
+    return choice, template, config, replace(s.train, lr=lr) if use_lr and lr is not None else s.train

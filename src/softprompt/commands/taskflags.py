@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+import argparse
 import re
+from typing import overload
 
 TEXT_ESCAPES = "\\n and \\t in a template mean newline and tab (type them as two characters)"
 
 
+@overload
+def cli_text(value: str) -> str: ...
+@overload
+def cli_text(value: None) -> None: ...
 def cli_text(value: str | None) -> str | None:
     r"""A template typed in a shell: ``\n`` -> newline, ``\t`` -> tab (``\\n`` stays a backslash + n)."""
     if value is None:
@@ -15,7 +21,7 @@ def cli_text(value: str | None) -> str | None:
     return re.sub(r"\\(\\|n|t)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(0)), value)
 
 
-def add_task_flags(parser, *, what: str = "the prompt's") -> None:
+def add_task_flags(parser: argparse.ArgumentParser, *, what: str = "the prompt's") -> None:
     group = parser.add_argument_group("task (for a prompt without a recorded task, or to override it)")
     group.add_argument(
         "--template", metavar="TEMPLATE", help=f"hard-prompt template (default: {what}); {TEXT_ESCAPES}"
@@ -30,7 +36,7 @@ def add_task_flags(parser, *, what: str = "the prompt's") -> None:
     )
 
 
-def task_flags(args) -> dict:
+def task_flags(args: argparse.Namespace) -> dict:
     """{"template", "verbalizer", "labels"} from the flags (None where not given)."""
     from softprompt.commands.fields import parse_mapping
     from softprompt.errors import ConfigError

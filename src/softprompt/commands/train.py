@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from softprompt.commands.runconfig import RunSettings
+    from softprompt.training import TrainResult
 
 NAME = "train"
 HELP = "train a prompt (any method) on a dataset; resumable; torchrun for several processes"
@@ -35,7 +40,7 @@ The run folder gets run.json, log.jsonl, checkpoints/, best/<name>/ and final/<n
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
     from softprompt.commands.fields import add_flags, fields_of
     from softprompt.commands.runconfig import TaskOptions, method_fields, methods_with
@@ -76,7 +81,7 @@ def add_arguments(parser) -> None:
     add_flags(parser.add_argument_group("task options"), fields_of(TaskOptions), "task")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from softprompt.commands.common import is_main_process, model_flags, print_json, quiet_loading
     from softprompt.commands.runconfig import resolve
     from softprompt.training.devices import check_hardware
@@ -99,8 +104,13 @@ def _ref(value: str) -> str:
 
 
 def train_from_settings(
-    s, *, resume: bool = False, progress: bool = True, device: str = "auto", dtype: str = "float32"
-):
+    s: RunSettings,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    device: str = "auto",
+    dtype: str = "float32",
+) -> tuple[TrainResult, dict]:
     """Load data and model, build the task and prompt, train. Returns (TrainResult, summary dict).
 
     The template is checked before the data loads (syntax), before the model loads (the data's fields, a
@@ -112,7 +122,8 @@ def train_from_settings(
     from softprompt.commands.common import init_token_ids, label_words, load_backbone, prompt_name
     from softprompt.commands.start import choose_start
     from softprompt.tasks import make_task
-    from softprompt.tasks.base import check_prompts
+    from softprompt.tasks.base import check_prompts, tokenizer_of
+    from softprompt.tasks.classify import VerbalizerTask
     from softprompt.training import TrainJob, train
 
     check_train_device(device)
@@ -129,7 +140,7 @@ def train_from_settings(
         virtual_tokens=config.num_virtual_tokens,
         max_length=s.task.max_length,
     )
-    if choice is not None:
+    if choice is not None and isinstance(task, VerbalizerTask):  # (a chosen template scores label words)
         task.choice = choice  # recorded in run.json and prompt.json
     train_cfg = _head_rate(s, task, train_cfg, progress)
     config, soft = _fill_soft_slots(s, config, task)
@@ -141,7 +152,7 @@ def train_from_settings(
         name,
         config,
         label_words=label_words(task),
-        init_token_ids=init_token_ids(task, model.tokenizer),
+        init_token_ids=init_token_ids(task, tokenizer_of(model)),
         seed=s.train.seed,
     )
     check_prompts(model, [name], soft)  # {soft} slots and virtual tokens agree, before run.json is written

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import torch
+from torch import nn
 
 from softprompt.core import compat, kv
 from softprompt.errors import UnsupportedModel
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 Kind = Literal["causal", "masked", "seq2seq", "encoder"]
 DESCRIPTIVE = frozenset({"context_length"})
@@ -104,12 +108,17 @@ FINGERPRINT_TOLERANCE = 50
 float16 / bfloat16 copy moves them by ~1e-4 RMS at most, other weights by ~600 (one standard deviation)."""
 
 
+def input_embeddings(model: PreTrainedModel) -> nn.Embedding:
+    """``model.get_input_embeddings()``, typed: an ``nn.Embedding`` (or a subclass) in every transformers model."""
+    return cast(nn.Embedding, model.get_input_embeddings())
+
+
 def _sample(w: torch.Tensor) -> torch.Tensor:
     """A strided sample of ~4096 values of ``w``, in float64 on the CPU."""
     return w.detach().flatten()[:: max(1, w.numel() // 4096)][:4096].double().cpu()
 
 
-def embedding_fingerprint(model) -> str:
+def embedding_fingerprint(model: PreTrainedModel) -> str:
     """Identifies the input-embedding matrix in any dtype: ``fp2:<shape hash>:<RMS>:<chunk means>``.
 
     Exact hashes cannot do that: rounding float32 weights to bfloat16 and float16 weights to bfloat16 differ
@@ -117,7 +126,7 @@ def embedding_fingerprint(model) -> str:
     original. Instead the fingerprint holds the sample's RMS and the means of 16 chunks of it, in units of
     1e-4 RMS; :func:`fingerprints_match` compares them with a tolerance (``FINGERPRINT_TOLERANCE``).
     """
-    w = model.get_input_embeddings().weight
+    w = input_embeddings(model).weight
     x = _sample(w)
     shape = hashlib.sha256(str(tuple(w.shape)).encode()).hexdigest()[:8]
     rms = float(x.square().mean().sqrt()) or 1.0
@@ -125,9 +134,9 @@ def embedding_fingerprint(model) -> str:
     return f"fp2:{shape}:{rms:.4e}:{','.join(map(str, means))}"
 
 
-def legacy_fingerprint(model) -> str:
+def legacy_fingerprint(model: PreTrainedModel) -> str:
     """The fingerprint of prompt files written before ``fp2`` (float32 values rounded to 5 decimals, hashed)."""
-    w = model.get_input_embeddings().weight.detach()
+    w = input_embeddings(model).weight.detach()
     sample = w.flatten()[:: max(1, w.numel() // 4096)].float().cpu()
     h = hashlib.sha256(str(tuple(w.shape)).encode())
     h.update(sample.numpy().round(5).tobytes())
@@ -163,7 +172,7 @@ def _kind(model, causal_attention: bool) -> Kind:
 
 def _probe(model, seq2seq: bool) -> list:
     state = kv.KVPrefix(probing=True)
-    dev = model.get_input_embeddings().weight.device
+    dev = input_embeddings(model).weight.device
     ids = torch.full((1, 3), 1, dtype=torch.long, device=dev)
     kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), kv.KWARG: state}
     if seq2seq:
@@ -189,7 +198,7 @@ def _position_info(model) -> tuple[int | None, int]:
     return None, 0
 
 
-def describe_backbone(model) -> BackboneInfo:
+def describe_backbone(model: PreTrainedModel) -> BackboneInfo:
     """Probe ``model`` (already switched to the softprompt attention) and label its attention slots.
 
     Sets ``module._softprompt_slot`` on every attention module so the attention function finds its prefix.
@@ -205,8 +214,11 @@ def describe_backbone(model) -> BackboneInfo:
         )
     encoder = model.get_encoder() if seq2seq else None
     enc_ids = {id(m) for m in encoder.modules()} if encoder is not None else set()
-    slots, counts, shapes = [], {}, set()
+    slots: list[Slot] = []
+    counts: dict[str, int] = {}
+    shapes = set()
     for module, q_shape, k_shape in calls:
+        role: Role
         if seq2seq:
             role = (
                 "encoder" if id(module) in enc_ids else ("cross" if k_shape[2] != q_shape[2] else "decoder")
@@ -224,7 +236,7 @@ def describe_backbone(model) -> BackboneInfo:
     ((kv_heads, head_dim),) = shapes
     causal = getattr(calls[0][0], "is_causal", False) and not seq2seq
     max_pos, base = _position_info(model)
-    emb = model.get_input_embeddings().weight
+    emb = input_embeddings(model).weight
     return BackboneInfo(
         family=model.config.model_type,
         kind=_kind(model, causal),

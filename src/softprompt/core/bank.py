@@ -5,12 +5,27 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from softprompt.core.prompt import MethodConfig
+
+    class PromptModule(nn.Module):
+        """What the bank holds, for the type checker: an ``nn.Module`` with ``core.prompt.PromptMethod``'s
+        members (methods are plain modules that satisfy the protocol; none inherits from this class)."""
+
+        config: MethodConfig
+
+        def contribute(self) -> Contribution: ...
+
+        def eject(self) -> Contribution: ...
+
 
 NAME = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 
@@ -39,7 +54,7 @@ def rows_of(prompts: str | Sequence[str | None] | None, batch: int) -> list[str 
     return rows
 
 
-def _stack(parts: list[torch.Tensor | None], dim: int):
+def _stack(parts: Sequence[torch.Tensor | None], dim: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Pad each part along ``dim`` to the longest and stack; None parts become empty (zeros, mask False)."""
     longest = max((p.shape[dim] for p in parts if p is not None), default=0)
     if longest == 0:
@@ -59,7 +74,7 @@ def _stack(parts: list[torch.Tensor | None], dim: int):
 class PromptBank(nn.Module):
     """A named collection of prompt modules; ``batch`` builds per-row tensors for a mixed batch."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.prompts = nn.ModuleDict()
 
@@ -74,13 +89,13 @@ class PromptBank(nn.Module):
         self.get(name)
         del self.prompts[name]
 
-    def get(self, name: str) -> nn.Module:
+    def get(self, name: str) -> PromptModule:
         if name not in self.prompts:
             known = ", ".join(self.prompts) or "none"
             raise ConfigError(f"no prompt named {name!r} in the bank (loaded: {known})")
-        return self.prompts[name]
+        return cast("PromptModule", self.prompts[name])
 
-    def __contains__(self, name) -> bool:
+    def __contains__(self, name: str) -> bool:
         return name in self.prompts
 
     def names(self) -> list[str]:
@@ -97,10 +112,10 @@ class PromptBank(nn.Module):
         embeds, emask = _stack([None] + [c.embeds for c in contribs], 0)  # (U+1, P_e, H)
         kvs, kmask = _stack([None] + [c.kv for c in contribs], 3)  # (U+1, S, 2, H_kv, P, D)
         out = BatchPrompt(None, None, None, None)
-        if embeds is not None:
+        if embeds is not None and emask is not None:
             w = which.to(embeds.device)
             out.embeds, out.embeds_mask = embeds[w], emask[w]
-        if kvs is not None:
+        if kvs is not None and kmask is not None:
             w = which.to(kvs.device)
             out.kv, out.kv_mask = kvs[w].permute(1, 2, 0, 3, 4, 5), kmask[w]  # (S, 2, B, H_kv, P, D)
         return out

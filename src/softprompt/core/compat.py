@@ -9,11 +9,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import AttentionInterface, DynamicCache, EncoderDecoderCache
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+if TYPE_CHECKING:
+    from transformers import Cache, PreTrainedModel
 
 __all__ = [
     "accepts_kwarg",
@@ -35,23 +40,23 @@ __all__ = [
 ]
 
 
-def register_attention(name: str, fn) -> None:
+def register_attention(name: str, fn: Callable[..., Any]) -> None:
     """Register ``fn`` as attention implementation ``name`` (with SDPA's mask function for it)."""
     AttentionInterface.register(name, fn)
     AttentionMaskInterface.register(name, sdpa_mask)
 
 
-def set_attn_implementation(model, name: str) -> None:
+def set_attn_implementation(model: PreTrainedModel, name: str) -> None:
     """Switch ``model`` (every sub-model) to attention implementation ``name``; ValueError/KeyError if refused."""
     model.set_attn_implementation(name)
 
 
-def attn_implementation(model) -> str | None:
+def attn_implementation(model: torch.nn.Module) -> str | None:
     """The attention implementation ``model`` runs with (transformers keeps it in a private config field)."""
     return getattr(getattr(model, "config", None), "_attn_implementation", None)
 
 
-def accepts_kwarg(fn, name: str) -> bool:
+def accepts_kwarg(fn: Callable[..., Any], name: str) -> bool:
     """Whether callable ``fn`` takes keyword ``name`` (signatures change between transformers releases)."""
     try:
         return name in inspect.signature(fn).parameters
@@ -60,33 +65,39 @@ def accepts_kwarg(fn, name: str) -> bool:
 
 
 @functools.cache
-def _takes_logits_to_keep(cls) -> bool:
+def _takes_logits_to_keep(cls: type[torch.nn.Module]) -> bool:
     return accepts_kwarg(cls.forward, "logits_to_keep")
 
 
-def takes_logits_to_keep(model) -> bool:
+def takes_logits_to_keep(model: torch.nn.Module) -> bool:
     """Whether the model's forward can compute vocabulary logits at chosen positions only."""
-    return _takes_logits_to_keep(type(model))
+    return _takes_logits_to_keep(type(model))  # type: ignore[arg-type]  # classes are hashable; mypy reads Module.__hash__ as unbound
 
 
 @functools.cache
-def _cache_name(cls) -> str:
+def _cache_name(cls: type[torch.nn.Module]) -> str:
     """The cache argument's name in this transformers (``cache`` since 5.24, ``past_key_values`` before)."""
     return "cache" if accepts_kwarg(cls.forward, "cache") else "past_key_values"
 
 
-def cache_kwargs(model, cache) -> dict:
+def cache_kwargs(model: torch.nn.Module, cache: Cache | None) -> dict[str, Cache | None]:
     """``{name: cache}`` under the name this transformers' forward takes."""
-    return {_cache_name(type(model)): cache}
+    return {_cache_name(type(model)): cache}  # type: ignore[arg-type]  # (as above)
 
 
-def cache_of(out):
-    """The cache a forward returned (``out.cache``, or ``out.past_key_values`` on older transformers)."""
+def cache_of(out: object) -> Cache:
+    """The cache a forward run with ``use_cache=True`` returned (``out.cache``, or ``out.past_key_values`` on
+    older transformers); UnsupportedModel when it returned none."""
     cache = getattr(out, "cache", None)
-    return cache if cache is not None else getattr(out, "past_key_values", None)
+    cache = cache if cache is not None else getattr(out, "past_key_values", None)
+    if cache is None:
+        from softprompt.errors import UnsupportedModel
+
+        raise UnsupportedModel(f"{type(out).__name__} holds no key/value cache although use_cache=True")
+    return cache
 
 
-def new_cache(model, *, seq2seq: bool = False, whole: bool = False):
+def new_cache(model: PreTrainedModel, *, seq2seq: bool = False, whole: bool = False) -> Cache:
     """An empty KV cache for ``model`` (encoder-decoder models get one for each side).
 
     ``whole``: every layer keeps every token, sliding-window layers included (transformers' default trims those
@@ -136,16 +147,17 @@ def checkpoint_layers(model: torch.nn.Module) -> bool:
             return _inner(*args, **kwargs)
 
         layer.forward = forward
-        layer._softprompt_checkpointed = True
+        layer._softprompt_checkpointed = True  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
     return bool(layers)
 
 
-def cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def cache_tensors(cache: Cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each layer's (keys, values) of a ``DynamicCache``, (B, H_kv, T, D) each (the serving engine merges them)."""
-    return [(layer.keys, layer.values) for layer in cache.layers]
+    # a filled DynamicCache holds DynamicLayers with tensors; transformers annotates `layers` as every layer kind
+    return [(layer.keys, layer.values) for layer in cache.layers]  # type: ignore[union-attr,misc]
 
 
-def cache_from_tensors(layers: list[tuple[torch.Tensor, torch.Tensor]]):
+def cache_from_tensors(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
     """A ``DynamicCache`` holding ``layers`` [(keys, values), ...], (B, H_kv, T, D) each."""
     return DynamicCache(ddp_cache_data=layers)
 

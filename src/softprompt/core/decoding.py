@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import torch
 from annotated_types import Interval
@@ -35,6 +35,11 @@ class Sampling:
 
 DEFAULTS = Sampling()
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from softprompt.core.model import PromptedModel
+
 
 def make_sampler(do_sample: bool, temperature: float, top_p: float) -> LogitsProcessorList | None:
     """transformers' temperature and top-p warpers (None = greedy)."""
@@ -47,7 +52,12 @@ def make_sampler(do_sample: bool, temperature: float, top_p: float) -> LogitsPro
     return warpers
 
 
-def pick(logits, sampler, so_far, generator):
+def pick(
+    logits: torch.Tensor,
+    sampler: LogitsProcessorList | None,
+    so_far: torch.Tensor,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """Next token per row (B,): argmax, or a draw from the warped distribution.
 
     A batch of one row drawn with a generator seeded ``s`` gives what the server gives a request with seed ``s``:
@@ -55,11 +65,11 @@ def pick(logits, sampler, so_far, generator):
     """
     if sampler is None:
         return logits.argmax(-1)
-    scores = sampler(so_far, logits.float())  # (B, V), filtered entries at -inf
+    scores = sampler(so_far, logits.float())  # type: ignore[arg-type]  # transformers annotates ids as LongTensor, no torch op returns that type
     return torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
 
 
-def eos_ids(model, eos_token_id=None) -> list[int]:
+def eos_ids(model: PromptedModel, eos_token_id: int | Sequence[int] | None = None) -> list[int]:
     """Every id that ends a row: ``eos_token_id`` (int or list) or, when None, all of the model's EOS ids."""
     if eos_token_id is None:
         gen = getattr(model.backbone, "generation_config", None)
@@ -85,7 +95,7 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> int:
 class StopText:
     """The stop rule: a row ends once its new tokens, decoded with ``tokenizer``, contain one of ``stop``."""
 
-    def __init__(self, stop, tokenizer):
+    def __init__(self, stop: str | Sequence[str] | None, tokenizer: PreTrainedTokenizerBase | None) -> None:
         self.stop = stop_list(stop)
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ConfigError(f"stop={stop!r}: accepted a non-empty string or a list of non-empty strings")
@@ -106,6 +116,7 @@ class StopText:
         if not self.stop:
             return hit
         rows = torch.stack(out, 1).tolist()  # (B, N)
+        assert self.tokenizer is not None  # __init__ refuses stop strings without one
         for b in (~done).nonzero().flatten().tolist():
             hit[b] = self.hit(rows[b])
         return hit

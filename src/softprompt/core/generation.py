@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from softprompt.core import compat, inject, kv
+from softprompt.core.arch import input_embeddings
 from softprompt.core.decoding import DEFAULTS, StopText, cut_at_stop, eos_ids, make_sampler, pick, stop_list
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, InputTooLong
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from softprompt.core.bank import PromptModule
+    from softprompt.core.model import PromptedModel
 
 
 def _version(module) -> tuple:
@@ -26,7 +34,7 @@ def _version(module) -> tuple:
 _PROMPT_KV_LOCK = threading.Lock()
 
 
-def virtual_tokens_as_prefix(model) -> bool:
+def virtual_tokens_as_prefix(model: PromptedModel) -> bool:
     """Whether prepended virtual tokens may run as a key/value prefix (the prompt-KV cache) on ``model``.
 
     The sliding-window rule, the same in ``generate`` and in the serving engine: a window (Mistral, the local
@@ -37,7 +45,7 @@ def virtual_tokens_as_prefix(model) -> bool:
     return model.info.kind == "causal" and not model.info.sliding_window and model.takes_prefixes
 
 
-def prompt_kv(model, name: str) -> Contribution:
+def prompt_kv(model: PromptedModel, name: str) -> Contribution:
     """Keys/values of prompt ``name``'s prepended virtual tokens, as a prefix (cached per parameter version).
 
     The cache entry keeps the module it was computed from: a prompt removed and re-added under the same name
@@ -54,16 +62,18 @@ def prompt_kv(model, name: str) -> Contribution:
         return out
 
 
-def prompt_kv_of(model, module) -> Contribution:
+def prompt_kv_of(model: PromptedModel, module: PromptModule) -> Contribution:
     """Uncached: the key/value prefix equal to prompt ``module``'s prepended virtual tokens."""
     c = module.contribute()
+    assert c.embeds is not None  # (asked for prompts of prepended virtual tokens only)
     model.enable_prefixes()
     state = kv.KVPrefix(capture={})
-    emb = model.backbone.get_input_embeddings().weight
+    emb = input_embeddings(model.backbone).weight
     embeds = c.embeds.detach()[None].to(device=emb.device, dtype=emb.dtype)  # (1, P, H)
     pos = torch.arange(embeds.shape[1], device=embeds.device)[None] + model.info.position_base
     with torch.no_grad():
         model.backbone(inputs_embeds=embeds, position_ids=pos, use_cache=False, **{kv.KWARG: state})
+    assert state.capture is not None  # (filled by the forward)
     slots = [state.capture[s] for s in range(len(model.info.slots))]
     kvs = torch.stack([torch.stack([k[0], v[0]]).to(emb.device) for k, v in slots])  # (S, 2, H_kv, P, D)
     return Contribution(kv=kvs)
@@ -71,22 +81,22 @@ def prompt_kv_of(model, module) -> Contribution:
 
 @torch.no_grad()
 def generate(
-    model,
-    input_ids,
-    attention_mask=None,
-    prompts=None,
+    model: PromptedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    prompts: str | Sequence[str | None] | None = None,
     *,
-    insert_at=None,
+    insert_at: torch.Tensor | None = None,
     max_new_tokens: int = DEFAULTS.max_tokens,
     do_sample: bool = False,
     temperature: float = DEFAULTS.temperature,
     top_p: float = DEFAULTS.top_p,
-    eos_token_id=None,
+    eos_token_id: int | Sequence[int] | None = None,
     use_cache: bool = True,
     prompt_cache: bool = True,
-    generator=None,
+    generator: torch.Generator | None = None,
     stop: str | Sequence[str] | None = None,
-    tokenizer=None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
     truncate: bool = False,
 ) -> torch.Tensor:
     """New tokens (B, N <= max_new_tokens) for each row with its prompt; rows that ended are filled with EOS.
@@ -144,7 +154,7 @@ def _fit(model, input_ids, attention_mask, prompts, insert_at, max_new_tokens: i
             )
         new = 0
     rows = rows_of(prompts, input_ids.shape[0])
-    sizes = {}
+    sizes: dict[str | None, int] = {}
     for name in {r for r in rows if r is not None}:
         c = model.bank.get(name).contribute()
         sizes[name] = c.num_embeds + c.num_kv
@@ -192,6 +202,7 @@ def _generate(
     step = _seq2seq_steps if model.info.kind == "seq2seq" else _causal_steps
     eos_t = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
     fill = eos[0] if eos else getattr(model.backbone.config, "pad_token_id", None) or 0
+    out: list[torch.Tensor]
     out, done = [], torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     for logits in step(model, input_ids, attention_mask, rows, insert_at, overrides, use_cache, out):
         so_far = torch.stack(out, 1) if out else input_ids[:, :0]
@@ -206,7 +217,14 @@ def _generate(
 
 
 def generate_text(
-    model, input_ids, attention_mask=None, prompts=None, *, stop=None, tokenizer=None, **options
+    model: PromptedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    prompts: str | Sequence[str | None] | None = None,
+    *,
+    stop: str | Sequence[str] | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    **options: Any,
 ) -> list[str]:
     """:func:`generate`, decoded: each row's new text up to its first EOS, cut before the first ``stop`` string."""
     tok = tokenizer if tokenizer is not None else model.tokenizer
@@ -217,7 +235,7 @@ def generate_text(
     texts = []
     for row in out.tolist():
         end = next((i for i, t in enumerate(row) if t in eos), len(row))
-        text = tok.decode(row[:end], skip_special_tokens=True)
+        text: str = tok.decode(row[:end], skip_special_tokens=True)  # type: ignore[assignment]  # one row: a str (annotated str | list[str])
         texts.append(text[: cut_at_stop(text, stop_list(stop))])
     return texts
 

@@ -90,6 +90,8 @@ def expand(
     if virtual is None or virtual.shape[1] == 0:
         virtual = embeds.new_zeros(B, 0, H)
         virtual_mask = real.new_zeros(B, 0)
+    elif virtual_mask is None:  # every row uses all of its virtual tokens
+        virtual_mask = real.new_ones(B, virtual.shape[1])
     P = virtual.shape[1]
     insert_at = _insert_positions(insert_at, virtual_mask, n_real)
     n_virt = virtual_mask.sum(1)

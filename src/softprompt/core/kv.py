@@ -17,10 +17,17 @@ and cache / no-cache paths agree by construction. Nothing here depends on a cach
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from softprompt.core import compat
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from softprompt.errors import UnsupportedModel
 
 ATTN_IMPLEMENTATION = "softprompt"
 KWARG = "softprompt_kv"
@@ -46,8 +53,9 @@ class KVPrefix:
     _masks: dict = field(default_factory=dict, repr=False)
     _full: bool | None = field(default=None, repr=False)
 
-    def row_mask(self, device) -> torch.Tensor:
+    def row_mask(self, device: torch.device) -> torch.Tensor:
         """``mask`` on ``device`` (moved once per device per forward, not once per layer)."""
+        assert self.mask is not None  # (asked only of a prefix state, which has one)
         if device not in self._masks:
             self._masks[device] = self.mask.to(device)
         return self._masks[device]
@@ -56,6 +64,7 @@ class KVPrefix:
     def full(self) -> bool:
         """Every row uses every prefix position (then a prefix alone needs no mask column)."""
         if self._full is None:
+            assert self.mask is not None  # (asked only of a prefix state, which has one)
             self._full = bool(self.mask.all())
         return self._full
 
@@ -80,6 +89,7 @@ def _causal(module, kwargs) -> bool:
 
 def _with_prefix(module, key, value, mask, state: KVPrefix, slot: int, q_len: int, kwargs):
     """Prepend this slot's prefix to ``key``/``value``; the mask gets P columns in front (only when needed)."""
+    assert state.kv is not None  # (attention() calls this for a state with a prefix)
     prefix = state.kv[slot].to(device=key.device, dtype=key.dtype)  # (2, B, H_kv, P, D)
     batch, k_len, width = key.shape[0], key.shape[2], prefix.shape[3]
     if prefix.shape[1] != batch:
@@ -120,7 +130,14 @@ def _softcapped(module, query, key, value, mask, *, scaling=None, softcap=None, 
     return (probs @ value).transpose(1, 2).contiguous(), probs
 
 
-def attention(module, query, key, value, attention_mask, **kwargs):
+def attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """SDPA, plus the caller's per-row prefix for this module's slot (see module docstring)."""
     state: KVPrefix | None = kwargs.pop(KWARG, None)
     slot = getattr(module, SLOT_ATTR, None)
@@ -145,7 +162,7 @@ WRAPS = frozenset({"sdpa", "eager", ATTN_IMPLEMENTATION})
 A model asking for another one (flash_attention_2, flex_attention, ...) keeps it and takes no prefixes."""
 
 
-def prefix_error(impl: str | None, what: str = "key/value prefixes"):
+def prefix_error(impl: str | None, what: str = "key/value prefixes") -> UnsupportedModel:
     """The error for a prefix on a model whose attention implementation softprompt cannot wrap."""
     from softprompt.errors import UnsupportedModel
 
@@ -157,7 +174,7 @@ def prefix_error(impl: str | None, what: str = "key/value prefixes"):
     )
 
 
-def install(model) -> None:
+def install(model: PreTrainedModel) -> None:
     """Route every attention call of ``model`` through :func:`attention`."""
     from softprompt.errors import UnsupportedModel
 

@@ -122,7 +122,9 @@ def load_model(
     except (OSError, ValueError) as e:
         raise PromptFileError(f"cannot load model {name_or_path!r} ({path}): {e}".splitlines()[0]) from None
     cls = _model_class(config, head)
-    extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    extra: dict[str, object] = (
+        {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    )
     if device_map is not None:
         extra["device_map"] = device_map
     backbone = cls.from_pretrained(path, dtype=torch_dtype, **extra)

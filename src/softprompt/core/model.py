@@ -10,14 +10,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from softprompt.core import compat, inject, kv, scoring
-from softprompt.core.arch import BackboneInfo, describe_backbone
+from softprompt.core.arch import BackboneInfo, describe_backbone, input_embeddings
 from softprompt.core.bank import BatchPrompt, PromptBank, rows_of
 from softprompt.core.prompt import METHODS, Contribution, InitContext, MethodConfig, build
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from softprompt.core.bank import PromptModule
 
 
 @dataclass
@@ -47,7 +53,7 @@ class PromptedModel(nn.Module):
     cannot stand in for (``kv.WRAPS``) is never replaced: a prefix then raises ``UnsupportedModel``.
     """
 
-    def __init__(self, backbone: nn.Module, tokenizer=None):
+    def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None = None) -> None:
         super().__init__()
         self.attn_implementation: str | None = compat.attn_implementation(backbone)
         """The attention implementation the backbone was loaded with (kept until a prefix needs ours)."""
@@ -59,14 +65,20 @@ class PromptedModel(nn.Module):
         if self.attn_implementation not in (None, kv.ATTN_IMPLEMENTATION):
             compat.set_attn_implementation(backbone, self.attn_implementation)  # the probe is done: restore
         self.bank = PromptBank()
-        self._prompt_kv: dict[str, tuple[tuple, Contribution]] = {}
+        self._prompt_kv: dict[str, tuple[nn.Module, tuple, Contribution]] = {}  # generation.prompt_kv
         self.eval()
 
     # ----- prompts -------------------------------------------------------------------------------------
-    def init_context(self, *, label_words=(), init_token_ids=(), seed: int = 0) -> InitContext:
+    def init_context(
+        self,
+        *,
+        label_words: Sequence[str] = (),
+        init_token_ids: Sequence[int | None] = (),
+        seed: int = 0,
+    ) -> InitContext:
         return InitContext(
             info=self.info,
-            embeddings=self.backbone.get_input_embeddings().weight,
+            embeddings=input_embeddings(self.backbone).weight,
             tokenizer=self.tokenizer,
             label_words=list(label_words),
             init_token_ids=list(init_token_ids),
@@ -78,7 +90,7 @@ class PromptedModel(nn.Module):
     @torch.no_grad()
     def embed_tokens(self, ids: Sequence[int]) -> torch.Tensor:
         """(n, H) float32: the embedding module's output for ``ids`` (scaled embeddings included), detached."""
-        module = self.backbone.get_input_embeddings()
+        module = input_embeddings(self.backbone)
         x = torch.as_tensor(list(ids), dtype=torch.long, device=module.weight.device)
         return module(x[None])[0].float().clone()
 
@@ -99,8 +111,9 @@ class PromptedModel(nn.Module):
     def token_kv(self, ids: Sequence[int]) -> torch.Tensor:
         """The frozen model's own keys/values for ``ids`` at positions 0.., as a prefix (S, 2, H_kv, P, D)."""
         self.enable_prefixes("capturing the model's own keys/values (init='text')")
-        state = kv.KVPrefix(capture={})
-        dev = self.backbone.get_input_embeddings().weight.device
+        captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # slot -> its (keys, values)
+        state = kv.KVPrefix(capture=captured)
+        dev = input_embeddings(self.backbone).weight.device
         x = torch.as_tensor([list(ids)], device=dev)
         extra = {"decoder_input_ids": x[:, :1]} if self.info.kind == "seq2seq" else {}
         self.backbone(input_ids=x, use_cache=False, **extra, **{kv.KWARG: state})
@@ -109,33 +122,31 @@ class PromptedModel(nn.Module):
                 [
                     torch.stack([k[0], v[0]]).to(dev)
                     if k.shape[2] == x.shape[1]
-                    else torch.zeros_like(state.capture[0][0][0], device=dev).expand(2, -1, -1, -1)
-                    for k, v in (state.capture[s] for s in range(len(self.info.slots)))
+                    else torch.zeros_like(captured[0][0][0], device=dev).expand(2, -1, -1, -1)
+                    for k, v in (captured[s] for s in range(len(self.info.slots)))
                 ]
             )
         return (
             torch.stack(  # each layer's keys/values on its own device (sharded): gathered on the embedding's
                 [
                     torch.stack([k[0], v[0]]).to(dev)
-                    for k, v in (state.capture[s] for s in range(len(self.info.slots)))
+                    for k, v in (captured[s] for s in range(len(self.info.slots)))
                 ]
             )
         )
 
-    def add_prompt(self, name: str, config: MethodConfig, **init) -> nn.Module:
+    def add_prompt(self, name: str, config: MethodConfig, **init: Any) -> PromptModule:
         """Create a prompt of ``config.method`` (initialized per its config) and put it in the bank."""
         return self.put_prompt(name, build(config, self.init_context(**init)))
 
-    def put_prompt(self, name: str, module: nn.Module) -> nn.Module:
+    def put_prompt(self, name: str, module: PromptModule) -> PromptModule:
         """Put a built prompt module in the bank: on the embedding's device (float32 kept), in the model's mode."""
         module.eval()  # (no dropout draw while asking what the prompt contributes)
         with torch.no_grad():
             prefix = module.contribute().kv is not None
         if prefix:
             self.enable_prefixes(f"prompt {name!r} ({module.config.method}) adds key/value prefixes, which")
-        self.bank.add(
-            name, module.to(self.backbone.get_input_embeddings().weight.device).train(self.training)
-        )
+        self.bank.add(name, module.to(input_embeddings(self.backbone).weight.device).train(self.training))
         return module
 
     def trainable_parameters(self, names: Sequence[str] | None = None) -> list[nn.Parameter]:
@@ -144,14 +155,21 @@ class PromptedModel(nn.Module):
 
     # ----- forward -------------------------------------------------------------------------------------
     def prepare(
-        self, input_ids, attention_mask=None, prompts=None, *, insert_at=None, left_pad=False, overrides=None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        prompts: str | Sequence[str | None] | None = None,
+        *,
+        insert_at: torch.Tensor | None = None,
+        left_pad: bool = False,
+        overrides: dict[str, Contribution] | None = None,
     ) -> tuple[inject.Expanded, BatchPrompt]:
         """Embed the caller's tokens, insert each row's virtual tokens, and build its prefix."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         rows = rows_of(prompts, input_ids.shape[0])
         batch = self.bank.batch(rows, overrides)
-        embeds = self.backbone.get_input_embeddings()(input_ids)  # (B, L, H)
+        embeds = input_embeddings(self.backbone)(input_ids)  # (B, L, H)
         offset = batch.offset if self.info.accepts_position_ids and batch.offset is not None else None
         if insert_at is not None and batch.embeds is not None:
             insert_at = insert_at[:, : batch.embeds.shape[1]].to(embeds.device)
@@ -168,8 +186,8 @@ class PromptedModel(nn.Module):
         )
         return exp, batch
 
-    def backbone_kwargs(self, exp: inject.Expanded, batch: BatchPrompt) -> dict:
-        kw = {"inputs_embeds": exp.embeds, "attention_mask": exp.mask}
+    def backbone_kwargs(self, exp: inject.Expanded, batch: BatchPrompt) -> dict[str, Any]:
+        kw: dict[str, Any] = {"inputs_embeds": exp.embeds, "attention_mask": exp.mask}
         if self.info.accepts_position_ids:
             kw["position_ids"] = exp.position_ids
         if batch.kv is not None:
@@ -211,7 +229,7 @@ class PromptedModel(nn.Module):
         seq2seq = self.info.kind == "seq2seq"
         if seq2seq:
             if decoder_input_ids is None and labels is not None:
-                decoder_input_ids = self.backbone.prepare_decoder_input_ids_from_labels(labels=labels)
+                decoder_input_ids = self.backbone.prepare_decoder_input_ids_from_labels(labels=labels)  # type: ignore[operator]  # seq2seq classes define it, no base class does; torch types the lookup Tensor | Module
             kw.update(decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask)
         keep = scored = None  # keep: the expanded positions whose vocabulary logits are computed (None = all)
         if self.info.kind == "causal" and self._takes_logits_to_keep:
@@ -243,7 +261,7 @@ class PromptedModel(nn.Module):
         return compat.takes_logits_to_keep(self.backbone)
 
     # ----- inference form ---------------------------------------------------------------------------------
-    def eject(self, name: str) -> nn.Module:
+    def eject(self, name: str) -> PromptModule:
         """Replace prompt ``name`` by its inference form (plain tensors); returns the new module."""
         static = METHODS["static"]  # the inference form every method ejects to (methods/static.py)
 
@@ -268,7 +286,7 @@ class PromptedModel(nn.Module):
                 "gradient checkpointing is not available for it"
             )
 
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True) -> PromptedModel:
         """Prompts (and anything else added to this module) to ``mode``; the frozen backbone stays in eval."""
         super().train(mode)
         self.backbone.eval()
@@ -286,7 +304,9 @@ class PromptedModel(nn.Module):
             self.train(was)
 
 
-def _next_and_caller_logits(logits, exp, keep, labeled: bool, last_only: bool):
+def _next_and_caller_logits(
+    logits: torch.Tensor, exp: inject.Expanded, keep: torch.Tensor | None, labeled: bool, last_only: bool
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(next_logits, logits): each row's logits after its last element (None when only label positions were
     computed, which need not hold it), and the logits back in the caller's layout (None when only some
     positions were computed or ``last_only``)."""

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from softprompt.errors import PromptFileError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 ST_POOLING = "sentence_transformers.models.Pooling"
 ST_MODES = {
@@ -24,7 +28,7 @@ ST_MODES = {
 """sentence-transformers pooling flags softprompt's heads reproduce -> the head's pooling."""
 
 
-def checkpoint_folder(backbone) -> Path | None:
+def checkpoint_folder(backbone: PreTrainedModel) -> Path | None:
     """The local folder ``backbone`` was loaded from (``from_pretrained``'s path), None for a model built in
     memory or loaded by hub id."""
     name = getattr(backbone, "name_or_path", None) or getattr(backbone.config, "_name_or_path", "")

@@ -6,11 +6,15 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 from softprompt.core.arch import BackboneInfo
+
+if TYPE_CHECKING:
+    from softprompt.core.bank import PromptModule
 
 
 @dataclass
@@ -65,7 +69,7 @@ class MethodConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def eject_in_eval(module) -> Contribution:
+def eject_in_eval(module: nn.Module) -> Contribution:
     """``module.contribute()`` computed once the way inference computes it (dropout off, ``no_grad``), detached.
 
     Inference (eval / predict / generate) always runs without autograd, and some kernels differ without it
@@ -75,7 +79,7 @@ def eject_in_eval(module) -> Contribution:
     module.eval()
     try:
         with torch.no_grad():
-            c = module.contribute()
+            c: Contribution = module.contribute()  # type: ignore[operator]  # a PromptMethod; torch types Module attributes as Tensor | Module
     finally:
         module.train(was)
     return Contribution(
@@ -84,12 +88,12 @@ def eject_in_eval(module) -> Contribution:
     )
 
 
-def seeded_init(init):
+def seeded_init(init: Callable[..., None]) -> Callable[..., None]:
     """Decorate a method module's ``__init__(self, config, ctx)``: its parameters are drawn from ``ctx.seed``
     on a forked CPU generator, so building a prompt never touches (reseeds or advances) the global RNG."""
 
     @functools.wraps(init)
-    def wrapper(self, config, ctx, *args, **kwargs):
+    def wrapper(self: nn.Module, config: MethodConfig, ctx: InitContext, *args: Any, **kwargs: Any) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
             init(self, config, ctx, *args, **kwargs)
@@ -201,7 +205,7 @@ def register(method: Method) -> Method:
     return method
 
 
-def build(config: MethodConfig, ctx: InitContext):
+def build(config: MethodConfig, ctx: InitContext) -> PromptModule:
     """Instantiate the module of ``config.method``."""
     from softprompt.errors import ConfigError
 

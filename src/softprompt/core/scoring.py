@@ -21,7 +21,14 @@ def _logp(lg: torch.Tensor, lb: torch.Tensor) -> torch.Tensor:
     return -flat.view(lb.shape)
 
 
-def label_logprobs(kind: str, logits, labels, exp: Expanded, scored=None, keep=None) -> torch.Tensor:
+def label_logprobs(
+    kind: str,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    exp: Expanded,
+    scored: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
+) -> torch.Tensor:
     """log p(label_j) per caller token (B, L): causal LMs predict from the previous *expanded* element.
 
     Causal ``logits`` are (B, T, V) over the expanded sequence, or (B, K, V) at positions ``keep`` only;
@@ -39,7 +46,9 @@ def label_logprobs(kind: str, logits, labels, exp: Expanded, scored=None, keep=N
     return _logp(exp.gather(logits), labels)
 
 
-def logits_to_keep(exp: Expanded, labels: torch.Tensor | None, last_only: bool, device) -> tuple:
+def logits_to_keep(
+    exp: Expanded, labels: torch.Tensor | None, last_only: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[None, None]:
     """(keep, scored) for a causal LM: the expanded positions whose vocabulary logits are worth computing, on
     the LM head's ``device`` (None = every position), and with labels each position's next target (-100 =
     none). With labels: only where some row predicts a label (virtual tokens and padding skipped); with

@@ -98,7 +98,7 @@ def _read_cache(path: Path) -> dict[str, list[dict]] | None:
     return splits if isinstance(splits, dict) and set(SPLITS) <= set(splits) else None
 
 
-def write_json_atomically(path: Path, obj) -> None:
+def write_json_atomically(path: Path, obj: object) -> None:
     """Write ``obj`` as JSON to a temporary file beside ``path``, then rename it onto ``path``."""
     from softprompt.io.atomic import atomic_write_text
 

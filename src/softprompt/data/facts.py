@@ -33,7 +33,7 @@ SECTIONS = {
     "city-in-state": ("state-of", 0, "state"),
 }
 
-RELATION_TEMPLATES = {
+RELATION_TEMPLATES: dict[str, tuple[str, ...]] = {
     "capital-of": (
         "The capital of {subject} is {mask}.",
         "{subject}'s capital city is {mask}.",

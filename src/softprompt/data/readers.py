@@ -18,7 +18,7 @@ __all__ = ["SPLIT_ALIASES", "SUFFIXES", "Row", "read_rows", "read_source"]
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
 
 
-def read_source(path: Path) -> tuple[dict[str, list[dict]], list[str]]:
+def read_source(path: Path) -> tuple[dict[str, list[Row]], list[str]]:
     """Rows of ``path`` by split name (``{"all": rows}`` when it has no splits), and the columns present.
 
     Raises:
@@ -32,13 +32,13 @@ def read_source(path: Path) -> tuple[dict[str, list[dict]], list[str]]:
     if not any(splits.values()):
         raise DataError(f"{path}: no examples (the file is empty)")
     columns: dict[str, None] = {}
-    for rows in splits.values():
-        for row in rows:
+    for part in splits.values():
+        for row in part:
             columns.update(dict.fromkeys(row))
     return splits, list(columns)
 
 
-def read_rows(path: str | Path) -> list[dict]:
+def read_rows(path: str | Path) -> list[Row]:
     """The rows of one ``.jsonl`` / ``.json`` / ``.csv`` / ``.tsv`` file (e.g. ``softprompt predict --input``).
 
     Raises:
@@ -57,7 +57,7 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def _read_file(path: Path) -> list[dict] | dict[str, list[dict]]:
+def _read_file(path: Path) -> list[Row] | dict[str, list[Row]]:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DataError(
@@ -69,7 +69,7 @@ def _read_file(path: Path) -> list[dict] | dict[str, list[dict]]:
     return read_json_file(path, text) if suffix == ".json" else read_jsonl(path, text)
 
 
-def _read_folder(path: Path) -> dict[str, list[dict]]:
+def _read_folder(path: Path) -> dict[str, list[Row]]:
     if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
         return _read_saved_dataset(path)
     files = sorted(
@@ -84,7 +84,7 @@ def _read_folder(path: Path) -> dict[str, list[dict]]:
             f"{path}: not a datasets.save_to_disk folder and holds no train/validation/test "
             f"file ({', '.join(SUFFIXES)}){found}"
         )
-    splits: dict[str, list[dict]] = {}
+    splits: dict[str, list[Row]] = {}
     for file in files:
         rows = _read_file(file)
         if isinstance(rows, dict):
@@ -93,7 +93,7 @@ def _read_folder(path: Path) -> dict[str, list[dict]]:
     return splits
 
 
-def _read_saved_dataset(path: Path) -> dict[str, list[dict]]:
+def _read_saved_dataset(path: Path) -> dict[str, list[Row]]:
     """Rows of a save_to_disk folder; ClassLabel columns become their label names."""
     import datasets
 
@@ -102,7 +102,7 @@ def _read_saved_dataset(path: Path) -> dict[str, list[dict]]:
     except Exception as e:
         raise DataError(f"{path}: datasets.load_from_disk failed: {e}") from None
     parts = loaded if isinstance(loaded, datasets.DatasetDict) else {"all": loaded}
-    out = {}
+    out: dict[str, list[Row]] = {}
     for name, part in parts.items():
         rows = [Row(r) for r in part.to_list()]
         for column, feature in part.features.items():

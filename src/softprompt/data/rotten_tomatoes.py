@@ -72,8 +72,10 @@ def parse_reviews(path: str | Path) -> list[dict]:
 
 
 def _first_of_each_text(rows: list[dict]) -> list[dict]:
-    seen: set[str] = set()
-    return [r for r in rows if not (r["text"] in seen or seen.add(r["text"]))]
+    first: dict[str, dict] = {}
+    for r in rows:
+        first.setdefault(r["text"], r)
+    return list(first.values())
 
 
 def movie_groups(rows: list[dict]) -> dict[str, str]:

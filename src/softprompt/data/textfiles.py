@@ -14,6 +14,7 @@ import codecs
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from softprompt.errors import DataError
 
@@ -28,12 +29,12 @@ class Row(dict):
 
     __slots__ = ("line",)
 
-    def __init__(self, *args, line: int | None = None, **kwargs):
+    def __init__(self, *args: Any, line: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.line = line
 
 
-def line_of(row) -> str:
+def line_of(row: object) -> str:
     """`` (line N)`` for a row that knows its line, else ``""``."""
     line = getattr(row, "line", None)
     return f" (line {line})" if line else ""

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from softprompt.data.readers import read_source
-from softprompt.data.spec import TaskData, TaskSpec
+from softprompt.data.spec import Task, TaskData, TaskSpec
 from softprompt.data.splits import SPLITS, random_split
 from softprompt.data.textfiles import line_of
 from softprompt.errors import DataError
@@ -24,7 +24,7 @@ def load_user_data(
     path: Path,
     *,
     fields: Mapping[str, str] | None,
-    task: str | None,
+    task: Task | None,
     labels: Sequence[str] | Mapping | None,
     seed: int,
 ) -> TaskData:
@@ -53,15 +53,16 @@ def load_user_data(
             label_field=answer,
             labels=label_names,
             default_templates=(_default_template(task, text_fields),),
-            default_verbalizer={n: [n] for n in label_names} if task == "classification" else None,
+            default_verbalizer={n: [n] for n in label_names or ()} if task == "classification" else None,
             description=f"user data from {path}",
         ),
         *(parts[s] for s in SPLITS),
     )
 
 
-def _infer_task(path: Path, fields: Mapping[str, str] | None, columns: list[str]) -> str:
+def _infer_task(path: Path, fields: Mapping[str, str] | None, columns: list[str]) -> Task:
     ours = set(fields) if fields else set(columns)
+    task: Task
     for task in ("labeling", "generation", "classification"):
         if ANSWER_FIELD[task] in ours:
             return task

@@ -13,7 +13,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -31,8 +31,13 @@ from softprompt.experiments.report import (
 from softprompt.experiments.sensitivity import plot_sensitivity, template_sensitivity
 from softprompt.io.atomic import atomic_write_text
 from softprompt.methods import METHODS, make_config
+from softprompt.prompting.templates import parse_template
 from softprompt.tasks import make_task
+from softprompt.tasks.base import tokenizer_of
 from softprompt.training import TrainConfig, TrainJob, evaluate, train
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 INSTRUCTION = "The following is a movie review and its sentiment."
 """Start for the prompts: prepended as text it scored best of 5 candidate lead-ins (0.827 vs 0.813 without, on
@@ -64,7 +69,7 @@ class DemoConfig:
         check_fields(self)
 
 
-def method_setup(method: str, template: str, tokenizer) -> tuple[dict, str, float]:
+def method_setup(method: str, template: str, tokenizer: PreTrainedTokenizerBase) -> tuple[dict, str, float]:
     """(method fields, template, learning rate) used by the demo for ``method``.
 
     Every prompt starts exactly where the hard prompt ``INSTRUCTION + "\n" + template`` is, then trains, at
@@ -179,13 +184,13 @@ def _verdict(rows: list[dict], sens: dict, n: int, steps: int) -> str:
 
 
 def _train_one(model, data, method, template, held_out, cfg, run_dir) -> dict:
-    fields, template, lr = method_setup(method, template, model.tokenizer)
+    fields, template, lr = method_setup(method, template, tokenizer_of(model))
     name = method.replace("-", "_")
     if name in model.bank:
         model.bank.remove(name)
     n_virtual = fields.get("num_virtual_tokens", 0)
     task = make_task(model, data.spec, template=template, virtual_tokens=n_virtual)
-    init_ids = task.template.init_token_ids(model.tokenizer)
+    init_ids = parse_template(template).init_token_ids(tokenizer_of(model))  # the task's template, unbound
     model.add_prompt(name, make_config(method, **fields), seed=cfg.seed, init_token_ids=init_ids)
     config = TrainConfig(
         steps=cfg.steps,

@@ -98,7 +98,7 @@ def run_rows(run: dict) -> list[dict]:
     ]
     if rows:
         return rows
-    scores = next(iter((result.get("metrics") or {}).values()), {})
+    scores: dict = next(iter((result.get("metrics") or {}).values()), {})
     n = first.get("validation_examples")
     cap = (desc.get("config") or {}).get("eval_examples")
     examples = None if n is None else min(n, cap) if cap else n
@@ -222,7 +222,7 @@ def report_runs(runs: list[str | Path], out: str | Path, title: str = "softpromp
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(data, out / "curves.png")
     rows = [row for d in data for row in run_rows(d)]
-    metric = next((r.get("metric_name") for r in rows if r.get("metric_name")), "accuracy")
+    metric = str(next((r.get("metric_name") for r in rows if r.get("metric_name")), "accuracy"))
     images = ["curves.png"]
     if any(metric in r for r in rows):
         plot_comparison([r for r in rows if metric in r], metric, out / "comparison.png")

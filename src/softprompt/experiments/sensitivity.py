@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+from typing import TYPE_CHECKING
 
 import torch
 
 from softprompt.tasks import make_task
 
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
+    from softprompt.data.spec import TaskSpec
+
 
 @torch.no_grad()
 def template_sensitivity(
-    model,
-    spec,
+    model: PromptedModel,
+    spec: TaskSpec,
     examples: list[dict],
     templates: list[str] | None = None,
     batch_size: int = 16,
@@ -47,7 +53,7 @@ def template_sensitivity(
     }
 
 
-def plot_sensitivity(result: dict, path) -> None:
+def plot_sensitivity(result: dict, path: str | os.PathLike) -> None:
     """Horizontal bar chart of each template's score."""
     import matplotlib
 

@@ -24,6 +24,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from torch import nn
 
 from softprompt.errors import PromptFileError
 from softprompt.io.atomic import atomic_dir, atomic_write_text, load_tensors
+
+if TYPE_CHECKING:  # what optimizers and schedulers (accelerate's wrappers included) provide
+    from torch.distributed.checkpoint.stateful import Stateful
 
 FORMAT = "softprompt-checkpoint"
 VERSION = 1
@@ -60,7 +64,7 @@ def rng_state() -> dict:
     state = {
         "torch": torch.get_rng_state(),
         "python": _jsonable(random.getstate()),
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],  # type: ignore[index]  # a tuple: numpy annotates dict | tuple
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -98,8 +102,8 @@ def save_checkpoint(
     step: int,
     *,
     modules: Mapping[str, nn.Module],
-    optimizer,
-    scheduler,
+    optimizer: Stateful,
+    scheduler: Stateful,
     counters: dict,
     rng: list[dict],
     keep: int = 2,
@@ -134,7 +138,8 @@ def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def _flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    tensors, scalars = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
     for pid, state in sd["state"].items():
         for key, value in state.items():
             if torch.is_tensor(value):
@@ -196,7 +201,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     )
 
 
-def restore(ckpt: Checkpoint, modules: Mapping[str, nn.Module], optimizer, scheduler) -> None:
+def restore(
+    ckpt: Checkpoint, modules: Mapping[str, nn.Module], optimizer: Stateful, scheduler: Stateful
+) -> None:
     """Load a checkpoint's parameters, optimizer and scheduler state in place."""
     for name, module in modules.items():
         prefix = f"{name}."

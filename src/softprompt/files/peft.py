@@ -32,6 +32,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -40,6 +41,9 @@ from softprompt.errors import BackboneMismatch, PromptFileError, UnsupportedMode
 from softprompt.io.atomic import load_tensors, read_json
 from softprompt.methods import METHODS, Method, make_config
 from softprompt.methods.static import StaticConfig, StaticPrompt
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
 
 CONFIG, WEIGHTS, PICKLE = "adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"
 KEY = "prompt_embeddings"
@@ -161,7 +165,7 @@ def _safe_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_\-]", "_", path.resolve().name)[:128] or "peft"
 
 
-def import_peft(model, path: str | os.PathLike, name: str | None = None) -> str:
+def import_peft(model: PromptedModel, path: str | os.PathLike, name: str | None = None) -> str:
     """Load a PEFT prompt-learning checkpoint folder into ``model.bank``; returns the prompt's name.
 
     Args:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safetensors.torch import save_file
 
@@ -12,6 +13,9 @@ from softprompt.errors import ConfigError, UnsupportedModel
 from softprompt.files.peft import CONFIG, KEY, TASK_TYPES, WEIGHTS, warn_window
 from softprompt.io.atomic import atomic_dir
 from softprompt.methods import METHODS
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
 
 DEFAULT_TASK = {
     "causal": "CAUSAL_LM",
@@ -74,7 +78,7 @@ def peft_base(model_ref: str | None) -> str | None:
 
 
 def export_peft(
-    model,
+    model: PromptedModel,
     name: str,
     path: str | os.PathLike,
     base_model_name_or_path: str = "",
@@ -125,6 +129,7 @@ def export_peft(
         values = c.kv.permute(3, 0, 1, 2, 4).reshape(c.kv.shape[3], -1)  # (S,2,H_kv,P,D) -> (P, S*2*H_kv*D)
         peft_type = "PREFIX_TUNING"
     else:
+        assert c.embeds is not None  # (a prompt contributes embeddings when it has no prefix)
         values, peft_type = c.embeds, "PROMPT_TUNING"  # (P, H)
     base = peft_base(base_model_name_or_path) or ""
     cfg = _peft_config(model, peft_type, values.shape[0], task_type, base)

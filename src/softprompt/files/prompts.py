@@ -11,15 +11,20 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import save_file
 
 from softprompt.core.arch import BackboneInfo
+from softprompt.core.prompt import MethodConfig
 from softprompt.errors import BackboneMismatch, ConfigError, PromptFileError, SoftPromptError
 from softprompt.io.atomic import TENSORS, atomic_dir, load_tensors, read_json
 from softprompt.methods import METHODS, make_config
 from softprompt.methods.static import StaticConfig
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
 
 FORMAT = "softprompt-prompt"
 VERSION = 1
@@ -35,7 +40,7 @@ def read_meta(path: str | os.PathLike) -> dict:
 
 
 def save_prompt(
-    model,
+    model: PromptedModel,
     name: str,
     path: str | os.PathLike,
     *,
@@ -47,6 +52,7 @@ def save_prompt(
     if form not in ("training", "inference"):
         raise SoftPromptError(f"form={form!r}; accepted: training, inference")
     module = model.bank.get(name)
+    method: MethodConfig
     if form == "inference":
         c = module.eject()
         tensors = {k: v for k, v in (("embeds", c.embeds), ("kv", c.kv)) if v is not None}
@@ -108,7 +114,7 @@ def resolve_prompt_dir(path: str | os.PathLike) -> Path:
     raise PromptFileError(f"{p}: neither a prompt folder ({META}) nor a run folder (run.json)")
 
 
-def check_meta(meta: dict, path) -> None:
+def check_meta(meta: dict, path: str | os.PathLike) -> None:
     """``prompt.json``'s ``config`` and ``backbone`` hold exactly the keys their classes take.
 
     A key whose field has a default may be absent (files written before the field existed load with it).
@@ -132,7 +138,7 @@ def check_meta(meta: dict, path) -> None:
         raise PromptFileError(f"{f}: backbone: 'slots' must be a list of [role, layer] pairs")
 
 
-def recorded_template(meta: dict, path) -> str | None:
+def recorded_template(meta: dict, path: str | os.PathLike) -> str | None:
     """The template a trained prompt was trained with, as ``prompt.json`` records it (None: no task recorded, or a
     labeling task, which reads no template).
 
@@ -160,7 +166,7 @@ def recorded_template(meta: dict, path) -> str | None:
     )
 
 
-def check_backbone(meta: dict, info: BackboneInfo, path) -> None:
+def check_backbone(meta: dict, info: BackboneInfo, path: str | os.PathLike) -> None:
     saved = BackboneInfo.from_json(meta["backbone"])
     diff = saved.mismatch(info)
     if diff:
@@ -176,7 +182,7 @@ def check_backbone(meta: dict, info: BackboneInfo, path) -> None:
 
 
 def load_prompt(
-    model, path: str | os.PathLike, name: str | None = None, *, check: bool = True
+    model: PromptedModel, path: str | os.PathLike, name: str | None = None, *, check: bool = True
 ) -> tuple[str, dict]:
     """Load a prompt folder into ``model.bank``; returns (name, metadata incl. head tensors under 'head')."""
     meta = read_meta(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from softprompt.core.prompt import (
     METHODS,
@@ -49,7 +50,7 @@ TRAINABLE: Sequence[str] = _Listed()
 """Names a user chooses a method by (``make_config``, ``--method``, ``softprompt methods``), hard included."""
 
 
-def make_config(method: str, **fields) -> MethodConfig:
+def make_config(method: str, **fields: Any) -> MethodConfig:
     """A checked config for ``method``; unknown fields are rejected by name."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 
 from softprompt.core.prompt import InitContext
 from softprompt.errors import ConfigError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
-def special_ids(tokenizer) -> set[int]:
+
+def special_ids(tokenizer: PreTrainedTokenizerBase | None) -> set[int]:
     return set(getattr(tokenizer, "all_special_ids", []) or [])
 
 
@@ -39,7 +45,7 @@ def fill_to(ids: list[int], n: int) -> list[int]:
     return [ids[i % len(ids)] for i in range(n)]
 
 
-def embed(ctx: InitContext, ids) -> torch.Tensor:
+def embed(ctx: InitContext, ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
     """(n, H) float32 starting values for token ``ids``: what the embedding module outputs for them (on the
     CPU, where prompts are built), so a scaled embedding (Gemma, BART) starts at the size of real tokens."""
     ids = [int(i) for i in torch.as_tensor(ids, dtype=torch.long).flatten().tolist()]

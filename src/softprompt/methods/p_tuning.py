@@ -64,7 +64,7 @@ class PTuning(nn.Module):
                 bidirectional=True,
                 batch_first=True,
             )
-            self.mlp_head = nn.Sequential(nn.Linear(2 * w, 2 * w), nn.ReLU(), nn.Linear(2 * w, h))
+            self.mlp_head: nn.Module = nn.Sequential(nn.Linear(2 * w, 2 * w), nn.ReLU(), nn.Linear(2 * w, h))
         elif config.encoder == "mlp":
             self.mlp_head = nn.Sequential(
                 nn.Linear(h, w), nn.ReLU(), nn.Linear(w, w), nn.ReLU(), nn.Linear(w, h)
@@ -72,8 +72,8 @@ class PTuning(nn.Module):
         else:
             self.mlp_head = nn.Identity()
         if config.residual and config.encoder != "none":
-            nn.init.zeros_(self.mlp_head[-1].weight)
-            nn.init.zeros_(self.mlp_head[-1].bias)
+            nn.init.zeros_(self.mlp_head[-1].weight)  # type: ignore[index, arg-type]  # a Sequential here; torch types submodule attributes as Tensor | Module
+            nn.init.zeros_(self.mlp_head[-1].bias)  # type: ignore[index, arg-type]
 
     def contribute(self) -> Contribution:
         x = self.embedding.weight[None]  # (1, P, H)

@@ -75,7 +75,7 @@ def word_ids(config: PrefixTuningConfig, ctx: InitContext) -> list[int]:
     """The ``num_virtual_tokens`` token ids whose activations start the prefix (``init`` words or text)."""
     n = config.num_virtual_tokens
     if config.init == "text":
-        return fill_to(text_ids(ctx, config.init_text), n)
+        return fill_to(text_ids(ctx, config.init_text or ""), n)  # (set: __post_init__)
     ids = [t for t in ctx.init_token_ids if t is not None]
     if ctx.tokenizer is not None:
         ids += [i for w in ctx.label_words for i in text_ids(ctx, " " + w.strip())]
@@ -108,14 +108,14 @@ class PrefixTuning(nn.Module):
         if config.reparameterize:
             d = config.embed_dim or info.num_kv_heads * info.head_dim
             self.embedding = nn.Embedding(config.num_virtual_tokens, d)
-            self.transform = nn.Sequential(
+            self.transform: nn.Module = nn.Sequential(
                 nn.Linear(d, config.mlp_hidden), nn.Tanh(), nn.Linear(config.mlp_hidden, width)
             )
             base = torch.zeros(config.num_virtual_tokens, width)
             if words:  # step 0 = the real-word prefix exactly: the MLP's offset starts at zero
                 base = word_prefix(config, ctx, width)
-                nn.init.zeros_(self.transform[-1].weight)
-                nn.init.zeros_(self.transform[-1].bias)
+                nn.init.zeros_(self.transform[-1].weight)  # type: ignore[arg-type]  # torch types submodule attributes as Tensor | Module
+                nn.init.zeros_(self.transform[-1].bias)  # type: ignore[arg-type]
             self.register_buffer("base", base)  # (P, S*2*H_kv*D), fixed; zero = PEFT's form
             self.register_load_state_dict_pre_hook(_zero_base_if_missing)
         else:

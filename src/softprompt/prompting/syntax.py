@@ -81,7 +81,7 @@ def _placeholder(source: str, start: int, content: str) -> Segment:
     if content == "":
         raise _syntax_error(source, start, "empty placeholder '{}'")
     if content in ("mask", "soft"):
-        return Segment(kind=content, value=content, column=start)
+        return Segment(kind="mask" if content == "mask" else "soft", value=content, column=start)
     if content.startswith("soft:"):
         arg, pos = content[5:], start + 6
         if arg.startswith('"'):

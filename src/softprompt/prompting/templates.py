@@ -22,7 +22,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -33,6 +33,8 @@ Answer = Literal["mask_token", "append", "none"]
 Overflow = Literal["truncate", "error"]
 Reserved = Annotated[int, Field(ge=0)]
 MaxLength = Annotated[int, Field(ge=1)]
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 _PROBES = ("x", "a", "the", "hello", "0")
 
@@ -135,7 +137,7 @@ class Template:
         """Init text of each ``{soft...}`` segment, ``None`` where it has none."""
         return [s.init_text for s in self.segments if s.kind == "soft"]
 
-    def soft_init_ids(self, tokenizer) -> list[list[int] | None]:
+    def soft_init_ids(self, tokenizer: PreTrainedTokenizerBase) -> list[list[int] | None]:
         """Token ids (no special tokens) of each soft segment's init text, ``None`` where it has none."""
         out: list[list[int] | None] = []
         for seg in (s for s in self.segments if s.kind == "soft"):
@@ -145,7 +147,7 @@ class Template:
             out.append(ids)
         return out
 
-    def init_token_ids(self, tokenizer) -> list[int | None]:
+    def init_token_ids(self, tokenizer: PreTrainedTokenizerBase) -> list[int | None]:
         """Per virtual token, the id its ``{soft:"words"}`` slot starts it from (None for plain ``{soft}``)."""
         bound = self.bind(tokenizer)
         counts = [s.count for s in bound.segments if s.kind == "soft"]
@@ -154,7 +156,7 @@ class Template:
             out += list(ids) if ids is not None else [None] * count
         return out
 
-    def bind(self, tokenizer) -> Template:
+    def bind(self, tokenizer: PreTrainedTokenizerBase) -> Template:
         """Return a copy whose ``{soft:"words"}`` segments count the tokens of their init text."""
         init_ids = iter(self.soft_init_ids(tokenizer))
         segs = []
@@ -166,7 +168,7 @@ class Template:
     def encode(
         self,
         example: Mapping[str, str],
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         answer: Answer = "append",
         max_length: MaxLength | None = None,
@@ -284,7 +286,7 @@ class Template:
 
 
 def encode_batch(
-    template: Template, examples: Iterable[Mapping[str, str]], tokenizer, **kw
+    template: Template, examples: Iterable[Mapping[str, str]], tokenizer: PreTrainedTokenizerBase, **kw: Any
 ) -> list[EncodedPrompt]:
     """Encode many examples with :meth:`Template.encode`; ``kw`` is passed on unchanged."""
     return [template.encode(example, tokenizer, **kw) for example in examples]

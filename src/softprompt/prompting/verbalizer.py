@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 
 from softprompt.errors import VerbalizerError, check_value
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 Aggregate = Literal["mean", "max", "logsumexp"]
 
@@ -94,7 +97,7 @@ class Verbalizer:
 
     @classmethod
     def from_spec(
-        cls, spec: Verbalizer | Mapping[str, str | Sequence[str]] | Sequence[str], **kw
+        cls, spec: Verbalizer | Mapping[str, str | Sequence[str]] | Sequence[str], **kw: Any
     ) -> Verbalizer:
         """Build a verbalizer from a loose spec.
 
@@ -112,7 +115,9 @@ class Verbalizer:
         if isinstance(spec, Verbalizer):
             return spec
         if isinstance(spec, Mapping):
-            return cls(label_words=dict(spec), **kw)
+            return cls(
+                label_words=cast("dict[str, list[str]]", dict(spec)), **kw
+            )  # bare strings: see __post_init__
         if isinstance(spec, Sequence) and not isinstance(spec, str):
             return cls(label_words={label: [str(label)] for label in spec}, **kw)
         raise VerbalizerError(
@@ -131,7 +136,9 @@ class Verbalizer:
         except ValueError:
             raise VerbalizerError(f"unknown label {label!r}; known labels: {self.labels}") from None
 
-    def tokenize(self, tokenizer, *, leading_space: bool = True) -> list[list[list[int]]]:
+    def tokenize(
+        self, tokenizer: PreTrainedTokenizerBase, *, leading_space: bool = True
+    ) -> list[list[list[int]]]:
         """Token ids of every word, per label then per word, without special tokens.
 
         Args:
@@ -166,7 +173,7 @@ class Verbalizer:
             out.append(per_word)
         return out
 
-    def flatten(self, tokenizer, *, leading_space: bool = True) -> LabelWordTable:
+    def flatten(self, tokenizer: PreTrainedTokenizerBase, *, leading_space: bool = True) -> LabelWordTable:
         """Pack every word of every label into one padded :class:`LabelWordTable`."""
         per_label = self.tokenize(tokenizer, leading_space=leading_space)
         flat = [(k, ids) for k, words in enumerate(per_label) for ids in words]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +22,11 @@ from softprompt.serve.engine import Engine
 from softprompt.serve.guard import Guard
 from softprompt.serve.schemas import ChatBody, ClassifyBody, CompletionBody, PromptBody
 from softprompt.serve.store import BASE
+
+if TYPE_CHECKING:
+    from softprompt.serve.requests import Request as EngineRequest
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY = 1 << 20
 """Largest request body in bytes (HTTP 413 beyond; ``guard.Guard`` enforces it)."""
@@ -34,13 +41,13 @@ class Rows:
         self.reqs: list = []
         self.submitted = 0
 
-    def sink(self, index: int):
-        def put(event):
+    def sink(self, index: int) -> Callable[[dict], None]:
+        def put(event: dict) -> None:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, (index, event))
 
         return put
 
-    def start(self, make) -> None:
+    def start(self, make: Iterable[Callable[..., EngineRequest]]) -> None:
         """``make`` builds each request from its sink; all are submitted, or none stays queued."""
         try:
             for m in make:
@@ -61,7 +68,7 @@ class Rows:
                 r.finished = True
                 self.engine.store.release(r.entry)
 
-    async def events(self, request: Request):
+    async def events(self, request: Request) -> AsyncIterator[tuple[int, dict]]:
         """(index, event) until every row ended; cancels the rows when the client disconnects."""
         open_rows, checked = len(self.reqs), time.monotonic()
         try:

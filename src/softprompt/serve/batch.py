@@ -9,11 +9,19 @@ therefore attends to exactly what it would attend to alone, whichever rows share
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from softprompt.core import compat, kv
+from softprompt.core.arch import input_embeddings
 from softprompt.tasks.base import pad_rows
+
+if TYPE_CHECKING:
+    from transformers import Cache
+
+    from softprompt.core.model import PromptedModel
 
 
 def _pad_left(x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
@@ -27,22 +35,22 @@ def _pad_left(x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
 class RowBatch:
     """The cache, masks and positions of the rows being decoded; ``keys[i]`` names row i's prefix (or None)."""
 
-    def __init__(self, model):
+    def __init__(self, model: PromptedModel) -> None:
         self.model = model
         self.keys: list[str | None] = []
         self.overrides: dict = {}  # bank key -> Contribution (key/value prefix) for every prompted row
-        self.cache = None
+        self.cache: Cache | None = None
         self.attn: torch.Tensor | None = None  # (B, T) 1 for real cached tokens
         self.pos: torch.Tensor | None = None  # (B, 1) position of each row's last cached token
-        self._prefix = None
+        self._prefix: kv.KVPrefix | None = None
         self._last = {"logits_to_keep": 1} if compat.takes_logits_to_keep(model.backbone) else {}
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @property
-    def device(self):
-        return self.model.backbone.get_input_embeddings().weight.device
+    def device(self) -> torch.device:
+        return input_embeddings(self.model.backbone).weight.device
 
     def prefill(self, ids: list[list[int]], keys: list[str | None], overrides: dict) -> torch.Tensor:
         """Add rows with token ``ids`` and prefix ``keys``; returns their next-token logits (n, V)."""
@@ -61,6 +69,9 @@ class RowBatch:
         if not self.keys:
             self.cache, self.attn, self.pos, self.keys = cache, attn, pos, list(keys)
         else:
+            assert (
+                self.cache is not None and self.attn is not None and self.pos is not None
+            )  # (rows are running)
             width = max(self.attn.shape[1], attn.shape[1])
             layers = [
                 (
@@ -75,7 +86,7 @@ class RowBatch:
             self.keys += list(keys)
         self._prefix = None
 
-    def prefix(self):
+    def prefix(self) -> kv.KVPrefix | None:
         """The per-row key/value prefix of the current rows (rebuilt when rows change)."""
         if self._prefix is None:
             batch = self.model.bank.batch(self.keys, self.overrides)
@@ -84,10 +95,11 @@ class RowBatch:
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed each row's last chosen token (B,); returns the next-token logits (B, V)."""
+        assert self.cache is not None and self.attn is not None and self.pos is not None  # (rows are running)
         self.attn = torch.cat([self.attn, self.attn.new_ones(self.attn.shape[0], 1)], 1)
         self.pos = self.pos + 1
         kw = {
-            "inputs_embeds": self.model.backbone.get_input_embeddings()(tokens.to(self.device)[:, None]),
+            "inputs_embeds": input_embeddings(self.model.backbone)(tokens.to(self.device)[:, None]),
             "attention_mask": self.attn,
             **self._last,
         }
@@ -107,8 +119,9 @@ class RowBatch:
         if len(index) == len(self.keys):
             return
         if not index:
-            self.__init__(self.model)
+            RowBatch.__init__(self, self.model)  # empty: every field as new
             return
+        assert self.cache is not None and self.attn is not None and self.pos is not None  # (rows are running)
         idx = torch.tensor(index, device=self.device)
         attn = self.attn[idx]
         first = int(attn.any(0).long().argmax())  # leading columns that are padding in every row

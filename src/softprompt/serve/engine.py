@@ -12,6 +12,8 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -26,6 +28,7 @@ from softprompt.serve.refusals import Cancelled, QueueFull, RequestTimeout
 from softprompt.serve.requests import Classification, Completion, Request
 from softprompt.serve.sampling import top_logprobs
 from softprompt.serve.store import PromptStore
+from softprompt.tasks.base import tokenizer_of
 
 
 class Engine:
@@ -35,7 +38,7 @@ class Engine:
         self.store, self.model = store, store.model
         self.config = config or EngineConfig()
         self.metrics = Metrics()
-        self.tok = self.model.tokenizer
+        self.tok = tokenizer_of(self.model)  # (serving tokenizes every request)
         self._waiting: collections.deque[Request] = collections.deque()
         self._cond = threading.Condition()
         self._running: list[Completion] = []
@@ -62,11 +65,15 @@ class Engine:
             self._fail(r, Cancelled("the server is shutting down"))
 
     # ----- requests (checked by ``intake``) -------------------------------------------------------------
-    def completion(self, ids: list[int], prompt: str | None, *, sink, **params) -> Completion:
+    def completion(
+        self, ids: list[int], prompt: str | None, *, sink: Callable[[dict], None], **params: Any
+    ) -> Completion:
         """A checked completion request for token ``ids`` (holds its prompt version until it ends)."""
         return self.intake.completion(ids, prompt, sink=sink, **params)
 
-    def classification(self, texts: list[str], prompt: str, *, sink) -> Classification:
+    def classification(
+        self, texts: list[str], prompt: str, *, sink: Callable[[dict], None]
+    ) -> Classification:
         """A checked classification request (label scores of ``prompt``'s task for each text)."""
         return self.intake.classification(texts, prompt, sink=sink)
 
@@ -104,7 +111,7 @@ class Engine:
                         self._fail(r, e)
                     self._running, self._batch = [], new_batch(self.model)
 
-    def _take(self, taken: list[Request]) -> None:
+    def _take(self, taken: Sequence[Request]) -> None:
         with self._cond:
             gone = set(map(id, taken))
             self._waiting = collections.deque(r for r in self._waiting if id(r) not in gone)
@@ -130,17 +137,19 @@ class Engine:
         if not self._running:
             return
         self.metrics.batch.observe(len(self._running))
-        logits = torch.cat(logits)
-        greedy = logits.argmax(-1).tolist()  # one device sync per step
+        step = torch.cat(logits)
+        greedy = step.argmax(-1).tolist()  # one device sync per step
         t = time.monotonic()
-        finished = [i for i, r in enumerate(self._running) if self._advance(r, logits[i], greedy[i], t)]
+        finished = [i for i, r in enumerate(self._running) if self._advance(r, step[i], greedy[i], t)]
         self._drop(finished)
         self.metrics.tokens_per_s.set(len(greedy) / max(time.monotonic() - now, 1e-9))
 
     def _prefill(self, joining: list[Completion]) -> list[torch.Tensor]:
         """Prefill the joining rows into the batch; a refused input fails only those rows."""
         keys = [None if r.entry is None else r.entry.key for r in joining]
-        overrides = {r.entry.key: r.entry.prefix for r in joining if r.entry and r.entry.prefix is not None}
+        overrides = {
+            r.entry.key: r.entry.prefix for r in joining if r.entry is not None and r.entry.prefix is not None
+        }
         try:
             out = [self._batch.prefill([r.ids for r in joining], keys, overrides)]
         except SoftPromptError as e:
@@ -157,6 +166,7 @@ class Engine:
         return RequestTimeout(f"the request took longer than request_timeout={self.config.request_timeout} s")
 
     def _admit(self, waiting: list[Completion]) -> list[Completion]:
+        joining: list[Completion]
         joining, budget = [], self.config.max_tokens_per_step
         for r in waiting:
             if len(self._running) + len(joining) >= self.config.max_rows:
@@ -189,6 +199,7 @@ class Engine:
             self.metrics.ttft.observe(now - r.submitted)
         r.tokens.append(token)
         self.metrics.tokens.inc()
+        assert r.detok is not None  # (intake gives every completion one)
         reason = "stop" if token in r.eos else None
         text, stopped = ("", False) if reason else r.detok.add(token)
         reason = reason or ("stop" if stopped else None)
@@ -222,11 +233,14 @@ class Engine:
         self._take(reqs)
         groups: dict[str, list[Classification]] = {}
         for r in reqs:
+            assert r.entry is not None  # (intake refuses a classification without a prompt)
             groups.setdefault(r.entry.key, []).append(r)
         for group in groups.values():
             texts = [t for r in group for t in r.texts]
+            entry = group[0].entry
+            assert entry is not None
             try:
-                out = tasks.scores(self.model, group[0].entry, texts, self.config.classify_rows)
+                out = tasks.scores(self.model, entry, texts, self.config.classify_rows)
             except Exception as e:  # a bad input fails its group only
                 for r in group:
                     self._fail(r, e)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hmac
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class Guard:
-    def __init__(self, app, *, api_key: str | None, max_body: int):
+    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body: int) -> None:
         self.app, self.api_key, self.max_body = app, api_key, max_body
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1"):
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -58,7 +62,7 @@ def _replay(messages: list[dict], receive):
     return again
 
 
-async def _reply(send, status: int, message: str, code: str, kind: str) -> None:
+async def _reply(send: Send, status: int, message: str, code: str, kind: str) -> None:
     body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})

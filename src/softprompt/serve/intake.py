@@ -4,18 +4,21 @@ that exists (and, to classify, has a task). Whatever is refused is refused here,
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import torch
 from annotated_types import Interval
 
+from softprompt.core.arch import input_embeddings
 from softprompt.core.decoding import DEFAULTS, make_sampler
 from softprompt.errors import ConfigError, InputTooLong, SoftPromptError, UnsupportedModel, check_value
 from softprompt.serve.families import refusal
 from softprompt.serve.limits import EngineConfig
 from softprompt.serve.requests import Classification, Completion
 from softprompt.serve.sampling import Detokenizer
-from softprompt.serve.store import PromptStore
+from softprompt.serve.store import Entry, PromptStore
+from softprompt.tasks.base import tokenizer_of
 
 
 class Intake:
@@ -23,7 +26,7 @@ class Intake:
 
     def __init__(self, store: PromptStore, config: EngineConfig):
         self.store, self.model, self.config = store, store.model, config
-        self.tok = self.model.tokenizer
+        self.tok = tokenizer_of(self.model)  # (serving tokenizes every request)
         info = self.model.info
         self.refusal = refusal(self.model)  # None: this backbone generates through the server
         cfg = self.model.backbone.config
@@ -31,13 +34,15 @@ class Intake:
         eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, list) else [cfg.eos_token_id]
         self.eos = frozenset(e for e in [*eos, getattr(self.tok, "eos_token_id", None)] if e is not None)
 
-    def completion(self, ids: list[int], prompt: str | None, *, sink, **params) -> Completion:
+    def completion(
+        self, ids: list[int], prompt: str | None, *, sink: Callable[[dict], None], **params: Any
+    ) -> Completion:
         """A checked completion request for token ``ids`` (holds its prompt version until it ends)."""
         if self.refusal is not None:
             raise UnsupportedModel(self.refusal)
         if not ids:
             raise ConfigError("prompt is empty; give at least one token of text")
-        vocab = self.model.backbone.get_input_embeddings().num_embeddings
+        vocab = input_embeddings(self.model.backbone).num_embeddings
         bad = next((t for t in ids if not 0 <= t < vocab), None)
         if bad is not None:
             raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
@@ -64,7 +69,7 @@ class Intake:
             )
         return req
 
-    def check_length(self, n: int, entry, max_tokens: int) -> None:
+    def check_length(self, n: int, entry: Entry | None, max_tokens: int) -> None:
         limit = self.config.max_input_tokens
         if limit is not None and n > limit:
             raise InputTooLong(f"prompt has {n} tokens; the limit is max_input_tokens={limit}")
@@ -86,7 +91,9 @@ class Intake:
                 f"{n + virtual + max_tokens} > the model's context of {self.positions} positions"
             )
 
-    def classification(self, texts: list[str], prompt: str, *, sink) -> Classification:
+    def classification(
+        self, texts: list[str], prompt: str, *, sink: Callable[[dict], None]
+    ) -> Classification:
         """A checked classification request (label scores of ``prompt``'s task for each text)."""
         entry = self.store.acquire(prompt)
         if entry is None or entry.task is None:

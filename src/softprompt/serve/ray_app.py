@@ -8,11 +8,16 @@ at an existing cluster; without one a local Ray instance is started.
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from softprompt.errors import UnsupportedModel
 from softprompt.serve.limits import EngineConfig
+
+if TYPE_CHECKING:
+    from ray.serve import Application
 
 
 def _ray():
@@ -34,7 +39,7 @@ def deployment(
     config: EngineConfig,
     api_key: str | None,
     num_cpus: float = 1.0,
-):
+) -> Application:
     """A bound Ray Serve application: ``replicas`` copies of the engine + app."""
     _, serve = _ray()
 
@@ -55,7 +60,9 @@ def deployment(
             return build_app(self.engine, api_key=self.api_key, parent=self.parent)
 
     limits = {k: getattr(config, k) for k in config.__dataclass_fields__}
-    return SoftPromptServer.bind(model, str(Path(prompts).resolve()), device, dtype, limits, api_key)
+    return SoftPromptServer.bind(  # type: ignore[attr-defined]  # ray annotates serve.deployment as returning the class, not a Deployment
+        model, str(Path(prompts).resolve()), device, dtype, limits, api_key
+    )
 
 
 def start(
@@ -100,7 +107,7 @@ def stop() -> None:
     ray.shutdown()
 
 
-def run_ray(args, config: EngineConfig) -> int:
+def run_ray(args: argparse.Namespace, config: EngineConfig) -> int:
     """The CLI's ``--ray``: serve until interrupted."""
     import time
 

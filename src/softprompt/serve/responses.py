@@ -5,17 +5,27 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from softprompt.errors import InputTooLong, SoftPromptError, UnsupportedModel
 from softprompt.serve.refusals import BaseNotRemovable, Cancelled, QueueFull, RequestTimeout, UnknownPrompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class ApiError(Exception):
     """An HTTP error in OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``."""
 
     def __init__(
-        self, status: int, message: str, *, type: str = "invalid_request_error", param=None, code=None
-    ):
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
         self.headers = {"Retry-After": "1"} if status == 429 else None
@@ -72,9 +82,9 @@ def usage(prompt: int, completion: int) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def completion_logprobs(tok, events: list[dict], offset: int = 0) -> dict:
+def completion_logprobs(tok: PreTrainedTokenizerBase, events: list[dict], offset: int = 0) -> dict:
     """OpenAI's legacy ``logprobs`` object for one choice."""
-    out = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    out: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
     for e in events:
         out["tokens"].append(tok.decode([e["token"]]))
         out["token_logprobs"].append(e["logprob"])
@@ -84,9 +94,10 @@ def completion_logprobs(tok, events: list[dict], offset: int = 0) -> dict:
     return out
 
 
-def chat_logprobs(tok, events: list[dict]) -> dict:
-    def item(t, lp):
-        return {"token": tok.decode([t]), "logprob": lp, "bytes": list(tok.decode([t]).encode())}
+def chat_logprobs(tok: PreTrainedTokenizerBase, events: list[dict]) -> dict:
+    def item(t: int, lp: float) -> dict:
+        text = str(tok.decode([t]))  # one id list decodes to a str (transformers annotates str | list[str])
+        return {"token": text, "logprob": lp, "bytes": list(text.encode())}
 
     return {
         "content": [
@@ -96,7 +107,7 @@ def chat_logprobs(tok, events: list[dict]) -> dict:
     }
 
 
-def envelope(kind: str, rid: str, model: str, choices: list, **extra) -> dict:
+def envelope(kind: str, rid: str, model: str, choices: list, **extra: Any) -> dict:
     return {
         "id": rid,
         "object": kind,

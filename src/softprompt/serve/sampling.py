@@ -6,9 +6,14 @@ Token choice is not here: the engine draws with ``core.decoding`` (transformers'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from softprompt.core.decoding import StopText, cut_at_stop
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def top_logprobs(logits: torch.Tensor, token: int, k: int) -> tuple[float, list[tuple[int, float]]]:
@@ -27,7 +32,7 @@ class Detokenizer:
     held back until it cannot.
     """
 
-    def __init__(self, tokenizer, stop: list[str]):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop: list[str]) -> None:
         self.tok, self.stop = tokenizer, [s for s in stop if s]
         self.rule = StopText(self.stop, tokenizer)
         self.ids: list[int] = []
@@ -36,7 +41,7 @@ class Detokenizer:
         self.sent = 0  # how much of it was emitted
 
     def _decode(self, ids) -> str:
-        return self.tok.decode(ids, skip_special_tokens=True)
+        return self.tok.decode(ids, skip_special_tokens=True)  # type: ignore[return-value]  # one id list: a str (annotated str | list[str])
 
     def add(self, token: int) -> tuple[str, bool]:
         """Append ``token``; returns (new text, whether a stop string ended the row)."""

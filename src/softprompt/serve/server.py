@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import typing
 import warnings
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -14,6 +14,12 @@ from softprompt.serve.limits import EngineConfig
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 DTYPES = dict(zip(typing.get_args(Dtype), (torch.float32, torch.bfloat16, torch.float16)))
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import ASGIApp
+
+    from softprompt.serve.engine import Engine
 
 
 def resolve_device(device: str) -> str:
@@ -30,7 +36,7 @@ def build_engine(
     device: str = "auto",
     dtype: Dtype = "float32",
     config: EngineConfig | None = None,
-):
+) -> Engine:
     """A started :class:`Engine` on ``model`` with every prompt folder / run folder of ``prompts``.
 
     A backbone that cannot generate through the server (a masked LM, an encoder) is served for
@@ -51,7 +57,7 @@ def build_engine(
     return engine.start()
 
 
-def build_app(engine, *, api_key: str | None = None, parent: str = ""):
+def build_app(engine: Engine, *, api_key: str | None = None, parent: str = "") -> FastAPI:
     """The HTTP app; ``api_key`` defaults to the environment's ``SOFTPROMPT_API_KEY`` (None: no key)."""
     from softprompt.serve.app import create_app
 
@@ -63,7 +69,9 @@ class BackgroundServer:
     """uvicorn serving ``app`` on ``host`` and a free port (or ``port``) in a background thread (notebooks, tests,
     benchmarks); ``close()`` stops it."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 20.0):
+    def __init__(
+        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 20.0
+    ) -> None:
         import socket
         import threading
         import time

@@ -11,6 +11,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +21,10 @@ from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
 from softprompt.files.prompts import load_prompt, resolve_prompt_dir
 from softprompt.serve.refusals import BaseNotRemovable, UnknownPrompt
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
+    from softprompt.tasks.base import Task
 
 BASE = "base"
 """The model name that means the plain backbone (no prompt)."""
@@ -36,7 +41,7 @@ class Entry:
     method: str
     virtual_tokens: int
     prefix: Contribution | None  # generation: a key/value prefix (input-level prompts converted), or None
-    task: object | None = None  # classification task (prompts saved by `softprompt train`)
+    task: Task | None = None  # classification task (prompts saved by `softprompt train`)
     labels: list[str] | None = None
     meta: dict = field(default_factory=dict)
     active: int = 0  # requests holding this version
@@ -51,7 +56,7 @@ class PromptStore:
     ``collect``, which the engine calls at every step.
     """
 
-    def __init__(self, model, root: str | Path | None = None):
+    def __init__(self, model: PromptedModel, root: str | Path | None = None) -> None:
         self.model = model
         self.root = None if root is None else Path(root).resolve()
         self.lock = threading.RLock()

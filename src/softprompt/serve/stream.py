@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from softprompt.serve import responses as R
+
+if TYPE_CHECKING:
+    from fastapi import Request
+    from transformers import PreTrainedTokenizerBase
+
+    from softprompt.serve.app import Rows
 
 
 def _choice(chat: bool, index: int, text: str, reason, logprobs) -> dict:
@@ -18,7 +26,9 @@ def _choice(chat: bool, index: int, text: str, reason, logprobs) -> dict:
     return {"index": index, "text": text, "finish_reason": reason, "logprobs": logprobs}
 
 
-async def collect(tok, rows, request, rid: str, model: str, chat: bool) -> dict:
+async def collect(
+    tok: PreTrainedTokenizerBase, rows: Rows, request: Request, rid: str, model: str, chat: bool
+) -> dict:
     """The whole response once every row ended (an error of any row fails the request)."""
     n = len(rows.reqs)
     tokens: list[list[dict]] = [[] for _ in range(n)]
@@ -33,17 +43,26 @@ async def collect(tok, rows, request, rid: str, model: str, chat: bool) -> dict:
             done[i] = ev
     if any(d is None for d in done):  # the client went away
         raise R.ApiError(499, "client disconnected", code="cancelled")
+    ended = [d for d in done if d is not None]  # every row's end event
     choices = []
     for i in range(n):
         lp = None
         if rows.reqs[i].logprobs is not None:
             lp = R.chat_logprobs(tok, tokens[i]) if chat else R.completion_logprobs(tok, tokens[i])
-        choices.append(_choice(chat, i, "".join(e["text"] for e in tokens[i]), done[i]["finish_reason"], lp))
-    use = R.usage(sum(len(r.ids) for r in rows.reqs), sum(d["completion_tokens"] for d in done))
+        choices.append(_choice(chat, i, "".join(e["text"] for e in tokens[i]), ended[i]["finish_reason"], lp))
+    use = R.usage(sum(len(r.ids) for r in rows.reqs), sum(d["completion_tokens"] for d in ended))
     return R.envelope("chat.completion" if chat else "text_completion", rid, model, choices, usage=use)
 
 
-async def sse(tok, rows, request, rid: str, model: str, chat: bool, include_usage: bool):
+async def sse(
+    tok: PreTrainedTokenizerBase,
+    rows: Rows,
+    request: Request,
+    rid: str,
+    model: str,
+    chat: bool,
+    include_usage: bool,
+) -> AsyncIterator[str]:
     """Server-sent events: one chunk per token event (text deltas), then finish reasons, then ``[DONE]``."""
     kind = "chat.completion.chunk" if chat else "text_completion"
     completion = 0
@@ -75,7 +94,7 @@ async def sse(tok, rows, request, rid: str, model: str, chat: bool, include_usag
                 yield chunk([{"index": i, "text": ev["text"], "finish_reason": None, "logprobs": lp}])
         else:
             completion += ev["completion_tokens"]
-            delta = {"delta": {}} if chat else {"text": ""}
+            delta: dict[str, object] = {"delta": {}} if chat else {"text": ""}
             yield chunk([{"index": i, **delta, "finish_reason": ev["finish_reason"], "logprobs": None}])
     if include_usage:
         yield chunk([], usage=R.usage(sum(len(r.ids) for r in rows.reqs), completion))

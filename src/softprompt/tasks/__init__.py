@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import typing
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from softprompt.core.pooling import checkpoint_folder, trained_pooling
 from softprompt.errors import VerbalizerError, check_value
@@ -19,16 +19,21 @@ from softprompt.tasks.generative import GenerationTask
 from softprompt.tasks.heads import HeadClassificationTask, LabelingTask
 
 Head = Literal["auto", "lm", "first", "last", "mean", "max"]
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
+    from softprompt.data.spec import TaskSpec
+    from softprompt.tasks.layers import Pool
 """Accepted ``head`` values ("auto" = None: see :func:`default_head`)."""
 HEADS = typing.get_args(Head)
 
 
 def make_task(
-    model,
-    spec,
+    model: PromptedModel,
+    spec: TaskSpec,
     *,
     template: str | None = None,
-    verbalizer=None,
+    verbalizer: dict | Verbalizer | None = None,
     head: Head | None = "auto",
     virtual_tokens: int = 0,
     max_length: int = MAX_LENGTH,
@@ -59,13 +64,18 @@ def make_task(
     if template is None and choose_from and head == "lm":
         from softprompt.tasks.choose import choose_template
 
-        choice = choose_template(model, spec, choose_from, verbalizer=verbalizer)
+        words = verbalizer.label_words if isinstance(verbalizer, Verbalizer) else verbalizer
+        choice = choose_template(model, spec, choose_from, verbalizer=words)
         if choice is not None:
             template, verbalizer = choice.full_template, verbalizer or choice.verbalizer
     template = template or (spec.default_templates[0] if spec.default_templates else "{text}")
     if spec.task == "labeling":
         return LabelingTask(
-            model, spec.labels, tokens_field="tokens", tags_field=spec.label_field, max_length=max_length
+            model,
+            spec.labels or (),
+            tokens_field="tokens",
+            tags_field=spec.label_field,
+            max_length=max_length,
         )
     if spec.task == "generation":
         return GenerationTask(
@@ -76,11 +86,11 @@ def make_task(
             virtual_tokens=virtual_tokens,
         )
     if head != "lm":
-        return _head_task(model, spec, template, head, why, max_length)
+        return _head_task(model, spec, template, cast("Pool", head), why, max_length)  # checked: HEADS
     return _label_word_task(model, spec, template, verbalizer, max_length, virtual_tokens, choice)
 
 
-def check_verbalizer(verbalizer: dict | None, spec) -> None:
+def check_verbalizer(verbalizer: dict | None, spec: TaskSpec) -> None:
     """Every label of a classification dataset needs words (a string or a list of strings), and no others.
 
     Raises:
@@ -115,7 +125,7 @@ def check_verbalizer(verbalizer: dict | None, spec) -> None:
         )
 
 
-def _head_task(model, spec, template: str, pool: str, why: str, max_length: int) -> Task:
+def _head_task(model, spec, template: str, pool: Pool, why: str, max_length: int) -> Task:
     """Classification by a new pooled head over the encoded template (its ``{mask}`` dropped)."""
     task = HeadClassificationTask(
         model,
@@ -147,7 +157,7 @@ def _label_word_task(model, spec, template, verbalizer, max_length, virtual_toke
     return task
 
 
-def default_head(model) -> tuple[str, str]:
+def default_head(model: PromptedModel) -> tuple[str, str]:
     """(head, why) for ``head="auto"``: "lm" where the backbone has a language-model head; for a bare
     encoder, the pooling its sentence-transformers checkpoint was trained with (``core.pooling``: mean for
     all-MiniLM-L6-v2, where a first-token head learned nothing, bench/results/lr_sweep-minilm.md), else the
@@ -164,7 +174,7 @@ def default_head(model) -> tuple[str, str]:
     return "first", "no sentence-transformers pooling config in the checkpoint"
 
 
-def saved_head(model, recorded: str | None) -> str:
+def saved_head(model: PromptedModel, recorded: str | None) -> str:
     """The head of a prompt saved with ``task_head=recorded``: files written before ``head="auto"`` record
     None for the default, which was "lm" on language models and "first" on bare encoders."""
     return recorded or ("lm" if model.info.kind != "encoder" else "first")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
 
-from softprompt.errors import PromptFileError, TemplateError
+from softprompt.errors import ConfigError, PromptFileError, TemplateError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from softprompt.core.model import PromptedModel
+    from softprompt.prompting.templates import EncodedPrompt
 
 MAX_LENGTH = 256
 """Tokens an input may take (template, text and virtual tokens) unless a task is given another ``max_length``;
@@ -16,7 +23,7 @@ cut further to the backbone's context (:func:`context_limit`). The one default: 
 task classes read it from here."""
 
 
-def context_limit(model) -> int | None:
+def context_limit(model: PromptedModel) -> int | None:
     """Positions the backbone can take: its learned positions, else its config's (RoPE models), else None."""
     limit = model.info.max_positions or getattr(model.backbone.config, "max_position_embeddings", None)
     return limit if isinstance(limit, int) and limit > 0 else None
@@ -33,9 +40,9 @@ class Task(Protocol):
 
     def collate(self, examples: list[dict]) -> dict: ...
 
-    def loss(self, model, batch: dict, prompts: Sequence[str | None]) -> torch.Tensor: ...
+    def loss(self, model: PromptedModel, batch: dict, prompts: Sequence[str | None]) -> torch.Tensor: ...
 
-    def predict(self, model, batch: dict, prompts: Sequence[str | None]) -> list: ...
+    def predict(self, model: PromptedModel, batch: dict, prompts: Sequence[str | None]) -> list: ...
 
     def gold(self, examples: list[dict]) -> list: ...
 
@@ -58,14 +65,14 @@ def pad_rows(rows: list[list[int]], pad: int, *, left: bool = False) -> tuple[to
     return ids, mask
 
 
-def insert_positions(encoded, num_soft: int) -> torch.Tensor | None:
+def insert_positions(encoded: Sequence[EncodedPrompt], num_soft: int) -> torch.Tensor | None:
     """(B, P) insertion indices of a template's soft tokens, or None when the template has none (prepend)."""
     if num_soft == 0:
         return None
     return torch.tensor([e.soft_positions for e in encoded], dtype=torch.long)
 
 
-def check_prompts(model, prompts: Sequence[str | None], num_soft: int) -> None:
+def check_prompts(model: PromptedModel, prompts: Sequence[str | None], num_soft: int) -> None:
     """A template with {soft} slots needs prompts that give exactly that many virtual input tokens."""
     if num_soft == 0:
         return
@@ -78,14 +85,23 @@ def check_prompts(model, prompts: Sequence[str | None], num_soft: int) -> None:
             )
 
 
-def pad_id(tokenizer) -> int:
+def tokenizer_of(model: PromptedModel) -> PreTrainedTokenizerBase:
+    """``model.tokenizer``; ConfigError when the model was built without one (every task tokenizes)."""
+    if model.tokenizer is None:
+        raise ConfigError(
+            "this task needs a tokenizer: load the model with one (PromptedModel(backbone, tokenizer))"
+        )
+    return model.tokenizer
+
+
+def pad_id(tokenizer: PreTrainedTokenizerBase | None) -> int:
     pid = getattr(tokenizer, "pad_token_id", None)
     if pid is None:
         pid = getattr(tokenizer, "eos_token_id", None)
     return 0 if pid is None else pid
 
 
-def load_heads(task, tensors: dict, folder) -> None:
+def load_heads(task: Task, tensors: dict, folder: str | os.PathLike) -> None:
     """Load a saved prompt's trained task-head tensors (``head.*`` of prompt.safetensors) into ``task``'s heads,
     ready for inference (eval mode); nothing to do for a task without heads."""
     modules = task.modules()

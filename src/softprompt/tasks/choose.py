@@ -17,7 +17,9 @@ instruction sentence built from the label names ("Classify the text as negative 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +28,12 @@ from softprompt.methods import METHODS
 from softprompt.prompting.templates import parse_template
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks.classify import VerbalizerTask
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from softprompt.core.model import PromptedModel
+    from softprompt.data.spec import TaskSpec
 
 GENERIC = ("{text}\nAnswer: {mask}", "Text: {text}\nLabel: {mask}")
 """Templates for any classification data (besides the data's own and the built-ins')."""
@@ -64,7 +72,9 @@ class TemplateChoice:
         """The hard prompt that scored ``score``."""
         return self.lead + self.template
 
-    def start(self, method: str, tokenizer, given: dict | None = None) -> tuple[str, dict, float | None]:
+    def start(
+        self, method: str, tokenizer: PreTrainedTokenizerBase, given: dict | None = None
+    ) -> tuple[str, dict, float | None]:
         """(task template, method options, peak learning rate or None) that start ``method`` here.
 
         Methods that can start from words (their registered ``Method.text_start_lr`` gives a rate for these
@@ -86,17 +96,17 @@ class TemplateChoice:
         return asdict(self) | {"full_template": self.full_template}
 
 
-def label_phrase(labels) -> str:
+def label_phrase(labels: Sequence[str]) -> str:
     """``("a", "b", "c")`` -> ``"a, b or c"``."""
     labels = [str(x) for x in labels]
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " or " + labels[-1]
 
 
-def candidate_bodies(spec, verbalizer: dict | None = None) -> list[tuple[str, dict]]:
+def candidate_bodies(spec: TaskSpec, verbalizer: dict | None = None) -> list[tuple[str, dict]]:
     """(template, verbalizer) pairs: the spec's templates, the generic ones, the built-ins' that fit."""
     from softprompt.data import list_datasets
 
-    names = {str(x): [str(x)] for x in spec.labels}
+    names = {str(x): [str(x)] for x in spec.labels or ()}
     out: dict[str, dict] = {}
 
     def add(template: str, source) -> None:
@@ -129,8 +139,8 @@ def _score(model, spec, template: str, words: dict, examples: list[dict], batch_
 
 
 def choose_template(
-    model,
-    spec,
+    model: PromptedModel,
+    spec: TaskSpec,
     examples: list[dict],
     *,
     verbalizer: dict | None = None,

@@ -11,17 +11,30 @@ that cache (``_cached_words``); masked and seq2seq models score each (example, w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from softprompt.core import compat, kv
+from softprompt.core.arch import input_embeddings
 from softprompt.errors import DataError, check_value
 from softprompt.prompting.templates import Template, parse_template
 from softprompt.prompting.verbalizer import Verbalizer
 from softprompt.tasks import metrics
-from softprompt.tasks.base import MAX_LENGTH, check_prompts, insert_positions, pad_id, pad_rows
+from softprompt.tasks.base import (
+    MAX_LENGTH,
+    check_prompts,
+    insert_positions,
+    pad_id,
+    pad_rows,
+    tokenizer_of,
+)
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
+    from softprompt.tasks.choose import TemplateChoice
 
 IGNORE = -100
 Objective = Literal["candidates", "gold"]
@@ -35,9 +48,12 @@ CONTINUATION_ROWS = 1024
 class VerbalizerTask:
     """Classification (or probing over candidate answers) through a template and a verbalizer."""
 
+    choice: TemplateChoice | None = None
+    """The template ``make_task`` chose from candidates (``tasks.choose``), None when it was given."""
+
     def __init__(
         self,
-        model,
+        model: PromptedModel,
         template: str | Template,
         verbalizer: Verbalizer,
         *,
@@ -47,8 +63,8 @@ class VerbalizerTask:
         virtual_tokens: int = 0,
         probing: bool = False,
         objective: Objective | None = None,
-    ):
-        self.tok = model.tokenizer
+    ) -> None:
+        self.tok = tokenizer_of(model)
         self.kind = model.info.kind
         if self.kind == "encoder":
             raise DataError(
@@ -61,7 +77,7 @@ class VerbalizerTask:
         self.answer = "append" if self.kind == "causal" else ("mask_token" if self.tok.mask_token else "none")
         self.single = self.kind != "seq2seq" and bool(self.table.token_mask.sum(1).eq(1).all())
         limit = model.info.context_length or max_length
-        self.enc_kw = dict(
+        self.enc_kw: dict[str, Any] = dict(
             answer=self.answer,
             max_length=min(limit, max_length) - virtual_tokens,
             on_overflow=on_overflow,
@@ -76,13 +92,13 @@ class VerbalizerTask:
         for w, lab in enumerate(self.table.word_label.tolist()):
             self.gold_words.setdefault(lab, self.table.token_ids[w][self.table.token_mask[w]].tolist())
 
-    def modules(self):
+    def modules(self) -> dict[str, nn.Module]:
         return {}
 
-    def gold(self, examples):
+    def gold(self, examples: list[dict]) -> list:
         return [self.verbalizer.index(ex[self.label_field]) for ex in examples]
 
-    def metrics(self, predictions, gold):
+    def metrics(self, predictions: list, gold: list) -> dict[str, float]:
         return (metrics.probing if self.probing else metrics.classification)(predictions, gold)
 
     def collate(self, examples: list[dict]) -> dict:
@@ -95,7 +111,7 @@ class VerbalizerTask:
     def _labelled(self, examples):
         return all(self.label_field in ex for ex in examples)
 
-    def scores(self, model, batch: dict, prompts: Sequence[str | None]) -> torch.Tensor:
+    def scores(self, model: PromptedModel, batch: dict, prompts: Sequence[str | None]) -> torch.Tensor:
         """(B, C) label scores (log-probability based, see verbalizer)."""
         check_prompts(model, prompts, self.template.num_soft)
         enc = batch["encoded"]
@@ -105,19 +121,19 @@ class VerbalizerTask:
             return self.table.label_scores(self._cached_words(model, enc, prompts))
         return self.table.label_scores(self._per_word(model, enc, prompts))
 
-    def loss(self, model, batch, prompts):
+    def loss(self, model: PromptedModel, batch: dict, prompts: Sequence[str | None]) -> torch.Tensor:
         if self.objective == "gold":
             check_prompts(model, prompts, self.template.num_soft)
             return self._gold_loss(model, batch["encoded"], list(prompts), batch["labels"])
         return F.cross_entropy(self.scores(model, batch, prompts), batch["labels"].to(self._device(model)))
 
     @torch.no_grad()
-    def predict(self, model, batch, prompts):
+    def predict(self, model: PromptedModel, batch: dict, prompts: Sequence[str | None]) -> list:
         return self.scores(model, batch, prompts).argmax(-1).tolist()
 
     @staticmethod
     def _device(model):
-        return model.backbone.get_input_embeddings().weight.device
+        return input_embeddings(model.backbone).weight.device
 
     def _single(self, model, enc, prompts) -> torch.Tensor:
         """(B, W) log-probs of single-token words from one forward."""
@@ -164,11 +180,11 @@ class VerbalizerTask:
             return first[..., None]
         B = len(enc)
         rows = torch.arange(B, device=dev).repeat_interleave(W)  # (B*W,) each row's example
-        cache = compat.cache_of(res)
+        cache = compat.cache_of(res)  # (the same cache object, filled)
         cache.batch_select_indices(rows)  # every example's cache, once per word
         cont = words[:, :-1].repeat(B, 1)  # (B*W, T-1) each word's tokens but its last
         step = {
-            "inputs_embeds": model.backbone.get_input_embeddings()(cont),
+            "inputs_embeds": input_embeddings(model.backbone)(cont),
             "attention_mask": torch.cat([exp.mask[rows], exp.mask.new_ones(B * W, T - 1)], 1),  # pads: last
             "position_ids": exp.position_ids[rows, -1:] + torch.arange(1, T, device=dev),
         }
@@ -200,7 +216,10 @@ class VerbalizerTask:
         rows, labels, soft, dec = [], [], [], []
         for e, word, _ in pairs:
             r, lab, sp, d = self._word_row(e, word)
-            rows.append(r), labels.append(lab), soft.append(sp), dec.append(d)
+            rows.append(r)
+            labels.append(lab)
+            soft.append(sp)
+            dec.append(d)
         dev = self._device(model)
         ids, mask = pad_rows(rows, pad_id(self.tok))
         lab, _ = pad_rows(labels, IGNORE)

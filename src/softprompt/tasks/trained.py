@@ -94,7 +94,7 @@ def read_trained(
     if recorded:
         template = template or recorded_template(meta, folder)
         TaskSpec.from_json(recorded, template, where)  # a broken recorded task fails here
-        spec_d = recorded | ({"labels": list(labels or verbalizer)} if labels or verbalizer else {})
+        spec_d = recorded | ({"labels": list(labels or verbalizer or ())} if labels or verbalizer else {})
     else:
         spec_d = _spec_from_flags(folder, template, verbalizer, labels, spec, need_task)
         default = spec.default_templates[0] if spec is not None and spec.default_templates else None
@@ -148,6 +148,8 @@ def trained_task(model: PromptedModel, plan: TrainedFolder, name: str, heads: di
     from softprompt.tasks import make_task, saved_head
     from softprompt.tasks.base import load_heads
 
+    if plan.spec is None:
+        raise PromptFileError(f"{plan.folder}: the prompt records no task; read it with need_task=True")
     task = make_task(
         model,
         TaskSpec.from_json(plan.spec, plan.template, str(plan.folder / "prompt.json")),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 from transformers import (
     AutoModel,
@@ -14,13 +17,14 @@ from transformers import (
     GPT2Config,
     LlamaConfig,
     MistralConfig,
+    PreTrainedModel,
     Qwen2Config,
     RobertaConfig,
     T5Config,
 )
 
 VOCAB = 256
-_DEC = dict(
+_DEC: dict[str, Any] = dict(
     hidden_size=32,
     intermediate_size=64,
     num_hidden_layers=2,
@@ -30,7 +34,7 @@ _DEC = dict(
     max_position_embeddings=128,
     pad_token_id=0,
 )
-_ENC = dict(
+_ENC: dict[str, Any] = dict(
     hidden_size=32,
     intermediate_size=64,
     num_hidden_layers=2,
@@ -82,7 +86,7 @@ FAMILIES = {
             num_heads=4,
             vocab_size=VOCAB,
             dropout_rate=0.0,
-            decoder_start_token_id=0,
+            decoder_start_token_id=0,  # type: ignore[call-arg]  # accepted at runtime (PreTrainedConfig kwargs); @strict hides it
             pad_token_id=0,
             eos_token_id=1,
         ),
@@ -113,7 +117,7 @@ FAMILIES = {
 }
 
 
-def tiny_model(family: str, *, seed: int = 0, head: str | None = None):
+def tiny_model(family: str, *, seed: int = 0, head: str | None = None) -> PreTrainedModel:
     """A seeded tiny random model of ``family`` (see FAMILIES); ``head="base"`` gives the bare encoder."""
     cls, make = FAMILIES[family]
     torch.manual_seed(seed)
@@ -129,12 +133,11 @@ def pooling_flags(*on: str) -> dict:
     return {f: f in on for f in ST_FLAGS} | {"pooling_mode_mean_sqrt_len_tokens": False}
 
 
-def save_encoder(path, pooling: dict | None = None, pooling_dir: str = "1_Pooling"):
+def save_encoder(path: str | Path, pooling: dict | None = None, pooling_dir: str = "1_Pooling") -> Path:
     """Save a tiny bare BERT encoder + tokenizer to the folder ``path``: laid out like a sentence-transformers
     checkpoint (modules.json, ``pooling_dir``/config.json holding ``pooling``) when ``pooling`` is given, like
     a plain transformers folder otherwise. Returns ``path``."""
     import json
-    from pathlib import Path
 
     from softprompt.testing.tokenizer import tiny_tokenizer
 

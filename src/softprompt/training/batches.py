@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from softprompt.tasks.base import Task
+    from softprompt.training.jobs import TrainJob
 
 
 def permutation(n: int, seed: int, stream: int, epoch: int) -> list[int]:
@@ -50,7 +55,7 @@ class Stream:
 class Group:
     """Rows one task scores together: its examples and one prompt name per row."""
 
-    task: object
+    task: Task
     examples: list[dict]
     prompts: list[str]
 
@@ -58,7 +63,7 @@ class Group:
 class Plan:
     """Micro-batches for a list of ``TrainJob``s (see the module docstring for mixed vs separate)."""
 
-    def __init__(self, jobs, batch_size: int, seed: int, world: int = 1):
+    def __init__(self, jobs: list[TrainJob], batch_size: int, seed: int, world: int = 1) -> None:
         self.jobs, self.batch, self.world = jobs, batch_size, world
         first = jobs[0]
         self.mixed = len(jobs) > 1 and all(

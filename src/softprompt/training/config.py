@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -64,7 +64,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def for_method(cls, method: str, *, trained_head: bool = False, **fields) -> TrainConfig:
+    def for_method(cls, method: str, *, trained_head: bool = False, **fields: Any) -> TrainConfig:
         """A config with ``method``'s measured defaults under ``fields``: its registered ``Method.train``, with
         ``train_with_head`` on top when the task trains a new head (a bare encoder's pooled or token head)."""
         from softprompt.methods import METHODS

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from softprompt.core import compat
 from softprompt.errors import ConfigError
 from softprompt.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 
 def _has_gpu() -> bool:
@@ -19,7 +24,7 @@ def check_hardware(config: TrainConfig) -> None:
         raise ConfigError("mixed_precision='fp16' needs a GPU, and this machine has none; use 'bf16' or 'no'")
 
 
-def make_accelerator(config: TrainConfig):
+def make_accelerator(config: TrainConfig) -> Accelerator:
     """An ``Accelerator`` for ``config``."""
     from accelerate import Accelerator
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from softprompt.core.model import PromptedModel
+    from softprompt.tasks.base import Task
 
 
 @contextlib.contextmanager
-def eval_mode(model, task):
+def eval_mode(model: PromptedModel, task: Task) -> Iterator[None]:
     """Dropout off for the model's prompts and the task's heads, ``no_grad``; previous modes restored after."""
     heads = list(task.modules().values())
     was = [m.training for m in heads]
@@ -21,7 +29,9 @@ def eval_mode(model, task):
             m.train(w)
 
 
-def predict(model, task, examples: list[dict], prompt: str | None, batch_size: int = 16) -> list:
+def predict(
+    model: PromptedModel, task: Task, examples: list[dict], prompt: str | None, batch_size: int = 16
+) -> list:
     """The task's prediction for every example, in order (``prompt=None``: the bare model / template)."""
     out = []
     with eval_mode(model, task):
@@ -31,7 +41,9 @@ def predict(model, task, examples: list[dict], prompt: str | None, batch_size: i
     return out
 
 
-def evaluate(model, task, examples: list[dict], prompt: str | None, batch_size: int = 16) -> dict[str, float]:
+def evaluate(
+    model: PromptedModel, task: Task, examples: list[dict], prompt: str | None, batch_size: int = 16
+) -> dict[str, float]:
     """Metrics of ``prompt`` on labelled ``examples`` (``task.main_metric`` among them).
 
     Args:
@@ -45,7 +57,12 @@ def evaluate(model, task, examples: list[dict], prompt: str | None, batch_size: 
 
 
 def evaluate_sharded(
-    model, task, examples: list[dict], prompt: str | None, batch_size: int, accelerator
+    model: PromptedModel,
+    task: Task,
+    examples: list[dict],
+    prompt: str | None,
+    batch_size: int,
+    accelerator: Accelerator,
 ) -> dict[str, float]:
     """Like ``evaluate``, each of N processes scoring a contiguous 1/N of the examples; all get the metrics."""
     world = accelerator.num_processes
@@ -64,14 +81,14 @@ def evaluate_sharded(
     return task.metrics(preds, gold)
 
 
-def collapsed_to(task, predictions: list, gold: list):
+def collapsed_to(task: Task, predictions: list, gold: list) -> object:
     """The one class a classification prompt predicts for every example while the gold has several, or None."""
     if getattr(task, "main_metric", None) != "accuracy" or len(set(gold)) < 2 or len(set(predictions)) != 1:
         return None
     return predictions[0]
 
 
-def warn_if_collapsed(task, predictions: list, gold: list, prompt: str | None) -> None:
+def warn_if_collapsed(task: Task, predictions: list, gold: list, prompt: str | None) -> None:
     """Warn, naming the fix, when the validation predictions collapsed to one class."""
     cls = collapsed_to(task, predictions, gold)
     if cls is None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from softprompt.errors import ConfigError, DataError
 from softprompt.tasks.base import Task
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
 
 
 @dataclass
@@ -39,7 +43,7 @@ class TrainResult:
     """How several jobs were batched: "mixed" or "separate" (see training.batches)."""
 
 
-def check_jobs(model, jobs: list[TrainJob]) -> list[TrainJob]:
+def check_jobs(model: PromptedModel, jobs: list[TrainJob]) -> list[TrainJob]:
     if not jobs:
         raise ConfigError("train() needs at least one TrainJob")
     names = [j.prompt for j in jobs]
@@ -66,15 +70,16 @@ def _check_classes(job: TrainJob) -> None:
         )
 
 
-def describe_task(task) -> dict:
+def describe_task(task: Task) -> dict:
     """What identifies a task object: its template, verbalizer and labels where it has them."""
     out = {"task_class": type(task).__name__, "main_metric": task.main_metric}
-    if getattr(task, "template", None) is not None:
-        out["template"] = task.template.source
-    if getattr(task, "verbalizer", None) is not None:
-        out["verbalizer"] = task.verbalizer.label_words
-    if getattr(task, "choice", None) is not None:  # the template chosen zero-shot (tasks.choose)
-        out["template_choice"] = task.choice.to_json()
+    template, verbalizer, choice = (getattr(task, a, None) for a in ("template", "verbalizer", "choice"))
+    if template is not None:
+        out["template"] = template.source
+    if verbalizer is not None:
+        out["verbalizer"] = verbalizer.label_words
+    if choice is not None:  # the template chosen zero-shot (tasks.choose)
+        out["template_choice"] = choice.to_json()
     pool = getattr(getattr(task, "head", None), "pool", None)
     if pool is not None:  # a pooled classification head: its pooling (chosen by make_task's head="auto")
         out["pool"] = pool

@@ -12,6 +12,7 @@ import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -28,11 +29,14 @@ from softprompt.training.evaluation import evaluate_sharded
 from softprompt.training.jobs import TrainJob, TrainResult, check_jobs, describe_task
 from softprompt.training.optim import optimizer, param_groups, scheduler
 from softprompt.training.records import Log, check_out_dir, write_run
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
 from softprompt.training.resume import RunState, restore, save
 
 
 def train(
-    model,
+    model: PromptedModel,
     jobs: TrainJob | list[TrainJob],
     config: TrainConfig,
     out_dir: str | os.PathLike,
@@ -188,6 +192,7 @@ class _Trainer:
             with acc.accumulate():
                 with acc.autocast():
                     loss = sum(g.task.loss(self.model, g.task.collate(g.examples), g.prompts) for g in groups)
+                    assert isinstance(loss, torch.Tensor)  # (groups is never empty)
                 acc.backward(loss)
                 total += loss.item()
                 if acc.sync_gradients:

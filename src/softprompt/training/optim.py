@@ -3,17 +3,23 @@ task heads (at ``head_lr`` when set), warmed up and decayed by one transformers 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from softprompt.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from torch.optim.lr_scheduler import LRScheduler
 
 
 def param_groups(modules: dict[str, nn.Module], config: TrainConfig) -> list[dict]:
     """AdamW's parameter groups: the prompts at ``lr``; the task heads at ``head_lr`` when it is set (one
     group otherwise, so a run without ``head_lr`` keeps its checkpoint layout). Each parameter once."""
     seen: set[int] = set()
-    prompts, heads = [], []
+    prompts: list[nn.Parameter] = []
+    heads: list[nn.Parameter] = []
     for key, m in modules.items():
         for p in m.parameters():
             if p.requires_grad and id(p) not in seen:
@@ -28,7 +34,7 @@ def optimizer(groups: list[dict], config: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def scheduler(opt: torch.optim.Optimizer, config: TrainConfig):
+def scheduler(opt: torch.optim.Optimizer, config: TrainConfig) -> LRScheduler:
     """Linear warm-up over ``warmup_ratio`` of the steps, then ``config.scheduler``'s decay (every group alike)."""
     from transformers import get_scheduler
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from softprompt.errors import ConfigError
 from softprompt.io.atomic import atomic_write_text
@@ -26,12 +28,14 @@ VERSION = 1
 RUN, LOG = "run.json", "log.jsonl"
 
 
-def normalize(obj):
+def normalize(obj: object) -> Any:
     """``obj`` as it reads back from JSON (tuples become lists, keys strings)."""
     return json.loads(json.dumps(obj, default=str))
 
 
-def check_out_dir(out_dir: Path, description: dict, resume: bool, same_backbone=None) -> bool:
+def check_out_dir(
+    out_dir: Path, description: dict, resume: bool, same_backbone: Callable[[str], bool] | None = None
+) -> bool:
     """Decide whether ``out_dir`` may hold this run. Returns True when it already holds it (resume).
 
     A folder whose run stopped before anything was saved (status not "finished", no checkpoint, no
@@ -85,7 +89,7 @@ def nothing_saved(out_dir: Path) -> bool:
     return not (log.exists() and log.read_text().strip())
 
 
-def differences(old, new, where: str = "") -> list[str]:
+def differences(old: object, new: object, where: str = "") -> list[str]:
     """Human-readable paths where two JSON values differ: ``train.lr: 0.03 -> 0.1``."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []

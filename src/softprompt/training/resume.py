@@ -11,10 +11,15 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from softprompt.files import checkpoint
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from torch.distributed.checkpoint.stateful import Stateful
 
 
 @dataclass
@@ -83,7 +88,16 @@ class RunState:
         self.last_loss = c["last_loss"]
 
 
-def save(out: Path, state: RunState, acc, modules: dict[str, nn.Module], opt, sched, *, epoch: float) -> None:
+def save(
+    out: Path,
+    state: RunState,
+    acc: Accelerator,
+    modules: dict[str, nn.Module],
+    opt: Stateful,
+    sched: Stateful,
+    *,
+    epoch: float,
+) -> None:
     """Write checkpoint ``step-<state.step>`` from the main process, with every rank's RNG state; all wait."""
     rng = [checkpoint.rng_state()]
     if acc.num_processes > 1:
@@ -103,7 +117,14 @@ def save(out: Path, state: RunState, acc, modules: dict[str, nn.Module], opt, sc
     acc.wait_for_everyone()
 
 
-def restore(path: Path, state: RunState, acc, modules: dict[str, nn.Module], opt, sched) -> None:
+def restore(
+    path: Path,
+    state: RunState,
+    acc: Accelerator,
+    modules: dict[str, nn.Module],
+    opt: Stateful,
+    sched: Stateful,
+) -> None:
     """Load checkpoint ``path`` into the modules, optimizer, scheduler, ``state`` and this rank's RNG."""
     ckpt = checkpoint.load_checkpoint(path)
     checkpoint.restore(ckpt, modules, opt, sched)
