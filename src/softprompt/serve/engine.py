@@ -1,10 +1,14 @@
 """The serving engine: one scheduler thread owns the model and runs every request.
 
-Each step (under the store's lock): expired and cancelled rows leave; classification requests are scored,
-one forward per prompt group; running rows decode one token together (whatever their prompts); waiting
-completions join (up to ``max_rows`` rows and ``max_tokens_per_step`` prompt tokens) with one prefill, and their
-cache is merged into the running batch (``batch.RowBatch``). Rows leave as soon as they finish, so a waiting
-request starts within one step of a free slot. Greedy output equals the request run alone, token for token.
+Each step (under the store's lock): expired and cancelled rows leave; waiting classification requests are scored
+(up to ``classify_rows`` examples, every prompt and task in one forward: ``tasks.score_mixed``); running rows
+decode one token together (whatever their prompts); and the joining completions advance their prefill by one
+chunk of at most ``max_tokens_per_step`` tokens (``batch.Filling``). When a group's last chunk ran, its rows take
+their first token and their cache is merged into the running batch (``batch.RowBatch``). Both kinds of request
+and both phases of generation advance every step, so no request waits behind another's whole prefill: a waiting
+completion starts prefilling once the group before it finished (at most ``ceil(rows * longest / budget)`` steps)
+and has its first token ``ceil(rows * its group's longest / budget)`` steps later. Greedy output equals the request
+run alone, token for token, however its prefill was split.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch
 
 from softprompt.errors import SoftPromptError
 from softprompt.serve import tasks
-from softprompt.serve.batch import RowBatch
+from softprompt.serve.batch import Filling, RowBatch
 from softprompt.serve.intake import Intake
 from softprompt.serve.limits import EngineConfig
 from softprompt.serve.prometheus import Metrics
@@ -39,6 +43,8 @@ class Engine:
         self._cond = threading.Condition()
         self._running: list[Completion] = []
         self._batch = RowBatch(self.model)
+        self._filling: Filling | None = None  # the joining rows' prefill in progress
+        self._joining: list[Completion] = []  # its requests
         self._thread: threading.Thread | None = None
         self._stop = False
         self.intake = Intake(store, self.config)
@@ -57,7 +63,7 @@ class Engine:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        for r in [*self._waiting, *self._running]:
+        for r in [*self._waiting, *self._joining, *self._running]:
             self._fail(r, Cancelled("the server is shutting down"))
 
     # ----- requests (checked by ``intake``) -------------------------------------------------------------
@@ -83,14 +89,18 @@ class Engine:
             self._cond.notify()
 
     def stats(self) -> dict:
-        return {"waiting": len(self._waiting), "running": len(self._running)}
+        return {
+            "waiting": len(self._waiting),
+            "prefilling": len(self._joining),
+            "running": len(self._running),
+        }
 
     # ----- the scheduler --------------------------------------------------------------------------------
     def _loop(self) -> None:
         torch.set_grad_enabled(False)
         while True:
             with self._cond:
-                while not self._stop and not self._waiting and not self._running:
+                while not self._stop and not self._waiting and not self._running and not self._joining:
                     self._cond.wait(timeout=0.5)
                 if self._stop:
                     return
@@ -99,9 +109,10 @@ class Engine:
                 try:
                     self._step(waiting)
                 except Exception as e:  # never let a bad batch kill the server: fail its rows, start over
-                    for r in self._running:
+                    for r in [*self._joining, *self._running]:
                         self._fail(r, e)
                     self._running, self._batch = [], RowBatch(self.model)
+                    self._joining, self._filling = [], None
 
     def _take(self, taken: list[Request]) -> None:
         with self._cond:
@@ -119,13 +130,18 @@ class Engine:
         waiting = [r for r in waiting if not (r.cancelled or r.expired(now))]
         self._classify([r for r in waiting if isinstance(r, Classification)])
         self._drop([i for i, r in enumerate(self._running) if r.cancelled or r.expired(now)])
+        if self._joining and all(r.cancelled or r.expired(now) for r in self._joining):
+            for r in self._joining:  # nobody waits for this prefill any more
+                self._fail(r, self._why(r))
+            self._filling, self._joining = None, []
         logits = []
         if self._running:
             last = torch.tensor([r.tokens[-1] for r in self._running])
             logits.append(self._batch.decode(last))  # (B, V)
-        joining = self._admit([r for r in waiting if isinstance(r, Completion)])
-        if joining:
-            logits += self._prefill(joining)  # (n, V)
+        if self._filling is None:
+            self._start_filling([r for r in waiting if isinstance(r, Completion)])
+        if self._filling is not None:
+            logits += self._fill()  # (n, V) once the joining rows' last chunk ran
         if not self._running:
             return
         self.metrics.batch.observe(len(self._running))
@@ -136,36 +152,39 @@ class Engine:
         self._drop(finished)
         self.metrics.tokens_per_s.set(len(greedy) / max(time.monotonic() - now, 1e-9))
 
-    def _prefill(self, joining: list[Completion]) -> list[torch.Tensor]:
-        """Prefill the joining rows into the batch; a refused input fails only those rows."""
+    def _start_filling(self, waiting: list[Completion]) -> None:
+        """Waiting completions (as many as free rows allow) start their prefill; a refused input fails them."""
+        joining = waiting[: max(self.config.max_rows - len(self._running), 0)]
+        if not joining:
+            return
+        self._take(joining)
         keys = [None if r.entry is None or r.entry.prefix is None else r.entry.key for r in joining]
         overrides = {r.entry.key: r.entry.prefix for r, k in zip(joining, keys) if k is not None}
         try:
-            out = [self._batch.prefill([r.ids for r in joining], keys, overrides)]
+            self._filling = Filling(self.model, [r.ids for r in joining], keys, overrides)
         except SoftPromptError as e:
             for r in joining:
                 self._fail(r, e)
+            return
+        self._joining = joining
+
+    def _fill(self) -> list[torch.Tensor]:
+        """One chunk of the joining rows' prefill (rows x columns <= max_tokens_per_step); when it was the last,
+        the rows join the running batch and their next-token logits (n, V) come back."""
+        filling = self._filling
+        logits = filling.step(self.config.max_tokens_per_step // len(filling))
+        if logits is None:
             return []
-        self._running += joining
+        self._batch.join(filling)
+        self._running += self._joining
+        self._filling, self._joining = None, []
         self.metrics.running.set(len(self._running))
-        return out
+        return [logits]
 
     def _why(self, r: Request) -> SoftPromptError:
         if r.cancelled:
             return Cancelled("the client disconnected")
         return RequestTimeout(f"the request took longer than request_timeout={self.config.request_timeout} s")
-
-    def _admit(self, waiting: list[Completion]) -> list[Completion]:
-        joining, budget = [], self.config.max_tokens_per_step
-        for r in waiting:
-            if len(self._running) + len(joining) >= self.config.max_rows:
-                break
-            if joining and len(r.ids) > budget:
-                break
-            joining.append(r)
-            budget -= len(r.ids)
-        self._take(joining)
-        return joining
 
     def _drop(self, index: list[int]) -> None:
         if not index:

@@ -13,8 +13,9 @@ class EngineConfig:
 
     max_rows: int = 32
     """Generation rows decoded together at most (running requests); 1..4096."""
-    max_tokens_per_step: int = 2048
-    """Prompt tokens prefilled in one scheduler step at most (a longer single prompt still runs alone)."""
+    max_tokens_per_step: int = 512
+    """Prompt tokens (joining rows x columns) prefilled in one scheduler step at most: a longer prefill is split
+    into chunks over several steps while the running rows keep decoding (at least one column per step)."""
     max_queue: int = 256
     """Requests waiting for a slot at most; one more is refused (HTTP 429)."""
     max_new_tokens: int = 512
@@ -24,7 +25,8 @@ class EngineConfig:
     request_timeout: float = 60.0
     """Seconds a request may take from submission to its last token (HTTP 504 after)."""
     classify_rows: int = 64
-    """Classification examples scored in one forward at most."""
+    """Classification examples scored in one step at most (one forward, whatever their prompts); a request
+    with more runs alone in its step."""
 
     def __post_init__(self):
         check_range("max_rows", self.max_rows, low=1, high=4096)
