@@ -5,10 +5,10 @@ Each step (under the store's lock): expired and cancelled rows leave; waiting cl
 decode one token together (whatever their prompts); and the joining completions advance their prefill by one
 chunk of at most ``max_tokens_per_step`` tokens (``batch.Filling``). When a group's last chunk ran, its rows take
 their first token and their cache is merged into the running batch (``batch.RowBatch``). Both kinds of request
-and both phases of generation advance every step, so no request waits behind another's whole prefill: a waiting
-completion starts prefilling once the group before it finished (at most ``ceil(rows * longest / budget)`` steps)
-and has its first token ``ceil(rows * its group's longest / budget)`` steps later. Greedy output equals the request
-run alone, token for token, however its prefill was split.
+and both phases of generation advance every step, so no request waits behind another's whole prefill: a group
+holds at most ``max_tokens_per_step`` prompt tokens (or one longer prompt, split into chunks), so a waiting
+completion starts prefilling once the groups before it finished (``ceil(group tokens / budget)`` steps each) and
+has its first token as many steps later. Greedy output equals the request run alone, however its prefill was split.
 """
 
 from __future__ import annotations
@@ -153,8 +153,14 @@ class Engine:
         self.metrics.tokens_per_s.set(len(greedy) / max(time.monotonic() - now, 1e-9))
 
     def _start_filling(self, waiting: list[Completion]) -> None:
-        """Waiting completions (as many as free rows allow) start their prefill; a refused input fails them."""
-        joining = waiting[: max(self.config.max_rows - len(self._running), 0)]
+        """The first waiting completions start their prefill together, as many as free rows allow and holding
+        at most ``max_tokens_per_step`` prompt tokens (or one longer prompt); a refused input fails them."""
+        joining, budget = [], self.config.max_tokens_per_step
+        for r in waiting[: max(self.config.max_rows - len(self._running), 0)]:
+            if joining and len(r.ids) > budget:
+                break
+            joining.append(r)
+            budget -= len(r.ids)
         if not joining:
             return
         self._take(joining)
