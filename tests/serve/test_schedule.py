@@ -39,6 +39,10 @@ class Log:
             raise evs[-1]["error"]
         return [e["token"] for e in evs if e["type"] == "token"]
 
+    def mark(self, name: str) -> None:
+        with self.lock:
+            self.events.append((name, {"type": "mark"}))
+
     def tokens_of(self, name: str) -> int:
         with self.lock:
             return sum(1 for n, e in self.events if n == name and e["type"] == "token")
@@ -81,12 +85,12 @@ def test_a_long_prefill_is_chunked_while_running_rows_decode(engine, prompt):
     while log.tokens_of("running") < 2:  # the first row is decoding
         log.done["running"].wait(0.01)
     text = long_text(40, seed=len(prompt or ""))
+    log.mark("submitted")
     ids = submit(engine, log, "long", prompt, text, 4)
     long_tokens = log.wait("long")
     with log.lock:  # the running row's tokens between the long request's submission and its first token
-        order = [n for n, e in log.events if e["type"] == "token"]
-    before = order.index("long")
-    during = order[:before].count("running") - 2
+        order = [n for n, e in log.events if e["type"] in ("token", "mark")]
+    during = order[order.index("submitted") : order.index("long")].count("running")
     virtual = engine.store.get(prompt).virtual_tokens if prompt else 0
     chunks = math.ceil((len(ids) + (virtual if prompt in ("pt_long", "ptune") else 0)) / BUDGET)
     assert chunks >= 5

@@ -236,24 +236,33 @@ class Engine:
             )
         return reason is not None
 
-    def _classify(self, reqs: list[Classification]) -> None:
+    def _classify(self, waiting: list[Classification]) -> None:
+        """Score the first waiting classifications (``classify_rows`` texts, at least one request) together, every
+        prompt and task in one forward; when that fails, each request alone, so a bad input fails only its own."""
+        reqs, budget = [], self.config.classify_rows
+        for r in waiting:
+            if reqs and len(r.texts) > budget:
+                break
+            reqs.append(r)
+            budget -= len(r.texts)
         self._take(reqs)
-        groups: dict[str, list[Classification]] = {}
-        for r in reqs:
-            groups.setdefault(r.entry.key, []).append(r)
-        for group in groups.values():
-            texts = [t for r in group for t in r.texts]
-            try:
-                out = tasks.scores(self.model, group[0].entry, texts, self.config.classify_rows)
-            except Exception as e:  # a bad input fails its group only
-                for r in group:
+        if not reqs:
+            return
+        rows = self.config.classify_rows
+        try:
+            out = tasks.score_mixed(self.model, [(r.entry, r.texts) for r in reqs], rows)
+        except Exception:
+            out = []
+            for r in reqs:
+                try:
+                    out += tasks.score_mixed(self.model, [(r.entry, r.texts)], rows)
+                except Exception as e:
                     self._fail(r, e)
-                continue
-            self.metrics.batch.observe(len(texts))
-            at = 0
-            for r in group:
-                self._finish(r, {"type": "scores", "scores": out[at : at + len(r.texts)].tolist()})
-                at += len(r.texts)
+                    out.append(None)
+        self.metrics.batch.observe(sum(len(r.texts) for r in reqs))
+        for r, scores in zip(reqs, out):
+            if scores is not None:
+                self._finish(r, {"type": "scores", "scores": scores.tolist()})
 
     # ----- reporting ------------------------------------------------------------------------------------
     def _send(self, r: Request, event: dict) -> None:
