@@ -202,6 +202,7 @@ def main(argv=None) -> None:
     p.add_argument(
         "--clients", default=None, help="load: concurrent clients (default: 1,8,32,64; quick: 1,8,32)"
     )
+    p.add_argument("--shapes", default="short,long", help="load: input shapes (default: short,long)")
     p.add_argument(
         "--long-tokens", type=int, default=1000, help="load: tokens of a long input (default: 1000)"
     )
