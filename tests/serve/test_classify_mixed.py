@@ -78,3 +78,44 @@ def test_one_forward_for_every_prompt_equals_predict(serve_assets, runs):
         want = predict_scores(serve_assets["model"], runs / name, name, inputs)
         torch.testing.assert_close(torch.tensor(out[-1]["scores"]), want, atol=1e-5, rtol=1e-5)
     assert len({tuple(out[-1]["scores"][0]) for out in got[: len(RUNS)]}) == len(RUNS)  # the prompts differ
+
+
+@pytest.mark.parametrize("family", ["llama", "bert"])
+def test_shared_forward_equals_each_task_alone(family):
+    """Causal and masked LMs: one-token words of two templates (one with soft slots) share a forward; a task with
+    multi-token words is scored on its own path; each equals its task's own scores."""
+    from types import SimpleNamespace
+
+    from softprompt.core.model import PromptedModel
+    from softprompt.methods import make_config
+    from softprompt.prompting.verbalizer import Verbalizer
+    from softprompt.serve.tasks import score_mixed
+    from softprompt.tasks.classify import VerbalizerTask
+    from softprompt.testing.models import tiny_model
+    from softprompt.testing.tokenizer import tiny_tokenizer
+
+    model = PromptedModel(tiny_model(family), tiny_tokenizer("causal" if family == "llama" else "masked"))
+    model.add_prompt("pt", make_config("prompt-tuning", num_virtual_tokens=3), seed=0)
+    model.add_prompt("prefix", make_config("prefix-tuning", num_virtual_tokens=2), seed=1)
+    specs = [  # (prompt, template, words)
+        ("pt", "{text} {soft:3} it was {mask}", {"pos": "good", "neg": "bad"}),
+        ("prefix", "the movie : {text} {mask}", {"pos": "great", "neg": "awful", "meh": "fine"}),
+        ("pt", "{text} {mask}", {"pos": "very good", "neg": "not good"}),
+        (None, "{text} it was {mask}", {"pos": "good", "neg": "poor"}),
+    ]
+    jobs = []
+    for i, (key, template, words) in enumerate(specs):
+        virtual = 3 if key == "pt" else 0
+        task = VerbalizerTask(model, template, Verbalizer.from_spec(words), virtual_tokens=virtual)
+        entry = SimpleNamespace(
+            task=task, key=key, virtual_tokens=virtual, meta={"spec": {"text_fields": ["text"]}}
+        )
+        jobs.append((entry, texts(3 + i, seed=20 + i)))
+    assert [j[0].task.single for j in jobs] == [True, True, False, True]
+    got = score_mixed(model, jobs, rows=5)  # 5 rows per forward: jobs split across forwards too
+    for (entry, inputs), out in zip(jobs, got):
+        with torch.no_grad():
+            want = entry.task.scores(
+                model, entry.task.collate([{"text": t} for t in inputs]), [entry.key] * len(inputs)
+            )
+        torch.testing.assert_close(out, want.float(), atol=1e-5, rtol=1e-5)
