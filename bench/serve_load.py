@@ -1,7 +1,7 @@
 """Time to first token and decode throughput under load (the ``load`` section of bench/serve.py).
 
 ``c`` concurrent HTTP clients (streaming ``/v1/completions`` through uvicorn in-process), each sending its
-requests one after another (closed loop), over 8 prompt-tuning prompts; inputs short (24 tokens of a review) or
+requests one after another (closed loop; at least 8 requests per run), over 8 prompt-tuning prompts; inputs short (24 tokens of a review) or
 long (1,000 tokens). Per run: TTFT p50 / p95 over every request (first streamed token with text), and decode
 tokens/s (completion tokens of all requests / the run's wall time). Every figure is the median over ``reps`` runs.
 The goal line compares p95 TTFT at 32 clients with 4x the 1-client p95 (short inputs).
@@ -15,6 +15,8 @@ import statistics
 import time
 
 GOAL_CLIENTS, GOAL_FACTOR = 32, 4.0
+MIN_REQUESTS = 8
+"""Requests per run at least (a client sends several when there are fewer clients)."""
 
 
 def long_inputs(tok, n: int, tokens: int) -> list[list[int]]:
@@ -64,8 +66,10 @@ async def _run(url: str, texts: list[str], clients: int, per_client: int, new: i
     async with httpx.AsyncClient(base_url=url, timeout=1800, limits=limits) as http:
         await _one(http, body(0))  # warm: the connection and the prompt's first use
 
+        each = max(per_client, -(-MIN_REQUESTS // clients))  # enough requests for a p95 at few clients
+
         async def client(c: int):
-            return [await _one(http, body(c * per_client + k)) for k in range(per_client)]
+            return [await _one(http, body(c * each + k)) for k in range(each)]
 
         t = time.perf_counter()
         res = [x for xs in await asyncio.gather(*(client(c) for c in range(clients))) for x in xs]
