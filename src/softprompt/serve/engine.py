@@ -1,14 +1,16 @@
 """The serving engine: one scheduler thread owns the model and runs every request.
 
 Each step (under the store's lock): expired and cancelled rows leave; waiting classification requests are scored
-(up to ``classify_rows`` examples, every prompt and task in one forward: ``tasks.score_mixed``); running rows
-decode one token together (whatever their prompts); and the joining completions advance their prefill by one
-chunk of at most ``max_tokens_per_step`` tokens (``batch.Filling``). When a group's last chunk ran, its rows take
-their first token and their cache is merged into the running batch (``batch.RowBatch``). Both kinds of request
-and both phases of generation advance every step, so no request waits behind another's whole prefill: a group
-holds at most ``max_tokens_per_step`` prompt tokens (or one longer prompt, split into chunks), so a waiting
-completion starts prefilling once the groups before it finished (``ceil(group tokens / budget)`` steps each) and
-has its first token as many steps later. Greedy output equals the request run alone, however its prefill was split.
+(up to ``classify_rows`` texts, every prompt and task in one forward: ``tasks.score_mixed``); running rows decode
+one token together (whatever their prompts); and the joining completions advance their prefill by one chunk of
+at most ``max_tokens_per_step`` tokens (``batch.Filling``). When a group's last chunk ran, its rows take their
+first token and their cache is merged into the running batch (``batch.RowBatch``).
+
+Both kinds of request and both phases of generation advance every step, so no request waits behind another's
+whole prefill: a group holds at most ``max_tokens_per_step`` prompt tokens (or one longer prompt, split into
+chunks), so a waiting completion starts prefilling once the groups before it finished (``ceil(group tokens /
+budget)`` steps each) and has its first token as many steps later. Greedy output equals the request run alone,
+however its prefill was split.
 """
 
 from __future__ import annotations
