@@ -7,7 +7,7 @@ at most ``max_tokens_per_step`` tokens (``batch.Filling``). When a group's last 
 first token and their cache is merged into the running batch (``batch.RowBatch``).
 
 Both kinds of request and both phases of generation advance every step, so no request waits behind another's
-whole prefill: a group holds at most ``max_tokens_per_step`` prompt tokens (or one longer prompt, split into
+whole prefill: a group fits one chunk of ``max_tokens_per_step`` tokens (or is one longer prompt, split into
 chunks), so a waiting completion starts prefilling once the groups before it finished (``ceil(group tokens /
 budget)`` steps each) and has its first token as many steps later. Greedy output equals the request run alone,
 however its prefill was split.
@@ -155,14 +155,16 @@ class Engine:
         self.metrics.tokens_per_s.set(len(greedy) / max(time.monotonic() - now, 1e-9))
 
     def _start_filling(self, waiting: list[Completion]) -> None:
-        """The first waiting completions start their prefill together, as many as free rows allow and holding
-        at most ``max_tokens_per_step`` prompt tokens (or one longer prompt); a refused input fails them."""
-        joining, budget = [], self.config.max_tokens_per_step
+        """The first waiting completions start their prefill together, as many as free rows allow and as fit one
+        chunk (rows x longest input, virtual tokens counted, <= ``max_tokens_per_step``), or one longer prompt
+        alone; a refused input fails them."""
+        joining, width = [], 0
         for r in waiting[: max(self.config.max_rows - len(self._running), 0)]:
-            if joining and len(r.ids) > budget:
+            n = len(r.ids) + (0 if r.entry is None else r.entry.virtual_tokens)
+            if joining and (len(joining) + 1) * max(width, n) > self.config.max_tokens_per_step:
                 break
             joining.append(r)
-            budget -= len(r.ids)
+            width = max(width, n)
         if not joining:
             return
         self._take(joining)
