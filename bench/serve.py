@@ -5,15 +5,17 @@
 (b) latency of one request, prompt tuning with 100 virtual tokens and a short input: the engine (prompt-KV
     prefix computed once) vs. PEFT's ``generate``;
 (c) a mixed-prompt batch (8 prompts) vs. a single-prompt batch of the same shape, through the engine;
-(d) time to first token and tokens/s at 1, 8 and 32 concurrent HTTP clients (streaming, uvicorn in-process).
+(d) load: time to first token (p50, p95) and decode tokens/s at 1, 8, 32 and 64 concurrent HTTP clients, short
+    and long (1,000-token) inputs, 8 prompts (bench/serve_load.py), and the goal line (p95 TTFT at 32 clients
+    <= 4x the 1-client figure), met or not; also written as a Markdown table next to the JSON.
 
-Every figure is a median over ``--reps`` runs, the two sides interleaved. Usage: python bench/serve.py [--quick]  (or make bench-serve)
+Every figure is a median over ``--reps`` runs, the two sides interleaved. Usage: python bench/serve.py [--quick]
+[--sections load] [--out FILE]  (or make bench-serve)
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import threading
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 
 from common import MODEL, machine, tokenizer, versions
+from serve_load import bench_load, table
 
 OUT = Path(__file__).parent / "results" / "serve.json"
 
@@ -42,7 +45,7 @@ def inputs(tok, n: int, words: int) -> list[list[int]]:
     raise RuntimeError("not enough reviews")
 
 
-def engine_with(prompts: dict[str, int], max_rows: int):
+def engine_with(prompts: dict[str, int], max_rows: int, **limits):
     """An engine on SmolLM2 holding prompt-tuning prompts {name: virtual tokens}; EOS off (fixed lengths)."""
     from softprompt.core.loading import load_model
     from softprompt.methods import make_config
@@ -53,7 +56,8 @@ def engine_with(prompts: dict[str, int], max_rows: int):
     for i, (name, n) in enumerate(prompts.items()):
         model.add_prompt(name, make_config("prompt-tuning", num_virtual_tokens=n, init="vocab"), seed=i)
         store.adopt(name)
-    eng = Engine(store, EngineConfig(max_rows=max_rows, max_queue=4096, max_new_tokens=256)).start()
+    config = EngineConfig(max_rows=max_rows, max_queue=4096, max_new_tokens=256, **limits)
+    eng = Engine(store, config).start()
     eng.eos = frozenset()
     return eng
 
@@ -189,59 +193,19 @@ def bench_mixed(tok, reps: int, new: int) -> dict:
     }
 
 
-def bench_http(tok, clients: list[int], new: int) -> dict:
-    import httpx
-
-    from softprompt.serve.server import BackgroundServer, build_app
-
-    eng = engine_with({f"p{i}": 20 for i in range(8)}, max_rows=32)
-    live = BackgroundServer(build_app(eng))
-    texts = [tok.decode(r) for r in inputs(tok, 32, 24)]
-    out = {}
-
-    async def one(http, i):
-        body = {
-            "model": f"p{i % 8}",
-            "prompt": texts[i % 32],
-            "max_tokens": new,
-            "temperature": 0,
-            "stream": True,
-        }
-        t, first, n = time.perf_counter(), None, 0
-        async with http.stream("POST", "/v1/completions", json=body) as r:
-            async for line in r.aiter_lines():
-                if line.startswith("data: {") and '"text": ""' not in line:
-                    first = first or time.perf_counter() - t
-                    n += 1
-        return first, n
-
-    async def wave(c):
-        async with httpx.AsyncClient(base_url=live.url, timeout=600) as http:
-            await one(http, 0)  # warm
-            t = time.perf_counter()
-            res = await asyncio.gather(*(one(http, i) for i in range(c * 2)))
-            return res, time.perf_counter() - t
-
-    for c in clients:
-        res, wall = asyncio.run(wave(c))
-        ttft = [f for f, _ in res if f is not None]
-        out[str(c)] = {
-            "requests": len(res),
-            "ttft_median_s": statistics.median(ttft),
-            "tokens_per_s": sum(n for _, n in res) / wall,
-            "wall_s": wall,
-        }
-    live.close()
-    eng.stop()
-    return out
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--new-tokens", type=int, default=16)
-    p.add_argument("--quick", action="store_true", help="1 rep, fewer requests (a smoke run)")
-    p.add_argument("--sections", default="throughput,latency,mixed,http", help="comma-separated subset")
+    p.add_argument("--quick", action="store_true", help="1 rep, fewer requests and clients (a smoke run)")
+    p.add_argument("--sections", default="throughput,latency,mixed,load", help="comma-separated subset")
+    p.add_argument(
+        "--clients", default=None, help="load: concurrent clients (default: 1,8,32,64; quick: 1,8,32)"
+    )
+    p.add_argument("--shapes", default="short,long", help="load: input shapes (default: short,long)")
+    p.add_argument(
+        "--long-tokens", type=int, default=1000, help="load: tokens of a long input (default: 1000)"
+    )
     p.add_argument("--out", type=Path, default=OUT, help=f"(default: {OUT})")
     a = p.parse_args(argv)
     wanted = a.sections.split(",")
@@ -258,7 +222,7 @@ def main(argv=None) -> None:
         ("throughput", lambda: bench_throughput(tok, reps, per_prompt, a.new_tokens)),
         ("latency", lambda: bench_latency(tok, reps, a.new_tokens)),
         ("mixed", lambda: bench_mixed(tok, reps, a.new_tokens)),
-        ("http", lambda: bench_http(tok, [1, 8] if a.quick else [1, 8, 32], a.new_tokens)),
+        ("load", lambda: load_section(tok, a, reps)),
     ]:
         if key not in wanted:
             continue
@@ -269,6 +233,32 @@ def main(argv=None) -> None:
         print(key, json.dumps(res[key]), f"({time.perf_counter() - t:.0f} s)", flush=True)
         write(res, a.out, complete=key == wanted[-1])
     print(json.dumps({k: res[k] for k, _ in heads.values() if k in res}))
+    if "load" in res:
+        from softprompt.io.atomic import atomic_write_text
+
+        md = f"Serving load on {MODEL}, {res['machine']}, started {started}; medians of {reps} run(s).\n\n"
+        atomic_write_text(a.out.with_suffix(".md"), md + table(res["load"]))
+        print(res["load"]["goal"]["line"])
+
+
+def load_section(tok, a, reps: int) -> dict:
+    """TTFT and tokens/s under 1..64 clients (bench/serve_load.py) on an engine with 64 rows."""
+    clients = [int(c) for c in (a.clients or ("1,8,32" if a.quick else "1,8,32,64")).split(",")]
+    eng = engine_with({f"p{i}": 20 for i in range(8)}, max_rows=max(clients), request_timeout=1800.0)
+    try:
+        return bench_load(
+            eng,
+            tok,
+            inputs,
+            clients=clients,
+            shapes=a.shapes.split(","),
+            reps=reps,
+            new=a.new_tokens,
+            long_tokens=a.long_tokens,
+            per_client={"short": 2 if a.quick else 3, "long": 1},
+        )
+    finally:
+        eng.stop()
 
 
 def write(res: dict, out: Path, complete: bool) -> None:

@@ -186,7 +186,7 @@ def test_disconnect_frees_the_slot(tight):
     deadline = time.monotonic() + 2
     while tight.engine.stats()["running"] and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert tight.engine.stats() == {"waiting": 0, "running": 0}
+    assert tight.engine.stats() == {"waiting": 0, "prefilling": 0, "running": 0}
     assert "Cancelled" in httpx.get(tight.url + "/metrics").text
 
 
@@ -208,7 +208,11 @@ def test_disconnect_frees_the_slot_without_streaming(serve_assets):
         deadline = time.monotonic() + 1.2
         while live.engine.stats()["running"] and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert live.engine.stats() == {"waiting": 0, "running": 0}  # long before its 120 tokens (> 2.4 s)
+        assert live.engine.stats() == {
+            "waiting": 0,
+            "prefilling": 0,
+            "running": 0,
+        }  # long before its 120 tokens (> 2.4 s)
         metrics = httpx.get(live.url + "/metrics").text
         assert 'softprompt_requests_total{kind="completion",prompt="base",status="Cancelled"} 1.0' in metrics
     finally:

@@ -33,7 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-queue", type=int, default=256, help="waiting requests before 429 (default: 256)"
     )
-    parser.add_argument("--max-tokens-per-step", type=int, default=2048, help="prefill tokens per step")
+    parser.add_argument(
+        "--max-tokens-per-step",
+        type=int,
+        default=512,
+        help="prompt tokens prefilled per step; longer prefills are chunked (default: 512)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=512, help="largest max_tokens (default: 512)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request before 504")
     parser.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment (softprompt[ray])")

@@ -5,6 +5,10 @@ Rows are left-padded in the cache (content last), each with its own positions an
 holds real tokens. Joining rows are prefilled on their own, then their cache is merged into the running one by
 left-padding the shorter along the sequence; leaving rows are dropped and all-padding columns trimmed. A row
 therefore attends to exactly what it would attend to alone, whichever rows share its batch.
+
+A prefill may be split (``Filling``): the joining rows' expanded sequence (virtual tokens inserted, positions and
+mask as for a whole prefill) is fed a chunk of columns at a time on its own cache, each chunk attending to the
+cached columns before it and to the rows' prefixes, so the cache it ends with is the whole prefill's.
 """
 
 from __future__ import annotations
@@ -53,16 +57,22 @@ class RowBatch:
         return input_embeddings(self.model.backbone).weight.device
 
     def prefill(self, ids: list[list[int]], keys: list[str | None], overrides: dict) -> torch.Tensor:
-        """Add rows with token ``ids`` and prefix ``keys``; returns their next-token logits (n, V)."""
-        pad = self.model.tokenizer.pad_token_id if self.model.tokenizer is not None else 0
-        x, m = pad_rows(ids, pad or 0, left=True)
-        x, m = x.to(self.device), m.to(self.device)
-        exp, batch = self.model.prepare(x, m, keys, left_pad=True, overrides=overrides)
-        kw = {**self.model.backbone_kwargs(exp, batch), **self._last}
-        cache = compat.new_cache(self.model.backbone, whole=True)  # columns = tokens in every layer
-        res = self.model.backbone(**kw, **compat.cache_kwargs(self.model.backbone, cache), use_cache=True)
-        self._merge(compat.cache_of(res), exp.mask, exp.position_ids[:, -1:], keys, overrides)
-        return res.logits[:, -1].float()
+        """Add rows with token ``ids`` and prefix ``keys`` in one forward; returns their next-token logits (n, V)."""
+        filling = self.filling(ids, keys, overrides)
+        logits = filling.step(filling.width)
+        assert logits is not None  # (one step over every column is the last)
+        self.join(filling)
+        return logits
+
+    def filling(self, ids: list[list[int]], keys: list[str | None], overrides: dict) -> Filling:
+        """A chunked prefill of rows with token ``ids`` and prompts ``keys``, to :meth:`join` once finished."""
+        return Filling(self.model, ids, keys, overrides)
+
+    def join(self, filling: Filling) -> None:
+        """Merge the rows of a finished ``filling`` (their cache) after the current rows."""
+        assert filling.finished, "join a Filling once its last chunk ran"
+        exp = filling.exp
+        self._merge(filling.cache, exp.mask, exp.position_ids[:, -1:], filling.keys, filling.overrides)
 
     def _merge(self, cache, attn, pos, keys, overrides) -> None:
         self.overrides.update({k: overrides[k] for k in keys if k in overrides})
@@ -132,3 +142,39 @@ class RowBatch:
         live = {k for k in self.keys if k is not None}
         self.overrides = {k: v for k, v in self.overrides.items() if k in live}
         self._prefix = None
+
+
+class Filling:
+    """Rows being prefilled, ``step(columns)`` columns of their expanded sequence at a time, on their own cache."""
+
+    def __init__(self, model, ids: list[list[int]], keys: list[str | None], overrides: dict):
+        self.model, self.keys, self.overrides = model, list(keys), overrides
+        device = model.backbone.get_input_embeddings().weight.device
+        pad = model.tokenizer.pad_token_id if model.tokenizer is not None else 0
+        x, m = pad_rows(ids, pad or 0, left=True)
+        self.exp, batch = model.prepare(x.to(device), m.to(device), keys, left_pad=True, overrides=overrides)
+        self.kw = model.backbone_kwargs(self.exp, batch)  # the whole sequence: (n, T, H) embeds, (n, T) mask
+        self.kw.update({"logits_to_keep": 1} if compat.takes_logits_to_keep(model.backbone) else {})
+        self.cache = compat.new_cache(model.backbone, whole=True)  # columns = tokens in every layer
+        self.width = self.exp.mask.shape[1]  # T columns to feed
+        self.done = 0  # columns fed so far
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def finished(self) -> bool:
+        return self.done == self.width
+
+    def step(self, columns: int) -> torch.Tensor | None:
+        """Feed the next ``columns`` columns; the rows' next-token logits (n, V) after the last chunk, else None."""
+        a, b = self.done, min(self.done + max(columns, 1), self.width)
+        kw = {**self.kw, "inputs_embeds": self.kw["inputs_embeds"][:, a:b]}  # (n, b - a, H)
+        kw["attention_mask"] = self.kw["attention_mask"][:, :b]  # cached columns and this chunk
+        if "position_ids" in kw:
+            kw["position_ids"] = kw["position_ids"][:, a:b]
+        res = self.model.backbone(
+            **kw, **compat.cache_kwargs(self.model.backbone, self.cache), use_cache=True
+        )
+        self.cache, self.done = compat.cache_of(res), b
+        return res.logits[:, -1].float() if self.finished else None

@@ -1,10 +1,16 @@
 """The serving engine: one scheduler thread owns the model and runs every request.
 
-Each step (under the store's lock): expired and cancelled rows leave; classification requests are scored,
-one forward per prompt group; running rows decode one token together (whatever their prompts); waiting
-completions join (up to ``max_rows`` rows and ``max_tokens_per_step`` prompt tokens) with one prefill, and their
-cache is merged into the running batch (``batch.RowBatch``). Rows leave as soon as they finish, so a waiting
-request starts within one step of a free slot. Greedy output equals the request run alone, token for token.
+Each step (under the store's lock): expired and cancelled rows leave; waiting classification requests are scored
+(up to ``classify_rows`` texts, every prompt and task in one forward: ``tasks.score_mixed``); running rows decode
+one token together (whatever their prompts); and the joining completions advance their prefill by one chunk of
+at most ``max_tokens_per_step`` tokens (``batch.Filling``). When a group's last chunk ran, its rows take their
+first token and their cache is merged into the running batch (``batch.RowBatch``).
+
+Both kinds of request and both phases of generation advance every step, so no request waits behind another's
+whole prefill: a group fits one chunk of ``max_tokens_per_step`` tokens (or is one longer prompt, split into
+chunks), so a waiting completion starts prefilling once the groups before it finished (``ceil(group tokens /
+budget)`` steps each) and has its first token as many steps later. Greedy output equals the request run alone,
+however its prefill was split.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import torch
 from softprompt.core import decoding
 from softprompt.errors import SoftPromptError
 from softprompt.serve import tasks
-from softprompt.serve.families import new_batch
+from softprompt.serve.families import Filler, new_batch
 from softprompt.serve.intake import Intake
 from softprompt.serve.limits import EngineConfig
 from softprompt.serve.prometheus import Metrics
@@ -43,6 +49,8 @@ class Engine:
         self._cond = threading.Condition()
         self._running: list[Completion] = []
         self._batch = new_batch(self.model)
+        self._filling: Filler | None = None  # the joining rows' prefill in progress
+        self._joining: list[Completion] = []  # its requests
         self._thread: threading.Thread | None = None
         self._stop = False
         self.intake = Intake(store, self.config)
@@ -61,7 +69,7 @@ class Engine:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        for r in [*self._waiting, *self._running]:
+        for r in [*self._waiting, *self._joining, *self._running]:
             self._fail(r, Cancelled("the server is shutting down"))
 
     # ----- requests (checked by ``intake``) -------------------------------------------------------------
@@ -91,14 +99,18 @@ class Engine:
             self._cond.notify()
 
     def stats(self) -> dict:
-        return {"waiting": len(self._waiting), "running": len(self._running)}
+        return {
+            "waiting": len(self._waiting),
+            "prefilling": len(self._joining),
+            "running": len(self._running),
+        }
 
     # ----- the scheduler --------------------------------------------------------------------------------
     def _loop(self) -> None:
         torch.set_grad_enabled(False)
         while True:
             with self._cond:
-                while not self._stop and not self._waiting and not self._running:
+                while not self._stop and not self._waiting and not self._running and not self._joining:
                     self._cond.wait(timeout=0.5)
                 if self._stop:
                     return
@@ -107,9 +119,10 @@ class Engine:
                 try:
                     self._step(waiting)
                 except Exception as e:  # never let a bad batch kill the server: fail its rows, start over
-                    for r in self._running:
+                    for r in [*self._joining, *self._running]:
                         self._fail(r, e)
                     self._running, self._batch = [], new_batch(self.model)
+                    self._joining, self._filling = [], None
 
     def _take(self, taken: Sequence[Request]) -> None:
         with self._cond:
@@ -127,13 +140,18 @@ class Engine:
         waiting = [r for r in waiting if not (r.cancelled or r.expired(now))]
         self._classify([r for r in waiting if isinstance(r, Classification)])
         self._drop([i for i, r in enumerate(self._running) if r.cancelled or r.expired(now)])
+        if self._joining and all(r.cancelled or r.expired(now) for r in self._joining):
+            for r in self._joining:  # nobody waits for this prefill any more
+                self._fail(r, self._why(r))
+            self._filling, self._joining = None, []
         logits = []
         if self._running:
             last = torch.tensor([r.tokens[-1] for r in self._running])
             logits.append(self._batch.decode(last))  # (B, V)
-        joining = self._admit([r for r in waiting if isinstance(r, Completion)])
-        if joining:
-            logits += self._prefill(joining)  # (n, V)
+        if self._filling is None:
+            self._start_filling([r for r in waiting if isinstance(r, Completion)])
+        if self._filling is not None:
+            logits += self._fill()  # (n, V) once the joining rows' last chunk ran
         if not self._running:
             return
         self.metrics.batch.observe(len(self._running))
@@ -144,39 +162,50 @@ class Engine:
         self._drop(finished)
         self.metrics.tokens_per_s.set(len(greedy) / max(time.monotonic() - now, 1e-9))
 
-    def _prefill(self, joining: list[Completion]) -> list[torch.Tensor]:
-        """Prefill the joining rows into the batch; a refused input fails only those rows."""
+    def _start_filling(self, waiting: list[Completion]) -> None:
+        """The first waiting completions start their prefill together, as many as free rows allow and as fit one
+        chunk (rows x longest input, virtual tokens counted, <= ``max_tokens_per_step``), or one longer prompt
+        alone; a refused input fails them."""
+        joining, width = [], 0
+        for r in waiting[: max(self.config.max_rows - len(self._running), 0)]:
+            n = len(r.ids) + (0 if r.entry is None else r.entry.virtual_tokens)
+            if joining and (len(joining) + 1) * max(width, n) > self.config.max_tokens_per_step:
+                break
+            joining.append(r)
+            width = max(width, n)
+        if not joining:
+            return
+        self._take(joining)
+        # every row's prompt key (virtual tokens of a windowed model stay in the sequence); overrides for prefixes
         keys = [None if r.entry is None else r.entry.key for r in joining]
         overrides = {
             r.entry.key: r.entry.prefix for r in joining if r.entry is not None and r.entry.prefix is not None
         }
         try:
-            out = [self._batch.prefill([r.ids for r in joining], keys, overrides)]
+            self._filling = self._batch.filling([r.ids for r in joining], keys, overrides)
         except SoftPromptError as e:
             for r in joining:
                 self._fail(r, e)
+            return
+        self._joining = joining
+
+    def _fill(self) -> list[torch.Tensor]:
+        """One chunk of the joining rows' prefill (rows x columns <= max_tokens_per_step); when it was the last,
+        the rows join the running batch and their next-token logits (n, V) come back."""
+        filling = self._filling
+        logits = filling.step(self.config.max_tokens_per_step // len(filling))
+        if logits is None:
             return []
-        self._running += joining
+        self._batch.join(filling)
+        self._running += self._joining
+        self._filling, self._joining = None, []
         self.metrics.running.set(len(self._running))
-        return out
+        return [logits]
 
     def _why(self, r: Request) -> SoftPromptError:
         if r.cancelled:
             return Cancelled("the client disconnected")
         return RequestTimeout(f"the request took longer than request_timeout={self.config.request_timeout} s")
-
-    def _admit(self, waiting: list[Completion]) -> list[Completion]:
-        joining: list[Completion]
-        joining, budget = [], self.config.max_tokens_per_step
-        for r in waiting:
-            if len(self._running) + len(joining) >= self.config.max_rows:
-                break
-            if joining and len(r.ids) > budget:
-                break
-            joining.append(r)
-            budget -= len(r.ids)
-        self._take(joining)
-        return joining
 
     def _drop(self, index: list[int]) -> None:
         if not index:
@@ -229,27 +258,33 @@ class Engine:
         so_far = torch.tensor([r.tokens], dtype=torch.long, device=logits.device)  # (1, N)
         return int(decoding.pick(logits[None], r.sampler, so_far, r.generator)[0])
 
-    def _classify(self, reqs: list[Classification]) -> None:
+    def _classify(self, waiting: list[Classification]) -> None:
+        """Score the first waiting classifications (``classify_rows`` texts, at least one request) together, every
+        prompt and task in one forward; when that fails, each request alone, so a bad input fails only its own."""
+        reqs, budget = [], self.config.classify_rows
+        for r in waiting:
+            if reqs and len(r.texts) > budget:
+                break
+            reqs.append(r)
+            budget -= len(r.texts)
         self._take(reqs)
-        groups: dict[str, list[Classification]] = {}
-        for r in reqs:
-            assert r.entry is not None  # (intake refuses a classification without a prompt)
-            groups.setdefault(r.entry.key, []).append(r)
-        for group in groups.values():
-            texts = [t for r in group for t in r.texts]
-            entry = group[0].entry
-            assert entry is not None
-            try:
-                out = tasks.scores(self.model, entry, texts, self.config.classify_rows)
-            except Exception as e:  # a bad input fails its group only
-                for r in group:
+        if not reqs:
+            return
+        rows = self.config.classify_rows
+        try:
+            out = tasks.score_mixed(self.model, [(r.entry, r.texts) for r in reqs], rows)
+        except Exception:
+            out = []
+            for r in reqs:
+                try:
+                    out += tasks.score_mixed(self.model, [(r.entry, r.texts)], rows)
+                except Exception as e:
                     self._fail(r, e)
-                continue
-            self.metrics.batch.observe(len(texts))
-            at = 0
-            for r in group:
-                self._finish(r, {"type": "scores", "scores": out[at : at + len(r.texts)].tolist()})
-                at += len(r.texts)
+                    out.append(None)
+        self.metrics.batch.observe(sum(len(r.texts) for r in reqs))
+        for r, scores in zip(reqs, out):
+            if scores is not None:
+                self._finish(r, {"type": "scores", "scores": scores.tolist()})
 
     # ----- reporting ------------------------------------------------------------------------------------
     def _send(self, r: Request, event: dict) -> None:

@@ -7,7 +7,26 @@ says why, naming the model and what works instead (the engine says so at startup
 
 from __future__ import annotations
 
+from typing import Protocol
+
+import torch
+
 from softprompt.core import compat
+
+
+class Filler(Protocol):
+    """Joining rows being prefilled: ``step(columns)`` feeds the next chunk and returns their next-token logits
+    (n, V) after the last one (else None); the batch then ``join``s them (``batch.Filling``, ``seq2seq.WholeFill``)."""
+
+    width: int
+
+    def __len__(self) -> int: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def step(self, columns: int) -> torch.Tensor | None: ...
+
 
 INSTEAD = (
     "/v1/classify still works with prompts trained for classification; to generate, serve a causal LM "

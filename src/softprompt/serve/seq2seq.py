@@ -78,6 +78,14 @@ class Seq2SeqBatch:
         self._merge(enc, exp.mask, compat.cache_of(res), keys, overrides)
         return res.logits[:, -1].float()
 
+    def filling(self, ids: list[list[int]], keys: list[str | None], overrides: dict) -> WholeFill:
+        """The joining rows' prefill as one step (the encoder runs once per request: no chunks on this side)."""
+        return WholeFill(self, ids, keys, overrides)
+
+    def join(self, filling: WholeFill) -> None:
+        """Nothing to do: a finished :class:`WholeFill` merged its rows when it ran."""
+        assert filling.finished, "join a WholeFill once it ran"
+
     def _merge(self, enc, enc_mask, cache, keys, overrides) -> None:
         self.overrides.update({k: overrides[k] for k in keys if k in overrides})
         dec_mask = enc_mask.new_ones(enc.shape[0], 1)
@@ -152,3 +160,22 @@ class Seq2SeqBatch:
         live = {k for k in self.keys if k is not None}
         self.overrides = {k: v for k, v in self.overrides.items() if k in live}
         self._prefix = None
+
+
+class WholeFill:
+    """A prefill that runs whole in its one ``step`` (an encoder-decoder's: encoder once, first decoder step);
+    its rows join the batch after the rows already running, as a chunked :class:`batch.Filling`'s do."""
+
+    def __init__(self, batch: Seq2SeqBatch, ids: list[list[int]], keys: list[str | None], overrides: dict):
+        self.batch, self.ids, self.keys, self.overrides = batch, ids, keys, overrides
+        self.width = max(len(i) for i in ids)
+        self.finished = False
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def step(self, columns: int) -> torch.Tensor:
+        """Run the whole prefill whatever ``columns`` says; the rows' next-token logits (n, V)."""
+        logits = self.batch.prefill(self.ids, self.keys, self.overrides)
+        self.finished = True
+        return logits

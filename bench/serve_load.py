@@ -1,0 +1,144 @@
+"""Time to first token and decode throughput under load (the ``load`` section of bench/serve.py).
+
+``c`` concurrent HTTP clients (streaming ``/v1/completions`` through uvicorn in-process), each sending its
+requests one after another (closed loop; at least 8 requests per run), over 8 prompt-tuning prompts; inputs short (24 tokens of a review) or
+long (1,000 tokens). Per run: TTFT p50 / p95 over every request (first streamed token with text), and decode
+tokens/s (completion tokens of all requests / the run's wall time). Every figure is the median over ``reps`` runs.
+The goal line compares p95 TTFT at 32 clients with 4x the 1-client p95 (short inputs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+
+GOAL_CLIENTS, GOAL_FACTOR = 32, 4.0
+MIN_REQUESTS = 8
+"""Requests per run at least (a client sends several when there are fewer clients)."""
+
+
+def long_inputs(tok, n: int, tokens: int) -> list[list[int]]:
+    """``n`` inputs of exactly ``tokens`` tokens: consecutive Rotten Tomatoes reviews, each input from its own
+    starting review."""
+    from softprompt.data import load_dataset
+
+    rows = [r["text"] for r in load_dataset("rotten-tomatoes").validation]
+    stream = tok(" ".join(rows[:400]), add_special_tokens=False)["input_ids"]
+    step = (len(stream) - tokens) // max(n, 1)
+    return [stream[i * step : i * step + tokens] for i in range(n)]
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))]
+
+
+async def _one(http, body: dict) -> tuple[float | None, int]:
+    t, first, used = time.perf_counter(), None, 0
+    async with http.stream("POST", "/v1/completions", json=body) as r:
+        async for line in r.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                used = chunk["usage"]["completion_tokens"]
+            if first is None and any(c.get("text") for c in chunk.get("choices", [])):
+                first = time.perf_counter() - t
+    return first, used
+
+
+async def _run(url: str, texts: list[str], clients: int, per_client: int, new: int) -> dict:
+    import httpx
+
+    def body(i: int) -> dict:
+        return {
+            "model": f"p{i % 8}",
+            "prompt": texts[i % len(texts)],
+            "max_tokens": new,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
+    async with httpx.AsyncClient(base_url=url, timeout=1800, limits=limits) as http:
+        await _one(http, body(0))  # warm: the connection and the prompt's first use
+
+        each = max(per_client, -(-MIN_REQUESTS // clients))  # enough requests for a p95 at few clients
+
+        async def client(c: int):
+            return [await _one(http, body(c * each + k)) for k in range(each)]
+
+        t = time.perf_counter()
+        res = [x for xs in await asyncio.gather(*(client(c) for c in range(clients))) for x in xs]
+        wall = time.perf_counter() - t
+    ttft = [f for f, _ in res if f is not None]
+    return {
+        "ttft_p50_s": percentile(ttft, 0.5),
+        "ttft_p95_s": percentile(ttft, 0.95),
+        "tokens_per_s": sum(n for _, n in res) / wall,
+        "wall_s": wall,
+        "requests": len(res),
+    }
+
+
+def bench_load(
+    eng, tok, inputs, *, clients, shapes, reps: int, new: int, long_tokens: int, per_client: dict
+) -> dict:
+    """{"short"|"long": {clients: medians over ``reps`` runs}} through one engine, plus the goal line."""
+    from softprompt.serve.server import BackgroundServer, build_app
+
+    live = BackgroundServer(build_app(eng))
+    make = {
+        "short": lambda: [tok.decode(r) for r in inputs(tok, 32, 24)],
+        "long": lambda: [tok.decode(r) for r in long_inputs(tok, 16, long_tokens)],
+    }
+    shapes = {s: make[s]() for s in shapes}
+    out: dict = {}
+    try:
+        for shape, texts in shapes.items():
+            out[shape] = {}
+            for c in clients:
+                runs = [asyncio.run(_run(live.url, texts, c, per_client[shape], new)) for _ in range(reps)]
+                keys = ("ttft_p50_s", "ttft_p95_s", "tokens_per_s", "wall_s")
+                out[shape][str(c)] = {
+                    "requests_per_run": runs[0]["requests"],
+                    **{k: statistics.median(r[k] for r in runs) for k in keys},
+                    "runs": runs,
+                }
+                print(shape, c, json.dumps({k: out[shape][str(c)][k] for k in keys}), flush=True)
+    finally:
+        live.close()
+    out["goal"] = goal(out.get("short", {}))
+    return out
+
+
+def goal(short: dict) -> dict:
+    """p95 TTFT at 32 clients <= 4x the 1-client p95 (short inputs): met or not, with the figures."""
+    one, many = short.get("1"), short.get(str(GOAL_CLIENTS))
+    if one is None or many is None:
+        return {"line": f"not measured (needs 1 and {GOAL_CLIENTS} clients)", "met": None}
+    ratio = many["ttft_p95_s"] / one["ttft_p95_s"]
+    met = ratio <= GOAL_FACTOR
+    line = (
+        f"p95 TTFT at {GOAL_CLIENTS} clients {many['ttft_p95_s']:.2f} s vs {one['ttft_p95_s']:.2f} s at 1 client "
+        f"= {ratio:.1f}x (goal <= {GOAL_FACTOR:.0f}x): {'met' if met else 'NOT met'}"
+    )
+    return {"line": line, "met": met, "ratio": ratio}
+
+
+def table(load: dict) -> str:
+    """The load section as a Markdown table."""
+    rows = [
+        "| input | clients | TTFT p50 (s) | TTFT p95 (s) | tokens/s | requests/run |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for shape in ("short", "long"):
+        for c, r in load.get(shape, {}).items():
+            rows.append(
+                f"| {shape} | {c} | {r['ttft_p50_s']:.2f} | {r['ttft_p95_s']:.2f} | {r['tokens_per_s']:.1f} "
+                f"| {r['requests_per_run']} |"
+            )
+    return "\n".join(rows) + f"\n\nGoal: {load['goal']['line']}\n"
