@@ -56,14 +56,19 @@ async def wave(url: str, model: str, prompts: list[str], clients: int, new: int,
 
     async def one(http, text):
         body = {"model": model, "prompt": text, "max_tokens": new, "temperature": 0, "stream": True, **extra}
+        body["stream_options"] = {"include_usage": True}  # the last chunk counts the tokens
         async with sem:
             t, first, n = time.perf_counter(), None, 0
             async with http.stream("POST", "/v1/completions", json=body) as r:
                 r.raise_for_status()
                 async for line in r.aiter_lines():
-                    if line.startswith("data: {") and '"text":""' not in line.replace(" ", ""):
-                        first = first or time.perf_counter() - t
-                        n += 1
+                    if not line.startswith("data: {"):
+                        continue
+                    chunk = json.loads(line[6:])
+                    if chunk.get("choices") and chunk["choices"][0].get("text") and first is None:
+                        first = time.perf_counter() - t
+                    if chunk.get("usage"):
+                        n = chunk["usage"]["completion_tokens"]
             return first, n
 
     async with httpx.AsyncClient(base_url=url, timeout=600) as http:
