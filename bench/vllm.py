@@ -122,6 +122,8 @@ def start_servers(prompt_dir: Path, python: str, max_rows: int):
 
 
 def run(a) -> dict:
+    from softprompt.serve.vllm_engine import vllm_env
+
     tok = tokenizer()
     prompt_dir = a.prompt or train_prompt(Path(tempfile.mkdtemp(prefix="bench-vllm-pt-")) / "run")
     sides, closers, version, flags, started = start_servers(prompt_dir, a.vllm_python, a.max_rows)
@@ -129,14 +131,15 @@ def run(a) -> dict:
     res.update(vllm_flags=flags, vllm_start_s=started, prompt=str(prompt_dir), new_tokens=a.new_tokens)
     res["conditions"] = (
         "measured under load: a 2-core machine shared with other engineers' tests and training runs; "
-        "both servers on the same cores, loopback only; vLLM with OMP_NUM_THREADS=2, no thread binding"
+        "both servers on the same cores, loopback only; vLLM with OMP_NUM_THREADS="
+        f"{vllm_env()['OMP_NUM_THREADS']}, no thread binding; softprompt with 2 torch threads"
     )
     try:
         prompts = texts(tok, 32, a.input_tokens)
         sp_url, _, _ = sides["softprompt/prompt"]
         fr_url, _, ignore = sides["vllm/prompt"]
-        mine = asyncio.run(answers(sp_url, PROMPT, prompts[:8], a.new_tokens, {}))
-        theirs = asyncio.run(answers(fr_url, PROMPT, prompts[:8], a.new_tokens, ignore))
+        mine = asyncio.run(answers(sp_url, PROMPT, prompts[: a.answers], a.new_tokens, {}))
+        theirs = asyncio.run(answers(fr_url, PROMPT, prompts[: a.answers], a.new_tokens, ignore))
         res["prompt_answers_equal"] = f"{sum(x == y for x, y in zip(mine, theirs))}/{len(mine)}"
         res["prompt_answers"] = [{"softprompt": x, "vllm": y} for x, y in zip(mine, theirs)]
         res["waves"] = measure(sides, prompts, a)
@@ -188,6 +191,7 @@ def main(argv=None) -> None:
     p.add_argument("--new-tokens", type=int, default=16)
     p.add_argument("--input-tokens", type=int, default=24)
     p.add_argument("--max-rows", type=int, default=32)
+    p.add_argument("--answers", type=int, default=8, help="prompt answers compared token for token")
     p.add_argument("--quick", action="store_true", help="1 and 8 clients, 1 rep (a smoke run)")
     p.add_argument("--out", type=Path, default=OUT)
     a = p.parse_args(argv)

@@ -61,23 +61,7 @@ def create_vllm_app(
     @app.post("/v1/completions")
     async def completions(request: Request):
         body = await _json(request, max_body)
-        name = body.get("model")
-        if not isinstance(name, str):
-            raise R.ApiError(
-                400, "model: give the name of a served prompt ('base': no prompt)", param="model"
-            )
-        try:
-            rows = [prompts.inputs(name, ids) for ids in _prompt_ids(tok, body.get("prompt"))]
-        except DeepPromptRefused as e:
-            raise R.ApiError(400, str(e), param="model", code="engine_refused") from None
-        except Exception as e:
-            raise R.api_error(e, "prompt") from None
-        out = {k: v for k, v in body.items() if k not in ("model", "prompt", "prompt_embeds")}
-        out["model"] = BASE
-        if rows[0].embeds is None:
-            out["prompt"] = [r.ids for r in rows]
-        else:
-            out["prompt_embeds"] = [encode_embeds(r.embeds) for r in rows]
+        name, out = _vllm_body(prompts, tok, body)
         if body.get("stream"):
             return StreamingResponse(_relay(client, out, name), media_type="text/event-stream")
         r = await client.post("/v1/completions", json=out)
@@ -96,6 +80,27 @@ def create_vllm_app(
         )
 
     return app
+
+
+def _vllm_body(prompts: InputPrompts, tok, body: dict) -> tuple[str, dict]:
+    """(the prompt's name, the body for vLLM): the client's fields, ``model`` base, the rows as token ids or
+    as ``prompt_embeds``."""
+    name = body.get("model")
+    if not isinstance(name, str):
+        raise R.ApiError(400, "model: give the name of a served prompt ('base': no prompt)", param="model")
+    try:
+        rows = [prompts.inputs(name, ids) for ids in _prompt_ids(tok, body.get("prompt"))]
+    except DeepPromptRefused as e:
+        raise R.ApiError(400, str(e), param="model", code="engine_refused") from None
+    except Exception as e:
+        raise R.api_error(e, "prompt") from None
+    out = {k: v for k, v in body.items() if k not in ("model", "prompt", "prompt_embeds")}
+    out["model"] = BASE
+    if rows[0].embeds is None:
+        out["prompt"] = [r.ids for r in rows]
+    else:
+        out["prompt_embeds"] = [encode_embeds(r.embeds) for r in rows]
+    return name, out
 
 
 async def _json(request: Request, max_body: int) -> dict:
