@@ -103,6 +103,9 @@ def export_peft(
     task_type = task_type or DEFAULT_TASK[model.info.kind]
     if task_type not in TASK_TYPES:
         raise ConfigError(f"task_type={task_type!r}; accepted: {', '.join(TASK_TYPES)}")
+    method = METHODS.get(module.config.method)
+    if method is not None and method.peft is not None and method.peft.save_all is not None:
+        return _export_whole(model, module, method, path, task_type, base_model_name_or_path)
     c = module.eject()
     if (c.embeds is None) == (c.kv is None):
         have = "both input embeddings and a key/value prefix" if c.embeds is not None else "no trained values"
@@ -131,4 +134,16 @@ def export_peft(
     with atomic_dir(path) as tmp:
         save_file({KEY: values.detach().contiguous().cpu()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
+    return Path(path)
+
+
+def _export_whole(model, module, method, path, task_type: str, base: str) -> Path:
+    """A method written as its own PEFT type (``PeftMapping.save_all``), e.g. MULTITASK_PROMPT_TUNING."""
+    fields, tensors = method.peft.save_all(module)
+    cfg = {"auto_mapping": None, "base_model_name_or_path": peft_base(base) or None, "inference_mode": True,
+           "peft_type": method.peft.peft_type, "revision": None, "task_type": task_type} | fields  # fmt: skip
+    with atomic_dir(path) as tmp:
+        out = {k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}
+        save_file(out, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(dict(sorted(cfg.items())), indent=2))
     return Path(path)
