@@ -162,6 +162,9 @@ class Method:
     """Build the module from a saved file's tensors alone (a form whose shapes only the file knows)."""
     peft: PeftMapping | None = None
     """Its PEFT equivalent; None: PEFT has none (export refuses it)."""
+    defaults_measured: bool = True
+    """Whether ``train`` was chosen by a sweep here (``bench/results/lr_sweep-*.md``); False: taken from the
+    method's paper or a sibling method, not yet swept (``softprompt methods`` says which)."""
     listed: bool = True
     """Chosen by name (``make_config``, ``--method``, ``softprompt methods``); False for the ejected form."""
 

@@ -102,6 +102,7 @@ def _save_peft(module: AdaptionPrompt) -> tuple[dict, dict[str, torch.Tensor]]:
 METHOD = Method(
     config=AdaptionPromptConfig,
     module=AdaptionPrompt,
+    defaults_measured=False,
     train={"lr": 9e-3},
     peft=PeftMapping(
         peft_type="ADAPTION_PROMPT",

@@ -138,6 +138,7 @@ def _save_peft(module: MultitaskPromptTuning) -> tuple[dict, dict[str, torch.Ten
 METHOD = Method(
     config=MultitaskPromptTuningConfig,
     module=MultitaskPromptTuning,
+    defaults_measured=False,
     train={"lr": 1e-1},
     load_fields={"init": "random", "init_file": None},
     peft=PeftMapping(
