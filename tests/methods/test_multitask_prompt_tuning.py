@@ -110,3 +110,40 @@ def test_export_loads_in_peft_with_equal_logits(tmp_path):
     assert (_logits(ours, kw, "m")[keep] - want[keep]).abs().max().item() <= 1e-4
     back = import_peft(ours, tmp_path / "out", "back")
     assert torch.equal(ours.bank.get(back).contribute().embeds, m.contribute().embeds)
+
+
+def test_source_tasks_train_in_one_run_and_export_as_one_multitask_checkpoint(tmp_path):
+    """Two source tasks (the same reviews, labels flipped for the second) in one ``train`` run: the shared
+    prompt moves, each task's factors move only at its own index, and the export holds both tasks."""
+    from softprompt.methods.multitask_prompt_tuning import share_across_tasks
+    from softprompt.tasks import make_task
+    from softprompt.testing.tokenizer import tiny_tokenizer
+    from softprompt.training import TrainJob, train
+    from training.test_train import SPEC, TRAIN, VALID, config
+
+    model = PromptedModel(tiny_model("llama"), tokenizer=tiny_tokenizer("causal"))
+    for t in (0, 1):
+        cfg = make_config(
+            "multitask-prompt-tuning", num_virtual_tokens=P, num_tasks=2, num_ranks=2, task_id=t
+        )
+        model.add_prompt(f"task{t}", cfg, seed=t)
+    share_across_tasks(model, ["task0", "task1"])
+    a, b = model.bank.get("task0"), model.bank.get("task1")
+    before = {k: v.detach().clone() for k, v in a.named_parameters()}
+    flipped = [{**ex, "label": {"positive": "negative", "negative": "positive"}[ex["label"]]} for ex in TRAIN]
+    task = make_task(model, SPEC, virtual_tokens=P)
+    jobs = [TrainJob("task0", task, TRAIN, VALID), TrainJob("task1", task, flipped, VALID)]
+    result = train(model, jobs, config(steps=4, eval_every=0, save_every=0), tmp_path / "run", progress=False)
+    assert result.trainable_params == sum(p.numel() for p in a.parameters())  # counted once
+    assert a.shared is b.shared and not torch.equal(a.shared.detach(), before["shared"])
+    for t in (0, 1):
+        assert not torch.equal(a.rows[t].detach(), before["rows"][t])  # each task's own factors learned
+    assert not torch.equal(a.contribute().embeds, b.contribute().embeds)
+    export_peft(model, "task1", tmp_path / "peft")
+    cfg = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert cfg["num_tasks"] == 2
+    with pytest.raises(ConfigError, match="task_id values"):
+        model.add_prompt(
+            "again", make_config("multitask-prompt-tuning", num_virtual_tokens=P, num_tasks=2, num_ranks=2)
+        )
+        share_across_tasks(model, ["task0", "again"])

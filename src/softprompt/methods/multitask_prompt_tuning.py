@@ -99,6 +99,32 @@ class MultitaskPromptTuning(nn.Module):
             return Contribution(embeds=self.contribute().embeds.detach().clone())
 
 
+def share_across_tasks(model, names: list[str]) -> None:
+    """Tie the multitask prompts ``names`` (one per source task, task_id 0..T-1) to one set of parameters: the
+    shared prompt and every task's factors. ``softprompt.train(model, [job per name], ...)`` then trains them in
+    one run over mixed batches (each row's loss reaches the shared prompt and its own task's factors only), and
+    any of them exports the whole multitask checkpoint (PEFT's MULTITASK_PROMPT_TUNING with num_tasks = T).
+
+    Raises:
+        ConfigError: a prompt that is not multitask prompt tuning, shapes or ``num_tasks`` that differ, or two
+            prompts with the same ``task_id``.
+    """
+    modules = [model.bank.get(n) for n in names]
+    if not modules or any(not isinstance(m, MultitaskPromptTuning) for m in modules):
+        raise ConfigError(f"share_across_tasks: {names} must all be multitask-prompt-tuning prompts")
+    lead = modules[0]
+    for name, m in zip(names, modules):
+        if m.cols.shape != lead.cols.shape or m.rows.shape != lead.rows.shape:
+            raise ConfigError(
+                f"prompt {name!r}: num_tasks/num_ranks/num_virtual_tokens differ from {names[0]!r}"
+            )
+    ids = [m.config.task_id for m in modules]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"share_across_tasks: task_id values {ids} repeat; give each source task its own")
+    for m in modules[1:]:
+        m.shared, m.cols, m.rows = lead.shared, lead.cols, lead.rows
+
+
 def _peft_fields(cfg: dict) -> dict:
     tasks = cfg.get("num_tasks") or 1
     return {"num_ranks": cfg.get("num_ranks") or 1, "num_tasks": tasks, "task_id": cfg.get("prompt_tuning_init_task")
