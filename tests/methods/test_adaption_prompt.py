@@ -119,3 +119,33 @@ def test_export_loads_in_peft_with_equal_logits(tmp_path):
     with torch.no_grad():
         want = theirs(**kw).logits
     assert (_logits(ours, kw, "a")[keep] - want[keep]).abs().max().item() <= 1e-4
+
+
+def test_served_completions_equal_the_library(tmp_path):
+    """The serving engine decodes an adaption prompt with its adapter (not as the bare model)."""
+    import httpx
+
+    import softprompt
+    from commands.test_cli import write_model_dir
+    from softprompt.serve.server import BackgroundServer, build_app, build_engine
+
+    model_dir = write_model_dir(tmp_path / "model")
+    model = softprompt.load_model(str(model_dir))
+    module = model.add_prompt("ap", make_config("adaption-prompt", num_virtual_tokens=P, adapter_layers=2))
+    _perturb(module.parameters())
+    softprompt.save_prompt(model, "ap", tmp_path / "prompts" / "ap")
+    text = "the movie was good"
+    ids = torch.tensor([model.tokenizer(text)["input_ids"]])
+    want = softprompt.generate(model, ids, torch.ones_like(ids), ["ap"], max_new_tokens=5)[0].tolist()
+    bare = softprompt.generate(model, ids, torch.ones_like(ids), [None], max_new_tokens=5)[0].tolist()
+    assert want != bare  # the adapter changes the continuation
+    engine = build_engine(str(model_dir), str(tmp_path / "prompts"), device="cpu")
+    live = BackgroundServer(build_app(engine))
+    try:
+        body = {"model": "ap", "prompt": text, "max_tokens": 5, "temperature": 0, "logprobs": 1}
+        r = httpx.post(live.url + "/v1/completions", json=body, timeout=60).json()
+        want = want[: next((i for i, t in enumerate(want) if t in engine.eos), len(want))]
+        assert r["choices"][0]["logprobs"]["tokens"] == [model.tokenizer.decode([t]) for t in want]
+    finally:
+        live.close()
+        engine.stop()
