@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from softprompt.serve import ensemble
+from softprompt.serve import prompt_ensemble
 from softprompt.serve import responses as R
 from softprompt.serve.engine import Engine
 from softprompt.serve.guard import Guard
@@ -177,7 +177,7 @@ def _add_inference_routes(app: FastAPI, engine: Engine, max_body: int) -> None:
             raise R.ApiError(
                 400, "input is empty; give a string or a non-empty list of strings", param="input"
             )
-        data = await ensemble.classify(Rows(engine), request, texts, body)
+        data = await prompt_ensemble.classify(Rows(engine), request, texts, body)
         if data is None:
             return Response(status_code=499)
         return {"id": R.new_id("clf"), "object": "list", "model": body.model, "data": data}

@@ -51,7 +51,9 @@ class ChatBody(_Sampling):
 class ClassifyBody(_Body):
     model: str
     input: str | list[str]
-    prompt: str | list[str] | None = None  # an ensemble's served prompts (serve/ensemble.py); default: model
+    prompt: str | list[str] | None = (
+        None  # an ensemble's served prompts (serve/prompt_ensemble.py); default: model
+    )
     combine: Literal["mean", "vote"] = "mean"
 
 
