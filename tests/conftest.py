@@ -14,6 +14,9 @@ SOFT_METHODS = [m for m in TRAINABLE if METHODS[m].train is not None]
 invariant suite. A test file that registers its own method runs the suite for it by importing the suite's tests
 and naming the method in ``METHODS_UNDER_TEST`` (tests/methods/test_one_file_method.py)."""
 FAMILY_NAMES = list(FAMILIES)
+REFUSED = {"adaption-prompt": {"gpt2", "bert", "roberta", "t5", "bart"}}
+"""Method -> the families it refuses by design (with UnsupportedModel when added; tests/methods checks each
+refusal): the invariant suite skips those pairs, naming them."""
 
 
 def method_config(method: str, n: int = 3):
@@ -69,6 +72,15 @@ def one_thread():
 @pytest.fixture(params=FAMILY_NAMES)
 def family(request):
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def refused_pairs(request):
+    """Skip a (method, family) pair the method refuses by design (``REFUSED``), naming it."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    method, family = params.get("method"), params.get("family")
+    if family in REFUSED.get(method, ()):
+        pytest.skip(f"{method} refuses {family} by design (UnsupportedModel; tests/methods checks it)")
 
 
 def pytest_generate_tests(metafunc):

@@ -73,6 +73,8 @@ _EXPORTS: dict[str, str] = {
     "train": "softprompt.training",
     "evaluate": "softprompt.training",
     "predict": "softprompt.training",
+    "predict_ensemble": "softprompt.training.ensemble",
+    "EnsembleResult": "softprompt.training.ensemble",
     "read_log": "softprompt.training",
     # errors
     "SoftPromptError": "softprompt.errors",

@@ -321,9 +321,14 @@ def test_help_teaches_with_examples(capsys):
 def test_methods_and_datasets_listings(capsys):
     code, stdout, _ = cli(capsys, "methods", "--json")
     methods = json.loads(stdout)
-    assert code == 0 and set(methods) == {"hard", "prompt-tuning", "p-tuning", "prefix-tuning", "p-tuning-v2"}
+    assert code == 0 and set(methods) == {
+        "hard", "prompt-tuning", "p-tuning", "prefix-tuning", "p-tuning-v2", "multitask-prompt-tuning",
+        "adaption-prompt",
+    }  # fmt: skip
     assert methods["prompt-tuning"]["fields"]["num_virtual_tokens"]["default"] == 20
     assert methods["p-tuning"]["fields"]["encoder"]["doc"]
+    assert methods["prompt-tuning"]["train_defaults_measured"]
+    assert not methods["adaption-prompt"]["train_defaults_measured"]  # not swept: said so
     code, stdout, _ = cli(capsys, "datasets", "--json")
     datasets = {d["name"]: d for d in json.loads(stdout)}
     assert code == 0 and datasets["rotten-tomatoes"]["task"] == "classification"

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
+from conftest import REFUSED
 from softprompt.commands.common import init_token_ids, label_words
 from softprompt.core.model import PromptedModel
 from softprompt.data import TaskSpec
@@ -149,6 +150,8 @@ def test_defaults_with_a_trained_head_learn(method, tmp_path):
     """With a new head, the head rates (its Method.train_with_head: lr, or head_lr for prefix tuning, whose MLP wants a far
         lower rate than the head) take the loss down. Measured on this model: the SmolLM2 rates alone leave P-tuning,
     prefix tuning and P-tuning v2 at a loss of 0.62..0.79 (accuracy 0.50..0.56); these reach 0.02..0.28."""
+    if "bert" in REFUSED.get(method, ()):
+        pytest.skip(f"{method} refuses bare encoders by design (UnsupportedModel; tests/methods checks it)")
     model, task = _encoder_setup(method)
     train_set, valid = examples(64, 0), examples(32, 1)
     batch = task.collate(train_set[:32])

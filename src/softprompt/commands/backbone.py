@@ -155,3 +155,29 @@ def load_trained(
     if not model_name:
         raise ConfigError(f"{plan.folder} does not record its model; pass --model")
     return load(plan, load_backbone(model_name, device=device, dtype=dtype))
+
+
+def load_ensemble(
+    paths: list[str], model_name: str | None, *, device: str = "auto", dtype: str = "float32", **task
+):
+    """(model, [(name, task)], [meta]) for several saved prompts on one backbone (the first one's, or
+    ``model_name``): a prompt ensemble. Every folder is read and checked before the model loads; a name that two
+    prompts share is made distinct (``name-2``)."""
+    from softprompt.tasks.trained import load_trained as load
+    from softprompt.tasks.trained import read_trained
+
+    plans = [read_trained(p, **task) for p in paths]
+    model_name = model_name or plans[0].model_name
+    if not model_name:
+        raise ConfigError(f"{plans[0].folder} does not record its model; pass --model")
+    model = load_backbone(model_name, device=device, dtype=dtype)
+    members, metas = [], []
+    for i, plan in enumerate(plans, 1):
+        name = plan.meta.get("name") or plan.folder.name
+        name = name if name not in model.bank else f"{name}-{i}"
+        trained = load(plan, model, name=name)
+        if trained.task is None:
+            raise ConfigError(f"{plan.folder}: a prompt ensemble needs each prompt's task; pass --labels")
+        members.append((trained.name, trained.task))
+        metas.append(trained.meta)
+    return model, members, metas

@@ -21,6 +21,8 @@ EPILOG = """examples:
 The model defaults to the one the prompt was trained on (recorded in prompt.json); --model overrides it.
 A run folder keeps each score in eval-<dataset>-<split>.json (read by `softprompt report`).
 A prompt without a recorded task (PEFT import, save_prompt) takes the dataset's labels and --template.
+Several --prompt: an ensemble (scored in one batch per chunk, combined by --combine); the metrics of the
+ensemble and of each member are printed, nothing is written into the run folders.
 """
 SPLITS = ("train", "validation", "test", "all")
 
@@ -28,7 +30,19 @@ SPLITS = ("train", "validation", "test", "all")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
-    parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
+    parser.add_argument(
+        "--prompt",
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="a prompt folder, or a run folder; repeat it for an ensemble (all scored in one batch)",
+    )
+    parser.add_argument(
+        "--combine",
+        choices=("mean", "vote"),
+        default="mean",
+        help="an ensemble's combination: mean of probabilities, or majority vote (default: mean)",
+    )
     parser.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
     parser.add_argument("--dataset", help="built-in name or file/folder (default: the training dataset)")
     parser.add_argument(
@@ -83,6 +97,43 @@ def eval_file_name(dataset: str, split: str) -> str:
     return f"eval-{prompt_name(Path(dataset).stem if '/' in dataset or '.' in dataset else dataset)}-{split}.json"
 
 
+def _run_ensemble(args: argparse.Namespace, paths: list[str], data, dataset: str, flags: dict) -> int:
+    from softprompt.commands.backbone import load_ensemble
+    from softprompt.commands.common import model_flags, print_json
+    from softprompt.training.ensemble import predict_ensemble
+
+    model, members, _ = load_ensemble(paths, args.model, spec=data.spec, **flags, **model_flags(args))
+    examples = split_examples(data, args.split)[: args.limit]
+    result = predict_ensemble(model, members, examples, combine=args.combine, batch_size=args.batch_size)
+    task = members[0][1]
+    gold = task.gold(examples)
+
+    def metrics(probabilities: list[dict]) -> dict:
+        return task.metrics([result.labels.index(max(p, key=p.get)) for p in probabilities], gold)
+
+    out = {
+        "prompt": [n for n, _ in members],
+        "dataset": dataset,
+        "split": args.split,
+        "examples": len(examples),
+        "combine": args.combine,
+        "metrics": task.metrics([result.labels.index(p) for p in result.predictions], gold),
+        "members": {n: metrics(p) for n, p in result.members.items()},
+        "limit": args.limit,
+    }
+    if args.json:
+        print_json(out)
+        return 0
+    line = lambda m: "  ".join(f"{k} {v:.4f}" for k, v in m.items())  # noqa: E731
+    print(
+        f"ensemble of {len(members)} ({args.combine}) on {dataset} [{args.split}, {len(examples):,} examples]:"
+    )
+    print("  ensemble: " + line(out["metrics"]))
+    for n, m in out["members"].items():
+        print(f"  {n}: " + line(m))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -99,9 +150,12 @@ def run(args: argparse.Namespace) -> int:
     check_value("batch_size", args.batch_size, Positive)
     check_value("limit", args.limit, Positive | None)
     flags = task_flags(args)
+    paths, args.prompt = args.prompt, args.prompt[0]
     recorded = read_meta(resolve_prompt_dir(args.prompt))
     dataset, fields = dataset_and_fields(args, recorded)
     data = load_dataset(dataset, fields=fields, seed=recorded.get("data_seed", 0))  # before the model loads
+    if len(paths) > 1:
+        return _run_ensemble(args, paths, data, dataset, flags)
     model, name, meta, task = load_trained(
         args.prompt, args.model, spec=data.spec, **flags, **model_flags(args)
     )

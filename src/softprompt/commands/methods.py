@@ -8,7 +8,8 @@ NAME = "methods"
 HELP = "list prompt methods, their config fields (defaults, docs) and their measured training defaults"
 EPILOG = """examples:
   softprompt methods            # a table per method
-  softprompt methods --json     # {method: {doc, trains, fields: {field: {default, type, doc}}, train_defaults, train_defaults_trained_head}}
+  softprompt methods --json     # {method: {doc, trains, fields: {field: {default, type, doc}}, train_defaults,
+                                #           train_defaults_measured, train_defaults_trained_head}}
 """
 
 
@@ -33,6 +34,7 @@ def describe() -> dict:
                 for f in fields_of(cls, skip=("method",))
             },
             "train_defaults": _train_defaults(TrainConfig.for_method(method)),
+            "train_defaults_measured": spec.defaults_measured,
             "train_defaults_trained_head": _train_defaults(TrainConfig.for_method(method, trained_head=True)),
         }
     return out
@@ -68,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
             for k, v in d["train_defaults"].items()
         )
-        print(f"  training defaults (measured, bench/results/lr_sweep-*.md): {train}")
+        source = "measured, bench/results/lr_sweep-*.md" if d["train_defaults_measured"] else "not swept here"
+        print(f"  training defaults ({source}): {train}")
         head = d["train_defaults_trained_head"]
         rates = f"--lr {head['lr']:g}" + (f" --head-lr {head['head_lr']:g}" if "head_lr" in head else "")
         print(f"  with a trained head (bare encoders): {rates}\n")

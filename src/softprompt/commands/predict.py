@@ -17,17 +17,32 @@ EPILOG = """examples:
   softprompt predict --prompt runs/pt --text "a gorgeous, witty, seductive movie"
   softprompt predict --prompt runs/pt --input reviews.jsonl --json     # one JSON object per line
   softprompt predict --prompt runs/pt --split all --json               # every example of the run's dataset
+  softprompt predict --prompt runs/pt-s0 --prompt runs/pt-s1 --prompt runs/pt-s2 --text "a dull film"
   softprompt predict --prompt prompts/from-peft --model smollm2-135m --labels negative,positive \\
       --template "Review: {text}\\nSentiment: {mask}" --text "a joyless, overlong mess"
 Input lines carry the fields the template uses (e.g. {"text": "..."}, or the columns --fields mapped in
 training); --text fills the first one. Classification prints the label and each label's probability.
+Several --prompt: an ensemble on the first prompt's backbone; every input is scored under every prompt in one
+batch, and the members' probabilities are averaged (--combine vote: the majority label).
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
-    parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
+    parser.add_argument(
+        "--prompt",
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="a prompt folder, or a run folder; repeat it for an ensemble (all scored in one batch)",
+    )
+    parser.add_argument(
+        "--combine",
+        choices=("mean", "vote"),
+        default="mean",
+        help="an ensemble's combination: mean of probabilities, or majority vote (default: mean)",
+    )
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--input", metavar="FILE", help="examples: JSONL (one JSON object per line), JSON, CSV or TSV"
@@ -117,20 +132,10 @@ def _examples(args, meta: dict, rows):
     return split_examples(load_dataset(dataset, fields=fields, seed=meta.get("data_seed", 0)), args.split)
 
 
-def run(args: argparse.Namespace) -> int:
-    from softprompt.commands.backbone import load_trained
-    from softprompt.commands.common import check_rows, label_of, model_flags, print_json
-    from softprompt.commands.taskflags import task_flags
-    from softprompt.data.readers import read_rows
-    from softprompt.errors import ConfigError, Positive, check_value
-    from softprompt.training import predict
+def _inputs(args, meta: dict, task, rows) -> list[dict]:
+    """The examples to predict for, with the training data's column names mapped to the task's fields."""
+    from softprompt.commands.common import check_rows
 
-    check_value("batch_size", args.batch_size, Positive)
-    if args.text is not None and not args.text.strip():
-        raise ConfigError('--text is empty; give the input to predict for, e.g. --text "a gorgeous film"')
-    flags = task_flags(args)
-    rows = read_rows(args.input) if args.input else None  # a bad file fails before the model loads
-    model, name, meta, task = load_trained(args.prompt, args.model, **flags, **model_flags(args))
     examples = _examples(args, meta, rows)
     assert task is not None  # (read with need_task, which refuses a prompt without one)
     for ex in examples:  # rows may use the training data's own column names (--fields text=review,...)
@@ -142,6 +147,50 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     check_rows(examples, task, args.input or "--text", meta.get("fields"))
+    return examples
+
+
+def _run_ensemble(args: argparse.Namespace, rows: list[dict] | None, flags: dict) -> int:
+    from softprompt.commands.backbone import load_ensemble
+    from softprompt.commands.common import model_flags, print_json
+    from softprompt.training.ensemble import predict_ensemble
+
+    model, members, metas = load_ensemble(args.prompt, args.model, **flags, **model_flags(args))
+    examples = _inputs(args, metas[0], members[0][1], rows)
+    inputs = without_answers(members[0][1], examples, args.input, metas[0].get("fields"))
+    result = predict_ensemble(model, members, inputs, combine=args.combine, batch_size=args.batch_size)
+    if args.json:
+        print_json(
+            [
+                {"input": ex, "prediction": result.predictions[i], "scores": result.probabilities[i]}
+                | {"votes": result.votes[i], "members": {n: s[i] for n, s in result.members.items()}}
+                for i, ex in enumerate(examples)
+            ]
+        )
+        return 0
+    for p, probs in zip(result.predictions, result.probabilities):
+        top = sorted(probs.items(), key=lambda kv: -kv[1])[:5]
+        print(f"{p}  (" + ", ".join(f"{k} {v:.3f}" for k, v in top) + ")")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from softprompt.commands.backbone import load_trained
+    from softprompt.commands.common import label_of, model_flags, print_json
+    from softprompt.commands.taskflags import task_flags
+    from softprompt.data.readers import read_rows
+    from softprompt.errors import ConfigError, Positive, check_value
+    from softprompt.training import predict
+
+    check_value("batch_size", args.batch_size, Positive)
+    if args.text is not None and not args.text.strip():
+        raise ConfigError('--text is empty; give the input to predict for, e.g. --text "a gorgeous film"')
+    flags = task_flags(args)
+    rows = read_rows(args.input) if args.input else None  # a bad file fails before the model loads
+    if len(args.prompt) > 1:
+        return _run_ensemble(args, rows, flags)
+    model, name, meta, task = load_trained(args.prompt[0], args.model, **flags, **model_flags(args))
+    examples = _inputs(args, meta, task, rows)
     inputs = without_answers(task, examples, args.input, meta.get("fields"))
     predictions = [label_of(task, p) for p in predict(model, task, inputs, name, batch_size=args.batch_size)]
     probs = label_probabilities(model, task, inputs, name, args.batch_size)

@@ -38,6 +38,8 @@ class BatchPrompt:
     embeds_mask: torch.Tensor | None  # (B, P_e) bool
     kv: torch.Tensor | None  # (S, 2, B, H_kv, P_kv, D)
     kv_mask: torch.Tensor | None  # (B, P_kv) bool
+    adapter: torch.Tensor | None = None  # (S, 2, B, H_kv, P_a, D)
+    adapter_mask: torch.Tensor | None = None  # (B, P_a) bool
 
     @property
     def offset(self) -> torch.Tensor | None:
@@ -118,4 +120,8 @@ class PromptBank(nn.Module):
         if kvs is not None and kmask is not None:
             w = which.to(kvs.device)
             out.kv, out.kv_mask = kvs[w].permute(1, 2, 0, 3, 4, 5), kmask[w]  # (S, 2, B, H_kv, P, D)
+        adapters, amask = _stack([None] + [c.adapter for c in contribs], 3)  # (U+1, S, 2, H_kv, P_a, D)
+        if adapters is not None:
+            w = which.to(adapters.device)
+            out.adapter, out.adapter_mask = adapters[w].permute(1, 2, 0, 3, 4, 5), amask[w]
         return out

@@ -47,6 +47,10 @@ class KVPrefix:
 
     kv: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    adapter: torch.Tensor | None = None
+    """(S, 2, B, H_kv, P_a, D): keys/values of each slot's gated second attention (``Contribution.adapter``)."""
+    adapter_mask: torch.Tensor | None = None
+    """(B, P_a) bool: which of them row b uses."""
     capture: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
     probe: list = field(default_factory=list)
     probing: bool = False
@@ -149,9 +153,54 @@ def attention(
         key, value, attention_mask = _with_prefix(
             module, key, value, attention_mask, state, slot, query.shape[2], kwargs
         )
+    adapted = state is not None and state.adapter is not None and slot is not None and not state.probing
+    scaling = kwargs.get("scaling")
     if kwargs.get("softcap") is not None:
-        return _softcapped(module, query, key, value, attention_mask, **kwargs)
-    return compat.sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+        out, weights = _softcapped(module, query, key, value, attention_mask, **kwargs)
+    else:
+        out, weights = compat.sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    if adapted and state.capture is None:
+        out = out + _adapter_output(query, state, slot, scaling)
+    return out, weights
+
+
+def _adapter_output(query, state: KVPrefix, slot: int, scaling) -> torch.Tensor:
+    """(B, T, H, D): the slot's gated attention over its adapter keys/values, a softmax of its own
+    (LLaMA-Adapter); rows without adapter positions get zeros."""
+    kv = state.adapter[slot].to(device=query.device, dtype=query.dtype)  # (2, B, H_kv, P_a, D)
+    groups = query.shape[1] // kv.shape[2]
+    key, value = compat.repeat_kv(kv[0], groups), compat.repeat_kv(kv[1], groups)  # (B, H, P_a, D)
+    scores = query @ key.transpose(2, 3) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    mask = state.adapter_mask.to(query.device)[:, None, None, :]  # (B, 1, 1, P_a)
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    probs = scores.softmax(-1, dtype=torch.float32).to(query.dtype) * mask.any(-1, keepdim=True)
+    return (probs @ value).transpose(1, 2)  # (B, T, H, D)
+
+
+def project_kv(backbone, info, slot: int, hidden: torch.Tensor) -> torch.Tensor:
+    """(2, H_kv, P, D): attention slot ``slot``'s own keys/values of ``hidden`` (P, H), without positions
+    (LLaMA-Adapter's adaption prompt); the slot needs separate ``k_proj`` / ``v_proj`` projections."""
+    from softprompt.errors import UnsupportedModel
+
+    module = next((m for m in backbone.modules() if getattr(m, SLOT_ATTR, None) == slot), None)
+    k_proj, v_proj = getattr(module, "k_proj", None), getattr(module, "v_proj", None)
+    if (
+        info.kind != "causal"
+        or not isinstance(k_proj, torch.nn.Linear)
+        or not isinstance(v_proj, torch.nn.Linear)
+    ):
+        raise UnsupportedModel(
+            f"{info.family}: an adaption prompt projects its prompt through each decoder layer's own k_proj / "
+            "v_proj, which this model's attention does not have (supported: decoder-only models with separate "
+            "key and value projections, e.g. Llama, Mistral, Qwen2, Gemma)"
+        )
+    w = k_proj.weight
+    x = hidden.to(device=w.device, dtype=w.dtype)  # (P, H)
+    k = k_proj(x).view(x.shape[0], info.num_kv_heads, info.head_dim)  # (P, H_kv, D)
+    k_norm = getattr(module, "k_norm", None)
+    k = k_norm(k) if k_norm is not None else k
+    v = v_proj(x).view(x.shape[0], info.num_kv_heads, info.head_dim)
+    return torch.stack([k, v]).transpose(1, 2).float()  # (2, H_kv, P, D)
 
 
 compat.register_attention(ATTN_IMPLEMENTATION, attention)

@@ -8,6 +8,7 @@ Outputs come back aligned with the caller's tokens (virtual positions never appe
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,7 @@ class PromptedModel(nn.Module):
             init_token_ids=list(init_token_ids),
             seed=seed,
             token_kv=self.token_kv,
+            project_kv=functools.partial(kv.project_kv, self.backbone, self.info),
             embed_tokens=self.embed_tokens,
         )
 
@@ -126,14 +128,10 @@ class PromptedModel(nn.Module):
                     for k, v in (captured[s] for s in range(len(self.info.slots)))
                 ]
             )
-        return (
-            torch.stack(  # each layer's keys/values on its own device (sharded): gathered on the embedding's
-                [
-                    torch.stack([k[0], v[0]]).to(dev)
-                    for k, v in (captured[s] for s in range(len(self.info.slots)))
-                ]
-            )
-        )
+        captured = (
+            state.capture[s] for s in range(len(self.info.slots))
+        )  # each on its layer's device (sharded)
+        return torch.stack([torch.stack([k[0], v[0]]).to(dev) for k, v in captured])  # on the embedding's
 
     def add_prompt(self, name: str, config: MethodConfig, **init: Any) -> PromptModule:
         """Create a prompt of ``config.method`` (initialized per its config) and put it in the bank."""
@@ -143,8 +141,8 @@ class PromptedModel(nn.Module):
         """Put a built prompt module in the bank: on the embedding's device (float32 kept), in the model's mode."""
         module.eval()  # (no dropout draw while asking what the prompt contributes)
         with torch.no_grad():
-            prefix = module.contribute().kv is not None
-        if prefix:
+            c = module.contribute()
+        if c.kv is not None or c.adapter is not None:
             self.enable_prefixes(f"prompt {name!r} ({module.config.method}) adds key/value prefixes, which")
         self.bank.add(name, module.to(input_embeddings(self.backbone).weight.device).train(self.training))
         return module
@@ -190,9 +188,11 @@ class PromptedModel(nn.Module):
         kw: dict[str, Any] = {"inputs_embeds": exp.embeds, "attention_mask": exp.mask}
         if self.info.accepts_position_ids:
             kw["position_ids"] = exp.position_ids
-        if batch.kv is not None:
+        if batch.kv is not None or batch.adapter is not None:
             self.enable_prefixes()
-            kw[kv.KWARG] = kv.KVPrefix(kv=batch.kv, mask=batch.kv_mask)
+            kw[kv.KWARG] = kv.KVPrefix(
+                batch.kv, batch.kv_mask, adapter=batch.adapter, adapter_mask=batch.adapter_mask
+            )
         return kw
 
     def forward(

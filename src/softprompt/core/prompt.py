@@ -23,10 +23,14 @@ class Contribution:
 
     ``embeds``: (P_e, H) virtual input tokens, placed where the row's ``insert_at`` says (default: prepended).
     ``kv``: (S, 2, H_kv, P_kv, D) key/value prefix for each attention slot of the backbone.
+    ``adapter``: (S, 2, H_kv, P_a, D) keys/values of a second, separately normalized attention per slot whose
+    output is added to the slot's own (LLaMA-Adapter's gated attention; the values carry the gate, so zero
+    values leave the model exactly unchanged).
     """
 
     embeds: torch.Tensor | None = None
     kv: torch.Tensor | None = None
+    adapter: torch.Tensor | None = None
 
     @property
     def num_embeds(self) -> int:
@@ -50,6 +54,9 @@ class InitContext:
     seed: int = 0
     token_kv: Any = None
     """Callable: token ids -> the frozen model's own keys/values for them, (S, 2, H_kv, P, D)."""
+    project_kv: Any = None
+    """Callable: (slot, (P, H) hidden states) -> that attention slot's own keys/values for them (no positions),
+    (2, H_kv, P, D); raises UnsupportedModel where the slot's projections cannot be reached."""
     embed_tokens: Any = None
     """Callable: token ids -> what the backbone's embedding *module* outputs for them, (n, H) float32. Word-based
     inits start there, not at raw rows of ``embeddings``: some modules scale their output (Gemma by
@@ -82,10 +89,7 @@ def eject_in_eval(module: nn.Module) -> Contribution:
             c: Contribution = module.contribute()  # type: ignore[operator]  # a PromptMethod; torch types Module attributes as Tensor | Module
     finally:
         module.train(was)
-    return Contribution(
-        embeds=None if c.embeds is None else c.embeds.detach().clone(),
-        kv=None if c.kv is None else c.kv.detach().clone(),
-    )
+    return Contribution(**{k: None if v is None else v.detach().clone() for k, v in vars(c).items()})
 
 
 def seeded_init(init: Callable[..., None]) -> Callable[..., None]:
@@ -129,6 +133,12 @@ class PeftMapping:
     None where it is an encoder's output (then it loads as the ejected ``static`` form)."""
     load: Callable[[Any, torch.Tensor], None] | None = None
     """Copy PEFT's tensor, (P, H) embeddings or a (P, S*2*H_kv*D) flat prefix, into the module's parameter."""
+    load_all: Callable[[Any, dict[str, torch.Tensor]], None] | None = None
+    """A PEFT type of several tensors (MULTITASK_PROMPT_TUNING): copy the file's tensors, by PEFT's names, into
+    the module built from ``fields``; replaces ``load``."""
+    save_all: Callable[[Any], tuple[dict, dict[str, torch.Tensor]]] | None = None
+    """Export as ``peft_type`` itself (not the ejected values): module -> (its ``adapter_config.json`` fields,
+    its tensors by PEFT's names)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +166,9 @@ class Method:
     """Build the module from a saved file's tensors alone (a form whose shapes only the file knows)."""
     peft: PeftMapping | None = None
     """Its PEFT equivalent; None: PEFT has none (export refuses it)."""
+    defaults_measured: bool = True
+    """Whether ``train`` was chosen by a sweep here (``bench/results/lr_sweep-*.md``); False: taken from the
+    method's paper or a sibling method, not yet swept (``softprompt methods`` says which)."""
     listed: bool = True
     """Chosen by name (``make_config``, ``--method``, ``softprompt methods``); False for the ejected form."""
 

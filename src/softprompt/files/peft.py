@@ -59,8 +59,12 @@ def read_peft_config(path: str | os.PathLike) -> dict:
     f = Path(path) / CONFIG
     cfg = read_json(f, f"{path}: not a PEFT checkpoint folder (no {CONFIG})")
     kind = cfg.get("peft_type")
-    if kind not in PEFT_TYPES:
-        raise PromptFileError(f"{f}: peft_type={kind!r} is not supported; accepted: {', '.join(PEFT_TYPES)}")
+    if kind not in read_types():
+        raise PromptFileError(
+            f"{f}: peft_type={kind!r} is not supported; accepted: {', '.join(read_types())}"
+        )
+    if kind == "ADAPTION_PROMPT":  # PEFT calls its prompt length adapter_len
+        cfg["num_virtual_tokens"] = cfg.get("adapter_len")
     task = cfg.get("task_type")
     if task is not None and task not in TASK_TYPES:
         raise PromptFileError(f"{f}: task_type={task!r} is not supported; accepted: {', '.join(TASK_TYPES)}")
@@ -71,8 +75,13 @@ def read_peft_config(path: str | os.PathLike) -> dict:
     return cfg
 
 
-def _read_values(path: Path) -> torch.Tensor:
-    """The ``prompt_embeddings`` tensor (float32); other tensors (task heads) are reported and skipped."""
+def read_types() -> tuple[str, ...]:
+    """PEFT's prompt-learning types, then any other a registered method reads whole (``PeftMapping.load_all``)."""
+    more = [m.peft.peft_type for m in METHODS.values() if m.peft is not None and m.peft.load_all is not None]
+    return PEFT_TYPES + tuple(t for t in more if t not in PEFT_TYPES)
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     f = path / WEIGHTS
     if not f.exists():
         if (path / PICKLE).exists():
@@ -81,7 +90,12 @@ def _read_values(path: Path) -> torch.Tensor:
                 f"{WEIGHTS} (e.g. load it with peft and call save_pretrained(..., safe_serialization=True))"
             )
         raise PromptFileError(f"{path}: no {WEIGHTS}")
-    tensors = load_tensors(f)
+    return load_tensors(f)
+
+
+def _read_values(path: Path) -> torch.Tensor:
+    """The ``prompt_embeddings`` tensor (float32); other tensors (task heads) are reported and skipped."""
+    f, tensors = path / WEIGHTS, _read_tensors(path)
     if KEY not in tensors:
         raise PromptFileError(f"{f}: no {KEY!r} tensor (holds: {', '.join(sorted(tensors)) or 'nothing'})")
     extra = sorted(set(tensors) - {KEY})
@@ -180,13 +194,15 @@ def import_peft(model: PromptedModel, path: str | os.PathLike, name: str | None 
     """
     path = Path(path)
     cfg = read_peft_config(path)
+    method = reader_of(cfg["peft_type"], path)
+    if method.peft.load_all is not None:
+        return _import_whole(model, path, cfg, method, name)
     values = _read_values(path)
     info, p, kind = model.info, cfg["num_virtual_tokens"], cfg["peft_type"]
     task = cfg.get("task_type")
     if task is not None and (task == "SEQ_2_SEQ_LM") != (info.kind == "seq2seq"):
         raise BackboneMismatch(f"{path}: task_type {task!r} checkpoint vs a {info.kind} {info.family} model")
     name = name or _safe_name(path)
-    method = reader_of(kind, path)
     if kind == "PREFIX_TUNING":
         values = _prefix_values(cfg, values, info, path)  # (P, S*2*H_kv*D)
         warn_window(info)
@@ -201,6 +217,28 @@ def import_peft(model: PromptedModel, path: str | os.PathLike, name: str | None 
     module = model.add_prompt(name, make_config(method.name, num_virtual_tokens=p, **fields))
     with torch.no_grad():
         method.peft.load(module, values)
+    return name
+
+
+def _import_whole(model, path: Path, cfg: dict, method: Method, name: str | None) -> str:
+    """A PEFT type the method reads itself (every tensor by PEFT's name, e.g. MULTITASK_PROMPT_TUNING)."""
+    _mismatch(
+        path, cfg["peft_type"], [("token_dim (hidden size)", cfg.get("token_dim"), model.info.hidden_size)]
+    )
+    if (cfg.get("num_transformer_submodules") or 1) != 1:
+        raise UnsupportedModel(f"{path}: {cfg['peft_type']} with num_transformer_submodules != 1 is not read")
+    tensors = {k: v.float() for k, v in _read_tensors(path).items()}
+    fields = method.peft.fields(cfg) or {}
+    name = name or _safe_name(path)
+    module = model.add_prompt(
+        name, make_config(method.name, num_virtual_tokens=cfg["num_virtual_tokens"], **fields)
+    )
+    try:
+        with torch.no_grad():
+            method.peft.load_all(module, tensors)
+    except Exception:
+        model.bank.remove(name)
+        raise
     return name
 
 

@@ -89,7 +89,8 @@ def export_peft(
 
     PEFT stores values, not encoders, so the prompt's ejected form is written: input embeddings (prompt tuning,
     p-tuning) as PROMPT_TUNING, key/value prefixes (prefix tuning, p-tuning v2) as PREFIX_TUNING without
-    projection. PEFT always prepends virtual tokens; a template's placement is not part of the file.
+    projection; a method with ``PeftMapping.save_all`` (multitask prompt tuning, adaption prompt) as its own
+    type. PEFT always prepends virtual tokens; a template's placement is not part of the file.
 
     Args:
         model: the ``PromptedModel`` holding the prompt.
@@ -104,16 +105,16 @@ def export_peft(
             encoder-decoder).
     """
     module = model.bank.get(name)
-    task_type = task_type or DEFAULT_TASK[model.info.kind]
-    if task_type not in TASK_TYPES:
-        raise ConfigError(f"task_type={task_type!r}; accepted: {', '.join(TASK_TYPES)}")
+    task_type = _task_type(model, task_type)
+    method = METHODS.get(module.config.method)
+    if method is not None and method.peft is not None and method.peft.save_all is not None:
+        return _export_whole(model, module, method, path, task_type, base_model_name_or_path)
     c = module.eject()
     if (c.embeds is None) == (c.kv is None):
         have = "both input embeddings and a key/value prefix" if c.embeds is not None else "no trained values"
         raise UnsupportedModel(
             f"prompt {name!r} ({module.config.method}) has {have}; PEFT stores exactly one"
         )
-    method = METHODS.get(module.config.method)
     if method is None or method.peft is None:
         raise UnsupportedModel(
             f"prompt {name!r}: method {module.config.method!r} has no PEFT equivalent (its registered "
@@ -136,4 +137,23 @@ def export_peft(
     with atomic_dir(path) as tmp:
         save_file({KEY: values.detach().contiguous().cpu()}, str(tmp / WEIGHTS), metadata={"format": "pt"})
         (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
+    return Path(path)
+
+
+def _task_type(model, task_type: str | None) -> str:
+    task_type = task_type or DEFAULT_TASK[model.info.kind]
+    if task_type not in TASK_TYPES:
+        raise ConfigError(f"task_type={task_type!r}; accepted: {', '.join(TASK_TYPES)}")
+    return task_type
+
+
+def _export_whole(model, module, method, path, task_type: str, base: str) -> Path:
+    """A method written as its own PEFT type (``PeftMapping.save_all``), e.g. MULTITASK_PROMPT_TUNING."""
+    fields, tensors = method.peft.save_all(module)
+    cfg = {"auto_mapping": None, "base_model_name_or_path": peft_base(base) or None, "inference_mode": True,
+           "peft_type": method.peft.peft_type, "revision": None, "task_type": task_type} | fields  # fmt: skip
+    with atomic_dir(path) as tmp:
+        out = {k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}
+        save_file(out, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(dict(sorted(cfg.items())), indent=2))
     return Path(path)

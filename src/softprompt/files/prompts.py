@@ -55,7 +55,7 @@ def save_prompt(
     method: MethodConfig
     if form == "inference":
         c = module.eject()
-        tensors = {k: v for k, v in (("embeds", c.embeds), ("kv", c.kv)) if v is not None}
+        tensors = {k: v for k, v in vars(c).items() if v is not None}  # embeds / kv / adapter
         method = StaticConfig(
             num_virtual_tokens=module.config.num_virtual_tokens,
             source_method=getattr(module.config, "source_method", "") or module.config.method,

@@ -19,7 +19,16 @@ from softprompt.core.prompt import (
     register,
 )
 from softprompt.errors import ConfigError
-from softprompt.methods import hard, p_tuning, p_tuning_v2, prefix_tuning, prompt_tuning, static
+from softprompt.methods import (
+    adaption_prompt,
+    hard,
+    multitask_prompt_tuning,
+    p_tuning,
+    p_tuning_v2,
+    prefix_tuning,
+    prompt_tuning,
+    static,
+)
 
 register(hard.METHOD)
 register(prompt_tuning.METHOD)
@@ -27,6 +36,8 @@ register(p_tuning.METHOD)
 register(prefix_tuning.METHOD)
 register(p_tuning_v2.METHOD)
 register(static.METHOD)
+register(multitask_prompt_tuning.METHOD)
+register(adaption_prompt.METHOD)
 
 
 class _Listed(Sequence[str]):

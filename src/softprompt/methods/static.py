@@ -1,4 +1,5 @@
-"""The inference form every method ejects to: stored embeddings and/or key/value prefixes, no encoder."""
+"""The inference form every method ejects to: stored embeddings, key/value prefixes and/or adapter keys/values,
+no encoder."""
 
 from __future__ import annotations
 
@@ -28,19 +29,20 @@ class StaticPrompt(nn.Module):
         c = contribution or Contribution()
         self.embeds = None if c.embeds is None else nn.Parameter(c.embeds.detach().clone())
         self.kv = None if c.kv is None else nn.Parameter(c.kv.detach().clone())
+        self.adapter = None if c.adapter is None else nn.Parameter(c.adapter.detach().clone())
 
     def contribute(self) -> Contribution:
-        return Contribution(embeds=self.embeds, kv=self.kv)
+        return Contribution(embeds=self.embeds, kv=self.kv, adapter=self.adapter)
 
     def eject(self) -> Contribution:
         return Contribution(
-            embeds=None if self.embeds is None else self.embeds.detach().clone(),
-            kv=None if self.kv is None else self.kv.detach().clone(),
+            **{k: None if v is None else v.detach().clone() for k, v in vars(self.contribute()).items()}
         )
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], config: StaticConfig) -> StaticPrompt:
-        return cls(config, contribution=Contribution(embeds=tensors.get("embeds"), kv=tensors.get("kv")))
+        keys = ("embeds", "kv", "adapter")
+        return cls(config, contribution=Contribution(**{k: tensors.get(k) for k in keys}))
 
 
 METHOD = Method(

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from softprompt.serve import prompt_ensemble
 from softprompt.serve import responses as R
 from softprompt.serve.engine import Engine
 from softprompt.serve.guard import Guard
@@ -161,25 +162,10 @@ def _add_inference_routes(app: FastAPI, engine: Engine) -> None:
             raise R.ApiError(
                 400, "input is empty; give a string or a non-empty list of strings", param="input"
             )
-        rows = Rows(engine)
-        try:
-            rows.start([lambda s: engine.classification(texts, body.model, sink=s)])
-        except Exception as e:
-            raise R.api_error(e, "input") from None
-        async for _, ev in rows.events(request):
-            if ev["type"] == "error":
-                raise R.api_error(ev["error"], "input")
-            labels = rows.reqs[0].entry.labels
-            data = [
-                {
-                    "index": i,
-                    "label": labels[max(range(len(s)), key=s.__getitem__)],
-                    "scores": dict(zip(labels, s)),
-                }
-                for i, s in enumerate(ev["scores"])
-            ]
-            return {"id": R.new_id("clf"), "object": "list", "model": body.model, "data": data}
-        return Response(status_code=499)
+        data = await prompt_ensemble.classify(Rows(engine), request, texts, body)
+        if data is None:
+            return Response(status_code=499)
+        return {"id": R.new_id("clf"), "object": "list", "model": body.model, "data": data}
 
     @app.post("/v1/completions")
     async def completions(body: CompletionBody, request: Request):

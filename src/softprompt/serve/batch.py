@@ -100,7 +100,12 @@ class RowBatch:
         """The per-row key/value prefix of the current rows (rebuilt when rows change)."""
         if self._prefix is None:
             batch = self.model.bank.batch(self.keys, self.overrides)
-            self._prefix = None if batch.kv is None else kv.KVPrefix(kv=batch.kv, mask=batch.kv_mask)
+            some = batch.kv is not None or batch.adapter is not None
+            self._prefix = (
+                kv.KVPrefix(batch.kv, batch.kv_mask, adapter=batch.adapter, adapter_mask=batch.adapter_mask)
+                if some
+                else None
+            )
         return self._prefix
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:

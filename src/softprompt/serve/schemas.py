@@ -78,6 +78,13 @@ class ClassifyBody(_Body):
 
     model: Model
     input: str | list[str] = Field(description="A text or a non-empty list of texts.")
+    prompt: str | list[str] | None = Field(
+        default=None,
+        description="An ensemble: the served prompts to score under and combine (default: model alone).",
+    )
+    combine: Literal["mean", "vote"] = Field(
+        default="mean", description="How an ensemble's members are combined."
+    )
 
 
 class PromptBody(_Body):

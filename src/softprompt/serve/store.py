@@ -153,8 +153,8 @@ class PromptStore:
         with torch.no_grad():
             c = module.contribute()
             prefix = None
-            if c.kv is not None:
-                prefix = Contribution(kv=c.kv.detach())
+            if c.kv is not None or c.adapter is not None:  # an adaption prompt's adapter rides along
+                prefix = Contribution(**{k: None if v is None else v.detach() for k, v in vars(c).items()})
             elif c.embeds is not None and virtual_tokens_as_prefix(self.model):
                 prefix = prompt_kv_of(self.model, module)  # once per version, shared by every row
         from softprompt.serve.tasks import build_task

@@ -9,6 +9,7 @@
     resume.py      RunState (step, best/last evaluations, early stopping) and checkpoint save / restore
     devices.py     the Accelerator: hardware checks, CPU ranks under torchrun
     evaluation.py  predict / evaluate (sharded over processes inside the loop)
+    ensemble.py    predict_ensemble: N prompts scored in one mixed batch, combined
     records.py     run.json, log.jsonl, the out_dir checks
 """
 
