@@ -100,7 +100,13 @@ def differences(old, new, where: str = "") -> list[str]:
 
 
 def write_run(
-    out_dir: Path, description: dict, *, status: str, result: dict | None = None, world_size: int = 1
+    out_dir: Path,
+    description: dict,
+    *,
+    status: str,
+    result: dict | None = None,
+    world_size: int = 1,
+    sharding: dict | None = None,
 ) -> None:
     previous = {}
     if (out_dir / RUN).exists():
@@ -115,6 +121,8 @@ def write_run(
         "world_size": world_size,
         "softprompt": _version(),
     }
+    if sharding is not None:
+        doc["sharding"] = sharding  # how the frozen backbone was split over the processes (FSDP)
     if result is not None:
         doc["result"] = normalize(result)
     atomic_write_text(out_dir / RUN, json.dumps(doc, indent=2) + "\n")
