@@ -102,9 +102,7 @@ def test_fsdp_trains_every_method_like_one_process(tmp_path):
     ckpt = load_file(
         str(tmp_path / "two" / "prompt-tuning" / "checkpoints" / "step-2" / "params.safetensors")
     )
-    assert not torch.equal(
-        trained, ckpt["prompt.data.embedding"]
-    )  # steps 3-4 moved it: the check can fail
+    assert not torch.equal(trained, ckpt["prompt.data.embedding"])  # steps 3-4 moved it: the check can fail
 
 
 def test_a_deepspeed_launch_is_refused_before_any_work(monkeypatch, tmp_path):

@@ -2,7 +2,8 @@
 
 Layout of ``out_dir``::
 
-    run.json                     format, the run's description (config, prompts, model, data), status, result
+    run.json                     format, the run's description (config, prompts, model, data), status, result,
+                                 sharding (FSDP: how the frozen backbone was split over the processes)
     log.jsonl                    one JSON object per logged step ({"step", "loss", "lr", ...}) or evaluation
     checkpoints/step-<N>/        resumable state (see softprompt.files.checkpoint); latest -> newest complete one
     best/<prompt>/               prompt (and head) with the best validation main metric so far

@@ -13,7 +13,7 @@ root's *ignored* parameters: whole on every process, not DTensors, so their grad
 loop exactly as without FSDP, the optimizer holds state for them alone, and a checkpoint saves them as they
 are: nothing of the backbone is ever gathered into a state dict.
 
-DeepSpeed ZeRO-3 is refused (``check_launch``): see README, Scaling out.
+DeepSpeed ZeRO-3 is refused (``check_launch``; why: README, Scaling out, and bench/results/deepspeed-cpu.md).
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ def check_launch() -> None:
     """Refuse a launch configuration the loop would not train correctly (before any work is done)."""
     if _env_flag(DEEPSPEED_ENV):
         raise ConfigError(
-            "distributed_type=DEEPSPEED (accelerate launch with a DeepSpeed config) is not supported: "
-            "DeepSpeed's engine must own the model, backward and optimizer step, which the training loop "
-            "keeps; for a backbone too large for one device use an FSDP config (distributed_type: FSDP, "
-            "fsdp_version: 2), see README, Scaling out"
+            "distributed_type=DEEPSPEED (accelerate launch with a DeepSpeed config) is not supported: on a "
+            "machine without a GPU Accelerate then reports every rank as process 0 of 1 (each would train on the "
+            "whole batch as the main process; bench/results/deepspeed-cpu.md), and ZeRO-3's engine would own the "
+            "model, backward and optimizer step that the training loop keeps. For a backbone too large for one "
+            "device use an FSDP config (distributed_type: FSDP, fsdp_version: 2); see README, Scaling out"
         )
     if _env_flag(FSDP_ENV):
         version = os.environ.get("FSDP_VERSION", "1")
