@@ -76,7 +76,14 @@ class Floor:
             for i in range(self.kv_shape[0])
         ]
         self.leaves = [t for pair in layers for t in pair]
-        cache = compat.cache_from_tensors(layers)
+        cache = compat.new_cache(self.model)
+        for i, (k, v) in enumerate(layers):
+            cache.update(k, v, i)
+        for layer in cache.layers:  # the prefix stays P long: a checkpointed layer's recompute sees the same
+            layer.update = lambda k, v, *a, _l=layer, **kw: (
+                torch.cat([_l.keys, k], -2),
+                torch.cat([_l.values, v], -2),
+            )
         return {
             "inputs_embeds": emb,
             "attention_mask": torch.cat([ones, mask], 1),
@@ -125,9 +132,10 @@ def step_cost(side, b: dict) -> tuple[float, float]:
     return (time.perf_counter() - t0) * 1000, common.rss_mib()["hwm"] - before
 
 
-def measure_long(method: str, args, tok) -> list[dict]:
+def measure_long(method: str, args, tok, sink=None) -> list[dict]:
     """Step time and added peak memory of softprompt and the floor at each length, checkpointing off and on;
-    the two sides interleaved A B A B, medians of ``args.long_reps`` after one warm-up step."""
+    the two sides interleaved A B A B, medians of ``args.long_reps`` after one warm-up step; ``sink(rows)``
+    after each length."""
     rows = []
     for ckpt in (False, True):
         sp = common.softprompt_side(method, args.num_virtual_tokens, args.lr, args.seed)
@@ -159,6 +167,8 @@ def measure_long(method: str, args, tok) -> list[dict]:
                 }
             )
             print(f"[long] {rows[-1]}", flush=True)
+            if sink is not None:
+                sink(rows)  # partial results survive an interrupted run
         del sp, fl
     return rows
 

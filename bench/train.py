@@ -276,9 +276,12 @@ def main(argv=None) -> None:
     print(f"wrote {args.out}")
     if args.long_lengths:
         long_rows = []
+
+        def sink(rows):  # the finished methods' rows, then this one's so far
+            Path(args.long_out).write_text(json.dumps({**stamp, "rows": long_rows + rows}, indent=1) + "\n")
+
         for method in args.long_methods:
-            long_rows += floor.measure_long(method, args, tok)
-            Path(args.long_out).write_text(json.dumps({**stamp, "rows": long_rows}, indent=1) + "\n")
+            long_rows += floor.measure_long(method, args, tok, sink)
         print(floor.long_table(long_rows))
         print(f"wrote {args.long_out}")
 
