@@ -73,7 +73,9 @@ class _Trainer:
                 f"{acc.num_processes} processes"
             )
         self.main = acc.is_main_process
-        model.to(acc.device)
+        plugin = fsdp_plugin(acc)
+        if plugin is None:  # (sharded: fully_shard moves each process's shard, the whole model never moves)
+            model.to(acc.device)
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.modules: dict[str, nn.Module] = {f"prompt.{j.prompt}": model.bank.get(j.prompt) for j in jobs}
@@ -86,9 +88,10 @@ class _Trainer:
         self.groups = param_groups(self.modules, config)
         self.params = [p for g in self.groups for p in g["params"]]
         self.sharding: dict | None = None
-        if (plugin := fsdp_plugin(acc)) is not None:
+        if plugin is not None:
             trainable = [p for p in model.parameters() if p.requires_grad]
             self.sharding = shard(model, trainable, plugin, acc.device, acc.num_processes)
+            model.bank.to(acc.device)  # the prompts stay whole: FSDP does not move them
         self.plan = Plan(jobs, config.batch_size, config.seed, acc.num_processes)
         self.description = {
             "config": config.to_json(),
@@ -125,13 +128,7 @@ class _Trainer:
         self._fresh_start()
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_run(
-                self.out,
-                self.description,
-                status="running",
-                world_size=acc.num_processes,
-                sharding=self.sharding,
-            )
+        self._write_run("running")
         self.state.t0 = time.perf_counter()
         if not self.params:  # e.g. a hard prompt: nothing to train, only evaluate
             self.log = Log(self.out, enabled=self.main, keep_until=None)
@@ -289,14 +286,13 @@ class _Trainer:
             stopped_early=state.stopped and state.step < self.config.steps,
             mode=self.plan.mode,
         )
-        if self.main:
-            write_run(
-                self.out,
-                self.description,
-                status="finished",
-                result=asdict(result),
-                world_size=self.acc.num_processes,
-                sharding=self.sharding,
-            )
+        self._write_run("finished", asdict(result))
         self.acc.wait_for_everyone()
         return result
+
+    def _write_run(self, status: str, result: dict | None = None) -> None:
+        if self.main:
+            n, sharding = self.acc.num_processes, self.sharding
+            write_run(
+                self.out, self.description, status=status, result=result, world_size=n, sharding=sharding
+            )
