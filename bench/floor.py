@@ -132,45 +132,47 @@ def step_cost(side, b: dict) -> tuple[float, float]:
     return (time.perf_counter() - t0) * 1000, common.rss_mib()["hwm"] - before
 
 
-def measure_long(method: str, args, tok, sink=None) -> list[dict]:
-    """Step time and added peak memory of softprompt and the floor at each length, checkpointing off and on;
-    the two sides interleaved A B A B, medians of ``args.long_reps`` after one warm-up step; ``sink(rows)``
-    after each length."""
-    rows = []
-    for ckpt in (False, True):
-        sp = common.softprompt_side(method, args.num_virtual_tokens, args.lr, args.seed)
-        if ckpt:
-            sp.model.gradient_checkpointing_enable()
-        fl = Floor(kind_of(method), args.num_virtual_tokens, checkpointing=ckpt, seed=args.seed)
-        for length in args.long_lengths:
-            b = long_batch(tok, args.long_batch, length)
-            got = {"softprompt": [], "floor": []}
-            for i in range(1 + args.long_reps):
-                for name, side in (("softprompt", sp), ("floor", fl)):
-                    cost = step_cost(side, b)
-                    if i:
-                        got[name].append(cost)
-            med = {
-                k: (statistics.median(c[0] for c in v), statistics.median(c[1] for c in v))
-                for k, v in got.items()
-            }
-            rows.append(
-                {
-                    "method": method,
-                    "tokens": length,
-                    "gradient_checkpointing": ckpt,
-                    "step_ms": {k: round(v[0], 1) for k, v in med.items()},
-                    "step_added_peak_mib": {k: round(v[1], 1) for k, v in med.items()},
-                    "step_ratio_vs_floor": round(med["softprompt"][0] / med["floor"][0], 3),
-                    "mem_ratio_vs_floor": round(med["softprompt"][1] / max(med["floor"][1], 1e-9), 3),
-                    "samples_ms": {k: [round(c[0], 1) for c in v] for k, v in got.items()},
-                }
-            )
-            print(f"[long] {rows[-1]}", flush=True)
-            if sink is not None:
-                sink(rows)  # partial results survive an interrupted run
-        del sp, fl
-    return rows
+def release_freed_memory() -> None:
+    """Make glibc return every large freed block to the OS at once (mmap above 64 KiB, trim at once), so the
+    RSS before a step is what is alive and the peak mark during it is that step's own peak."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 0)  # M_TRIM_THRESHOLD
+
+
+def measure_long(method: str, length: int, ckpt: bool, args, tok) -> dict:
+    """Step time and the peak RSS a step adds, softprompt vs the floor, for ``length`` tokens with gradient
+    checkpointing ``ckpt``: the two sides interleaved A B A B, medians of ``args.long_reps`` after one warm-up
+    step each."""
+    release_freed_memory()
+    sp = common.softprompt_side(method, args.num_virtual_tokens, args.lr, args.seed)
+    if ckpt:
+        sp.model.gradient_checkpointing_enable()
+    fl = Floor(kind_of(method), args.num_virtual_tokens, checkpointing=ckpt, seed=args.seed)
+    b = long_batch(tok, args.long_batch, length)
+    got = {"softprompt": [], "floor": []}
+    for i in range(1 + args.long_reps):
+        for name, side in (("softprompt", sp), ("floor", fl)):
+            cost = step_cost(side, b)
+            if i:
+                got[name].append(cost)
+    med = {
+        k: (statistics.median(c[0] for c in v), statistics.median(c[1] for c in v)) for k, v in got.items()
+    }
+    return {
+        "method": method,
+        "tokens": length,
+        "batch": args.long_batch,
+        "gradient_checkpointing": ckpt,
+        "step_ms": {k: round(v[0], 1) for k, v in med.items()},
+        "step_added_peak_mib": {k: round(v[1], 1) for k, v in med.items()},
+        "step_ratio_vs_floor": round(med["softprompt"][0] / med["floor"][0], 3),
+        "mem_ratio_vs_floor": round(med["softprompt"][1] / max(med["floor"][1], 1e-9), 3),
+        "samples_ms": {k: [round(c[0], 1) for c in v] for k, v in got.items()},
+        "samples_added_peak_mib": {k: [round(c[1], 1) for c in v] for k, v in got.items()},
+    }
 
 
 GOAL = 1.10

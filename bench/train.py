@@ -276,12 +276,12 @@ def main(argv=None) -> None:
     print(f"wrote {args.out}")
     if args.long_lengths:
         long_rows = []
-
-        def sink(rows):  # the finished methods' rows, then this one's so far
-            Path(args.long_out).write_text(json.dumps({**stamp, "rows": long_rows + rows}, indent=1) + "\n")
-
-        for method in args.long_methods:
-            long_rows += floor.measure_long(method, args, tok, sink)
+        for length in args.long_lengths:  # every method and setting at one length before the next, longer one
+            for method in args.long_methods:
+                for ckpt in (False, True):
+                    long_rows.append(floor.measure_long(method, length, ckpt, args, tok))
+                    print(f"[long] {long_rows[-1]}", flush=True)
+                    Path(args.long_out).write_text(json.dumps({**stamp, "rows": long_rows}, indent=1) + "\n")
         print(floor.long_table(long_rows))
         print(f"wrote {args.long_out}")
 
