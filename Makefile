@@ -31,7 +31,9 @@ format: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/python -m softprompt demo
 
-# Side-by-side speed/memory against PEFT (minutes): writes bench/results/train.json
+# Side-by-side speed/memory against PEFT and against the floor (the frozen backbone alone), then long inputs
+# (128/512/2,048 tokens, checkpointing off/on): writes bench/results/train.json and train-long.json (an hour or
+# more on 2 cores). GPU checks: bash bench/device.sh on a CUDA machine.
 bench: $(BIN)/.installed
 	$(BIN)/python bench/train.py
 

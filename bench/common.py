@@ -45,7 +45,7 @@ METHODS: dict[str, tuple[str, dict, str, dict, str]] = {
     ),
     "prefix-tuning": (
         "prefix-tuning",
-        {"reparameterize": True, "mlp_hidden": 512},
+        {"reparameterize": True, "mlp_hidden": 512, "init": "random"},  # PEFT's form: zero base prefix
         "PrefixTuningConfig",
         {"prefix_projection": True, "encoder_hidden_size": 512},
         "per-layer K/V prefix through Embedding->Linear(512)->Tanh->Linear",
@@ -280,6 +280,11 @@ def copy_prompt(sp: Side, pf: Side) -> None:
         ("embedding.weight" if k == "embedding" else k): v
         for k, v in sp.model.bank.get("p").state_dict().items()
     }
+    base = src.pop("base", None)  # prefix tuning's fixed prefix: zero in PEFT's form, which PEFT lacks
+    if base is not None and base.any():
+        raise RuntimeError(
+            "softprompt's prefix has a non-zero base (init='words'); PEFT has none: use init='random'"
+        )
     dst = pf.model.prompt_encoder["default"]
     target = dst.state_dict()
     if set(target) ^ set(src):

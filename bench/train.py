@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+import floor
 from train_memory import measure_memory
 
 
@@ -92,13 +93,16 @@ def measure_speed(method: str, args, tok) -> dict:
     sides = (sp, pf)
     held = common.batches(tok, 1, args.batch, args.seq_len, split="validation")[0]
     start_loss = {s.name: s.eval_loss(held) for s in sides}
+    floors = (floor.floor_side(method, args.num_virtual_tokens, args.lr, args.seed),)
+    floors += (floor.bare_side(method, args.num_virtual_tokens, args.lr, args.seed),)
 
     def step_args(i):
         return (data[i % len(data)],)
 
-    train = _summary(_interleave(sides, "step", step_args, args.warmup, args.steps))
+    train = _summary(_interleave(sides + floors, "step", step_args, args.warmup, args.steps))
     out = {
         "train_step": train,
+        "floor": floor.ratios(train, floors[0].name),
         "heldout_loss_before": start_loss,
         "heldout_loss_after": {s.name: s.eval_loss(held) for s in sides},
     }
@@ -147,6 +151,8 @@ def run_method(method: str, args, tok) -> dict:
             "(/proc/self/clear_refs), mem_steps steps; train_peak_rss_mib = VmHWM "
             "(weights included); train_increase_mib = peak minus RSS before those steps",
         }
+    if mem:
+        speed["floor"].update(floor.memory_ratios(mem))
     entry["inference_ratio_vs_peft"] = speed["inference"]["ratio_vs_peft"]
     if "generation" in speed:
         entry["generation_ratio_vs_peft"] = speed["generation"]["ratio_vs_peft"]
@@ -202,9 +208,18 @@ def parse(argv=None):
         default=1,
         help="torch threads (1: steadiest ratios when other jobs share the cores)",
     )
+    p.add_argument(
+        "--long-lengths", default="128,512,2048", help="long-input token counts ('' = skip long inputs)"
+    )
+    p.add_argument("--long-methods", default="prompt-tuning,prefix-tuning")
+    p.add_argument("--long-reps", type=int, default=5, help="timed steps per side at each length")
+    p.add_argument("--long-batch", type=int, default=1)
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train.json"))
+    p.add_argument("--long-out", default=str(Path(__file__).resolve().parent / "results" / "train-long.json"))
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    args.long_lengths = [int(x) for x in args.long_lengths.split(",") if x.strip()]
+    args.long_methods = [m.strip() for m in args.long_methods.split(",") if m.strip()]
     unknown = [m for m in args.methods if m not in common.METHODS]
     if unknown:
         p.error(f"unknown method(s) {unknown}; choose from {list(common.METHODS)}")
@@ -257,7 +272,18 @@ def main(argv=None) -> None:
             f"{r['method']}: left-padded row vs the same row alone, max |next-token logit diff|: "
             f"softprompt {gap['softprompt']:.1e}, PEFT {gap['peft']:.1e}"
         )
+    print(floor.floor_table(rows))
     print(f"wrote {args.out}")
+    if args.long_lengths:
+        long_rows = []
+        for length in args.long_lengths:  # every method and setting at one length before the next, longer one
+            for method in args.long_methods:
+                for ckpt in (False, True):
+                    long_rows.append(floor.measure_long(method, length, ckpt, args, tok))
+                    print(f"[long] {long_rows[-1]}", flush=True)
+                    Path(args.long_out).write_text(json.dumps({**stamp, "rows": long_rows}, indent=1) + "\n")
+        print(floor.long_table(long_rows))
+        print(f"wrote {args.long_out}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@ import multiprocessing as mp
 import torch
 
 import common
+import floor
+
+FACTORIES = {**common.SIDES, "floor": floor.floor_side}
+"""Every side whose peak memory is measured: the two libraries and the floor of the method's kind."""
 
 
 def _memory_child(side: str, method: str, args, queue) -> None:
@@ -16,7 +20,7 @@ def _memory_child(side: str, method: str, args, queue) -> None:
     torch.set_num_threads(args.threads)
     tok = common.tokenizer()
     data = common.batches(tok, args.data_batches, args.batch, args.seq_len)
-    s = common.SIDES[side](method, args.num_virtual_tokens, args.lr, args.seed)
+    s = FACTORIES[side](method, args.num_virtual_tokens, args.lr, args.seed)
     loaded = common.rss_mib()
     s.step(data[0])
     base = common.rss_mib()
@@ -42,7 +46,7 @@ def measure_memory(method: str, args) -> dict:
     """Each side in its own fresh process, one after the other (never concurrently)."""
     ctx = mp.get_context("spawn")
     out = {}
-    for side in common.SIDES:
+    for side in FACTORIES:
         q = ctx.Queue()
         p = ctx.Process(target=_memory_child, args=(side, method, args, q))
         p.start()

@@ -2,7 +2,8 @@
 the prompts' gradients and updates equal one process's on both ranks' batches.
 
 This is the library-level guarantee (prefixes, inserted tokens and the attention function work on sharded
-layers); the training loop itself does not shard the model (see README, Scaling out)."""
+layers, the prompts sharded too); the training loop's FSDP keeps the prompts whole instead
+(tests/training/test_fsdp_train.py)."""
 
 import json
 import os

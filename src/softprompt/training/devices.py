@@ -9,6 +9,7 @@ import torch
 from softprompt.core import compat
 from softprompt.errors import ConfigError
 from softprompt.training.config import TrainConfig
+from softprompt.training.sharding import check_launch
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -29,6 +30,7 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
     from accelerate import Accelerator
 
     check_hardware(config)
+    check_launch()
     gpu = _has_gpu()
     compat.reset_accelerate_state(config.mixed_precision)  # a process may train again with another precision
     # cpu=True on machines without a GPU: only then does accelerate turn torchrun's ranks into gloo processes

@@ -63,11 +63,21 @@ def evaluate_sharded(
     prompt: str | None,
     batch_size: int,
     accelerator: Accelerator,
+    *,
+    lockstep: bool = False,
 ) -> dict[str, float]:
-    """Like ``evaluate``, each of N processes scoring a contiguous 1/N of the examples; all get the metrics."""
+    """Like ``evaluate``, each of N processes scoring a contiguous 1/N of the examples; all get the metrics.
+
+    ``lockstep`` (a sharded backbone, whose every forward is a collective): every process runs the same
+    batches over all the examples, so they call the backbone the same number of times even where decoding
+    stops early; all take the main process's predictions."""
     world = accelerator.num_processes
     if world == 1:
         preds = predict(model, task, examples, prompt, batch_size)
+    elif lockstep:
+        from accelerate.utils import broadcast_object_list
+
+        preds = broadcast_object_list([predict(model, task, examples, prompt, batch_size)], from_process=0)[0]
     else:
         from accelerate.utils import gather_object
 

@@ -3,6 +3,8 @@
 Prompts and task heads are the only trainable parameters; the backbone stays frozen. Gradients are averaged
 over processes by one all-reduce per optimizer step (the model is not wrapped in DDP: the trainable part is
 a few small tensors), so N processes with per-process batch B/N step exactly like one process with batch B.
+Launched with an FSDP config, the frozen backbone is sharded over the processes (``training.sharding``) while
+the prompts and heads stay whole, so everything above holds unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from softprompt.training.records import Log, check_out_dir, write_run
 if TYPE_CHECKING:
     from softprompt.core.model import PromptedModel
 from softprompt.training.resume import RunState, restore, save
+from softprompt.training.sharding import fsdp_plugin, shard
 
 
 def train(
@@ -74,7 +77,9 @@ class _Trainer:
                 f"{acc.num_processes} processes"
             )
         self.main = acc.is_main_process
-        model.to(acc.device)
+        plugin = fsdp_plugin(acc)
+        if plugin is None:  # (sharded: fully_shard moves each process's shard, the whole model never moves)
+            model.to(acc.device)
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.modules: dict[str, nn.Module] = {f"prompt.{j.prompt}": model.bank.get(j.prompt) for j in jobs}
@@ -86,6 +91,11 @@ class _Trainer:
                     self.modules[f"head.{j.prompt}.{key}"] = m.to(acc.device)
         self.groups = param_groups(self.modules, config)
         self.params = [p for g in self.groups for p in g["params"]]
+        self.sharding: dict | None = None
+        if plugin is not None:
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            self.sharding = shard(model, trainable, plugin, acc.device, acc.num_processes)
+            model.bank.to(acc.device)  # the prompts stay whole: FSDP does not move them
         self.plan = Plan(jobs, config.batch_size, config.seed, acc.num_processes)
         self.description = {
             "config": config.to_json(),
@@ -122,13 +132,13 @@ class _Trainer:
         self._fresh_start()
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_run(self.out, self.description, status="running", world_size=acc.num_processes)
+        self._write_run("running")
         self.state.t0 = time.perf_counter()
         if not self.params:  # e.g. a hard prompt: nothing to train, only evaluate
             self.log = Log(self.out, enabled=self.main, keep_until=None)
             self._evaluate()
             return self._finish()
-        opt = acc.prepare(optimizer(self.groups, config))
+        opt = acc.prepare_optimizer(optimizer(self.groups, config))  # (prepare() wants the model under FSDP)
         sched = scheduler(opt.optimizer, config)
         if ckpt is not None:
             restore(ckpt, self.state, acc, self.modules, opt, sched)
@@ -241,7 +251,13 @@ class _Trainer:
                 continue
             examples = job.validation[: self.config.eval_examples]
             m = evaluate_sharded(
-                self.model, job.task, examples, job.prompt, self.config.eval_batch_size, self.acc
+                self.model,
+                job.task,
+                examples,
+                job.prompt,
+                self.config.eval_batch_size,
+                self.acc,
+                lockstep=self.sharding is not None,
             )
             results[job.prompt] = m
             if self.state.record_eval(job.prompt, m[job.task.main_metric], m):
@@ -275,13 +291,13 @@ class _Trainer:
             stopped_early=state.stopped and state.step < self.config.steps,
             mode=self.plan.mode,
         )
-        if self.main:
-            write_run(
-                self.out,
-                self.description,
-                status="finished",
-                result=asdict(result),
-                world_size=self.acc.num_processes,
-            )
+        self._write_run("finished", asdict(result))
         self.acc.wait_for_everyone()
         return result
+
+    def _write_run(self, status: str, result: dict | None = None) -> None:
+        if self.main:
+            n, sharding = self.acc.num_processes, self.sharding
+            write_run(
+                self.out, self.description, status=status, result=result, world_size=n, sharding=sharding
+            )

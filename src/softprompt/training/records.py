@@ -2,7 +2,8 @@
 
 Layout of ``out_dir``::
 
-    run.json                     format, the run's description (config, prompts, model, data), status, result
+    run.json                     format, the run's description (config, prompts, model, data), status, result,
+                                 sharding (FSDP: how the frozen backbone was split over the processes)
     log.jsonl                    one JSON object per logged step ({"step", "loss", "lr", ...}) or evaluation
     checkpoints/step-<N>/        resumable state (see softprompt.files.checkpoint); latest -> newest complete one
     best/<prompt>/               prompt (and head) with the best validation main metric so far
@@ -104,7 +105,13 @@ def differences(old: object, new: object, where: str = "") -> list[str]:
 
 
 def write_run(
-    out_dir: Path, description: dict, *, status: str, result: dict | None = None, world_size: int = 1
+    out_dir: Path,
+    description: dict,
+    *,
+    status: str,
+    result: dict | None = None,
+    world_size: int = 1,
+    sharding: dict | None = None,
 ) -> None:
     previous = {}
     if (out_dir / RUN).exists():
@@ -119,6 +126,8 @@ def write_run(
         "world_size": world_size,
         "softprompt": _version(),
     }
+    if sharding is not None:
+        doc["sharding"] = sharding  # how the frozen backbone was split over the processes (FSDP)
     if result is not None:
         doc["result"] = normalize(result)
     atomic_write_text(out_dir / RUN, json.dumps(doc, indent=2) + "\n")
