@@ -11,7 +11,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,8 +25,6 @@ from softprompt.serve.store import BASE
 
 if TYPE_CHECKING:
     from softprompt.serve.requests import Request as EngineRequest
-
-M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY = 1 << 20
 """Largest request body in bytes (HTTP 413 beyond; ``guard.Guard`` enforces it)."""
@@ -246,7 +244,7 @@ def _prompt_ids(tok, prompt) -> list[list[int]]:
 async def _serve(
     engine: Engine, request: Request, body: CompletionBody | ChatBody, prompts: list[list[int]], *, chat: bool
 ):
-    if chat:
+    if isinstance(body, ChatBody):  # (chat is True)
         top = (body.top_logprobs or 0) if body.logprobs else None
     else:
         top = body.logprobs
