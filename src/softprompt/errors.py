@@ -141,7 +141,8 @@ def _accepts(hint: typing.Any, like: type) -> tuple[list, list, tuple | None]:
     args, origin = typing.get_args(hint), typing.get_origin(hint)
     if origin is typing.Annotated:
         plain, choices, _ = _accepts(args[0], like)
-        lo = hi = None
+        lo: object = None  # a bound of any comparable type (int, float, ...), or None: unbounded
+        hi: object = None
         lo_open = hi_open = False
         for meta in args[1:]:
             parts = meta if isinstance(meta, GroupedMetadata) else getattr(meta, "metadata", [meta])
@@ -150,7 +151,7 @@ def _accepts(hint: typing.Any, like: type) -> tuple[list, list, tuple | None]:
                     lo, lo_open = (m.ge, False) if isinstance(m, Ge) else (m.gt, True)
                 elif isinstance(m, (Le, Lt)):
                     hi, hi_open = (m.le, False) if isinstance(m, Le) else (m.lt, True)
-        bounds = ("-inf" if lo is None else lo, lo_open, "inf" if hi is None else hi, hi_open)
+        bounds: tuple | None = ("-inf" if lo is None else lo, lo_open, "inf" if hi is None else hi, hi_open)
         return plain, choices, bounds if (lo, hi) != (None, None) else None
     if origin is typing.Literal:
         return sorted({type(a) for a in args}, key=str), list(args), None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -162,22 +162,27 @@ def cache_from_tensors(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> Dynam
     return DynamicCache(ddp_cache_data=layers)
 
 
-def seq2seq_cache_tensors(cache) -> tuple[list, list]:
+def seq2seq_cache_tensors(
+    cache: Cache,
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple[torch.Tensor, torch.Tensor]]]:
     """An ``EncoderDecoderCache``'s decoder self-attention and cross-attention layers, as ``cache_tensors``."""
+    assert isinstance(cache, EncoderDecoderCache)  # what an encoder-decoder's forward returns
     return cache_tensors(cache.self_attention_cache), cache_tensors(cache.cross_attention_cache)
 
 
-def seq2seq_cache_from_tensors(own: list, cross: list):
+def seq2seq_cache_from_tensors(
+    own: list[tuple[torch.Tensor, torch.Tensor]], cross: list[tuple[torch.Tensor, torch.Tensor]]
+) -> EncoderDecoderCache:
     """An ``EncoderDecoderCache`` holding decoder self-attention ``own`` and computed cross-attention ``cross``."""
     return EncoderDecoderCache(cache_from_tensors(own), cache_from_tensors(cross))
 
 
-def _position_table(model):
+def _position_table(model: PreTrainedModel) -> torch.nn.Module | None:
     """The decoder's absolute position-embedding module of an encoder-decoder, or None (relative positions)."""
     return getattr(model.get_decoder(), "embed_positions", None)
 
 
-def decoder_positions_unknown(model) -> str | None:
+def decoder_positions_unknown(model: PreTrainedModel) -> str | None:
     """Why rows of different decoder lengths cannot share a step on ``model``, or None when they can.
 
     transformers numbers decoder positions by cache column. Relative positions (T5's bias, rotary) only see
@@ -194,7 +199,7 @@ def decoder_positions_unknown(model) -> str | None:
 
 
 @contextlib.contextmanager
-def decoder_positions(model, positions: torch.Tensor):
+def decoder_positions(model: PreTrainedModel, positions: torch.Tensor) -> Iterator[None]:
     """Within the block, the decoder's absolute position embeddings are looked up at ``positions`` (B, q).
 
     transformers looks them up at the cache column, the same for every row; a batch whose rows started at

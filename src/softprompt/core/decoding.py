@@ -107,6 +107,7 @@ class StopText:
         """Whether one row's new token ``ids`` contain a stop string."""
         if not self.stop:
             return False
+        assert self.tokenizer is not None  # __init__ refuses stop strings without one
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         return any(s in text for s in self.stop)
 

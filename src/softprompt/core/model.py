@@ -266,10 +266,12 @@ class PromptedModel(nn.Module):
         static = METHODS["static"]  # the inference form every method ejects to (methods/static.py)
 
         old = self.bank.get(name)
-        module = static.module(
-            static.config(num_virtual_tokens=old.config.num_virtual_tokens, source_method=old.config.method),
-            contribution=old.eject(),
-        )
+        # static.config is StaticConfig (methods/static.py, a layer above core), typed here as the base config
+        fields: dict[str, Any] = {
+            "num_virtual_tokens": old.config.num_virtual_tokens,
+            "source_method": old.config.method,
+        }
+        module = static.module(static.config(**fields), contribution=old.eject())
         self.bank.remove(name)
         return self.put_prompt(name, module)
 

@@ -162,8 +162,9 @@ class Method:
     load_fields: Mapping[str, Any] = field(default_factory=dict)
     """Config fields that build the module cheaply before a saved file's tensors replace its values (no words
     read, no file opened)."""
-    from_tensors: Callable[[dict, MethodConfig], Any] | None = None
-    """Build the module from a saved file's tensors alone (a form whose shapes only the file knows)."""
+    from_tensors: Callable[[dict[str, torch.Tensor], Any], Any] | None = None
+    """Build the module from a saved file's tensors alone (a form whose shapes only the file knows), given them and
+    an instance of ``config`` (typed Any: each method takes its own config class, not the base)."""
     peft: PeftMapping | None = None
     """Its PEFT equivalent; None: PEFT has none (export refuses it)."""
     defaults_measured: bool = True
@@ -180,7 +181,8 @@ class Method:
 
     @property
     def name(self) -> str:
-        return next((f.default for f in fields(self.config) if f.name == "method"), "")
+        default = next((f.default for f in fields(self.config) if f.name == "method"), "")
+        return default if isinstance(default, str) else ""
 
     def train_defaults(self, trained_head: bool = False) -> dict[str, Any]:
         """The ``TrainConfig`` fields this method's training starts from."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from softprompt.data.builtin import BUILTINS, load_builtin
-from softprompt.data.spec import TASKS, Task, TaskData, TaskSpec
+from softprompt.data.spec import Task, TaskData, TaskSpec
 from softprompt.data.splits import stable_shuffle
 from softprompt.data.user import check_classes, load_user_data
 from softprompt.errors import ConfigError, DataError, Positive, check_value

@@ -208,15 +208,17 @@ def import_peft(model: PromptedModel, path: str | os.PathLike, name: str | None 
         warn_window(info)
     else:
         values = _input_values(cfg, values, info, path)  # (P, H)
-    fields = method.peft.fields(cfg)
-    if fields is None or method.peft.load is None:  # an encoder's output (not saved): the ejected form
+    mapping = method.peft
+    assert mapping is not None  # reader_of returns a method with a PEFT mapping
+    fields = mapping.fields(cfg)
+    if fields is None or mapping.load is None:  # an encoder's output (not saved): the ejected form
         if kind == "PREFIX_TUNING":
             kv = values.view(p, len(info.slots), 2, info.num_kv_heads, info.head_dim).permute(1, 2, 3, 0, 4)
             return _add_static(model, name, p, method.name, kv=kv)  # (S, 2, H_kv, P, D)
         return _add_static(model, name, p, method.name, embeds=values)
     module = model.add_prompt(name, make_config(method.name, num_virtual_tokens=p, **fields))
     with torch.no_grad():
-        method.peft.load(module, values)
+        mapping.load(module, values)
     return name
 
 
@@ -242,7 +244,7 @@ def _import_whole(model, path: Path, cfg: dict, method: Method, name: str | None
     return name
 
 
-def reader_of(peft_type: str, path) -> Method:
+def reader_of(peft_type: str, path: str | os.PathLike) -> Method:
     """The registered method whose PEFT mapping reads ``peft_type`` files."""
     for method in METHODS.values():
         if method.peft is not None and method.peft.peft_type == peft_type:

@@ -230,7 +230,7 @@ def _prompt_ids(tok, prompt) -> list[list[int]]:
 async def _serve(
     engine: Engine, request: Request, body: CompletionBody | ChatBody, prompts: list[list[int]], *, chat: bool
 ):
-    if chat:
+    if isinstance(body, ChatBody):  # (chat is True)
         top = (body.top_logprobs or 0) if body.logprobs else None
     else:
         top = body.logprobs

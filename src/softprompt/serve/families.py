@@ -7,11 +7,16 @@ says why, naming the model and what works instead (the engine says so at startup
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from softprompt.core import compat
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
+    from softprompt.serve.batch import RowBatch
+    from softprompt.serve.seq2seq import Seq2SeqBatch
 
 
 class Filler(Protocol):
@@ -34,12 +39,12 @@ INSTEAD = (
 )
 
 
-def model_name(model) -> str:
+def model_name(model: PromptedModel) -> str:
     """How the server names a backbone in messages: its class and transformers family."""
     return f"{type(model.backbone).__name__} ({model.info.family})"
 
 
-def refusal(model) -> str | None:
+def refusal(model: PromptedModel) -> str | None:
     """Why ``model`` cannot generate through the server (naming it, the reason, what works), or None."""
     kind = model.info.kind
     if kind == "causal":
@@ -56,7 +61,7 @@ def refusal(model) -> str | None:
     )
 
 
-def new_batch(model):
+def new_batch(model: PromptedModel) -> RowBatch | Seq2SeqBatch:
     """An empty running batch for ``model``'s kind of backbone."""
     if model.info.kind == "seq2seq":
         from softprompt.serve.seq2seq import Seq2SeqBatch

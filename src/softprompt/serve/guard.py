@@ -12,7 +12,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class Guard:
@@ -36,7 +36,8 @@ class Guard:
             msg = f"request body is {length} bytes; the limit is {self.max_body}"
             return await _reply(send, 413, msg, "body_too_large", "invalid_request_error")
         if not length.isdigit():  # chunked: read it here, refuse it past the limit, replay it to the app
-            messages, size = [], 0
+            messages: list[Message] = []
+            size = 0
             while True:
                 message = await receive()
                 messages.append(message)
@@ -53,10 +54,10 @@ class Guard:
         return await self.app(scope, receive, send)
 
 
-def _replay(messages: list[dict], receive):
+def _replay(messages: list[Message], receive: Receive) -> Receive:
     """A ``receive`` that returns ``messages`` first, then whatever the client sends next."""
 
-    async def again():
+    async def again() -> Message:
         return messages.pop(0) if messages else await receive()
 
     return again

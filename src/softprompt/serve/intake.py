@@ -63,7 +63,7 @@ class Intake:
         req.detok = Detokenizer(self.tok, req.stop)
         req.sampler = make_sampler(True, req.temperature, req.top_p)  # softprompt.generate's warpers
         if req.sampler is not None:  # the row's own generator, on the logits' device (as the library draws)
-            device = self.model.backbone.get_input_embeddings().weight.device
+            device = input_embeddings(self.model.backbone).weight.device
             req.generator = torch.Generator(device).manual_seed(
                 seed if seed is not None else secrets.randbits(63)
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from softprompt.errors import InputTooLong, SoftPromptError, UnsupportedModel
@@ -59,7 +60,7 @@ def api_error(e: Exception, param: str | None = None) -> ApiError:
     return ApiError(500, f"internal error: {type(e).__name__}: {msg}", type="server_error", code="internal")
 
 
-def invalid_body(errors) -> ApiError:
+def invalid_body(errors: Sequence[Any]) -> ApiError:
     """FastAPI's validation errors of a body as ours: 400 when it is not a JSON object, else 422 naming the field."""
     err = errors[0]
     loc = [str(p) for p in err["loc"]]

@@ -12,11 +12,19 @@ what it would alone, whichever rows share its step.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
 from softprompt.core import compat, kv
+from softprompt.core.arch import input_embeddings
 from softprompt.tasks.base import pad_rows
+
+if TYPE_CHECKING:
+    from transformers import Cache
+
+    from softprompt.core.model import PromptedModel
 
 
 def _pad(x: torch.Tensor, dim: int, width: int, *, left: bool) -> torch.Tensor:
@@ -36,7 +44,7 @@ def _cat(a: torch.Tensor, b: torch.Tensor, dim: int, *, left: bool) -> torch.Ten
 class Seq2SeqBatch:
     """Encoder states, caches, masks and decoder positions of the rows being decoded (``keys`` as in RowBatch)."""
 
-    def __init__(self, model):
+    def __init__(self, model: PromptedModel) -> None:
         self.model = model
         self.keys: list[str | None] = []
         self.overrides: dict = {}
@@ -44,19 +52,18 @@ class Seq2SeqBatch:
         self.enc_mask: torch.Tensor | None = (
             None  # (B, S) 1 for real encoder columns (virtual tokens included)
         )
-        self.cache = (
-            None  # EncoderDecoderCache: decoder self-attention (B, H_kv, T, D) left-padded, cross (S)
-        )
+        # decoder self-attention (B, H_kv, T, D) left-padded, cross-attention (B, H_kv, S, D)
+        self.cache: Cache | None = None  # an EncoderDecoderCache
         self.dec_mask: torch.Tensor | None = None  # (B, T) 1 for real decoder tokens
         self.pos: torch.Tensor | None = None  # (B, 1) decoder position of each row's last token
-        self._prefix = None
+        self._prefix: kv.KVPrefix | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @property
-    def device(self):
-        return self.model.backbone.get_input_embeddings().weight.device
+    def device(self) -> torch.device:
+        return input_embeddings(self.model.backbone).weight.device
 
     def prefill(self, ids: list[list[int]], keys: list[str | None], overrides: dict) -> torch.Tensor:
         """Encode rows with token ``ids`` and prompts ``keys``, run their first decoder step; logits (n, V)."""
@@ -86,7 +93,9 @@ class Seq2SeqBatch:
         """Nothing to do: a finished :class:`WholeFill` merged its rows when it ran."""
         assert filling.finished, "join a WholeFill once it ran"
 
-    def _merge(self, enc, enc_mask, cache, keys, overrides) -> None:
+    def _merge(
+        self, enc: torch.Tensor, enc_mask: torch.Tensor, cache: Cache, keys: list[str | None], overrides: dict
+    ) -> None:
         self.overrides.update({k: overrides[k] for k in keys if k in overrides})
         dec_mask = enc_mask.new_ones(enc.shape[0], 1)
         pos = torch.zeros_like(dec_mask)
@@ -94,6 +103,8 @@ class Seq2SeqBatch:
             self.enc, self.enc_mask, self.cache = enc, enc_mask, cache
             self.dec_mask, self.pos, self.keys = dec_mask, pos, list(keys)
         else:
+            assert self.enc is not None and self.enc_mask is not None  # (rows are running)
+            assert self.dec_mask is not None and self.pos is not None and self.cache is not None
             self.enc = _cat(self.enc, enc, 1, left=False)
             self.enc_mask = _cat(self.enc_mask, enc_mask, 1, left=False)
             (own0, cross0), (own1, cross1) = map(compat.seq2seq_cache_tensors, (self.cache, cache))
@@ -111,7 +122,7 @@ class Seq2SeqBatch:
             self.keys += list(keys)
         self._prefix = None
 
-    def prefix(self):
+    def prefix(self) -> kv.KVPrefix | None:
         """The per-row key/value prefix of the current rows (rebuilt when rows change)."""
         if self._prefix is None:
             batch = self.model.bank.batch(self.keys, self.overrides)
@@ -120,6 +131,7 @@ class Seq2SeqBatch:
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed each row's last chosen token (B,); returns the next-token logits (B, V)."""
+        assert self.dec_mask is not None and self.pos is not None  # (rows are running)
         self.dec_mask = torch.cat([self.dec_mask, self.dec_mask.new_ones(self.dec_mask.shape[0], 1)], 1)
         self.pos = self.pos + 1
         prefix = self.prefix()
@@ -142,8 +154,10 @@ class Seq2SeqBatch:
         if len(index) == len(self.keys):
             return
         if not index:
-            self.__init__(self.model)
+            Seq2SeqBatch.__init__(self, self.model)  # empty: every field as new
             return
+        assert self.enc is not None and self.enc_mask is not None  # (rows are running)
+        assert self.dec_mask is not None and self.pos is not None and self.cache is not None
         idx = torch.tensor(index, device=self.device)
         dec_mask, enc_mask = self.dec_mask[idx], self.enc_mask[idx]
         # columns that are padding in every remaining row: leading ones (decoder), trailing ones (encoder)

@@ -157,7 +157,7 @@ def _label_word_task(model, spec, template, verbalizer, max_length, virtual_toke
     return task
 
 
-def default_head(model: PromptedModel) -> tuple[str, str]:
+def default_head(model: PromptedModel) -> tuple[Head, str]:
     """(head, why) for ``head="auto"``: "lm" where the backbone has a language-model head; for a bare
     encoder, the pooling its sentence-transformers checkpoint was trained with (``core.pooling``: mean for
     all-MiniLM-L6-v2, where a first-token head learned nothing, bench/results/lr_sweep-minilm.md), else the
@@ -170,14 +170,17 @@ def default_head(model: PromptedModel) -> tuple[str, str]:
         return "lm", "the backbone has a language-model head"
     found = trained_pooling(checkpoint_folder(model.backbone))
     if found is not None:
-        return found[0], f"the checkpoint's pooling, {found[1]}"
+        # trained_pooling returns only poolings a head reproduces (first, last, mean, max), else raises
+        return cast(Head, found[0]), f"the checkpoint's pooling, {found[1]}"
     return "first", "no sentence-transformers pooling config in the checkpoint"
 
 
-def saved_head(model: PromptedModel, recorded: str | None) -> str:
+def saved_head(model: PromptedModel, recorded: str | None) -> Head:
     """The head of a prompt saved with ``task_head=recorded``: files written before ``head="auto"`` record
     None for the default, which was "lm" on language models and "first" on bare encoders."""
-    return recorded or ("lm" if model.info.kind != "encoder" else "first")
+    if recorded:
+        return cast(Head, recorded)  # as the file says; make_task checks it against Head
+    return "lm" if model.info.kind != "encoder" else "first"
 
 
 def _no_mask(template: str) -> str:
