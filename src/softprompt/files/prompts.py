@@ -120,7 +120,11 @@ def check_meta(meta: dict, path) -> None:
     for section in ("config", "backbone"):
         if not isinstance(meta.get(section), dict):
             raise PromptFileError(f"{f}: {section!r} is missing or not a JSON object")
+    if not isinstance(meta.get("name", ""), str):
+        raise PromptFileError(f"{f}: 'name' must be a string, got {meta['name']!r}")
     method = meta["config"].get("method")
+    if method is not None and not isinstance(method, str):
+        raise PromptFileError(f"{f}: config: 'method' must be a string, got {method!r}")
     if method is None:
         raise PromptFileError(f"{f}: config: missing key 'method' (one of: {', '.join(METHODS)})")
     if method not in METHODS:

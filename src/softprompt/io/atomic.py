@@ -125,6 +125,9 @@ def read_json(f: Path, missing: str) -> dict:
     if not f.exists():
         raise PromptFileError(missing)
     try:
-        return json.loads(f.read_text())
+        data = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PromptFileError(f"{f}: corrupt JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise PromptFileError(f"{f}: holds a JSON {type(data).__name__}, expected an object")
+    return data
