@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build).
 TORCH := torch==2.13.0
 
-.PHONY: test lint format demo install bench bench-quality bench-serve clean
+.PHONY: test lint format demo install bench bench-quality bench-serve fuzz clean
 
 # constraints.txt pins the exact set the suite passed on; pyproject.toml keeps ranges.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -43,6 +43,11 @@ bench-quality: $(BIN)/.installed
 # Run it in the background: nohup make bench-serve > bench/results/serve.log 2>&1 &
 bench-serve: $(BIN)/.installed
 	$(BIN)/python bench/serve.py
+
+# The property tests with hypothesis's long profile and 20 training kill points (tens of minutes on 2 cores):
+# writes bench/results/fuzz.{json,md}. `make test` runs the same tests bounded (50 examples, 3 kill points).
+fuzz: $(BIN)/.installed
+	HYPOTHESIS_PROFILE=fuzz SOFTPROMPT_KILL_POINTS=20 $(BIN)/python bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
