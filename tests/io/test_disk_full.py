@@ -107,3 +107,23 @@ def test_a_run_that_fills_the_disk_stops_naming_the_path_and_resumes(tmp_path, m
     _run(tmp_path / "run", resume=True)
     losses = [[r["loss"] for r in read_log(tmp_path / d) if "loss" in r] for d in ("ref", "run")]
     assert losses[0] == losses[1] and len(losses[0]) == 6
+
+
+def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "f").write_text("old")
+    real, seen = os.replace, {"n": 0}
+
+    def replace(a, b):  # the first rename moves the old folder aside; the second (tmp -> x) fails
+        seen["n"] += 1
+        if seen["n"] == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with (
+        pytest.raises(PromptFileError, match=f"cannot write {tmp_path / 'x'}"),
+        atomic_dir(tmp_path / "x") as tmp,
+    ):
+        (tmp / "f").write_text("new")
+    assert (tmp_path / "x" / "f").read_text() == "old" and os.listdir(tmp_path) == ["x"]
