@@ -66,7 +66,12 @@ def main() -> None:
     env = {**os.environ, "HYPOTHESIS_PROFILE": args.profile, "SOFTPROMPT_KILL_POINTS": str(args.kill_points),
            "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
     props, props_s = _pytest(PROPERTIES, env, ["--hypothesis-show-statistics"])
+    _write(args, props, props_s, "", None)  # the property figures land before the (long) fault phase
     faults, faults_s = _pytest(FAULTS, env, [])
+    _write(args, props, props_s, faults, faults_s)
+
+
+def _write(args, props: str, props_s: float, faults: str, faults_s: float | None) -> None:
     examples = _examples(props)
     failed = [line for line in (props + faults).splitlines() if line.startswith(("FAILED", "ERROR"))]
     result = {
@@ -75,13 +80,14 @@ def main() -> None:
         "profile": args.profile,
         "properties": {"tests": _outcomes(props), "seconds": round(props_s, 1), "examples": examples,
                        "cases_tried": sum(e["passing"] + e["failing"] for e in examples.values())},
-        "faults": {"tests": _outcomes(faults), "seconds": round(faults_s, 1), "kill_points": args.kill_points},
+        "faults": {"tests": _outcomes(faults) if faults_s is not None else "still running",
+                   "seconds": round(faults_s or 0, 1), "kill_points": args.kill_points},
         "failures": failed,
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(_markdown(result))
-    print(_markdown(result))
+    print(_markdown(result), flush=True)
 
 
 def _markdown(r: dict) -> str:
