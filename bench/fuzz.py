@@ -29,7 +29,7 @@ PROPERTIES = [
     "tests/training/test_config_bounds.py",
 ]
 FAULTS = ["tests/training/test_kill_anywhere.py", "tests/io/test_disk_full.py"]
-EXAMPLES = re.compile(r"- (\d+) passing examples?, (\d+) failing examples?, (\d+) invalid examples?")
+EXAMPLES = re.compile(r"- (\d+) passing, (\d+) failing, and (\d+) invalid")
 
 
 def _pytest(files: list[str], env: dict, extra: list[str]) -> tuple[str, float]:

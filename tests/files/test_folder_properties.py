@@ -172,6 +172,10 @@ PROMPT_BUGS = [
     ({"config": {"num_virtual_tokens": None}}, "num_virtual_tokens"),  # TypeError: '<' between None and int
     ({"name": True}, "'name' must be a string"),  # TypeError: expected string or bytes-like object
     ({"config": {"method": []}}, "'method' must be a string"),  # TypeError: unhashable type: 'list'
+    (
+        {"backbone": {"fingerprint": None}},
+        "'fingerprint' must be a string",
+    ),  # AttributeError (found by make fuzz)
 ]
 
 

@@ -131,6 +131,8 @@ def check_meta(meta: dict, path) -> None:
         raise PromptFileError(f"{f}: config: unknown method {method!r}; known: {', '.join(METHODS)}")
     _check_keys(f"{f}: config", meta["config"], METHODS[method].config)
     _check_keys(f"{f}: backbone", meta["backbone"], BackboneInfo)
+    if not isinstance(meta["backbone"].get("fingerprint", ""), str):
+        raise PromptFileError(f"{f}: backbone: 'fingerprint' must be a string")
     slots = meta["backbone"]["slots"]
     if not isinstance(slots, list) or not all(isinstance(s, list) and len(s) == 2 for s in slots):
         raise PromptFileError(f"{f}: backbone: 'slots' must be a list of [role, layer] pairs")
