@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build).
 TORCH := torch==2.13.0
 
-.PHONY: test lint format demo install bench bench-quality bench-serve bench-vllm vllm-env clean
+.PHONY: test lint format demo install bench bench-quality bench-serve bench-vllm vllm-env fuzz clean
 
 # constraints.txt pins the exact set the suite passed on; pyproject.toml keeps ranges.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -66,6 +66,11 @@ vllm-env: $(VLLM_VENV)/.installed
 # softprompt serve vs. vLLM's OpenAI server on SmolLM2, side by side (minutes): writes bench/results/vllm.json
 bench-vllm: $(BIN)/.installed $(VLLM_VENV)/.installed
 	$(BIN)/python bench/vllm.py --vllm-python $(VLLM_VENV)/bin/python
+
+# The property tests with hypothesis's long profile and 20 training kill points (tens of minutes on 2 cores):
+# writes bench/results/fuzz.{json,md}. `make test` runs the same tests bounded (50 examples, 3 kill points).
+fuzz: $(BIN)/.installed
+	HYPOTHESIS_PROFILE=fuzz SOFTPROMPT_KILL_POINTS=20 $(BIN)/python bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info

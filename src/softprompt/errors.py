@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import types
 import typing
 from collections.abc import Collection
@@ -53,9 +54,14 @@ class DataError(SoftPromptError, ValueError):
 
 
 def check_range(
-    name: str, value: float, *, low: float | None = None, high: float | None = None, low_open: bool = False
+    name: str, value: object, *, low: float | None = None, high: float | None = None, low_open: bool = False
 ) -> None:
-    """Raise ConfigError naming ``name`` when ``value`` is outside [low, high] (or (low, high])."""
+    """Raise ConfigError naming ``name`` when ``value`` is outside [low, high] (or (low, high]), is NaN or infinite, or is
+    not a number at all (a ``null`` or a string read from a file must not reach a comparison)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name}={value!r} has type {type(value).__name__}; expected a number")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name}={value!r} is not a finite number; accepted: {low}..{high}")
     bad = (low is not None and (value <= low if low_open else value < low)) or (
         high is not None and value > high
     )
