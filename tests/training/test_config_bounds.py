@@ -1,12 +1,14 @@
 """Property tests of config values at and beyond every declared bound: TrainConfig and every method config.
 
-The bounds are read from the configs themselves (every ``check_range`` call their ``__post_init__`` makes), so a
-new field with a range is covered without editing this file. In range: accepted. Beyond it, NaN, infinite, or not
+The bounds are read from the configs themselves (every ``check_range`` call their ``__post_init__`` makes, and
+every bound declared on a field's annotation, ``Annotated[int, Field(ge=1)]``, that ``errors.check_fields`` checks
+with pydantic), so a new field with a range is covered without editing this file. In range: accepted. Beyond it, NaN, infinite, or not
 a number at all: a ConfigError naming the field."""
 
 import dataclasses
 import math
 import sys
+import typing
 
 import pytest
 from hypothesis import given
@@ -39,6 +41,27 @@ def _bounds(build) -> dict[str, tuple]:
     return seen
 
 
+def _declared(cls) -> dict[str, tuple]:
+    """``{field: (low, high, low_open)}`` of every bound declared on ``cls``'s field annotations (pydantic's)."""
+    from annotated_types import Ge, GroupedMetadata, Gt, Le
+
+    seen = {}
+    for name, hint in typing.get_type_hints(cls, include_extras=True).items():
+        if typing.get_origin(hint) is not typing.Annotated:
+            continue
+        low = high = None
+        low_open = False
+        for meta in typing.get_args(hint)[1:]:
+            for m in meta if isinstance(meta, GroupedMetadata) else getattr(meta, "metadata", [meta]):
+                if isinstance(m, (Ge, Gt)):
+                    low, low_open = (m.ge, False) if isinstance(m, Ge) else (m.gt, True)
+                elif isinstance(m, Le):
+                    high = m.le
+        if (low, high) != (None, None):
+            seen[name] = (low, high, low_open)
+    return seen
+
+
 def _builders():
     yield "train", lambda **kw: TrainConfig(**kw)
     for method in METHODS:
@@ -46,7 +69,11 @@ def _builders():
             yield method, lambda _m=method, **kw: make_config(_m, **{**BASE.get(_m, {}), **kw})
 
 
-CASES = [(who, build, name, bound) for who, build in _builders() for name, bound in _bounds(build).items()]
+CASES = [
+    (who, build, name, bound)
+    for who, build in _builders()
+    for name, bound in {**_bounds(build), **(_declared(TrainConfig) if who == "train" else {})}.items()
+]
 
 
 def test_every_config_declares_some_bounds():
