@@ -10,7 +10,7 @@ TORCH := torch==2.13.0
 # constraints.txt pins the exact set the suite passed on; pyproject.toml keeps ranges.
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt $(TORCH) -e '.[test,assets,ray]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt $(TORCH) -e '.[test,assets,ray,quantize]'
 	touch $@
 
 install: $(BIN)/.installed

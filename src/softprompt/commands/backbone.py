@@ -1,4 +1,4 @@
-"""How a command loads its backbone: ``--device`` / ``--dtype`` (one helper for all), ``load_backbone`` with its
+"""How a command loads its backbone: ``--device`` / ``--dtype`` / ``--quantize`` (one helper for all), ``load_backbone`` with its
 error messages, and ``load_trained`` (the library's, with the backbone loaded this way)."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from softprompt.core.quantize import SCHEMES
 from softprompt.errors import ConfigError
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -13,7 +14,7 @@ DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
 
 
 def add_model_flags(parser) -> None:
-    """``--device`` and ``--dtype``, for every command that loads a model."""
+    """``--device``, ``--dtype`` and ``--quantize``, for every command that loads a model."""
     parser.add_argument(
         "--device",
         default="auto",
@@ -25,6 +26,18 @@ def add_model_flags(parser) -> None:
         default="float32",
         choices=DTYPES,
         help="the backbone's weights (prompts keep float32 parameters) (default: float32)",
+    )
+    add_quantize_flag(parser)
+
+
+def add_quantize_flag(parser) -> None:
+    """``--quantize``: the frozen backbone's linear layers quantized through bitsandbytes (CPU or CUDA)."""
+    parser.add_argument(
+        "--quantize",
+        default=None,
+        choices=tuple(SCHEMES),
+        help="load the backbone's linear layers quantized (bitsandbytes; embeddings, head and prompts keep "
+        "--dtype; a prompt trained either way loads on the other) (default: off)",
     )
 
 
@@ -90,21 +103,25 @@ def resolve_dtype(value: str):
     return getattr(torch, value)
 
 
-def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32"):
-    """``load_model(name)`` in ``dtype`` on ``device`` (the values of ``--device`` / ``--dtype``)."""
+def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32", quantize: str | None = None):
+    """``load_model(name)`` in ``dtype`` on ``device``, ``quantize``d (``--device`` / ``--dtype`` / ``--quantize``)."""
     from transformers.utils import logging
 
     from softprompt.assets import MODELS
     from softprompt.core.loading import load_model
+    from softprompt.core.quantize import check_backend, check_scheme
     from softprompt.errors import PromptFileError
 
     target, torch_dtype = resolve_device(device), resolve_dtype(dtype)  # bad values fail before loading
+    if quantize is not None:
+        check_scheme(quantize)
+        check_backend()
     path = Path(name).expanduser()
     if name not in MODELS:
         _check_model_folder(name, path)
     logging.disable_progress_bar()  # no "Loading weights" bars on stderr
     try:
-        return load_model(name, dtype=torch_dtype, device=target)
+        return load_model(name, dtype=torch_dtype, device=target, quantize=quantize)
     except PromptFileError as e:
         if name in MODELS or path.exists():
             raise
@@ -123,8 +140,13 @@ def _check_model_folder(name: str, path: Path) -> None:
 
 
 def model_flags(args) -> dict:
-    """``device=`` and ``dtype=`` from parsed ``--device`` / ``--dtype`` (defaults when a command lacks them)."""
-    return {"device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", "float32")}
+    """``device=``, ``dtype=`` and ``quantize=`` from parsed ``--device`` / ``--dtype`` / ``--quantize``
+    (defaults when a command lacks them)."""
+    return {
+        "device": getattr(args, "device", "auto"),
+        "dtype": getattr(args, "dtype", "float32"),
+        "quantize": getattr(args, "quantize", None),
+    }
 
 
 def load_trained(
@@ -133,6 +155,7 @@ def load_trained(
     *,
     device: str = "auto",
     dtype: str = "float32",
+    quantize: str | None = None,
     **task,
 ):
     """(model, prompt name, metadata, task) for a saved prompt; ``task``: the keywords of ``read_trained``.
@@ -146,4 +169,4 @@ def load_trained(
     model_name = model_name or plan.model_name
     if not model_name:
         raise ConfigError(f"{plan.folder} does not record its model; pass --model")
-    return load(plan, load_backbone(model_name, device=device, dtype=dtype))
+    return load(plan, load_backbone(model_name, device=device, dtype=dtype, quantize=quantize))

@@ -78,6 +78,7 @@ def run(args) -> int:
             seed=args.seed,
             device=str(resolve_device(args.device)),
             dtype=args.dtype,
+            quantize=args.quantize,
         )
     )
     return 0

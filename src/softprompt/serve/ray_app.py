@@ -34,6 +34,7 @@ def deployment(
     config: EngineConfig,
     api_key: str | None,
     num_cpus: float = 1.0,
+    quantize: str | None = None,
 ):
     """A bound Ray Serve application: ``replicas`` copies of the engine + app."""
     _, serve = _ray()
@@ -41,11 +42,11 @@ def deployment(
     @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus})
     @serve.ingress()
     class SoftPromptServer:
-        def __init__(self, model, prompts, device, dtype, limits, api_key):
+        def __init__(self, model, prompts, device, dtype, limits, api_key, quantize):
             from softprompt.serve.server import build_engine
 
             self.engine = build_engine(
-                model, prompts, device=device, dtype=dtype, config=EngineConfig(**limits)
+                model, prompts, device=device, dtype=dtype, quantize=quantize, config=EngineConfig(**limits)
             )
             self.api_key, self.parent = api_key, model
 
@@ -55,7 +56,9 @@ def deployment(
             return build_app(self.engine, api_key=self.api_key, parent=self.parent)
 
     limits = {k: getattr(config, k) for k in config.__dataclass_fields__}
-    return SoftPromptServer.bind(model, str(Path(prompts).resolve()), device, dtype, limits, api_key)
+    return SoftPromptServer.bind(
+        model, str(Path(prompts).resolve()), device, dtype, limits, api_key, quantize
+    )
 
 
 def start(
@@ -71,6 +74,7 @@ def start(
     api_key: str | None = None,
     num_cpus: float = 1.0,
     name: str = "softprompt",
+    quantize: str | None = None,
 ) -> None:
     """Start (or join) Ray, then run the deployment behind Ray Serve's HTTP proxy on ``host:port``."""
     ray, serve = _ray()
@@ -90,6 +94,7 @@ def start(
         config=config or EngineConfig(),
         api_key=api_key,
         num_cpus=num_cpus,
+        quantize=quantize,
     )
     serve.run(app, name=name, route_prefix="/")
 
@@ -115,6 +120,7 @@ def run_ray(args, config: EngineConfig) -> int:
         dtype=args.dtype,
         config=config,
         api_key=key,
+        quantize=args.quantize,
     )
     print(f"softprompt: Ray Serve, {args.replicas} replica(s), on http://{args.host}:{args.port}")
     try:

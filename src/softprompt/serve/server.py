@@ -25,6 +25,7 @@ def build_engine(
     *,
     device: str = "auto",
     dtype: str = "float32",
+    quantize: str | None = None,
     config: EngineConfig | None = None,
 ):
     """A started :class:`Engine` on ``model`` with every prompt folder / run folder of ``prompts``."""
@@ -33,7 +34,7 @@ def build_engine(
     from softprompt.serve.store import PromptStore
 
     check_choice("dtype", dtype, DTYPES)
-    backbone = load_model(model, dtype=DTYPES[dtype], device=resolve_device(device))
+    backbone = load_model(model, dtype=DTYPES[dtype], device=resolve_device(device), quantize=quantize)
     store = PromptStore(backbone, prompts)
     if prompts is not None:
         store.load_all()

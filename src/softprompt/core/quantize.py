@@ -1,0 +1,120 @@
+"""Quantized frozen backbones: ``load_model(..., quantize="int8" | "nf4" | "fp4")`` through bitsandbytes.
+
+Only the backbone's linear layers are quantized (transformers' bitsandbytes integration): the input
+embeddings, the output head (tied to them in most decoders) and every prompt keep the dtype they load in, so
+a prompt's backbone fingerprint is the same on a quantized and a full-precision copy of one checkpoint, and a
+prompt trained on either loads on the other. Prompts stay float32 parameters; gradients reach them through
+the quantized layers (bitsandbytes' matmuls are differentiable with respect to their inputs).
+
+bitsandbytes (>= 0.48) runs on the CPU as well as on CUDA; it is the ``quantize`` extra:
+``pip install 'softprompt[quantize]'``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import types
+from typing import TYPE_CHECKING
+
+from softprompt.errors import ConfigError
+
+if TYPE_CHECKING:  # imported lazily: the CLI reads SCHEMES for --quantize's choices before torch loads
+    import torch
+    from torch import nn
+
+SCHEMES: dict[str, str] = {
+    "int8": "LLM.int8(): 8-bit integer weights, one scale per output row (bitsandbytes Linear8bitLt)",
+    "nf4": "4-bit NormalFloat weights in blocks of 64 (QLoRA's format, bitsandbytes Linear4bit)",
+    "fp4": "4-bit float weights in blocks of 64 (bitsandbytes Linear4bit)",
+}
+"""Accepted ``quantize`` values and what each stores."""
+BACKEND = "bitsandbytes"
+MIN_VERSION = (0, 48)
+"""The first bitsandbytes with a CPU backend and 8-bit models that move across devices."""
+INSTALL = "pip install 'softprompt[quantize]' (or: pip install 'bitsandbytes>=0.48')"
+
+
+def check_scheme(scheme: str) -> str:
+    """``scheme`` lower-cased when it is one of ``SCHEMES``.
+
+    Raises:
+        ConfigError: naming the value and the accepted schemes.
+    """
+    name = scheme.lower() if isinstance(scheme, str) else scheme
+    if name not in SCHEMES:
+        raise ConfigError(f"quantize={scheme!r} is not accepted; choose one of: {', '.join(SCHEMES)}")
+    return name
+
+
+def check_backend() -> None:
+    """Raise ConfigError naming how to install bitsandbytes when it is missing or too old for the CPU."""
+    try:
+        version = importlib.metadata.version(BACKEND)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(f"quantize needs {BACKEND}, which is not installed; {INSTALL}") from None
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < MIN_VERSION:
+        raise ConfigError(f"quantize needs {BACKEND} >= 0.48 (installed: {version}); {INSTALL}")
+
+
+def quantization_config(scheme: str, compute_dtype: torch.dtype):
+    """transformers' ``BitsAndBytesConfig`` for ``scheme``; 4-bit layers compute in ``compute_dtype``."""
+    from transformers import BitsAndBytesConfig
+
+    scheme = check_scheme(scheme)
+    check_backend()
+    if scheme == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type=scheme, bnb_4bit_compute_dtype=compute_dtype
+    )
+
+
+def quiet_int8_casts() -> None:
+    """bitsandbytes' LLM.int8() matmul (CUDA) logs on every call that float32 inputs are cast to float16 for
+    quantizing them; that is how it works (outputs come back in the input's dtype), so the note is silenced."""
+    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
+
+
+def _stay_weight_only(module: nn.Module, mode: bool = True) -> nn.Module:
+    """``train()`` of a pinned int8 layer: always in bitsandbytes' training path (no dropout there to switch)."""
+    from torch import nn
+
+    return nn.Module.train(module, True)
+
+
+def pin_weight_only_int8(backbone: nn.Module) -> int:
+    """Make every bitsandbytes int8 layer on the CPU compute weight-only: int8 weights dequantized one layer at
+    a time, then a float matmul in the input's dtype (bitsandbytes' CPU fine-tuning path, ``MatMul8bitFp``).
+
+    bitsandbytes takes that path on the CPU only for a layer in training mode; in eval mode it runs LLM.int8(),
+    whose outlier columns are chosen over the whole batch, so a row's scores depend on the rows beside it
+    (measured on SmolLM2-135M: 2.2 in a logit) and on its padding. The frozen backbone is always in eval mode,
+    so the int8 layers are pinned in training mode (they have nothing else that train/eval switches).
+    Returns how many layers were pinned.
+    """
+    from bitsandbytes.nn import Linear8bitLt
+
+    pinned = 0
+    for m in backbone.modules():
+        if isinstance(m, Linear8bitLt) and m.weight.device.type == "cpu":
+            m.train = types.MethodType(_stay_weight_only, m)
+            m.training = True
+            pinned += 1
+    return pinned
+
+
+def quantized_scheme(backbone) -> str | None:
+    """The scheme a loaded backbone's linear layers are quantized with, None when they are not."""
+    config = getattr(backbone, "quantization_config", None) or getattr(
+        getattr(backbone, "config", None), "quantization_config", None
+    )
+    if config is None:
+        return None
+    get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+    if get("load_in_8bit", False):
+        return "int8"
+    if get("load_in_4bit", False):
+        return str(get("bnb_4bit_quant_type", "fp4"))
+    return str(get("quant_method", "quantized"))
