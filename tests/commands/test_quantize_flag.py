@@ -35,6 +35,8 @@ def test_train_on_int8_then_use_the_prompt_in_full_precision_and_nf4(assets, tmp
     assert code == 0, err
     assert json.loads(stdout)["steps"] == 4
     assert json.loads((out / "run.json").read_text())["run"]["quantize"] == "int8"
+    code, _, err = cli(capsys, *base_args(assets, out), "--resume")  # on the full-precision backbone
+    assert code == 2 and "holds another run" in err and "quantize" in err
     results = {}
     for flags in ([], ["--quantize", "int8"], ["--quantize", "nf4"]):
         code, stdout, err = cli(capsys, "eval", "--prompt", out, "--json", *flags)
