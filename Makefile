@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build).
 TORCH := torch==2.13.0
 
-.PHONY: test lint format demo install bench bench-quality bench-serve clean
+.PHONY: test lint format demo install bench bench-quality bench-serve bench-quantize clean
 
 # constraints.txt pins the exact set the suite passed on; pyproject.toml keeps ranges.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -43,6 +43,13 @@ bench-quality: $(BIN)/.installed
 # Run it in the background: nohup make bench-serve > bench/results/serve.log 2>&1 &
 bench-serve: $(BIN)/.installed
 	$(BIN)/python bench/serve.py
+
+# Quantized backbones (int8 / nf4 through bitsandbytes) vs bfloat16 / float32 on SmolLM2-135M: peak memory of a
+# training step and of inference, and the demo's prompt-tuning run (48 steps x 8) scored on 200 test reviews.
+# Writes bench/results/quantize.{json,md}. Run it in the background:
+# nohup make bench-quantize > bench/results/quantize.log 2>&1 &
+bench-quantize: $(BIN)/.installed
+	$(BIN)/python bench/quantize.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

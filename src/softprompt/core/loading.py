@@ -20,7 +20,7 @@ from transformers import (
 
 from softprompt.assets import resolve_model
 from softprompt.core.model import PromptedModel
-from softprompt.core.quantize import pin_weight_only_int8, quantization_config, quiet_int8_casts
+from softprompt.core.quantize import quantization_config, quiet_int8_casts, use_weight_only_int8
 from softprompt.errors import ConfigError, PromptFileError, UnsupportedModel
 
 Head = Literal["auto", "lm", "base"]
@@ -136,7 +136,7 @@ def load_model(
         target = None
     backbone = cls.from_pretrained(path, dtype=torch_dtype, **extra)
     if quantized is not None:
-        pin_weight_only_int8(backbone)
+        use_weight_only_int8(backbone)
     if target is not None:
         backbone = backbone.to(target)
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:

@@ -12,6 +12,7 @@ bitsandbytes (>= 0.48) runs on the CPU as well as on CUDA; it is the ``quantize`
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import types
@@ -77,32 +78,57 @@ def quiet_int8_casts() -> None:
     logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
 
 
-def _stay_weight_only(module: nn.Module, mode: bool = True) -> nn.Module:
-    """``train()`` of a pinned int8 layer: always in bitsandbytes' training path (no dropout there to switch)."""
-    from torch import nn
-
-    return nn.Module.train(module, True)
+def _dequantize(cb: torch.Tensor, scb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """int8 rows ``cb`` times their absmax ``scb`` / 127, in ``dtype`` (bitsandbytes' own dequantization)."""
+    return cb.to(dtype).mul_(scb.unsqueeze(1).mul(1.0 / 127.0))  # (out, in)
 
 
-def pin_weight_only_int8(backbone: nn.Module) -> int:
-    """Make every bitsandbytes int8 layer on the CPU compute weight-only: int8 weights dequantized one layer at
-    a time, then a float matmul in the input's dtype (bitsandbytes' CPU fine-tuning path, ``MatMul8bitFp``).
+@functools.cache
+def _weight_only_int8() -> type:
+    """The autograd function (built on first use: this module is imported before torch by the CLI)."""
+    import torch
 
-    bitsandbytes takes that path on the CPU only for a layer in training mode; in eval mode it runs LLM.int8(),
-    whose outlier columns are chosen over the whole batch, so a row's scores depend on the rows beside it
-    (measured on SmolLM2-135M: 2.2 in a logit) and on its padding. The frozen backbone is always in eval mode,
-    so the int8 layers are pinned in training mode (they have nothing else that train/eval switches).
-    Returns how many layers were pinned.
+    class WeightOnlyInt8(torch.autograd.Function):
+        """``x @ W.T + b`` with W dequantized from int8 in forward and again in backward: only the int8 weight
+        is kept for backward (bitsandbytes' ``MatMul8bitFp`` also keeps ``x``, for a weight gradient a frozen
+        backbone never needs)."""
+
+        @staticmethod
+        def forward(ctx, x, cb, scb, bias):
+            ctx.save_for_backward(cb, scb)
+            return torch.nn.functional.linear(x, _dequantize(cb, scb, x.dtype), bias)
+
+        @staticmethod
+        def backward(ctx, grad):
+            cb, scb = ctx.saved_tensors
+            grad_bias = grad.flatten(0, -2).sum(0) if ctx.needs_input_grad[3] else None
+            return grad @ _dequantize(cb, scb, grad.dtype), None, None, grad_bias
+
+    return WeightOnlyInt8
+
+
+def _int8_forward(self, x: torch.Tensor) -> torch.Tensor:
+    """``forward`` of a bitsandbytes int8 layer, weight-only (see :func:`use_weight_only_int8`)."""
+    if self.weight.CB is not None:  # bitsandbytes moves the row scales into the layer's state on first use
+        self.init_8bit_state()
+    bias = None if self.bias is None else self.bias.to(x.dtype)
+    return _weight_only_int8().apply(x, self.weight.data, self.state.SCB, bias)
+
+
+def use_weight_only_int8(backbone: nn.Module) -> int:
+    """Make every bitsandbytes int8 layer compute weight-only: its int8 weights dequantized one layer at a time
+    (as bitsandbytes does on the CPU while fine-tuning), then a float matmul in the input's dtype.
+
+    bitsandbytes' inference path, LLM.int8(), quantizes the inputs too and chooses its outlier columns over the
+    whole batch, so a row's scores depend on the rows and padding beside it (measured on SmolLM2-135M: 2.2 in a
+    label logit); weight-only, a mixed batch equals each row alone. Returns how many layers were switched.
     """
     from bitsandbytes.nn import Linear8bitLt
 
-    pinned = 0
-    for m in backbone.modules():
-        if isinstance(m, Linear8bitLt) and m.weight.device.type == "cpu":
-            m.train = types.MethodType(_stay_weight_only, m)
-            m.training = True
-            pinned += 1
-    return pinned
+    layers = [m for m in backbone.modules() if isinstance(m, Linear8bitLt)]
+    for m in layers:
+        m.forward = types.MethodType(_int8_forward, m)
+    return len(layers)
 
 
 def quantized_scheme(backbone) -> str | None:
