@@ -2,8 +2,10 @@
 
 Memory: each backbone (float32, bfloat16, int8, int8 with bfloat16 embeddings, nf4) in its own fresh process:
 the peak RSS of predicting one batch (after one warm-up batch), then one warm-up step of the accuracy run
-below (batch 8 of real reviews, the task's loss), then the peak RSS of ``--mem-steps`` more steps. Reported as peak RSS and as peak above the process's
-RSS before the model loaded (what the backbone, activations and optimizer cost).
+below (batch 8 of real reviews, the task's loss), then the peak RSS of ``--mem-steps`` more steps; then the
+same with gradient checkpointing. Reported as peak RSS and as peak above the process's
+RSS before the model loaded (what the backbone, activations and optimizer cost); freed heap pages are
+returned to the OS (``malloc_trim``) before each mark, so what the loader freed is not counted.
 
 Accuracy: the demo's prompt-tuning run (its template, text initialization, learning rate; ``--steps`` x
 ``--batch-size``, seed 0) trained on each backbone, each in its own process (side by side), then scored on the first
@@ -16,6 +18,8 @@ Accuracy: the demo's prompt-tuning run (its template, text initialization, learn
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import multiprocessing as mp
 import time
@@ -35,7 +39,7 @@ BACKBONES: dict[str, tuple[str, str | None]] = {
     "nf4": ("float32", "nf4"),
 }
 """Label -> (dtype of the unquantized parts, quantize scheme)."""
-ACCURACY = ("float32", "int8", "nf4")
+ACCURACY = ["float32", "int8", "nf4"]
 
 
 def _load(label: str):
@@ -55,6 +59,13 @@ def _demo_task(model, data):
     return task, fields, lr, task.template.init_token_ids(model.tokenizer)
 
 
+def _trim() -> None:
+    """Return freed heap pages to the OS, so a peak mark starts from memory in use: quantizing at load time
+    frees the float32 weights it read, and glibc keeps such pages in the RSS until trimmed."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _memory_child(label: str, args, queue) -> None:
     """Peak RSS of the accuracy run's own step (the task's loss: label words scored at the answer position)."""
     from softprompt.data import load_dataset
@@ -62,8 +73,10 @@ def _memory_child(label: str, args, queue) -> None:
 
     torch.set_num_threads(args.threads)
     data = load_dataset("rotten-tomatoes", seed=0)
+    _trim()
     before = common.rss_mib()["rss"]
     model = _load(label)
+    _trim()
     loaded = common.rss_mib()["rss"]
     task, fields, lr, init = _demo_task(model, data)
     model.add_prompt("pt", make_config("prompt-tuning", **fields), seed=0, init_token_ids=init)
@@ -72,6 +85,7 @@ def _memory_child(label: str, args, queue) -> None:
     batches = [task.collate(data.train[i * b : (i + 1) * b]) for i in range(args.mem_steps + 1)]
     with model.inference(), torch.no_grad():  # inference first: training leaves freed pages in the RSS
         task.predict(model, batches[0], ["pt"] * b)  # warm-up
+        _trim()
         common.reset_peak_rss()
         task.predict(model, batches[1], ["pt"] * b)
     infer_peak = common.rss_mib()["hwm"]
@@ -83,12 +97,20 @@ def _memory_child(label: str, args, queue) -> None:
         opt.zero_grad()
 
     step(batches[0])
+    _trim()
     common.reset_peak_rss()
     t0 = time.perf_counter()
     for batch in batches[1:]:
         step(batch)
     step_s = (time.perf_counter() - t0) / args.mem_steps
     train_peak = common.rss_mib()["hwm"]
+    model.gradient_checkpointing_enable()  # the same steps with activation checkpointing
+    step(batches[0])
+    _trim()
+    common.reset_peak_rss()
+    for batch in batches[1:]:
+        step(batch)
+    ckpt_peak = common.rss_mib()["hwm"]
     queue.put(
         {
             "rss_before_load_mib": round(before, 1),
@@ -96,6 +118,7 @@ def _memory_child(label: str, args, queue) -> None:
             "train_peak_rss_mib": round(train_peak, 1),
             "infer_peak_rss_mib": round(infer_peak, 1),
             "train_peak_above_start_mib": round(train_peak - before, 1),
+            "train_ckpt_peak_above_start_mib": round(ckpt_peak - before, 1),
             "infer_peak_above_start_mib": round(infer_peak - before, 1),
             "train_step_s": round(step_s, 2),
         }
@@ -173,17 +196,20 @@ def measure_memory(args) -> dict:
 
 
 def measure_accuracy(args) -> dict:
+    """The runs side by side (one thread each: they are independent), then the quantized runs' prompts scored
+    on the float32 backbone."""
+    train = argparse.Namespace(**vars(args), score_prompts=[], train=True)
+    started = {label: _start(_accuracy_child, label, train) for label in args.accuracy_backbones}
     out = {}
-    for label in ACCURACY:
-        out[label] = _child(
-            _accuracy_child, label, argparse.Namespace(**vars(args), score_prompts=[], train=True)
-        )
+    for label, child in started.items():
+        out[label] = _finish(child, label)
         print(f"accuracy {label}: {out[label]}", flush=True)
-    prompts = [out[label]["prompt"] for label in ACCURACY if label != "float32"]
+    quantized = [label for label in out if BACKBONES[label][1] is not None]
+    prompts = [out[label]["prompt"] for label in quantized]
     cross = _child(
         _accuracy_child, "float32", argparse.Namespace(**vars(args), score_prompts=prompts, train=False)
     )
-    for label in ACCURACY[1:]:
+    for label in quantized:
         out[label]["accuracy_on_float32"] = cross[out[label]["prompt"]]
     print(f"cross: {cross}", flush=True)
     return out
@@ -195,17 +221,16 @@ def markdown(res: dict) -> str:
     if mem:
         ref = mem["float32"]
         lines += [
-            "| backbone | train peak RSS MiB | above start | / float32 | inference peak above start | / float32 "
-            "| step s |",
-            "|---|---|---|---|---|---|---|",
+            "| backbone | after load, above start MiB | train step peak above start | / float32 "
+            "| with checkpointing | / float32 | inference peak above start | / float32 | step s |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for label, m in mem.items():
-            tr = m["train_peak_above_start_mib"] / ref["train_peak_above_start_mib"]
-            inf = m["infer_peak_above_start_mib"] / ref["infer_peak_above_start_mib"]
-            lines.append(
-                f"| {label} | {m['train_peak_rss_mib']:.0f} | {m['train_peak_above_start_mib']:.0f} | {tr:.2f} "
-                f"| {m['infer_peak_above_start_mib']:.0f} | {inf:.2f} | {m['train_step_s']:.2f} |"
-            )
+            cells = [f"{m['rss_after_load_mib'] - m['rss_before_load_mib']:.0f}"]
+            for key in ("train_peak", "train_ckpt_peak", "infer_peak"):
+                v = m[f"{key}_above_start_mib"]
+                cells += [f"{v:.0f}", f"{v / ref[f'{key}_above_start_mib']:.2f}"]
+            lines.append(f"| {label} | {' | '.join(cells)} | {m['train_step_s']:.1f} |")
         lines.append("")
     acc = res.get("accuracy")
     if acc:
@@ -223,6 +248,7 @@ def main() -> None:
     p.add_argument(
         "--backbones", nargs="+", choices=list(BACKBONES), default=list(BACKBONES), help="(memory)"
     )
+    p.add_argument("--accuracy-backbones", nargs="+", choices=list(BACKBONES), default=ACCURACY)
     p.add_argument("--steps", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--test", type=int, default=200)

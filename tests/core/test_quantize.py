@@ -174,3 +174,21 @@ def test_quantized_scheme_is_read_off_the_loaded_backbone(folder):
     assert quantized_scheme(load_model(folder, device="cpu").backbone) is None
     assert quantized_scheme(quantized(folder, "int8").backbone) == "int8"
     assert quantized_scheme(quantized(folder, "nf4").backbone) == "nf4"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_gradient_checkpointing_gives_the_same_gradients_on_a_quantized_backbone(folder, scheme):
+    model = quantized(folder, scheme, ["p-tuning-v2"])
+    kw = batch(model)
+
+    def grads():
+        loss_of(model, kw, "p_tuning_v2").backward()
+        out = [p.grad.clone() for p in model.trainable_parameters()]
+        model.zero_grad()
+        return out
+
+    model.train()
+    plain = grads()
+    model.gradient_checkpointing_enable()
+    for a, b in zip(plain, grads()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
