@@ -249,6 +249,7 @@ def main() -> None:
         "--backbones", nargs="+", choices=list(BACKBONES), default=list(BACKBONES), help="(memory)"
     )
     p.add_argument("--accuracy-backbones", nargs="+", choices=list(BACKBONES), default=ACCURACY)
+    p.add_argument("--score", nargs="+", metavar="PROMPT", help="only score these prompts on float32")
     p.add_argument("--steps", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--test", type=int, default=200)
@@ -266,7 +267,10 @@ def main() -> None:
     }
     if args.only in (None, "memory"):
         res["memory"] = measure_memory(args)
-    if args.only in (None, "accuracy"):
+    if args.score:  # only score given prompt folders on the float32 backbone
+        ns = argparse.Namespace(**vars(args), score_prompts=args.score, train=False)
+        res["scored_on_float32"] = _child(_accuracy_child, "float32", ns)
+    elif args.only in (None, "accuracy"):
         res["accuracy"] = measure_accuracy(args)
     Path(args.out + ".json").write_text(json.dumps(res, indent=2) + "\n")
     Path(args.out + ".md").write_text(markdown(res))
