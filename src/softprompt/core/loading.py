@@ -20,7 +20,12 @@ from transformers import (
 
 from softprompt.assets import resolve_model
 from softprompt.core.model import PromptedModel
-from softprompt.core.quantize import quantization_config, quiet_int8_casts, use_weight_only_int8
+from softprompt.core.quantize import (
+    own_float_weights,
+    quantization_config,
+    quiet_int8_casts,
+    use_weight_only_int8,
+)
 from softprompt.errors import ConfigError, PromptFileError, UnsupportedModel
 
 Head = Literal["auto", "lm", "base"]
@@ -137,6 +142,7 @@ def load_model(
     backbone = cls.from_pretrained(path, dtype=torch_dtype, **extra)
     if quantized is not None:
         use_weight_only_int8(backbone)
+        own_float_weights(backbone)
     if target is not None:
         backbone = backbone.to(target)
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:

@@ -131,6 +131,24 @@ def use_weight_only_int8(backbone: nn.Module) -> int:
     return len(layers)
 
 
+def own_float_weights(backbone: nn.Module) -> None:
+    """Copy the parameters left in float (embeddings, head, norms) out of the checkpoint file's memory map.
+
+    Loading maps the safetensors file and a float parameter stays a view of it, which keeps the whole file
+    mapped: the float32 pages of the layers that were quantized stayed resident beside their int8 copies
+    (measured on SmolLM2-135M: 630 MiB of file pages in the RSS after an int8 load, 117 MiB after this copy,
+    98 MiB before loading).
+    """
+    import torch
+
+    seen: set[int] = set()
+    with torch.no_grad():
+        for p in backbone.parameters():
+            if p.is_floating_point() and id(p) not in seen:
+                seen.add(id(p))
+                p.data = p.data.clone()
+
+
 def quantized_scheme(backbone) -> str | None:
     """The scheme a loaded backbone's linear layers are quantized with, None when they are not."""
     config = getattr(backbone, "quantization_config", None) or getattr(
