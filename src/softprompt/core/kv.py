@@ -195,7 +195,9 @@ def project_kv(backbone, info, slot: int, hidden: torch.Tensor) -> torch.Tensor:
             "key and value projections, e.g. Llama, Mistral, Qwen2, Gemma)"
         )
     w = k_proj.weight
-    x = hidden.to(device=w.device, dtype=w.dtype)  # (P, H)
+    # a quantized layer stores int8 / packed weights: it computes in the embeddings' dtype
+    dtype = w.dtype if w.dtype.is_floating_point else backbone.get_input_embeddings().weight.dtype
+    x = hidden.to(device=w.device, dtype=dtype)  # (P, H)
     k = k_proj(x).view(x.shape[0], info.num_kv_heads, info.head_dim)  # (P, H_kv, D)
     k_norm = getattr(module, "k_norm", None)
     k = k_norm(k) if k_norm is not None else k
