@@ -195,6 +195,14 @@ def project_kv(backbone, info, slot: int, hidden: torch.Tensor) -> torch.Tensor:
             "key and value projections, e.g. Llama, Mistral, Qwen2, Gemma)"
         )
     w = k_proj.weight
+    if (
+        type(w).__name__ == "DTensor"
+    ):  # FSDP2 shards the frozen layers; this projection runs outside their forward
+        raise UnsupportedModel(
+            "an adaption prompt projects its prompt through each decoder layer's k_proj / v_proj outside the "
+            "layer's forward, which a backbone sharded with FSDP does not allow; train it on one process or with "
+            "DDP (`accelerate launch` without an FSDP config)"
+        )
     # a quantized layer stores int8 / packed weights: it computes in the embeddings' dtype
     dtype = w.dtype if w.dtype.is_floating_point else backbone.get_input_embeddings().weight.dtype
     x = hidden.to(device=w.device, dtype=dtype)  # (P, H)
