@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build).
 TORCH := torch==2.13.0
 
-.PHONY: test lint format demo install bench bench-quality bench-serve bench-vllm vllm-env clean
+.PHONY: test lint format demo install bench bench-quality bench-serve bench-vllm vllm-env fuzz bench-quantize clean
 
 # constraints.txt pins the exact set the suite passed on; pyproject.toml keeps ranges.
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt $(TORCH) -e '.[test,assets,ray]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt $(TORCH) -e '.[test,assets,ray,quantize]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -66,6 +66,18 @@ vllm-env: $(VLLM_VENV)/.installed
 # softprompt serve vs. vLLM's OpenAI server on SmolLM2, side by side (minutes): writes bench/results/vllm.json
 bench-vllm: $(BIN)/.installed $(VLLM_VENV)/.installed
 	$(BIN)/python bench/vllm.py --vllm-python $(VLLM_VENV)/bin/python
+
+# The property tests with hypothesis's long profile and 20 training kill points (tens of minutes on 2 cores):
+# writes bench/results/fuzz.{json,md}. `make test` runs the same tests bounded (50 examples, 3 kill points).
+fuzz: $(BIN)/.installed
+	HYPOTHESIS_PROFILE=fuzz SOFTPROMPT_KILL_POINTS=20 $(BIN)/python bench/fuzz.py
+
+# Quantized backbones (int8 / nf4 through bitsandbytes) vs bfloat16 / float32 on SmolLM2-135M: peak memory of a
+# training step and of inference, and the demo's prompt-tuning run (48 steps x 8) scored on 200 test reviews.
+# Writes bench/results/quantize.{json,md}. Run it in the background:
+# nohup make bench-quantize > bench/results/quantize.log 2>&1 &
+bench-quantize: $(BIN)/.installed
+	$(BIN)/python bench/quantize.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info

@@ -1,13 +1,21 @@
+import os
 import warnings
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from softprompt.core.model import PromptedModel
 from softprompt.methods import METHODS, TRAINABLE, make_config
 from softprompt.testing.models import FAMILIES, tiny_model
 
 warnings.filterwarnings("ignore", message=".*Model config.*")
+
+# Property tests: a bounded run in `make test`, a long one in `make fuzz` (HYPOTHESIS_PROFILE=fuzz).
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+settings.register_profile("default", max_examples=50, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile("fuzz", max_examples=500, deadline=None, suppress_health_check=_SLOW_OK)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 SOFT_METHODS = [m for m in TRAINABLE if METHODS[m].train is not None]
 """Every method registered when the tests start that trains (all but hard): a new method cannot escape the

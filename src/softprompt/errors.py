@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import types
 import typing
 from collections.abc import Collection
-from typing import Annotated
+from typing import Annotated, cast
 
 from annotated_types import Ge
 
@@ -53,12 +54,16 @@ class DataError(SoftPromptError, ValueError):
 
 
 def check_range(
-    name: str, value: float, *, low: float | None = None, high: float | None = None, low_open: bool = False
+    name: str, value: object, *, low: float | None = None, high: float | None = None, low_open: bool = False
 ) -> None:
-    """Raise ConfigError naming ``name`` when ``value`` is outside [low, high] (or (low, high])."""
-    bad = (low is not None and (value <= low if low_open else value < low)) or (
-        high is not None and value > high
-    )
+    """Raise ConfigError naming ``name`` when ``value`` is outside [low, high] (or (low, high]), is NaN or infinite, or is
+    not a number at all (a ``null`` or a string read from a file must not reach a comparison)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name}={value!r} has type {type(value).__name__}; expected a number")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name}={value!r} is not a finite number; accepted: {low}..{high}")
+    num = cast(float, value)  # a Real: compares with the float bounds
+    bad = (low is not None and (num <= low if low_open else num < low)) or (high is not None and num > high)
     if bad:
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high

@@ -1,4 +1,4 @@
-"""How a command loads its backbone: ``--device`` / ``--dtype`` (one helper for all), ``load_backbone`` with its
+"""How a command loads its backbone: ``--device`` / ``--dtype`` / ``--quantize`` (one helper for all), ``load_backbone`` with its
 error messages, and ``load_trained`` (the library's, with the backbone loaded this way)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from softprompt.core.quantize import SCHEMES
 from softprompt.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
 
 
 def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--device`` and ``--dtype``, for every command that loads a model."""
+    """``--device``, ``--dtype`` and ``--quantize``, for every command that loads a model."""
     parser.add_argument(
         "--device",
         default="auto",
@@ -34,6 +35,18 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
         default="float32",
         choices=DTYPES,
         help="the backbone's weights (prompts keep float32 parameters) (default: float32)",
+    )
+    add_quantize_flag(parser)
+
+
+def add_quantize_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--quantize``: the frozen backbone's linear layers quantized through bitsandbytes (CPU or CUDA)."""
+    parser.add_argument(
+        "--quantize",
+        default=None,
+        choices=tuple(SCHEMES),
+        help="load the backbone's linear layers quantized (bitsandbytes; embeddings, head and prompts keep "
+        "--dtype; a prompt trained either way loads on the other) (default: off)",
     )
 
 
@@ -99,21 +112,27 @@ def resolve_dtype(value: str) -> torch.dtype:
     return getattr(torch, value)
 
 
-def load_backbone(name: str, *, device: str = "auto", dtype: str = "float32") -> PromptedModel:
-    """``load_model(name)`` in ``dtype`` on ``device`` (the values of ``--device`` / ``--dtype``)."""
+def load_backbone(
+    name: str, *, device: str = "auto", dtype: str = "float32", quantize: str | None = None
+) -> PromptedModel:
+    """``load_model(name)`` in ``dtype`` on ``device``, ``quantize``d (``--device`` / ``--dtype`` / ``--quantize``)."""
     from transformers.utils import logging
 
     from softprompt.assets import MODELS
     from softprompt.core.loading import load_model
+    from softprompt.core.quantize import check_backend, check_scheme
     from softprompt.errors import PromptFileError
 
     target, torch_dtype = resolve_device(device), resolve_dtype(dtype)  # bad values fail before loading
+    if quantize is not None:
+        check_scheme(quantize)
+        check_backend()
     path = Path(name).expanduser()
     if name not in MODELS:
         _check_model_folder(name, path)
     logging.disable_progress_bar()  # no "Loading weights" bars on stderr
     try:
-        return load_model(name, dtype=torch_dtype, device=target)
+        return load_model(name, dtype=torch_dtype, device=target, quantize=quantize)
     except PromptFileError as e:
         if name in MODELS or path.exists():
             raise
@@ -132,8 +151,13 @@ def _check_model_folder(name: str, path: Path) -> None:
 
 
 def model_flags(args: argparse.Namespace) -> dict:
-    """``device=`` and ``dtype=`` from parsed ``--device`` / ``--dtype`` (defaults when a command lacks them)."""
-    return {"device": getattr(args, "device", "auto"), "dtype": getattr(args, "dtype", "float32")}
+    """``device=``, ``dtype=`` and ``quantize=`` from parsed ``--device`` / ``--dtype`` / ``--quantize``
+    (defaults when a command lacks them)."""
+    return {
+        "device": getattr(args, "device", "auto"),
+        "dtype": getattr(args, "dtype", "float32"),
+        "quantize": getattr(args, "quantize", None),
+    }
 
 
 def load_trained(
@@ -142,6 +166,7 @@ def load_trained(
     *,
     device: str = "auto",
     dtype: str = "float32",
+    quantize: str | None = None,
     **task: Any,
 ) -> Trained:
     """(model, prompt name, metadata, task) for a saved prompt; ``task``: the keywords of ``read_trained``.
@@ -155,11 +180,17 @@ def load_trained(
     model_name = model_name or plan.model_name
     if not model_name:
         raise ConfigError(f"{plan.folder} does not record its model; pass --model")
-    return load(plan, load_backbone(model_name, device=device, dtype=dtype))
+    return load(plan, load_backbone(model_name, device=device, dtype=dtype, quantize=quantize))
 
 
 def load_ensemble(
-    paths: list[str], model_name: str | None, *, device: str = "auto", dtype: str = "float32", **task: Any
+    paths: list[str],
+    model_name: str | None,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    quantize: str | None = None,
+    **task: Any,
 ) -> tuple[PromptedModel, list[tuple[str, Task]], list[dict]]:
     """(model, [(name, task)], [meta]) for several saved prompts on one backbone (the first one's, or
     ``model_name``): a prompt ensemble. Every folder is read and checked before the model loads; a name that two
@@ -171,7 +202,7 @@ def load_ensemble(
     model_name = model_name or plans[0].model_name
     if not model_name:
         raise ConfigError(f"{plans[0].folder} does not record its model; pass --model")
-    model = load_backbone(model_name, device=device, dtype=dtype)
+    model = load_backbone(model_name, device=device, dtype=dtype, quantize=quantize)
     members: list[tuple[str, Task]] = []
     metas: list[dict] = []
     for i, plan in enumerate(plans, 1):

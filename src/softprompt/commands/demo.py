@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=str(resolve_device(args.device)),
             dtype=args.dtype,
+            quantize=args.quantize,
         )
     )
     return 0

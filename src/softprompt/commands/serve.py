@@ -19,6 +19,8 @@ plain model. --api-key (or SOFTPROMPT_API_KEY) requires "Authorization: Bearer K
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from softprompt.commands.backbone import add_quantize_flag
+
     parser.add_argument("--model", required=True, help="backbone: a built-in name, HF id or local folder")
     parser.add_argument(
         "--prompts", required=True, metavar="DIR", help="folder of prompt folders / run folders"
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16 (default: float32)")
+    add_quantize_flag(parser)
     parser.add_argument("--max-rows", type=int, default=32, help="rows decoded together (default: 32)")
     parser.add_argument(
         "--max-queue", type=int, default=256, help="waiting requests before 429 (default: 256)"
@@ -86,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
     from softprompt.serve.server import build_app, build_engine
 
-    engine = build_engine(args.model, args.prompts, device=args.device, dtype=args.dtype, config=config)
+    engine = build_engine(
+        args.model, args.prompts, device=args.device, dtype=args.dtype, quantize=args.quantize, config=config
+    )
     app = build_app(engine, api_key=args.api_key, parent=args.model)
     print(
         f"softprompt: serving {', '.join(['base', *engine.store.names()])} on http://{args.host}:{args.port}"

@@ -110,6 +110,7 @@ def train_from_settings(
     progress: bool = True,
     device: str = "auto",
     dtype: str = "float32",
+    quantize: str | None = None,
 ) -> tuple[TrainResult, dict]:
     """Load data and model, build the task and prompt, train. Returns (TrainResult, summary dict).
 
@@ -128,7 +129,7 @@ def train_from_settings(
 
     check_train_device(device)
     data = _checked_data(s)
-    model = load_backbone(s.model, device=device, dtype=dtype)
+    model = load_backbone(s.model, device=device, dtype=dtype, quantize=quantize)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
     choice, template, config, train_cfg = choose_start(s, data, model, progress)
     task = make_task(
@@ -156,13 +157,13 @@ def train_from_settings(
         seed=s.train.seed,
     )
     check_prompts(model, [name], soft)  # {soft} slots and virtual tokens agree, before run.json is written
-    info, run_info, splits = _records(s, data, task, dtype, choice)
+    info, run_info, splits = _records(s, data, task, dtype, choice, quantize)
     job = TrainJob(name, task, data.train, data.validation, info=info)
     result = train(model, job, train_cfg, s.out, resume=resume, progress=progress, run_info=run_info)
     return result, _summary(s, result, config.method, name, task, choice, splits)
 
 
-def _records(s, data, task, dtype: str, choice) -> tuple[dict, dict, dict]:
+def _records(s, data, task, dtype: str, choice, quantize: str | None = None) -> tuple[dict, dict, dict]:
     """(prompt.json's info, run.json's run_info, split sizes) of a run."""
     info = {
         "model": _ref(s.model),
@@ -179,6 +180,8 @@ def _records(s, data, task, dtype: str, choice) -> tuple[dict, dict, dict]:
     run_info = {"model": info["model"], "dataset": info["dataset"], "task_options": asdict(s.task)}
     if dtype != "float32":  # recorded (and compared on resume) only when not the default, so old runs resume
         run_info["dtype"] = dtype
+    if quantize is not None:  # likewise: a run resumes on the backbone it trained on
+        run_info["quantize"] = quantize
     run_info |= {"splits": splits} | ({"template_choice": choice.to_json()} if choice else {})
     return info, run_info, splits
 

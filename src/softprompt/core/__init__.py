@@ -8,6 +8,7 @@ per-layer key/value prefixes, the backbone probe, generation, and loading a back
   ``scoring`` — label log-probabilities aligned with the caller's tokens.
 - ``arch`` — what a backbone is (``BackboneInfo``), derived by a probe forward; a new backbone quirk goes here.
 - ``generation`` — KV-cache generation with the prompt-KV cache, the context check; ``decoding`` — the sampler,
-  EOS ids and stop strings; ``loading`` — ``load_model`` (device, dtype, device_map).
+  EOS ids and stop strings; ``loading`` — ``load_model`` (device, dtype, device_map, quantize);
+  ``quantize`` — quantized frozen backbones (bitsandbytes int8 / nf4 / fp4; int8 computed weight-only).
 - ``compat`` — the only module that touches transformers' / accelerate's private or changing APIs.
 """

@@ -17,7 +17,7 @@ and cache / no-cache paths agree by construction. Nothing here depends on a cach
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -200,7 +200,13 @@ def project_kv(
             "key and value projections, e.g. Llama, Mistral, Qwen2, Gemma)"
         )
     w = k_proj.weight
-    x = hidden.to(device=w.device, dtype=w.dtype)  # (P, H)
+    # a quantized layer stores int8 / packed weights: it computes in the embeddings' dtype
+    dtype = (
+        w.dtype
+        if w.dtype.is_floating_point
+        else cast(nn.Embedding, backbone.get_input_embeddings()).weight.dtype
+    )
+    x = hidden.to(device=w.device, dtype=dtype)  # (P, H)
     k = k_proj(x).view(x.shape[0], info.num_kv_heads, info.head_dim)  # (P, H_kv, D)
     k_norm = getattr(module, "k_norm", None)
     k = k_norm(k) if k_norm is not None else k

@@ -20,6 +20,12 @@ from transformers import (
 
 from softprompt.assets import resolve_model
 from softprompt.core.model import PromptedModel
+from softprompt.core.quantize import (
+    own_float_weights,
+    quantization_config,
+    quiet_int8_casts,
+    use_weight_only_int8,
+)
 from softprompt.errors import ConfigError, PromptFileError, UnsupportedModel
 
 Head = Literal["auto", "lm", "base"]
@@ -98,6 +104,7 @@ def load_model(
     device: str | torch.device = "auto",
     device_map: str | dict | None = None,
     attn_implementation: str | None = None,
+    quantize: str | None = None,
 ) -> PromptedModel:
     """A frozen ``PromptedModel`` with its tokenizer, in eval mode.
 
@@ -112,9 +119,13 @@ def load_model(
             "auto" or a module -> device dict; needs accelerate). Prompts follow each layer's device.
         attn_implementation: the attention kernel when no key/value prefix is used (transformers' names,
             e.g. "sdpa", "eager"); see ``PromptedModel`` for how prefix methods use it.
+        quantize: load the backbone's linear layers quantized: "int8", "nf4" or "fp4" (bitsandbytes, on the
+            CPU or CUDA; see ``softprompt.core.quantize``). Embeddings, the output head and prompts keep
+            ``dtype``; prompts trained on a quantized backbone load on the full-precision one and back.
     """
     torch_dtype = resolve_dtype(dtype)
     target = None if device_map is not None else resolve_device(device)
+    quantized = None if quantize is None else quantized_load(quantize, torch_dtype, target)
     path = resolve_model(name_or_path)
     try:
         config = AutoConfig.from_pretrained(path)
@@ -127,9 +138,26 @@ def load_model(
     )
     if device_map is not None:
         extra["device_map"] = device_map
+    if quantized is not None:  # bitsandbytes places the layers it quantizes: no .to() afterwards
+        extra = {"device_map": {"": target}} | extra | quantized
+        target = None
     backbone = cls.from_pretrained(path, dtype=torch_dtype, **extra)
+    if quantized is not None:
+        use_weight_only_int8(backbone)
+        own_float_weights(backbone)
     if target is not None:
         backbone = backbone.to(target)
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return PromptedModel(backbone.eval(), tokenizer=tokenizer)
+
+
+def quantized_load(scheme: str, dtype: torch.dtype, target: torch.device | None) -> dict:
+    """``from_pretrained``'s keywords for a backbone quantized with ``scheme`` (checked with the backend first)."""
+    if target is not None and target.type not in ("cpu", "cuda"):
+        raise ConfigError(
+            f"quantize={scheme!r} runs on the CPU or CUDA, not on {target.type}; use device='cpu'"
+        )
+    config = quantization_config(scheme, dtype)
+    quiet_int8_casts()
+    return {"quantization_config": config}

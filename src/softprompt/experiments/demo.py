@@ -64,9 +64,15 @@ class DemoConfig:
     """Where the backbone is scored (training runs where Accelerate places it); the CLI resolves "auto"."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """The backbone's weights: float32, bfloat16 or float16."""
+    quantize: str | None = None
+    """The backbone's linear layers quantized: "int8", "nf4" or "fp4" (see ``softprompt.core.quantize``)."""
 
     def __post_init__(self):
         check_fields(self)
+        if self.quantize is not None:
+            from softprompt.core.quantize import check_scheme
+
+            check_scheme(self.quantize)
 
 
 def method_setup(method: str, template: str, tokenizer: PreTrainedTokenizerBase) -> tuple[dict, str, float]:
@@ -104,7 +110,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(
         f"softprompt demo: {cfg.model} on {cfg.dataset} ({platform.machine()}, {torch.get_num_threads()} threads)"
     )
-    model = load_model(cfg.model, dtype=getattr(torch, cfg.dtype), device=cfg.device)
+    model = load_model(cfg.model, dtype=getattr(torch, cfg.dtype), device=cfg.device, quantize=cfg.quantize)
     data = load_dataset(cfg.dataset, seed=cfg.seed)
     held_out = data.test[: cfg.eval_examples]
     print(

@@ -17,11 +17,12 @@ A process killed at any moment therefore leaves ``latest`` naming a complete che
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -162,9 +163,27 @@ def _prune(root: Path, keep: int, current: str) -> None:
 
 
 # ----- load -------------------------------------------------------------------------------------------------
+_SURPRISES = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RuntimeError)
+
+
+@contextlib.contextmanager
+def named_if_corrupt(path: Path) -> Iterator[None]:
+    """A checkpoint file that parses but holds the wrong structure (a ``null`` step, a short RNG state, a
+    scheduler state that is a string) raises PromptFileError naming ``path``, not a KeyError from deep inside."""
+    try:
+        yield
+    except _SURPRISES as e:
+        raise PromptFileError(f"{path}: corrupt checkpoint ({type(e).__name__}: {e})") from None
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint folder; a missing, truncated or corrupt file raises PromptFileError naming it."""
     path = Path(path)
+    with named_if_corrupt(path):
+        return _load_checkpoint(path)
+
+
+def _load_checkpoint(path: Path) -> Checkpoint:
     counters = _read_json(path / "trainer.json")
     if not isinstance(counters, dict) or counters.get("format") != FORMAT:
         raise PromptFileError(f"{path / 'trainer.json'}: not a {FORMAT} file")
@@ -216,9 +235,10 @@ def restore(
             ) from None
     try:
         optimizer.load_state_dict(ckpt.optimizer)
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError, IndexError) as e:
         raise PromptFileError(f"{ckpt.path / 'optimizer.json'}: does not match the optimizer ({e})") from None
-    scheduler.load_state_dict(ckpt.scheduler)
+    with named_if_corrupt(ckpt.path / "scheduler.json"):
+        scheduler.load_state_dict(ckpt.scheduler)
 
 
 def _read_json(path: Path):

@@ -126,13 +126,19 @@ def check_meta(meta: dict, path: str | os.PathLike) -> None:
     for section in ("config", "backbone"):
         if not isinstance(meta.get(section), dict):
             raise PromptFileError(f"{f}: {section!r} is missing or not a JSON object")
+    if not isinstance(meta.get("name", ""), str):
+        raise PromptFileError(f"{f}: 'name' must be a string, got {meta['name']!r}")
     method = meta["config"].get("method")
+    if method is not None and not isinstance(method, str):
+        raise PromptFileError(f"{f}: config: 'method' must be a string, got {method!r}")
     if method is None:
         raise PromptFileError(f"{f}: config: missing key 'method' (one of: {', '.join(METHODS)})")
     if method not in METHODS:
         raise PromptFileError(f"{f}: config: unknown method {method!r}; known: {', '.join(METHODS)}")
     _check_keys(f"{f}: config", meta["config"], METHODS[method].config)
     _check_keys(f"{f}: backbone", meta["backbone"], BackboneInfo)
+    if not isinstance(meta["backbone"].get("fingerprint", ""), str):
+        raise PromptFileError(f"{f}: backbone: 'fingerprint' must be a string")
     slots = meta["backbone"]["slots"]
     if not isinstance(slots, list) or not all(isinstance(s, list) and len(s) == 2 for s in slots):
         raise PromptFileError(f"{f}: backbone: 'slots' must be a list of [role, layer] pairs")

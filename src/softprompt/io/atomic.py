@@ -8,6 +8,7 @@ and replaces the target in one rename. Modes follow the user's umask (tempfile's
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -35,16 +36,44 @@ def public_mode(path: str | os.PathLike, *, folder: bool = False) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
 
 
+_WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                 errno.EPERM: "permission denied"}  # fmt: skip
+
+
+@contextlib.contextmanager
+def write_errors_named(path: Path) -> Iterator[None]:
+    """A full disk or a read-only / unwritable folder while writing ``path`` raises PromptFileError naming it."""
+    try:
+        yield
+    except PromptFileError:
+        raise
+    except OSError as e:
+        if e.errno not in _WRITE_ERRORS:
+            raise
+        raise PromptFileError(
+            f"cannot write {path}: {_WRITE_ERRORS[e.errno]} ({e.strerror}); nothing was changed there"
+        ) from None
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename.
 
     A crash inside the block leaves ``path`` as it was (the temporary folder is removed or left as
-    ``.tmp-*``, never taken for the real one).
+    ``.tmp-*``, never taken for the real one). A full disk or an unwritable folder raises PromptFileError
+    naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    with write_errors_named(path):
+        yield from _fill_and_swap(path, tmp)
+
+
+def _fill_and_swap(path: Path, tmp: Path):
+    old = None
     try:
         yield tmp
         public_mode(tmp, folder=True)
@@ -54,7 +83,6 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             for name in files:
                 with open(os.path.join(root, name), "rb") as fh:
                     os.fsync(fh.fileno())
-        old = None
         if path.exists():
             old = path.parent / f".old-{path.name}-{os.getpid()}"
             os.replace(path, old)
@@ -63,6 +91,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():  # the swap itself failed: put the old one back
+            os.replace(old, path)
         raise
 
 
@@ -94,15 +124,23 @@ def build_once(dest: str | os.PathLike, build: Callable[[Path], None]) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path``'s text in one rename; a full disk or unwritable folder raises PromptFileError naming
+    ``path`` and leaves it (and no temporary file) behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    public_mode(tmp)
-    os.replace(tmp, path)
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            public_mode(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def _tensor_file(path: Path) -> Path:
@@ -125,6 +163,9 @@ def read_json(f: Path, missing: str) -> dict:
     if not f.exists():
         raise PromptFileError(missing)
     try:
-        return json.loads(f.read_text())
+        data = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PromptFileError(f"{f}: corrupt JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise PromptFileError(f"{f}: holds a JSON {type(data).__name__}, expected an object")
+    return data

@@ -39,6 +39,7 @@ def deployment(
     config: EngineConfig,
     api_key: str | None,
     num_cpus: float = 1.0,
+    quantize: str | None = None,
 ) -> Application:
     """A bound Ray Serve application: ``replicas`` copies of the engine + app."""
     _, serve = _ray()
@@ -46,11 +47,11 @@ def deployment(
     @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus})
     @serve.ingress()
     class SoftPromptServer:
-        def __init__(self, model, prompts, device, dtype, limits, api_key):
+        def __init__(self, model, prompts, device, dtype, limits, api_key, quantize):
             from softprompt.serve.server import build_engine
 
             self.engine = build_engine(
-                model, prompts, device=device, dtype=dtype, config=EngineConfig(**limits)
+                model, prompts, device=device, dtype=dtype, quantize=quantize, config=EngineConfig(**limits)
             )
             self.api_key, self.parent = api_key, model
 
@@ -61,7 +62,7 @@ def deployment(
 
     limits = {k: getattr(config, k) for k in config.__dataclass_fields__}
     return SoftPromptServer.bind(  # type: ignore[attr-defined]  # ray annotates serve.deployment as returning the class, not a Deployment
-        model, str(Path(prompts).resolve()), device, dtype, limits, api_key
+        model, str(Path(prompts).resolve()), device, dtype, limits, api_key, quantize
     )
 
 
@@ -78,6 +79,7 @@ def start(
     api_key: str | None = None,
     num_cpus: float = 1.0,
     name: str = "softprompt",
+    quantize: str | None = None,
 ) -> None:
     """Start (or join) Ray, then run the deployment behind Ray Serve's HTTP proxy on ``host:port``."""
     ray, serve = _ray()
@@ -97,6 +99,7 @@ def start(
         config=config or EngineConfig(),
         api_key=api_key,
         num_cpus=num_cpus,
+        quantize=quantize,
     )
     serve.run(app, name=name, route_prefix="/")
 
@@ -122,6 +125,7 @@ def run_ray(args: argparse.Namespace, config: EngineConfig) -> int:
         dtype=args.dtype,
         config=config,
         api_key=key,
+        quantize=args.quantize,
     )
     print(f"softprompt: Ray Serve, {args.replicas} replica(s), on http://{args.host}:{args.port}")
     try:

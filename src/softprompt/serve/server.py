@@ -35,6 +35,7 @@ def build_engine(
     *,
     device: str = "auto",
     dtype: Dtype = "float32",
+    quantize: str | None = None,
     config: EngineConfig | None = None,
 ) -> Engine:
     """A started :class:`Engine` on ``model`` with every prompt folder / run folder of ``prompts``.
@@ -47,7 +48,7 @@ def build_engine(
     from softprompt.serve.store import PromptStore
 
     check_value("dtype", dtype, Dtype)
-    backbone = load_model(model, dtype=DTYPES[dtype], device=resolve_device(device))
+    backbone = load_model(model, dtype=DTYPES[dtype], device=resolve_device(device), quantize=quantize)
     store = PromptStore(backbone, prompts)
     if prompts is not None:
         store.load_all()

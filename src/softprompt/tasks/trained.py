@@ -110,6 +110,7 @@ def load_trained(
     name: str | None = None,
     device: str = "auto",
     dtype: str = "float32",
+    quantize: str | None = None,
     **task: Any,
 ) -> Trained:
     """Load a trained prompt with its task (template, verbalizer, head, lengths) in one call.
@@ -117,7 +118,8 @@ def load_trained(
     Args:
         path: a prompt folder, a run folder, or what :func:`read_trained` returned.
         model: a loaded ``PromptedModel`` to add the prompt to, or the backbone to load (a built-in name, HF id
-            or folder; default: the one recorded with the prompt) on ``device`` in ``dtype``.
+            or folder; default: the one recorded with the prompt) on ``device`` in ``dtype``, its linear layers
+            ``quantize``d ("int8", "nf4", "fp4"; default: not).
         name: the prompt's name in ``model.bank`` (default: the recorded one).
         **task: ``template``, ``verbalizer``, ``labels``, ``spec``, ``need_task`` of :func:`read_trained`.
 
@@ -132,7 +134,7 @@ def load_trained(
         backbone = model or plan.model_name
         if not backbone:
             raise ConfigError(f"{plan.folder} does not record its model; pass model= (--model)")
-        model = load_model(str(backbone), device=device, dtype=dtype)
+        model = load_model(str(backbone), device=device, dtype=dtype, quantize=quantize)
     name, meta = load_prompt(model, plan.folder, name)
     if plan.spec is None:
         return Trained(model, name, meta, None)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from softprompt.errors import ConfigError
-from softprompt.io.atomic import atomic_write_text
+from softprompt.io.atomic import atomic_write_text, write_errors_named
 
 FORMAT = "softprompt-run"
 VERSION = 1
@@ -171,7 +171,7 @@ class Log:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as fh:
+        with write_errors_named(self.path), open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

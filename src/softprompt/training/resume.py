@@ -128,5 +128,7 @@ def restore(
     """Load checkpoint ``path`` into the modules, optimizer, scheduler, ``state`` and this rank's RNG."""
     ckpt = checkpoint.load_checkpoint(path)
     checkpoint.restore(ckpt, modules, opt, sched)
-    state.load(ckpt.step, ckpt.counters)
-    checkpoint.set_rng_state(ckpt.rng[acc.process_index % len(ckpt.rng)])
+    with checkpoint.named_if_corrupt(path / "trainer.json"):
+        state.load(ckpt.step, ckpt.counters)
+    with checkpoint.named_if_corrupt(path / "rng.json"):
+        checkpoint.set_rng_state(ckpt.rng[acc.process_index % len(ckpt.rng)])
