@@ -12,7 +12,7 @@ import numbers
 import types
 import typing
 from collections.abc import Collection
-from typing import Annotated
+from typing import Annotated, cast
 
 from annotated_types import Ge
 
@@ -62,9 +62,8 @@ def check_range(
         raise ConfigError(f"{name}={value!r} has type {type(value).__name__}; expected a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise ConfigError(f"{name}={value!r} is not a finite number; accepted: {low}..{high}")
-    bad = (low is not None and (value <= low if low_open else value < low)) or (
-        high is not None and value > high
-    )
+    num = cast(float, value)  # a Real: compares with the float bounds
+    bad = (low is not None and (num <= low if low_open else num < low)) or (high is not None and num > high)
     if bad:
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import torch
 
     from softprompt.core.model import PromptedModel
+    from softprompt.tasks.base import Task
     from softprompt.tasks.trained import Trained
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -38,7 +39,7 @@ def add_model_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
     add_quantize_flag(parser)
 
 
-def add_quantize_flag(parser) -> None:
+def add_quantize_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--quantize``: the frozen backbone's linear layers quantized through bitsandbytes (CPU or CUDA)."""
     parser.add_argument(
         "--quantize",
@@ -189,8 +190,8 @@ def load_ensemble(
     device: str = "auto",
     dtype: str = "float32",
     quantize: str | None = None,
-    **task,
-):
+    **task: Any,
+) -> tuple[PromptedModel, list[tuple[str, Task]], list[dict]]:
     """(model, [(name, task)], [meta]) for several saved prompts on one backbone (the first one's, or
     ``model_name``): a prompt ensemble. Every folder is read and checked before the model loads; a name that two
     prompts share is made distinct (``name-2``)."""
@@ -202,7 +203,8 @@ def load_ensemble(
     if not model_name:
         raise ConfigError(f"{plans[0].folder} does not record its model; pass --model")
     model = load_backbone(model_name, device=device, dtype=dtype, quantize=quantize)
-    members, metas = [], []
+    members: list[tuple[str, Task]] = []
+    metas: list[dict] = []
     for i, plan in enumerate(plans, 1):
         name = plan.meta.get("name") or plan.folder.name
         name = name if name not in model.bank else f"{name}-{i}"

@@ -108,8 +108,8 @@ def _run_ensemble(args: argparse.Namespace, paths: list[str], data, dataset: str
     task = members[0][1]
     gold = task.gold(examples)
 
-    def metrics(probabilities: list[dict]) -> dict:
-        return task.metrics([result.labels.index(max(p, key=p.get)) for p in probabilities], gold)
+    def metrics(probabilities: list[dict[str, float]]) -> dict:
+        return task.metrics([result.labels.index(max(p, key=p.__getitem__)) for p in probabilities], gold)
 
     out = {
         "prompt": [n for n, _ in members],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "inspect"
 HELP = "read a prompt back as words: each virtual token's nearest vocabulary tokens (cosine)"
 EPILOG = """examples:
@@ -13,7 +15,7 @@ back); an adaption prompt lives in a top layer's hidden space and is not read ba
 """
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from softprompt.commands.common import add_model_flags
 
     parser.add_argument("--prompt", required=True, metavar="DIR", help="a prompt folder, or a run folder")
@@ -23,7 +25,7 @@ def add_arguments(parser) -> None:
     add_model_flags(parser)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from softprompt.commands.backbone import load_trained
     from softprompt.commands.common import model_flags, print_json, table
     from softprompt.errors import check_range

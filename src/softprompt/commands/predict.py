@@ -9,6 +9,7 @@ from softprompt.commands.taskflags import add_task_flags
 
 if TYPE_CHECKING:
     from softprompt.core.model import PromptedModel
+    from softprompt.data.readers import Row
     from softprompt.tasks.base import Task
 
 NAME = "predict"
@@ -150,7 +151,7 @@ def _inputs(args, meta: dict, task, rows) -> list[dict]:
     return examples
 
 
-def _run_ensemble(args: argparse.Namespace, rows: list[dict] | None, flags: dict) -> int:
+def _run_ensemble(args: argparse.Namespace, rows: list[Row] | None, flags: dict) -> int:
     from softprompt.commands.backbone import load_ensemble
     from softprompt.commands.common import model_flags, print_json
     from softprompt.training.ensemble import predict_ensemble
@@ -190,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.prompt) > 1:
         return _run_ensemble(args, rows, flags)
     model, name, meta, task = load_trained(args.prompt[0], args.model, **flags, **model_flags(args))
+    assert task is not None  # (read with need_task, which refuses a prompt without one)
     examples = _inputs(args, meta, task, rows)
     inputs = without_answers(task, examples, args.input, meta.get("fields"))
     predictions = [label_of(task, p) for p in predict(model, task, inputs, name, batch_size=args.batch_size)]

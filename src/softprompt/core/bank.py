@@ -121,7 +121,7 @@ class PromptBank(nn.Module):
             w = which.to(kvs.device)
             out.kv, out.kv_mask = kvs[w].permute(1, 2, 0, 3, 4, 5), kmask[w]  # (S, 2, B, H_kv, P, D)
         adapters, amask = _stack([None] + [c.adapter for c in contribs], 3)  # (U+1, S, 2, H_kv, P_a, D)
-        if adapters is not None:
+        if adapters is not None and amask is not None:
             w = which.to(adapters.device)
             out.adapter, out.adapter_mask = adapters[w].permute(1, 2, 0, 3, 4, 5), amask[w]
         return out

@@ -17,7 +17,7 @@ and cache / no-cache paths agree by construction. Nothing here depends on a cach
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -27,6 +27,7 @@ from softprompt.core import compat
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+    from softprompt.core.arch import BackboneInfo
     from softprompt.errors import UnsupportedModel
 
 ATTN_IMPLEMENTATION = "softprompt"
@@ -144,7 +145,7 @@ def attention(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """SDPA, plus the caller's per-row prefix for this module's slot (see module docstring)."""
     state: KVPrefix | None = kwargs.pop(KWARG, None)
-    slot = getattr(module, SLOT_ATTR, None)
+    slot: int | None = getattr(module, SLOT_ATTR, None)
     if state is not None and state.probing:
         state.probe.append((module, tuple(query.shape), tuple(key.shape)))
     elif state is not None and state.capture is not None and slot is not None:
@@ -153,31 +154,35 @@ def attention(
         key, value, attention_mask = _with_prefix(
             module, key, value, attention_mask, state, slot, query.shape[2], kwargs
         )
-    adapted = state is not None and state.adapter is not None and slot is not None and not state.probing
+    adapted = state if state is not None and state.adapter is not None and not state.probing else None
     scaling = kwargs.get("scaling")
     if kwargs.get("softcap") is not None:
         out, weights = _softcapped(module, query, key, value, attention_mask, **kwargs)
     else:
         out, weights = compat.sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    if adapted and state.capture is None:
-        out = out + _adapter_output(query, state, slot, scaling)
+    if adapted is not None and slot is not None and adapted.capture is None:
+        out = out + _adapter_output(query, adapted, slot, scaling)
     return out, weights
 
 
 def _adapter_output(query, state: KVPrefix, slot: int, scaling) -> torch.Tensor:
     """(B, T, H, D): the slot's gated attention over its adapter keys/values, a softmax of its own
     (LLaMA-Adapter); rows without adapter positions get zeros."""
-    kv = state.adapter[slot].to(device=query.device, dtype=query.dtype)  # (2, B, H_kv, P_a, D)
+    adapter, adapter_mask = state.adapter, state.adapter_mask
+    assert adapter is not None and adapter_mask is not None  # (the bank sets both for an adaption prompt)
+    kv = adapter[slot].to(device=query.device, dtype=query.dtype)  # (2, B, H_kv, P_a, D)
     groups = query.shape[1] // kv.shape[2]
     key, value = compat.repeat_kv(kv[0], groups), compat.repeat_kv(kv[1], groups)  # (B, H, P_a, D)
     scores = query @ key.transpose(2, 3) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
-    mask = state.adapter_mask.to(query.device)[:, None, None, :]  # (B, 1, 1, P_a)
+    mask = adapter_mask.to(query.device)[:, None, None, :]  # (B, 1, 1, P_a)
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     probs = scores.softmax(-1, dtype=torch.float32).to(query.dtype) * mask.any(-1, keepdim=True)
     return (probs @ value).transpose(1, 2)  # (B, T, H, D)
 
 
-def project_kv(backbone, info, slot: int, hidden: torch.Tensor) -> torch.Tensor:
+def project_kv(
+    backbone: PreTrainedModel, info: BackboneInfo, slot: int, hidden: torch.Tensor
+) -> torch.Tensor:
     """(2, H_kv, P, D): attention slot ``slot``'s own keys/values of ``hidden`` (P, H), without positions
     (LLaMA-Adapter's adaption prompt); the slot needs separate ``k_proj`` / ``v_proj`` projections."""
     from softprompt.errors import UnsupportedModel
@@ -204,7 +209,11 @@ def project_kv(backbone, info, slot: int, hidden: torch.Tensor) -> torch.Tensor:
             "DDP (`accelerate launch` without an FSDP config)"
         )
     # a quantized layer stores int8 / packed weights: it computes in the embeddings' dtype
-    dtype = w.dtype if w.dtype.is_floating_point else backbone.get_input_embeddings().weight.dtype
+    dtype = (
+        w.dtype
+        if w.dtype.is_floating_point
+        else cast(nn.Embedding, backbone.get_input_embeddings()).weight.dtype
+    )
     x = hidden.to(device=w.device, dtype=dtype)  # (P, H)
     k = k_proj(x).view(x.shape[0], info.num_kv_heads, info.head_dim)  # (P, H_kv, D)
     k_norm = getattr(module, "k_norm", None)

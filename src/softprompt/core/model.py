@@ -128,10 +128,8 @@ class PromptedModel(nn.Module):
                     for k, v in (captured[s] for s in range(len(self.info.slots)))
                 ]
             )
-        captured = (
-            state.capture[s] for s in range(len(self.info.slots))
-        )  # each on its layer's device (sharded)
-        return torch.stack([torch.stack([k[0], v[0]]).to(dev) for k, v in captured])  # on the embedding's
+        layers = (captured[s] for s in range(len(self.info.slots)))  # each on its layer's device (sharded)
+        return torch.stack([torch.stack([k[0], v[0]]).to(dev) for k, v in layers])  # on the embedding's
 
     def add_prompt(self, name: str, config: MethodConfig, **init: Any) -> PromptModule:
         """Create a prompt of ``config.method`` (initialized per its config) and put it in the bank."""

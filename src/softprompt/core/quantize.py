@@ -23,6 +23,7 @@ from softprompt.errors import ConfigError
 if TYPE_CHECKING:  # imported lazily: the CLI reads SCHEMES for --quantize's choices before torch loads
     import torch
     from torch import nn
+    from transformers import BitsAndBytesConfig
 
 SCHEMES: dict[str, str] = {
     "int8": "LLM.int8(): 8-bit integer weights, one scale per output row (bitsandbytes Linear8bitLt)",
@@ -59,7 +60,7 @@ def check_backend() -> None:
         raise ConfigError(f"quantize needs {BACKEND} >= 0.48 (installed: {version}); {INSTALL}")
 
 
-def quantization_config(scheme: str, compute_dtype: torch.dtype):
+def quantization_config(scheme: str, compute_dtype: torch.dtype) -> BitsAndBytesConfig:
     """transformers' ``BitsAndBytesConfig`` for ``scheme``; 4-bit layers compute in ``compute_dtype``."""
     from transformers import BitsAndBytesConfig
 
@@ -84,7 +85,7 @@ def _dequantize(cb: torch.Tensor, scb: torch.Tensor, dtype: torch.dtype) -> torc
 
 
 @functools.cache
-def _weight_only_int8() -> type:
+def _weight_only_int8() -> type[torch.autograd.Function]:
     """The autograd function (built on first use: this module is imported before torch by the CLI)."""
     import torch
 
@@ -127,7 +128,7 @@ def use_weight_only_int8(backbone: nn.Module) -> int:
 
     layers = [m for m in backbone.modules() if isinstance(m, Linear8bitLt)]
     for m in layers:
-        m.forward = types.MethodType(_int8_forward, m)
+        m.forward = types.MethodType(_int8_forward, m)  # type: ignore[method-assign]  # this layer alone, on purpose
     return len(layers)
 
 
@@ -149,7 +150,7 @@ def own_float_weights(backbone: nn.Module) -> None:
                 p.data = p.data.clone()
 
 
-def quantized_scheme(backbone) -> str | None:
+def quantized_scheme(backbone: nn.Module) -> str | None:
     """The scheme a loaded backbone's linear layers are quantized with, None when they are not."""
     config = getattr(backbone, "quantization_config", None) or getattr(
         getattr(backbone, "config", None), "quantization_config", None

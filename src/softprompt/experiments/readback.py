@@ -15,11 +15,16 @@ What is compared with what, and what is not interpretable:
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn import functional as F
 
 from softprompt.core import kv
+from softprompt.core.arch import input_embeddings
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
 
 
 class _FirstLayer(dict):
@@ -35,19 +40,20 @@ class _FirstLayer(dict):
 
 
 @torch.no_grad()
-def vocabulary_keys(model, chunk: int = 2048) -> torch.Tensor:
+def vocabulary_keys(model: PromptedModel, chunk: int = 2048) -> torch.Tensor:
     """(V, H_kv * D): the first attention layer's key of each vocabulary token alone at position 0."""
     model.enable_prefixes("reading the first layer's keys")
-    dev = model.backbone.get_input_embeddings().weight.device
+    dev = input_embeddings(model.backbone).weight.device
     out = []
     for start in range(0, model.info.vocab_size, chunk):
         ids = torch.arange(start, min(start + chunk, model.info.vocab_size), device=dev)[:, None]  # (n, 1)
-        state = kv.KVPrefix(capture=_FirstLayer())
+        capture = _FirstLayer()
+        state = kv.KVPrefix(capture=capture)
         pos = torch.full_like(ids, model.info.position_base)
         extra = {"position_ids": pos} if model.info.accepts_position_ids else {}
         with contextlib.suppress(_FirstLayer.Done):  # the first layer's keys are all it needs
             model.backbone(input_ids=ids, use_cache=False, **extra, **{kv.KWARG: state})
-        keys = state.capture[0][0]  # (n, H_kv, 1, D)
+        keys = capture[0][0]  # (n, H_kv, 1, D)
         out.append(keys[:, :, 0].reshape(keys.shape[0], -1).float().cpu())
     return torch.cat(out)
 
@@ -68,7 +74,7 @@ def _nearest(vectors: torch.Tensor, table: torch.Tensor, tokenizer, k: int) -> l
 
 
 @torch.no_grad()
-def read_back(model, name: str, k: int = 5) -> dict:
+def read_back(model: PromptedModel, name: str, k: int = 5) -> dict:
     """The k nearest vocabulary tokens of each virtual token of prompt ``name`` (see the module docstring).
 
     Returns:
@@ -82,10 +88,13 @@ def read_back(model, name: str, k: int = 5) -> dict:
         c = module.contribute()
     finally:
         module.train(was)
-    out = {"prompt": name, "method": getattr(module.config, "source_method", "") or module.config.method}
+    out: dict[str, Any] = {
+        "prompt": name,
+        "method": getattr(module.config, "source_method", "") or module.config.method,
+    }
     out |= {"embeds": None, "layer0_keys": None, "not_read": []}
     if c.embeds is not None:
-        table = model.backbone.get_input_embeddings().weight
+        table = input_embeddings(model.backbone).weight
         out["embeds"] = _nearest(c.embeds.detach().cpu(), table.detach().cpu(), model.tokenizer, k)
     if c.kv is not None:
         keys = c.kv[0, 0].detach().float().cpu()  # (H_kv, P, D): the first slot's prefix keys

@@ -22,7 +22,7 @@ import json
 import random
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,7 +167,7 @@ _SURPRISES = (KeyError, TypeError, ValueError, IndexError, AttributeError, Overf
 
 
 @contextlib.contextmanager
-def named_if_corrupt(path: Path):
+def named_if_corrupt(path: Path) -> Iterator[None]:
     """A checkpoint file that parses but holds the wrong structure (a ``null`` step, a short RNG state, a
     scheduler state that is a string) raises PromptFileError naming ``path``, not a KeyError from deep inside."""
     try:

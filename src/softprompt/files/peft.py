@@ -78,7 +78,7 @@ def read_peft_config(path: str | os.PathLike) -> dict:
 def read_types() -> tuple[str, ...]:
     """PEFT's prompt-learning types, then any other a registered method reads whole (``PeftMapping.load_all``)."""
     more = [m.peft.peft_type for m in METHODS.values() if m.peft is not None and m.peft.load_all is not None]
-    return PEFT_TYPES + tuple(t for t in more if t not in PEFT_TYPES)
+    return PEFT_TYPES + tuple(t for t in more if t is not None and t not in PEFT_TYPES)
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -195,7 +195,9 @@ def import_peft(model: PromptedModel, path: str | os.PathLike, name: str | None 
     path = Path(path)
     cfg = read_peft_config(path)
     method = reader_of(cfg["peft_type"], path)
-    if method.peft.load_all is not None:
+    mapping = method.peft
+    assert mapping is not None  # reader_of returns a method with a PEFT mapping
+    if mapping.load_all is not None:
         return _import_whole(model, path, cfg, method, name)
     values = _read_values(path)
     info, p, kind = model.info, cfg["num_virtual_tokens"], cfg["peft_type"]
@@ -208,8 +210,6 @@ def import_peft(model: PromptedModel, path: str | os.PathLike, name: str | None 
         warn_window(info)
     else:
         values = _input_values(cfg, values, info, path)  # (P, H)
-    mapping = method.peft
-    assert mapping is not None  # reader_of returns a method with a PEFT mapping
     fields = mapping.fields(cfg)
     if fields is None or mapping.load is None:  # an encoder's output (not saved): the ejected form
         if kind == "PREFIX_TUNING":
@@ -230,6 +230,8 @@ def _import_whole(model, path: Path, cfg: dict, method: Method, name: str | None
     if (cfg.get("num_transformer_submodules") or 1) != 1:
         raise UnsupportedModel(f"{path}: {cfg['peft_type']} with num_transformer_submodules != 1 is not read")
     tensors = {k: v.float() for k, v in _read_tensors(path).items()}
+    load_all = method.peft.load_all if method.peft is not None else None
+    assert method.peft is not None and load_all is not None  # (import_peft sends only such methods here)
     fields = method.peft.fields(cfg) or {}
     name = name or _safe_name(path)
     module = model.add_prompt(
@@ -237,7 +239,7 @@ def _import_whole(model, path: Path, cfg: dict, method: Method, name: str | None
     )
     try:
         with torch.no_grad():
-            method.peft.load_all(module, tensors)
+            load_all(module, tensors)
     except Exception:
         model.bank.remove(name)
         raise

@@ -42,7 +42,7 @@ _WRITE_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota
 
 
 @contextlib.contextmanager
-def write_errors_named(path: Path):
+def write_errors_named(path: Path) -> Iterator[None]:
     """A full disk or a read-only / unwritable folder while writing ``path`` raises PromptFileError naming it."""
     try:
         yield

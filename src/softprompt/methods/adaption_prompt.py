@@ -51,17 +51,20 @@ class AdaptionPrompt(nn.Module):
         self.gate = nn.Parameter(torch.zeros(len(self.slots)))  # (L,) zero-init: no effect at step 0
 
     def contribute(self) -> Contribution:
-        parts = dict.fromkeys(range(self.num_slots))
+        parts: dict[int, torch.Tensor | None] = dict.fromkeys(range(self.num_slots))
         for j, slot in enumerate(self.slots):
             k, v = self._project(slot, self.prompt[j])  # (H_kv, P, D) each
             parts[slot] = torch.stack([k, v * self.gate[j].to(v.dtype)])  # the gate scales the values
         ref = parts[self.slots[0]]
+        assert ref is not None  # (set just above)
         zeros = ref.new_zeros(ref.shape)
         return Contribution(adapter=torch.stack([zeros if p is None else p for p in parts.values()]))
 
     def eject(self) -> Contribution:
         with torch.no_grad():
-            return Contribution(adapter=self.contribute().adapter.detach().clone())
+            adapter = self.contribute().adapter
+        assert adapter is not None  # (contribute always gives one)
+        return Contribution(adapter=adapter.detach().clone())
 
 
 LAYER = re.compile(r"layers\.(\d+)\.self_attn\.adaption_(prompt|gate)$")

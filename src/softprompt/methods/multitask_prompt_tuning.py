@@ -9,7 +9,7 @@ shared part, or any prompt's input embeddings); ``trained="factors"`` then train
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -17,6 +17,9 @@ from torch import nn
 from softprompt.core.prompt import Contribution, InitContext, Method, MethodConfig, PeftMapping
 from softprompt.errors import ConfigError, PromptFileError, check_choice, check_range
 from softprompt.methods.init import embed, vocab_sample
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
 
 INITS = ("vocab", "random", "file")
 TRAINED = ("all", "factors")
@@ -59,6 +62,7 @@ class MultitaskPromptTuningConfig(MethodConfig):
 def _shared_from_file(config: MultitaskPromptTuningConfig, width: int) -> torch.Tensor:
     from softprompt.io.atomic import load_tensors
 
+    assert config.init_file is not None  # (the config refuses init="file" without one)
     tensors = load_tensors(config.init_file)
     src = tensors.get("shared", tensors.get("embeds", tensors.get("embedding")))
     if src is None or src.dim() != 2 or src.shape[-1] != width:
@@ -96,10 +100,12 @@ class MultitaskPromptTuning(nn.Module):
 
     def eject(self) -> Contribution:
         with torch.no_grad():
-            return Contribution(embeds=self.contribute().embeds.detach().clone())
+            embeds = self.contribute().embeds
+        assert embeds is not None  # (contribute always gives them)
+        return Contribution(embeds=embeds.detach().clone())
 
 
-def share_across_tasks(model, names: list[str]) -> None:
+def share_across_tasks(model: PromptedModel, names: list[str]) -> None:
     """Tie the multitask prompts ``names`` (one per source task, task_id 0..T-1) to one set of parameters: the
     shared prompt and every task's factors. ``softprompt.train(model, [job per name], ...)`` then trains them in
     one run over mixed batches (each row's loss reaches the shared prompt and its own task's factors only), and
@@ -109,8 +115,12 @@ def share_across_tasks(model, names: list[str]) -> None:
         ConfigError: a prompt that is not multitask prompt tuning, shapes or ``num_tasks`` that differ, or two
             prompts with the same ``task_id``.
     """
-    modules = [model.bank.get(n) for n in names]
-    if not modules or any(not isinstance(m, MultitaskPromptTuning) for m in modules):
+    modules: list[MultitaskPromptTuning] = []
+    for got in [model.bank.get(n) for n in names]:
+        if not isinstance(got, MultitaskPromptTuning):
+            break
+        modules.append(got)
+    if not modules or len(modules) != len(names):
         raise ConfigError(f"share_across_tasks: {names} must all be multitask-prompt-tuning prompts")
     lead = modules[0]
     for name, m in zip(names, modules):
@@ -153,7 +163,7 @@ def _save_peft(module: MultitaskPromptTuning) -> tuple[dict, dict[str, torch.Ten
     fields = {"num_ranks": c.num_ranks, "num_tasks": c.num_tasks, "prompt_tuning_init_task": c.task_id,
               "num_virtual_tokens": c.num_virtual_tokens, "token_dim": module.shared.shape[1],
               "num_transformer_submodules": 1, "prompt_tuning_init": "RANDOM"}  # fmt: skip
-    tensors = {
+    tensors: dict[str, torch.Tensor] = {
         "prompt_embeddings": module.shared,
         "prefix_task_cols": module.cols,
         "prefix_task_rows": module.rows,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from transformers import Cache
 
     from softprompt.core.model import PromptedModel
+    from softprompt.serve.families import Filler
 
 
 def _pad_left(x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
@@ -68,9 +69,9 @@ class RowBatch:
         """A chunked prefill of rows with token ``ids`` and prompts ``keys``, to :meth:`join` once finished."""
         return Filling(self.model, ids, keys, overrides)
 
-    def join(self, filling: Filling) -> None:
+    def join(self, filling: Filler) -> None:
         """Merge the rows of a finished ``filling`` (their cache) after the current rows."""
-        assert filling.finished, "join a Filling once its last chunk ran"
+        assert isinstance(filling, Filling) and filling.finished, "join a Filling once its last chunk ran"
         exp = filling.exp
         self._merge(filling.cache, exp.mask, exp.position_ids[:, -1:], filling.keys, filling.overrides)
 
@@ -152,9 +153,9 @@ class RowBatch:
 class Filling:
     """Rows being prefilled, ``step(columns)`` columns of their expanded sequence at a time, on their own cache."""
 
-    def __init__(self, model, ids: list[list[int]], keys: list[str | None], overrides: dict):
+    def __init__(self, model: PromptedModel, ids: list[list[int]], keys: list[str | None], overrides: dict):
         self.model, self.keys, self.overrides = model, list(keys), overrides
-        device = model.backbone.get_input_embeddings().weight.device
+        device = input_embeddings(model.backbone).weight.device
         pad = model.tokenizer.pad_token_id if model.tokenizer is not None else 0
         x, m = pad_rows(ids, pad or 0, left=True)
         self.exp, batch = model.prepare(x.to(device), m.to(device), keys, left_pad=True, overrides=overrides)

@@ -166,7 +166,8 @@ class Engine:
         """The first waiting completions start their prefill together, as many as free rows allow and as fit one
         chunk (rows x longest input, virtual tokens counted, <= ``max_tokens_per_step``), or one longer prompt
         alone; a refused input fails them."""
-        joining, width = [], 0
+        joining: list[Completion] = []
+        width = 0
         for r in waiting[: max(self.config.max_rows - len(self._running), 0)]:
             n = len(r.ids) + (0 if r.entry is None else r.entry.virtual_tokens)
             if joining and (len(joining) + 1) * max(width, n) > self.config.max_tokens_per_step:
@@ -193,6 +194,7 @@ class Engine:
         """One chunk of the joining rows' prefill (rows x columns <= max_tokens_per_step); when it was the last,
         the rows join the running batch and their next-token logits (n, V) come back."""
         filling = self._filling
+        assert filling is not None  # (step calls _fill only while a prefill is under way)
         logits = filling.step(self.config.max_tokens_per_step // len(filling))
         if logits is None:
             return []
@@ -261,7 +263,8 @@ class Engine:
     def _classify(self, waiting: list[Classification]) -> None:
         """Score the first waiting classifications (``classify_rows`` texts, at least one request) together, every
         prompt and task in one forward; when that fails, each request alone, so a bad input fails only its own."""
-        reqs, budget = [], self.config.classify_rows
+        reqs: list[Classification] = []
+        budget = self.config.classify_rows
         for r in waiting:
             if reqs and len(r.texts) > budget:
                 break
@@ -272,7 +275,9 @@ class Engine:
             return
         rows = self.config.classify_rows
         try:
-            out = tasks.score_mixed(self.model, [(r.entry, r.texts) for r in reqs], rows)
+            out: list[torch.Tensor | None] = list(
+                tasks.score_mixed(self.model, [(r.entry, r.texts) for r in reqs], rows)
+            )
         except Exception:
             out = []
             for r in reqs:

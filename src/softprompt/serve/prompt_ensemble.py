@@ -6,11 +6,18 @@ higher mean probability)."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from softprompt.errors import ConfigError
 
+if TYPE_CHECKING:
+    from fastapi import Request
 
-async def classify(rows, request, texts: list[str], body) -> list[dict] | None:
+    from softprompt.serve.app import Rows
+    from softprompt.serve.schemas import ClassifyBody
+
+
+async def classify(rows: Rows, request: Request, texts: list[str], body: ClassifyBody) -> list[dict] | None:
     """Score ``texts`` with every member of ``body`` (one engine request each, batched by the scheduler) and
     combine them; None when the client went away."""
     from softprompt.serve import responses as R
@@ -37,7 +44,7 @@ async def classify(rows, request, texts: list[str], body) -> list[dict] | None:
     return None
 
 
-def members_of(body) -> list[str]:
+def members_of(body: ClassifyBody) -> list[str]:
     """The served prompts a classify request scores with: ``prompt`` when given (a name or a list), else
     ``model``."""
     prompt = getattr(body, "prompt", None)

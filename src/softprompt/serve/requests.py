@@ -62,4 +62,5 @@ class Completion(Request):
 
 @dataclass(kw_only=True)
 class Classification(Request):
+    entry: Entry  # (a classification always has a prompt with a task: intake refuses the others)
     texts: list[str]

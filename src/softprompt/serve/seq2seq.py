@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from transformers import Cache
 
     from softprompt.core.model import PromptedModel
+    from softprompt.serve.families import Filler
 
 
 def _pad(x: torch.Tensor, dim: int, width: int, *, left: bool) -> torch.Tensor:
@@ -89,9 +90,9 @@ class Seq2SeqBatch:
         """The joining rows' prefill as one step (the encoder runs once per request: no chunks on this side)."""
         return WholeFill(self, ids, keys, overrides)
 
-    def join(self, filling: WholeFill) -> None:
+    def join(self, filling: Filler) -> None:
         """Nothing to do: a finished :class:`WholeFill` merged its rows when it ran."""
-        assert filling.finished, "join a WholeFill once it ran"
+        assert isinstance(filling, WholeFill) and filling.finished, "join a WholeFill once it ran"
 
     def _merge(
         self, enc: torch.Tensor, enc_mask: torch.Tensor, cache: Cache, keys: list[str | None], overrides: dict

@@ -91,7 +91,9 @@ def _rows(entry, texts: list[str]) -> tuple[list[list[int]], list[list[int]], li
 
 
 @torch.no_grad()
-def score_mixed(model, jobs: list[tuple[object, list[str]]], rows: int = 64) -> list[torch.Tensor]:
+def score_mixed(
+    model: PromptedModel, jobs: list[tuple[Entry, list[str]]], rows: int = 64
+) -> list[torch.Tensor]:
     """(n_i, C_i) label scores of each job (entry, texts): every job a shared forward can read in one forward
     (``rows`` texts at most per forward), the others through their task's own scoring (CPU tensors)."""
     out: list[torch.Tensor | None] = [None] * len(jobs)
@@ -108,7 +110,8 @@ def score_mixed(model, jobs: list[tuple[object, list[str]]], rows: int = 64) -> 
             parts[j].append(part)
     for j, p in parts.items():
         out[j] = torch.cat(p)
-    return out
+    assert all(o is not None for o in out)  # every job is either shared or scored on its own
+    return [o for o in out if o is not None]
 
 
 def _forward(model, jobs, encoded, chunk) -> dict[int, torch.Tensor]:

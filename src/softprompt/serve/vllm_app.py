@@ -9,7 +9,9 @@ prompt's name. Deep prompts get HTTP 400 naming the engine that serves them.
 
 from __future__ import annotations
 
+import argparse
 import json
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI, Request
@@ -19,6 +21,10 @@ from softprompt.serve import responses as R
 from softprompt.serve.guard import Guard
 from softprompt.serve.store import BASE
 from softprompt.serve.vllm_engine import DeepPromptRefused, InputPrompts, encode_embeds
+
+if TYPE_CHECKING:
+    from softprompt.serve.limits import EngineConfig
+    from softprompt.serve.vllm_engine import VLLMProcess
 
 SERVED = ("/v1/completions", "/v1/models", "/health")
 MAX_BODY = 1 << 20
@@ -51,9 +57,16 @@ def create_vllm_app(
     @app.get("/v1/models")
     async def models():
         refused = prompts.refused()
-        cards = [{"id": BASE, "object": "model", "owned_by": "softprompt", "parent": parent}]
+        cards: list[dict[str, object]] = [
+            {"id": BASE, "object": "model", "owned_by": "softprompt", "parent": parent}
+        ]
         for e in prompts.store.entries():
-            card = {"id": e.name, "object": "model", "owned_by": "softprompt", "parent": parent}
+            card: dict[str, object] = {
+                "id": e.name,
+                "object": "model",
+                "owned_by": "softprompt",
+                "parent": parent,
+            }
             card.update(method=e.method, virtual_tokens=e.virtual_tokens, served=e.name not in refused)
             cards.append(card)
         return {"object": "list", "data": cards}
@@ -96,10 +109,11 @@ def _vllm_body(prompts: InputPrompts, tok, body: dict) -> tuple[str, dict]:
         raise R.api_error(e, "prompt") from None
     out = {k: v for k, v in body.items() if k not in ("model", "prompt", "prompt_embeds")}
     out["model"] = BASE
-    if rows[0].embeds is None:
+    embeds = [r.embeds for r in rows if r.embeds is not None]  # every row or none: one prompt
+    if not embeds:
         out["prompt"] = [r.ids for r in rows]
     else:
-        out["prompt_embeds"] = [encode_embeds(r.embeds) for r in rows]
+        out["prompt_embeds"] = [encode_embeds(e) for e in embeds]
     return name, out
 
 
@@ -151,7 +165,14 @@ async def _relay(client: httpx.AsyncClient, body: dict, name: str):
                 yield line + "\n\n"
 
 
-def build_vllm(model: str, prompts_dir: str | None, *, python: str, dtype: str = "float32", config=None):
+def build_vllm(
+    model: str,
+    prompts_dir: str | None,
+    *,
+    python: str,
+    dtype: str = "float32",
+    config: EngineConfig | None = None,
+) -> tuple[InputPrompts, VLLMProcess, str]:
     """(InputPrompts on ``model`` with the prompts of ``prompts_dir``, started VLLMProcess, vLLM's version).
 
     vLLM is checked first (VLLMUnavailable before anything loads); the backbone is loaded here too, on CPU, for
@@ -181,7 +202,7 @@ def build_vllm(model: str, prompts_dir: str | None, *, python: str, dtype: str =
     return front, proc, version
 
 
-def run_vllm(args, config) -> int:
+def run_vllm(args: argparse.Namespace, config: EngineConfig) -> int:
     """``softprompt serve --engine vllm``: the front on ``args.host:args.port``, vLLM behind it on loopback."""
     import os
 

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import torch
 
+from softprompt.core.arch import input_embeddings
 from softprompt.errors import ConfigError, UnsupportedModel
-from softprompt.serve.store import BASE, PromptStore
+from softprompt.serve.store import BASE, Entry, PromptStore
 
 PYTHON_ENV = "SOFTPROMPT_VLLM_PYTHON"
 """Environment variable naming the vLLM virtualenv's python (``--vllm-python`` overrides it)."""
@@ -101,7 +102,7 @@ class InputPrompts:
         self.store, self.model = store, store.model
         self._vectors: dict[str, torch.Tensor | None] = {}
 
-    def vectors(self, entry) -> torch.Tensor | None:
+    def vectors(self, entry: Entry) -> torch.Tensor | None:
         """(P, H) float32 virtual-token vectors of a served prompt version; DeepPromptRefused for prefixes."""
         if entry.key not in self._vectors:
             with self.store.lock, torch.no_grad():
@@ -115,7 +116,7 @@ class InputPrompts:
         """Row inputs for ``ids`` under prompt ``name`` (``base``: the plain model)."""
         if not ids:
             raise ConfigError("prompt is empty; give at least one token of text")
-        vocab = self.model.backbone.get_input_embeddings().num_embeddings
+        vocab = input_embeddings(self.model.backbone).num_embeddings
         bad = next((t for t in ids if not 0 <= t < vocab), None)
         if bad is not None:
             raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from softprompt.errors import ConfigError, check_choice, check_range
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
+    from softprompt.tasks.base import Task
 
 COMBINE = ("mean", "vote")
 
@@ -39,7 +43,7 @@ class EnsembleResult:
     """Per example, label -> how many members chose it."""
 
 
-def labels_of(task) -> list[str]:
+def labels_of(task: Task) -> list[str]:
     """The label names a classification task scores, in order (refused for other tasks)."""
     verbalizer = getattr(task, "verbalizer", None)
     labels = getattr(verbalizer, "labels", None) or getattr(task, "labels", None)
@@ -49,7 +53,7 @@ def labels_of(task) -> list[str]:
     return list(labels)
 
 
-def _shares_forward(a, b) -> bool:
+def _shares_forward(a: Task, b: Task) -> bool:
     """Whether ``b``'s rows can be scored by ``a``'s label scoring: the same template and label words."""
     from softprompt.tasks.classify import VerbalizerTask
 
@@ -58,7 +62,7 @@ def _shares_forward(a, b) -> bool:
     return a.template.source == b.template.source and a.verbalizer == b.verbalizer and a.kind == b.kind
 
 
-def _groups(members: Sequence[tuple[str, object]]) -> list[list[int]]:
+def _groups(members: Sequence[tuple[str, Task]]) -> list[list[int]]:
     groups: list[list[int]] = []
     for i, (_, task) in enumerate(members):
         home = next((g for g in groups if _shares_forward(members[g[0]][1], task)), None)
@@ -67,7 +71,7 @@ def _groups(members: Sequence[tuple[str, object]]) -> list[list[int]]:
 
 
 def ensemble_probabilities(
-    model, members: Sequence[tuple[str, object]], examples: list[dict], batch_size: int = 16
+    model: PromptedModel, members: Sequence[tuple[str, Task]], examples: list[dict], batch_size: int = 16
 ) -> torch.Tensor:
     """(M, N, C) each member's label probabilities for each example; a chunk of ``batch_size`` inputs is one
     forward of ``batch_size x members`` rows per group of members that share a template and label words."""
@@ -76,7 +80,8 @@ def ensemble_probabilities(
     out = torch.empty(len(members), len(examples), len(labels_of(members[0][1])))
     for group in _groups(members):
         lead = members[group[0]][1]
-        score = getattr(lead, "scores", None) or lead.logits
+        score: Any = getattr(lead, "scores", None) or getattr(lead, "logits", None)
+        assert score is not None  # labels_of refused tasks without label scoring
         with eval_mode(model, lead):
             for i in range(0, len(examples), batch_size):
                 chunk = examples[i : i + batch_size]
@@ -104,8 +109,8 @@ def _merge(batches: list[dict]) -> dict:
 
 
 def predict_ensemble(
-    model,
-    members: Sequence[tuple[str, object]],
+    model: PromptedModel,
+    members: Sequence[tuple[str, Task]],
     examples: list[dict],
     *,
     combine: Literal["mean", "vote"] = "mean",

@@ -19,11 +19,18 @@ DeepSpeed ZeRO-3 is refused (``check_launch``; why: README, Scaling out, and ben
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from softprompt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    from softprompt.core.model import PromptedModel
 
 FSDP_ENV = "ACCELERATE_USE_FSDP"
 DEEPSPEED_ENV = "ACCELERATE_USE_DEEPSPEED"
@@ -52,7 +59,7 @@ def check_launch() -> None:
             )
 
 
-def fsdp_plugin(accelerator):
+def fsdp_plugin(accelerator: Accelerator) -> FullyShardedDataParallelPlugin | None:
     """Accelerate's FSDP plugin when this run was launched with an FSDP config, else None."""
     if not _env_flag(FSDP_ENV):
         return None
@@ -64,7 +71,13 @@ def fsdp_plugin(accelerator):
     return plugin
 
 
-def shard(model: nn.Module, keep_whole: list[nn.Parameter], plugin, device: torch.device, world: int) -> dict:
+def shard(
+    model: PromptedModel,
+    keep_whole: list[nn.Parameter],
+    plugin: FullyShardedDataParallelPlugin,
+    device: torch.device,
+    world: int,
+) -> dict:
     """Shard ``model``'s frozen backbone over ``world`` processes in place; ``keep_whole`` stay replicated.
 
     Returns:
@@ -79,12 +92,14 @@ def shard(model: nn.Module, keep_whole: list[nn.Parameter], plugin, device: torc
     offload = plugin.cpu_offload if isinstance(plugin.cpu_offload, OffloadPolicy) else OffloadPolicy()
     # No mixed-precision policy: the backbone computes in the dtype it was loaded in, under the loop's autocast,
     # exactly as without FSDP (so a sharded run equals an unsharded one).
-    kwargs = {"mesh": mesh, "offload_policy": offload, "mp_policy": MixedPrecisionPolicy()}
+    policy = MixedPrecisionPolicy()
     blocks = set(getattr(model.backbone, "_no_split_modules", None) or ())  # e.g. {"LlamaDecoderLayer"}
     units = [m for m in model.backbone.modules() if type(m).__name__ in blocks]
     for module in units:
-        fully_shard(module, reshard_after_forward=reshard, **kwargs)
-    fully_shard(model, ignored_params=set(keep_whole), **kwargs)
+        fully_shard(
+            module, mesh=mesh, reshard_after_forward=reshard, offload_policy=offload, mp_policy=policy
+        )
+    fully_shard(model, mesh=mesh, ignored_params=set(keep_whole), offload_policy=offload, mp_policy=policy)
     frozen = {id(p): p for p in model.backbone.parameters()}.values()
     return {
         "kind": "fsdp2",
