@@ -4,6 +4,7 @@ Loading a trained prompt (``load_trained``) lives in ``commands.backbone``."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -24,6 +25,23 @@ __all__ = [
     "load_backbone",
     "model_flags",
 ]  # re-exported: every model-loading command uses them
+
+
+def add_prompt_flags(parser: argparse.ArgumentParser) -> None:
+    """``--prompt`` (repeatable: an ensemble) and ``--combine``, for the commands that score with saved prompts."""
+    parser.add_argument(
+        "--prompt",
+        required=True,
+        action="append",
+        metavar="DIR",
+        help="a prompt folder, or a run folder; repeat it for an ensemble (all scored in one batch)",
+    )
+    parser.add_argument(
+        "--combine",
+        choices=("mean", "vote"),
+        default="mean",
+        help="an ensemble's combination: mean of probabilities, or majority vote (default: mean)",
+    )
 
 
 def is_main_process() -> bool:

@@ -28,21 +28,9 @@ SPLITS = ("train", "validation", "test", "all")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from softprompt.commands.common import add_model_flags
+    from softprompt.commands.common import add_model_flags, add_prompt_flags
 
-    parser.add_argument(
-        "--prompt",
-        required=True,
-        action="append",
-        metavar="DIR",
-        help="a prompt folder, or a run folder; repeat it for an ensemble (all scored in one batch)",
-    )
-    parser.add_argument(
-        "--combine",
-        choices=("mean", "vote"),
-        default="mean",
-        help="an ensemble's combination: mean of probabilities, or majority vote (default: mean)",
-    )
+    add_prompt_flags(parser)
     parser.add_argument("--model", help="backbone (default: the one recorded with the prompt)")
     parser.add_argument("--dataset", help="built-in name or file/folder (default: the training dataset)")
     parser.add_argument(

@@ -29,21 +29,9 @@ batch, and the members' probabilities are averaged (--combine vote: the majority
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from softprompt.commands.common import add_model_flags
+    from softprompt.commands.common import add_model_flags, add_prompt_flags
 
-    parser.add_argument(
-        "--prompt",
-        required=True,
-        action="append",
-        metavar="DIR",
-        help="a prompt folder, or a run folder; repeat it for an ensemble (all scored in one batch)",
-    )
-    parser.add_argument(
-        "--combine",
-        choices=("mean", "vote"),
-        default="mean",
-        help="an ensemble's combination: mean of probabilities, or majority vote (default: mean)",
-    )
+    add_prompt_flags(parser)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--input", metavar="FILE", help="examples: JSONL (one JSON object per line), JSON, CSV or TSV"
