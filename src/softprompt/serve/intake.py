@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from annotated_types import Interval
@@ -19,6 +19,19 @@ from softprompt.serve.requests import Classification, Completion
 from softprompt.serve.sampling import Detokenizer
 from softprompt.serve.store import Entry, PromptStore
 from softprompt.tasks.base import tokenizer_of
+
+if TYPE_CHECKING:
+    from softprompt.core.model import PromptedModel
+
+
+def check_token_ids(model: PromptedModel, ids: list[int]) -> None:
+    """Refuse an empty prompt or a token id outside ``model``'s vocabulary (ConfigError naming it)."""
+    if not ids:
+        raise ConfigError("prompt is empty; give at least one token of text")
+    vocab = input_embeddings(model.backbone).num_embeddings
+    bad = next((t for t in ids if not 0 <= t < vocab), None)
+    if bad is not None:
+        raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
 
 
 class Intake:
@@ -40,12 +53,7 @@ class Intake:
         """A checked completion request for token ``ids`` (holds its prompt version until it ends)."""
         if self.refusal is not None:
             raise UnsupportedModel(self.refusal)
-        if not ids:
-            raise ConfigError("prompt is empty; give at least one token of text")
-        vocab = input_embeddings(self.model.backbone).num_embeddings
-        bad = next((t for t in ids if not 0 <= t < vocab), None)
-        if bad is not None:
-            raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
+        check_token_ids(self.model, ids)
         max_tokens = params.get("max_tokens", DEFAULTS.max_tokens)
         check_value("max_tokens", max_tokens, Annotated[int, Interval(ge=1, le=self.config.max_new_tokens)])
         entry = self.store.acquire(prompt)

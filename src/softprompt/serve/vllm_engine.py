@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from softprompt.core.arch import input_embeddings
 from softprompt.errors import ConfigError, UnsupportedModel
+from softprompt.serve.intake import check_token_ids
 from softprompt.serve.store import BASE, Entry, PromptStore
 
 PYTHON_ENV = "SOFTPROMPT_VLLM_PYTHON"
@@ -114,12 +114,7 @@ class InputPrompts:
 
     def inputs(self, name: str, ids: list[int]) -> Inputs:
         """Row inputs for ``ids`` under prompt ``name`` (``base``: the plain model)."""
-        if not ids:
-            raise ConfigError("prompt is empty; give at least one token of text")
-        vocab = input_embeddings(self.model.backbone).num_embeddings
-        bad = next((t for t in ids if not 0 <= t < vocab), None)
-        if bad is not None:
-            raise ConfigError(f"prompt holds token id {bad}; accepted ids: 0..{vocab - 1}")
+        check_token_ids(self.model, ids)
         if name == BASE:
             return Inputs(ids, None)
         vec = self.vectors(self.store.get(name))
