@@ -92,9 +92,12 @@ def test_bad_prompt_paths_and_names_are_400(server):
 
 
 def test_empty_and_out_of_vocabulary_prompts_are_400(server):
-    for prompt, fragment in [("", "empty"), ([9999], "token id 9999"), ([], "empty list")]:
+    for prompt, fragment in [("", "empty"), ([9999], "token id 9999")]:
         r = httpx.post(server.url + "/v1/completions", json={"model": "base", "prompt": prompt})
         assert fragment in error_of(r, 400)["message"]
+    for prompt in [[], [[]]]:  # the schema's minItems (FastAPI refuses them before the engine)
+        r = httpx.post(server.url + "/v1/completions", json={"model": "base", "prompt": prompt})
+        assert error_of(r, 422)["param"].startswith("prompt")
     r = httpx.post(server.url + "/v1/classify", json={"model": "pt", "input": "x"})
     assert "no classification task" in error_of(r, 400)["message"]
 

@@ -52,3 +52,11 @@ def test_pick_greedy_top_p_and_seed():
     assert a[0] == a[1]
     lp, top = top_logprobs(logits, 2, 2)
     assert [t for t, _ in top] == [1, 2] and lp == top[1][1] < 0
+
+
+def test_a_vanishing_temperature_draws_the_greedy_token():
+    """Found by schemathesis: temperature 1.4e-45 made logits / T overflow to inf and the draw raised (HTTP 500)."""
+    logits = torch.tensor([[1.0, 3.0, -2.0, 2.9], [0.5, -1.0, 0.0, 0.4]])
+    for t in (1.401298464324817e-45, 1e-39):
+        out = pick_rows(logits, make_sampler(True, t, 1.0), torch.zeros(2, 1, dtype=torch.long), None)
+        assert out.tolist() == [1, 0]

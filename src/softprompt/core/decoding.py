@@ -66,7 +66,11 @@ def pick(
     if sampler is None:
         return logits.argmax(-1)
     scores = sampler(so_far, logits.float())  # type: ignore[arg-type]  # transformers annotates ids as LongTensor, no torch op returns that type
-    return torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
+    probs = torch.softmax(scores, -1)  # (B, V)
+    bad = ~torch.isfinite(probs).all(-1)  # a temperature so small (1e-45) that logits / T overflow to inf
+    if bad.any():  # ... whose limit is greedy
+        probs[bad] = torch.nn.functional.one_hot(logits[bad].argmax(-1), probs.shape[-1]).to(probs.dtype)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
 def eos_ids(model: PromptedModel, eos_token_id: int | Sequence[int] | None = None) -> list[int]:

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from softprompt.serve import prompt_ensemble
+from softprompt.serve import replies as D
 from softprompt.serve import responses as R
 from softprompt.serve.engine import Engine
 from softprompt.serve.guard import Guard
@@ -26,6 +28,9 @@ from softprompt.serve.store import BASE
 
 if TYPE_CHECKING:
     from softprompt.serve.requests import Request as EngineRequest
+
+GENERATE = (400, 401, 404, 413, 422, 429, 503, 504)
+"""The error statuses of the inference routes."""
 
 MAX_BODY = 1 << 20
 """Largest request body in bytes (HTTP 413 beyond; ``guard.Guard`` enforces it)."""
@@ -106,6 +111,13 @@ def create_app(
         err = R.invalid_body(e.errors())
         return JSONResponse(err.body(), status_code=err.status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(
+        request, e: StarletteHTTPException
+    ):  # FastAPI's own: body not parsed, no route, ...
+        err = R.http_error(e.status_code, str(e.detail))
+        return JSONResponse(err.body(), status_code=err.status, headers=getattr(e, "headers", None))
+
     @app.exception_handler(Exception)
     async def _any_error(request, e: Exception):
         err = R.api_error(e)
@@ -113,28 +125,59 @@ def create_app(
 
     _add_admin_routes(app, engine, parent)
     _add_inference_routes(app, engine)
+    _openapi_with_limits(app, engine)
     return app
+
+
+def _openapi_with_limits(app: FastAPI, engine: Engine) -> None:
+    """``/openapi.json`` states this server's own bounds: ``max_tokens`` up to ``max_new_tokens``, token ids
+    inside the vocabulary (the bodies' classes cannot: they are shared by every server)."""
+    from softprompt.core.arch import input_embeddings
+
+    plain = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = plain()  # (FastAPI keeps it as app.openapi_schema)
+            vocab = input_embeddings(engine.model.backbone).num_embeddings
+            schemas = spec["components"]["schemas"]
+            for name in ("CompletionBody", "ChatBody"):
+                for field in ("max_tokens", "max_completion_tokens"):
+                    if field in schemas[name]["properties"]:
+                        schemas[name]["properties"][field]["anyOf"][0]["maximum"] = (
+                            engine.config.max_new_tokens
+                        )
+            for option in schemas["CompletionBody"]["properties"]["prompt"]["anyOf"]:
+                items = option.get("items", {})
+                ints = items.get("items", items) if items.get("type") == "array" else items
+                if ints.get("type") == "integer":
+                    ints.update(minimum=0, maximum=vocab - 1)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_admin_routes(app: FastAPI, engine: Engine, parent: str) -> None:
     """/health, /metrics, /v1/models and adding / removing prompts."""
 
-    @app.get("/health")
+    @app.get("/health", responses=D.documented(body=D.Health))
     async def health():
         return {"status": "ok", "prompts": len(engine.store.names()), "pid": os.getpid(), **engine.stats()}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics():
         return Response(engine.metrics.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses=D.documented(401, body=D.ModelList))
     async def models():
         return {
             "object": "list",
             "data": [_model_card(None, parent)] + [_model_card(e, parent) for e in engine.store.entries()],
         }
 
-    @app.post("/v1/prompts", status_code=201)
+    @app.post(
+        "/v1/prompts", status_code=201, responses=D.documented(400, 401, 413, 422, ok=201, body=D.ModelCard)
+    )
     async def add_prompt(body: PromptBody):
         try:
             entry = await asyncio.to_thread(engine.store.add, body.name, engine.store.inside_root(body.path))
@@ -142,7 +185,7 @@ def _add_admin_routes(app: FastAPI, engine: Engine, parent: str) -> None:
             raise R.api_error(e, "path") from None
         return _model_card(entry, parent)
 
-    @app.delete("/v1/prompts/{name}")
+    @app.delete("/v1/prompts/{name}", responses=D.documented(401, 404, 409, body=D.Deleted))
     async def remove_prompt(name: str):
         try:
             await asyncio.to_thread(engine.store.remove, name)
@@ -155,24 +198,27 @@ def _add_inference_routes(app: FastAPI, engine: Engine) -> None:
     """/v1/classify, /v1/completions and /v1/chat/completions."""
     tok = engine.tok
 
-    @app.post("/v1/classify")
+    @app.post("/v1/classify", responses=D.documented(*GENERATE, body=D.Classification))
     async def classify(body: ClassifyBody, request: Request):
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts:
             raise R.ApiError(
-                400, "input is empty; give a string or a non-empty list of strings", param="input"
+                400,
+                "input is empty; give a string or a non-empty list of strings",
+                param="input",
+                code="invalid_value",
             )
         data = await prompt_ensemble.classify(Rows(engine), request, texts, body)
         if data is None:
             return Response(status_code=499)
         return {"id": R.new_id("clf"), "object": "list", "model": body.model, "data": data}
 
-    @app.post("/v1/completions")
+    @app.post("/v1/completions", responses=D.documented(*GENERATE, body=D.Completion, stream=True))
     async def completions(body: CompletionBody, request: Request):
         prompts = _prompt_ids(tok, body.prompt)
         return await _serve(engine, request, body, prompts, chat=False)
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", responses=D.documented(*GENERATE, body=D.ChatCompletion, stream=True))
     async def chat(body: ChatBody, request: Request):
         if not getattr(tok, "chat_template", None):
             raise R.ApiError(
@@ -219,7 +265,7 @@ def _prompt_ids(tok, prompt) -> list[list[int]]:
     if isinstance(prompt, str):
         return [tok(prompt)["input_ids"]]
     if not prompt:
-        raise R.ApiError(400, "prompt is an empty list", param="prompt")
+        raise R.ApiError(400, "prompt is an empty list", param="prompt", code="invalid_value")
     if isinstance(prompt[0], int):
         return [list(prompt)]
     if isinstance(prompt[0], str):

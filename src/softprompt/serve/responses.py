@@ -60,6 +60,15 @@ def api_error(e: Exception, param: str | None = None) -> ApiError:
     return ApiError(500, f"internal error: {type(e).__name__}: {msg}", type="server_error", code="internal")
 
 
+def http_error(status: int, detail: str) -> ApiError:
+    """An error FastAPI or Starlette raise themselves (a body that is not UTF-8, an unknown route, a wrong
+    method) in the API's shape."""
+    if status == 400:
+        return ApiError(400, f"request body is not valid JSON: {detail}", code="invalid_json")
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return ApiError(status, detail, code=codes.get(status, "invalid_request"))
+
+
 def invalid_body(errors: Sequence[Any]) -> ApiError:
     """FastAPI's validation errors of a body as ours: 400 when it is not a JSON object, else 422 naming the field."""
     err = errors[0]

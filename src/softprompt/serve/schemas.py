@@ -6,11 +6,16 @@ OpenAI's field names; unknown fields are ignored, as OpenAI's server does. Sampl
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from softprompt.core.bank import NAME
 from softprompt.core.decoding import DEFAULTS, TopP
+
+
+T = TypeVar("T")
+NonEmpty = Annotated[list[T], Field(min_length=1)]
 
 
 class _Body(BaseModel):
@@ -52,8 +57,8 @@ class _Sampling(_Body):
 class CompletionBody(_Sampling):
     """``POST /v1/completions``."""
 
-    prompt: str | list[str] | list[int] | list[list[int]] = Field(
-        description="A text, texts, token ids, or lists of token ids."
+    prompt: str | NonEmpty[str] | NonEmpty[int] | NonEmpty[NonEmpty[int]] = Field(
+        description="A text, texts, token ids, or lists of token ids (lists not empty)."
     )
     logprobs: int | None = Field(default=None, ge=0, le=5, description="Top log-probabilities per token.")
     echo: bool = False
@@ -77,8 +82,10 @@ class ClassifyBody(_Body):
     """``POST /v1/classify``: label scores of a trained classification prompt."""
 
     model: Model
-    input: str | list[str] = Field(description="A text or a non-empty list of texts.")
-    prompt: str | list[str] | None = Field(
+    input: str | NonEmpty[str] = Field(description="A text or a non-empty list of texts.")
+    prompt: (
+        str | Annotated[list[str], Field(min_length=1, json_schema_extra={"uniqueItems": True})] | None
+    ) = Field(
         default=None,
         description="An ensemble: the served prompts to score under and combine (default: model alone).",
     )
@@ -90,5 +97,8 @@ class ClassifyBody(_Body):
 class PromptBody(_Body):
     """``POST /v1/prompts``: serve the prompt folder ``path`` (inside the prompts root) as ``name``."""
 
-    name: str = Field(description="The name requests will use as `model`.")
+    name: str = Field(
+        pattern=NAME.pattern,
+        description="The name requests will use as `model`: 1-128 ASCII letters, digits, '_' or '-' (not `base`).",
+    )
     path: str = Field(description="A prompt folder, relative to the server's prompts root.")

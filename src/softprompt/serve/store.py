@@ -95,10 +95,17 @@ class PromptStore:
         """``path`` (relative to the root, or absolute) resolved, refused when it leaves the root."""
         if self.root is None:
             raise ConfigError("this server has no prompts directory; prompts cannot be added")
-        p = (self.root / path).resolve()
+        try:
+            p = (self.root / path).resolve()
+        except (ValueError, OSError) as e:  # a NUL byte, a name too long for the file system, a loop
+            raise ConfigError(f"path {path!r} is not a usable path: {e}") from None
         if p != self.root and self.root not in p.parents:
             raise ConfigError(f"path {path!r} is outside the prompts directory {self.root}")
-        if not p.is_dir():
+        try:
+            folder = p.is_dir()
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"path {path!r} is not a usable path: {e}") from None
+        if not folder:
             raise PromptFileError(f"path {path!r}: no such folder in {self.root}")
         return p
 
