@@ -10,6 +10,7 @@ through bench/fuzz.py, which reads the counts this test writes to ``SOFTPROMPT_S
 import collections
 import json
 import os
+import shutil
 
 import pytest
 import schemathesis
@@ -55,8 +56,11 @@ TALLY: collections.Counter = collections.Counter()
 
 
 @pytest.fixture(scope="module")
-def api(serve_assets):
-    live = start(serve_assets, max_rows=8, max_queue=64, max_new_tokens=16, request_timeout=15.0)
+def api(serve_assets, tmp_path_factory):
+    prompts = tmp_path_factory.mktemp("fuzzed") / "prompts"  # its own copy: the deletes it sends are kept
+    shutil.copytree(serve_assets["prompts"], prompts)
+    assets = {**serve_assets, "prompts": str(prompts)}
+    live = start(assets, max_rows=8, max_queue=64, max_new_tokens=16, request_timeout=15.0)
     yield schemathesis.openapi.from_url(live.url + "/openapi.json")
     live.close()
     live.engine.stop()

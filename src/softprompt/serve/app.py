@@ -180,7 +180,9 @@ def _add_admin_routes(app: FastAPI, engine: Engine, parent: str) -> None:
     )
     async def add_prompt(body: PromptBody):
         try:
-            entry = await asyncio.to_thread(engine.store.add, body.name, engine.store.inside_root(body.path))
+            entry = await asyncio.to_thread(
+                engine.store.add_kept, body.name, engine.store.inside_root(body.path)
+            )
         except Exception as e:
             raise R.api_error(e, "path") from None
         return _model_card(entry, parent)
@@ -188,7 +190,7 @@ def _add_admin_routes(app: FastAPI, engine: Engine, parent: str) -> None:
     @app.delete("/v1/prompts/{name}", responses=D.documented(401, 404, 409, body=D.Deleted))
     async def remove_prompt(name: str):
         try:
-            await asyncio.to_thread(engine.store.remove, name)
+            await asyncio.to_thread(engine.store.remove_kept, name)
         except Exception as e:
             raise R.api_error(e, "name") from None
         return {"id": name, "object": "model", "deleted": True}

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from softprompt.core.bank import NAME
 from softprompt.core.decoding import DEFAULTS, TopP
 
-
 T = TypeVar("T")
 NonEmpty = Annotated[list[T], Field(min_length=1)]
 

@@ -21,6 +21,7 @@ from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
 from softprompt.files.prompts import load_prompt, resolve_prompt_dir
 from softprompt.serve.refusals import BaseNotRemovable, UnknownPrompt
+from softprompt.serve.registry import Registry
 
 if TYPE_CHECKING:
     from softprompt.core.model import PromptedModel
@@ -59,6 +60,7 @@ class PromptStore:
     def __init__(self, model: PromptedModel, root: str | Path | None = None) -> None:
         self.model = model
         self.root = None if root is None else Path(root).resolve()
+        self.registry = Registry(self.root or Path("."))
         self.lock = threading.RLock()
         self._names = threading.Lock()
         self._entries: dict[str, Entry] = {}
@@ -66,16 +68,19 @@ class PromptStore:
         self._counter = 0
 
     def load_all(self) -> list[str]:
-        """Load every prompt/run folder directly inside the root (sorted by name); returns the names.
+        """Load every prompt/run folder directly inside the root (sorted by name), then apply what the HTTP API
+        added and removed (``registry.FILE``); returns the names.
 
         A folder whose name cannot be a prompt name (not 1-128 ASCII letters, digits, '_' or '-', or the
-        reserved ``base``) is skipped with a warning naming it; the others are served.
+        reserved ``base``), or that does not load (half-written, damaged, another backbone's), is skipped with a
+        warning naming it and why; the others are served.
         """
         if self.root is None or not self.root.is_dir():
             raise PromptFileError(f"--prompts {self.root}: not a directory")
-        names = []
+        added, removed = self.registry.read()
+        found = {}
         for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if not ((d / "prompt.json").exists() or (d / "run.json").exists()):
+            if not ((d / "prompt.json").exists() or (d / "run.json").exists()) or d.name in removed:
                 continue
             if d.name == BASE or not NAME.match(d.name):
                 why = (
@@ -83,13 +88,34 @@ class PromptStore:
                     if d.name == BASE
                     else "a prompt name takes 1-128 ASCII letters, digits, '_' or '-'"
                 )
-                warnings.warn(
-                    f"--prompts {self.root}: skipped folder {d.name!r}: {why}; rename it to serve it",
-                    stacklevel=2,
-                )
+                self._skip(d.name, f"{why}; rename it to serve it")
                 continue
-            names.append(self.add(d.name, d).name)
+            found.setdefault(d.name, d)
+        for name, rel in added.items():
+            found[name] = self.root / rel
+        names = []
+        for name, folder in found.items():
+            try:
+                names.append(self.add(name, folder).name)
+            except SoftPromptError as e:
+                self._skip(folder.name, f"{' '.join(str(e).split())}; it is not served")
         return names
+
+    def _skip(self, folder: str, why: str) -> None:
+        warnings.warn(f"--prompts {self.root}: skipped folder {folder!r}: {why}", stacklevel=3)
+
+    def add_kept(self, name: str, path: Path) -> Entry:
+        """``add``, then remembered across restarts (``POST /v1/prompts``)."""
+        entry = self.add(name, path)
+        self.registry.added(name, path)
+        return entry
+
+    def remove_kept(self, name: str) -> Entry:
+        """``remove``, then remembered across restarts (``DELETE /v1/prompts/{name}``)."""
+        entry = self.remove(name)
+        if self.root is not None:
+            self.registry.removed(name)
+        return entry
 
     def inside_root(self, path: str) -> Path:
         """``path`` (relative to the root, or absolute) resolved, refused when it leaves the root."""
