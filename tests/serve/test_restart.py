@@ -2,6 +2,7 @@
 folder: it serves every prompt whose add was answered (201) or whose folder was complete, none half-written, keeps
 what was deleted deleted, and nothing left behind blocks adding the same name again."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -119,7 +120,5 @@ def test_kill_during_generation_and_uploads(serve_assets, folder):
 
 
 def _post_quietly(url: str, body: dict) -> None:
-    try:
+    with contextlib.suppress(httpx.HTTPError):  # the server died under it
         httpx.post(url + "/v1/prompts", json=body, timeout=10)
-    except httpx.HTTPError:
-        pass  # the server died under it
