@@ -9,8 +9,6 @@ import pytest
 import test_inputs
 from test_cli import base_args, cli, one_error_line
 
-from softprompt.cli import main
-
 assets, run_dir = test_inputs.assets, test_inputs.run_dir  # the tiny model and reviews, a trained run
 
 
@@ -62,15 +60,14 @@ def test_server_refuses_a_prompt_without_its_template(run_dir, assets, tmp_path,
 
     root = tmp_path / "prompts"
     prompt_copy(run_dir, root / "broken", template=None)
-    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the server started"))
-    code = main(["serve", "--model", assets["model"], "--prompts", str(root)])
-    one_error_line(code, capsys.readouterr().err, "broken/prompt.json: key 'template' is null")
-
-    shutil.move(root / "broken", tmp_path / "broken")  # served empty; adding it over HTTP is refused
-    engine = build_engine(assets["model"], str(root), device="cpu")
+    # at startup it is skipped with a warning naming the file and the key, and the rest is served (a half-written
+    # or damaged folder must not keep a restarted server from serving the others: tests/serve/test_restart.py)
+    with pytest.warns(
+        UserWarning, match="skipped folder 'broken': .*broken/prompt.json: key 'template' is null"
+    ):
+        engine = build_engine(assets["model"], str(root), device="cpu")
     live = BackgroundServer(build_app(engine))
     try:
-        shutil.move(tmp_path / "broken", root / "broken")
         r = httpx.post(live.url + "/v1/prompts", json={"name": "broken", "path": "broken"})
         assert r.status_code == 400 and "key 'template' is null" in r.json()["error"]["message"]
         assert [m["id"] for m in httpx.get(live.url + "/v1/models").json()["data"]] == ["base"]
