@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned so pip takes the CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build).
 TORCH := torch==2.13.0
 
-.PHONY: test lint format demo install bench bench-quality bench-serve bench-vllm vllm-env fuzz bench-quantize clean
+.PHONY: test lint format demo install bench bench-quality bench-serve bench-vllm vllm-env fuzz soak bench-quantize clean
 
 # constraints.txt pins the exact set the suite passed on; pyproject.toml keeps ranges.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -68,9 +68,17 @@ bench-vllm: $(BIN)/.installed $(VLLM_VENV)/.installed
 	$(BIN)/python bench/vllm.py --vllm-python $(VLLM_VENV)/bin/python
 
 # The property tests with hypothesis's long profile and 20 training kill points (tens of minutes on 2 cores):
-# writes bench/results/fuzz.{json,md}. `make test` runs the same tests bounded (50 examples, 3 kill points).
+# writes bench/results/fuzz.{json,md}. `make test` runs the same tests bounded (50 examples, 3 kill points, 25 schemathesis
+# examples per operation and mode).
 fuzz: $(BIN)/.installed
-	HYPOTHESIS_PROFILE=fuzz SOFTPROMPT_KILL_POINTS=20 $(BIN)/python bench/fuzz.py
+	HYPOTHESIS_PROFILE=fuzz SOFTPROMPT_KILL_POINTS=20 SOFTPROMPT_SCHEMATHESIS_EXAMPLES=200 $(BIN)/python bench/fuzz.py
+
+# Server soak on loopback (minutes on 2 cores): 2,000 requests over 8 prompts, up to 500 concurrent clients, a third
+# disconnecting mid-stream, prompts deleted and added again under load, requests over every limit mixed in; then no
+# stuck slots, RSS within 10 % of its start, greedy answers = the request alone, refusals = the error catalogue.
+# Writes bench/results/soak.{json,md}. `SOAK_ARGS="--model smollm2-135m"` soaks the real backbone.
+soak: $(BIN)/.installed
+	cd bench && ../$(BIN)/python soak.py $(SOAK_ARGS)
 
 # Quantized backbones (int8 / nf4 through bitsandbytes) vs bfloat16 / float32 on SmolLM2-135M: peak memory of a
 # training step and of inference, and the demo's prompt-tuning run (48 steps x 8) scored on 200 test reviews.

@@ -27,6 +27,7 @@ PROPERTIES = [
     "tests/data/test_reader_properties.py",
     "tests/files/test_folder_properties.py",
     "tests/training/test_config_bounds.py",
+    "tests/serve/test_schemathesis.py",  # SOFTPROMPT_SCHEMATHESIS_EXAMPLES (make fuzz: 200 per operation and mode)
 ]
 FAULTS = ["tests/training/test_kill_anywhere.py", "tests/io/test_disk_full.py"]
 EXAMPLES = re.compile(r"- (\d+) passing, (\d+) failing, and (\d+) invalid")
