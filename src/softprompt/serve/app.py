@@ -152,6 +152,7 @@ def _openapi_with_limits(app: FastAPI, engine: Engine) -> None:
                 ints = items.get("items", items) if items.get("type") == "array" else items
                 if ints.get("type") == "integer":
                     ints.update(minimum=0, maximum=vocab - 1)
+            return spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
