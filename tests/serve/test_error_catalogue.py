@@ -224,3 +224,12 @@ def test_disconnect_frees_the_slot_without_streaming(serve_assets):
     finally:
         live.close()
         live.engine.stop()
+
+
+def test_seed_outside_what_a_generator_takes_is_422(server):
+    """Found by schemathesis: seed -9223372036854775809 was an HTTP 500 (torch's manual_seed overflowed)."""
+    for seed in (-(2**63) - 1, 2**64):
+        body = {"model": "base", "prompt": "the movie", "max_tokens": 2, "seed": seed}
+        assert error_of(httpx.post(server.url + "/v1/completions", json=body), 422)["param"] == "seed"
+    body = {"model": "base", "prompt": "the movie", "max_tokens": 2, "temperature": 0.5, "seed": 2**64 - 1}
+    assert httpx.post(server.url + "/v1/completions", json=body).status_code == 200

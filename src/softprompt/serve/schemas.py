@@ -40,7 +40,12 @@ class _Sampling(_Body):
     stop: str | list[str] | None = Field(
         default=None, description="Strings that end the text (cut before the first one)."
     )
-    seed: int | None = Field(default=DEFAULTS.seed, description="Seed of the request's own sampler.")
+    seed: int | None = Field(
+        default=DEFAULTS.seed,
+        ge=-(2**63),
+        le=2**64 - 1,
+        description="Seed of the request's own sampler (what torch.Generator.manual_seed takes).",
+    )
     n: int = Field(default=1, ge=1, le=16, description="Completions per prompt.")
     stream: bool = Field(default=False, description="Send server-sent events as tokens arrive.")
     stream_options: StreamOptions | None = None
