@@ -91,7 +91,7 @@ def check_out_dir(
 
 class Ownership:
     """What :func:`owning` yields. The trainer sets ``started`` once run.json says "running" (from then on a
-    failure is recorded there); ``note`` says, when set, that the folder's previous run was interrupted."""
+    failure is recorded there); ``note`` says, when set, how the folder's previous run stopped unfinished."""
 
     def __init__(self, note: str | None):
         self.started, self.note = False, note
@@ -132,7 +132,7 @@ def owning(out_dir: Path, acc: Any, record: Callable[..., None]) -> Iterator[Own
         if own.started:
             status = "failed" if isinstance(e, Exception) else "interrupted"
             with contextlib.suppress(Exception):  # (a full disk: the error itself goes on, unmasked)
-                record(status, error=f"{type(e).__name__}: {e}")
+                record(status, error=f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
         raise
     finally:
         if lock is not None:
@@ -140,22 +140,22 @@ def owning(out_dir: Path, acc: Any, record: Callable[..., None]) -> Iterator[Own
 
 
 def _settle(out_dir: Path) -> str | None:
-    """Under the folder's lock: record a "running" run.json whose owner is gone as "interrupted" (returns the
-    note saying so); refuse one whose owner is alive on this host (it trains without the lock: an older
-    softprompt)."""
+    """Under the folder's lock: record a "running" run.json whose owner is gone as "interrupted"; refuse one
+    whose owner is alive on this host (it trains without the lock: an older softprompt). Returns a note on how
+    the folder's run stopped when it did not finish (said when it is resumed)."""
     doc = read_run(out_dir)
-    if doc is None or doc.get("status") != "running":
+    if doc is None or doc.get("status") in (None, "finished"):
         return None
     owner = doc.get("owner")
-    if liveness(owner) == "alive" and isinstance(owner, dict) and owner.get("pid") != os.getpid():
-        raise ConfigError(
-            f"out dir {out_dir} is in use: {who(owner)} is training into it (run.json says running); wait "
-            "for it to finish or stop it, or choose another out dir"
-        )
-    note = f"run {out_dir} was interrupted: its process ({who(owner)}) stopped without finishing"
-    doc.update(status="interrupted", updated=_now())
-    atomic_write_text(out_dir / RUN, json.dumps(doc, indent=2) + "\n")
-    return note
+    if doc.get("status") == "running":
+        if liveness(owner) == "alive" and isinstance(owner, dict) and owner.get("pid") != os.getpid():
+            raise ConfigError(
+                f"out dir {out_dir} is in use: {who(owner)} is training into it (run.json says running); "
+                "wait for it to finish or stop it, or choose another out dir"
+            )
+        doc.update(status="interrupted", updated=_now())
+        atomic_write_text(out_dir / RUN, json.dumps(doc, indent=2) + "\n")
+    return f"run {out_dir} {stopped_how(doc)}"
 
 
 def nothing_saved(out_dir: Path) -> bool:
