@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/fuzz.py                     # make fuzz
     .venv/bin/python bench/fuzz.py --kill-points 3 --profile default --out /tmp/fuzz.json   # smoke run
+    .venv/bin/python bench/fuzz.py --only faults       # the fault phase alone; properties kept from the last run
 
 Counts what was tried (hypothesis examples per property, kill points, injected disk faults) and what failed, from
 pytest's own report; writes bench/results/fuzz.{json,md}.
@@ -29,7 +30,11 @@ PROPERTIES = [
     "tests/training/test_config_bounds.py",
     "tests/serve/test_schemathesis.py",  # SOFTPROMPT_SCHEMATHESIS_EXAMPLES (make fuzz: 200 per operation and mode)
 ]
-FAULTS = ["tests/training/test_kill_anywhere.py", "tests/io/test_disk_full.py"]
+FAULTS = [
+    "tests/training/test_kill_anywhere.py",
+    "tests/training/test_dead_runs.py",
+    "tests/io/test_disk_full.py",
+]
 EXAMPLES = re.compile(r"- (\d+) passing, (\d+) failing, and (\d+) invalid")
 
 
@@ -62,29 +67,52 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="fuzz")
     ap.add_argument("--kill-points", type=int, default=20)
+    ap.add_argument(
+        "--only", choices=["properties", "faults"], help="one phase (the other's figures are kept)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz.json")
     args = ap.parse_args()
     env = {**os.environ, "HYPOTHESIS_PROFILE": args.profile, "SOFTPROMPT_KILL_POINTS": str(args.kill_points),
            "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
-    props, props_s = _pytest(PROPERTIES, env, ["--hypothesis-show-statistics"])
-    _write(args, props, props_s, "", None)  # the property figures land before the (long) fault phase
-    faults, faults_s = _pytest(FAULTS, env, [])
-    _write(args, props, props_s, faults, faults_s)
+    kept = json.loads(args.out.read_text()) if args.only and args.out.exists() else {}
+    if args.only == "faults":
+        props = kept.get("properties", {"not run": True})
+    else:
+        text, seconds = _pytest(PROPERTIES, env, ["--hypothesis-show-statistics"])
+        props = _properties(text, seconds, args.profile)
+        _write(args, props, kept.get("faults", {"tests": "still running", "kill_points": args.kill_points}))
+    if args.only == "properties":
+        return
+    start = _load()
+    text, seconds = _pytest(FAULTS, env, [])
+    faults = {"tests": _outcomes(text), "seconds": round(seconds, 1), "kill_points": args.kill_points,
+              "failures": _failed(text), "load_average": {"start": start, "end": _load()}}  # fmt: skip
+    _write(args, props, faults)
 
 
-def _write(args, props: str, props_s: float, faults: str, faults_s: float | None) -> None:
-    examples = _examples(props)
-    failed = [line for line in (props + faults).splitlines() if line.startswith(("FAILED", "ERROR"))]
-    result = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "profile": args.profile,
-        "properties": {"tests": _outcomes(props), "seconds": round(props_s, 1), "examples": examples,
-                       "cases_tried": sum(e["passing"] + e["failing"] for e in examples.values())},
-        "faults": {"tests": _outcomes(faults) if faults_s is not None else "still running",
-                   "seconds": round(faults_s or 0, 1), "kill_points": args.kill_points},
-        "failures": failed,
-    }  # fmt: skip
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _failed(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(("FAILED", "ERROR"))]
+
+
+def _properties(text: str, seconds: float, profile: str) -> dict:
+    examples = _examples(text)
+    return {"date": _now(), "profile": profile, "tests": _outcomes(text), "seconds": round(seconds, 1),
+            "examples": examples, "cases_tried": sum(e["passing"] + e["failing"] for e in examples.values()),
+            "failures": _failed(text)}  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _write(args, props: dict, faults: dict) -> None:
+    result = {"date": _now(), "machine": machine(), "profile": props.get("profile", args.profile),
+              "properties": props, "faults": faults,
+              "failures": props.get("failures", []) + faults.get("failures", [])}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(_markdown(result))
@@ -94,11 +122,18 @@ def _write(args, props: str, props_s: float, faults: str, faults_s: float | None
 def _markdown(r: dict) -> str:
     p, f = r["properties"], r["faults"]
     rows = [f"| `{name.split('::')[-1]}` | {e['passing'] + e['failing']} | {e['failing']} |"
-            for name, e in sorted(p["examples"].items())]  # fmt: skip
+            for name, e in sorted(p.get("examples", {}).items())]  # fmt: skip
+    when = f" (run {p['date']})" if "date" in p else ""
+    load = (
+        f"; load average {f['load_average']['start']} at start, {f['load_average']['end']} at end (shared machine)"
+        if "load_average" in f
+        else ""
+    )
     return "\n".join([
         f"# make fuzz, {r['date']} ({r['machine']}), profile {r['profile']}", "",
-        f"Property tests: {p['cases_tried']} cases in {p['seconds']} s; outcome {p['tests']}.",
-        f"Fault tests: {f['kill_points']} kill points + disk-full cases in {f['seconds']} s; outcome {f['tests']}.",
+        f"Property tests{when}: {p.get('cases_tried', '-')} cases in {p.get('seconds', '-')} s; outcome {p.get('tests')}.",
+        f"Fault tests ({', '.join(FAULTS)}): {f['kill_points']} kill points + the dead-run and disk-full cases in "
+        f"{f.get('seconds', '-')} s; outcome {f['tests']}{load}.",
         f"Failures in this run: {len(r['failures'])}", *[f"- {x}" for x in r["failures"]], "",
         "| property | cases | failing |", "|---|---|---|", *rows, "",
     ])  # fmt: skip

@@ -166,8 +166,8 @@ def test_masked_lm_template_without_mask_fails_before_the_model_loads(tmp_path, 
 def test_run_that_failed_before_its_first_step_does_not_block_the_rerun(
     assets, tmp_path, capsys, monkeypatch
 ):
-    """A run killed on its first batch leaves run.json at "running" and nothing else: the corrected rerun
-    (other settings) reuses the folder; a folder holding a checkpoint is still protected."""
+    """A run that fails on its first batch leaves run.json at "failed" (naming the error) and nothing else: the
+    corrected rerun (other settings) reuses the folder; a folder holding a checkpoint is still protected."""
     import softprompt.tasks.classify as classify
 
     out = tmp_path / "run"
@@ -179,7 +179,8 @@ def test_run_that_failed_before_its_first_step_does_not_block_the_rerun(
     monkeypatch.setattr(classify.VerbalizerTask, "loss", boom)
     with pytest.raises(RuntimeError, match="first batch fails"):
         main([str(a) for a in base_args(assets, out)])
-    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    doc = json.loads((out / "run.json").read_text())
+    assert (doc["status"], doc["error"]) == ("failed", "RuntimeError: first batch fails")
     monkeypatch.setattr(classify.VerbalizerTask, "loss", real_loss)
     code, _, err = cli(capsys, *base_args(assets, out, lr=0.2), "--json")
     assert code == 0, err

@@ -1,6 +1,7 @@
 """Kill-anywhere training: ``softprompt train`` killed with SIGKILL at random points (during a step, an evaluation,
 a checkpoint write, the ``latest`` pointer's write, a log line) and resumed with ``--resume`` ends with the prompt
-and the log of an uninterrupted run, and leaves its folder ready for the next ``train``.
+and the log of an uninterrupted run, and leaves its folder ready for the next ``train``: between the kill and the
+resume its run.json reads "interrupted" (its owner is gone), after the resume "finished", never "running".
 
 The number of kill points is ``SOFTPROMPT_KILL_POINTS`` (3 in ``make test``, 20 in ``make fuzz``); the points are
 drawn with ``SOFTPROMPT_KILL_SEED`` (default 0) from every place listed in ``POINTS``."""
@@ -18,6 +19,7 @@ from safetensors.torch import load_file
 
 from commands.test_cli import write_model_dir, write_reviews
 from softprompt.cli import main
+from softprompt.files.runs import status_of
 from softprompt.training import read_log
 
 STEPS, SAVE_EVERY, EVAL_EVERY = 8, 2, 4
@@ -119,6 +121,7 @@ def test_killed_anywhere_then_resumed_equals_an_uninterrupted_run(tmp_path, refe
     )  # fmt: skip
     assert victim.returncode == -signal.SIGKILL, victim.stderr[-2000:]
     assert not (out / "final").exists()
+    assert status_of(json.loads((out / "run.json").read_text())) == "interrupted"  # its process is gone
     resumed = subprocess.run(
         [sys.executable, "-m", "softprompt", *args, "--out", str(out), "--resume"],
         env=env, capture_output=True, text=True, check=False,
@@ -127,4 +130,5 @@ def test_killed_anywhere_then_resumed_equals_an_uninterrupted_run(tmp_path, refe
     (ref_prompt, ref_log), (prompt, log) = _state(ref), _state(out)
     assert set(prompt) == set(ref_prompt) and all(torch.equal(prompt[k], ref_prompt[k]) for k in prompt)
     assert log == ref_log
-    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    doc = json.loads((out / "run.json").read_text())
+    assert status_of(doc) == doc["status"] == "finished" and "error" not in doc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from safetensors.torch import save_file
 from softprompt.core.arch import BackboneInfo
 from softprompt.core.prompt import MethodConfig
 from softprompt.errors import BackboneMismatch, ConfigError, PromptFileError, SoftPromptError
+from softprompt.files.runs import reader_note
 from softprompt.io.atomic import TENSORS, atomic_dir, load_tensors, read_json
 from softprompt.methods import METHODS, make_config
 from softprompt.methods.static import StaticConfig
@@ -99,11 +101,17 @@ def _check_keys(where: str, given: dict, cls) -> None:
 
 
 def resolve_prompt_dir(path: str | os.PathLike) -> Path:
-    """A prompt folder, or a run folder (its best prompt, else its final one, when it trained one prompt)."""
+    """A prompt folder, or a run folder (its best prompt, else its final one, when it trained one prompt).
+
+    A run folder whose run is not finished (still training, failed, interrupted) is read all the same, with a
+    one-line warning saying so (``files.runs.reader_note``)."""
     p = Path(path)
     if (p / META).exists():
         return p
     if (p / "run.json").exists():
+        note = reader_note(p)  # a run that is still training, failed, or was interrupted: say so in one line
+        if note is not None:
+            warnings.warn(note, stacklevel=1)  # (one place: shown once however often the folder is read)
         for kind in ("best", "final"):
             found = sorted(d for d in (p / kind).glob("[!.]*") if (d / META).exists())
             if len(found) == 1:

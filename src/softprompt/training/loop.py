@@ -30,7 +30,7 @@ from softprompt.training.devices import make_accelerator
 from softprompt.training.evaluation import evaluate_sharded
 from softprompt.training.jobs import TrainJob, TrainResult, check_jobs, describe_task
 from softprompt.training.optim import optimizer, param_groups, scheduler
-from softprompt.training.records import Log, check_out_dir, write_run
+from softprompt.training.records import Log, Ownership, check_out_dir, owning, write_run
 
 if TYPE_CHECKING:
     from softprompt.core.model import PromptedModel
@@ -117,22 +117,21 @@ class _Trainer:
 
     # ----- run --------------------------------------------------------------------------------------------
     def run(self, resume: bool, progress: bool) -> TrainResult:
+        with owning(self.out, self.acc, self._write_run) as own:  # the folder's lock; "failed" on an error
+            return self._run(resume, progress, own)
+
+    def _run(self, resume: bool, progress: bool, own: Ownership) -> TrainResult:
         acc, config = self.acc, self.config
         resuming = check_out_dir(
             self.out, self.description, resume, lambda saved: fingerprints_match(saved, self.model.info)
         )
         acc.wait_for_everyone()  # every rank has read the folder before the main one writes to it
-        if resume and not resuming and self.main:
-            warnings.warn(
-                f"nothing to resume in {self.out} (it is new, empty, or its run saved nothing before it "
-                "stopped): starting this run from step 0",
-                stacklevel=3,
-            )
         ckpt = checkpoint.latest(self.out) if resuming else None
+        if resume and self.main:
+            self._say_resuming(resuming, own.note, ckpt)
         self._fresh_start()
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
         self._write_run("running")
+        own.started = True
         self.state.t0 = time.perf_counter()
         if not self.params:  # e.g. a hard prompt: nothing to train, only evaluate
             self.log = Log(self.out, enabled=self.main, keep_until=None)
@@ -145,6 +144,17 @@ class _Trainer:
         self.log = Log(self.out, enabled=self.main, keep_until=self.state.step if ckpt is not None else None)
         self._loop(opt, sched, progress)
         return self._finish()
+
+    def _say_resuming(self, resuming: bool, note: str | None, ckpt: Path | None) -> None:
+        if not resuming:
+            warnings.warn(
+                f"nothing to resume in {self.out} (it is new, empty, or its run saved nothing before it "
+                "stopped): starting this run from step 0",
+                stacklevel=4,
+            )
+        elif note is not None:
+            where = f"its checkpoint {ckpt.name}" if ckpt is not None else "step 0 (it saved no checkpoint)"
+            warnings.warn(f"{note}; resuming it from {where}", stacklevel=4)
 
     def _fresh_start(self) -> None:
         from accelerate.utils import set_seed
@@ -295,9 +305,15 @@ class _Trainer:
         self.acc.wait_for_everyone()
         return result
 
-    def _write_run(self, status: str, result: dict | None = None) -> None:
+    def _write_run(self, status: str, result: dict | None = None, error: str | None = None) -> None:
         if self.main:
             n, sharding = self.acc.num_processes, self.sharding
             write_run(
-                self.out, self.description, status=status, result=result, world_size=n, sharding=sharding
+                self.out,
+                self.description,
+                status=status,
+                result=result,
+                world_size=n,
+                sharding=sharding,
+                error=error,
             )

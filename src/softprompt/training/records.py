@@ -2,26 +2,33 @@
 
 Layout of ``out_dir``::
 
-    run.json                     format, the run's description (config, prompts, model, data), status, result,
-                                 sharding (FSDP: how the frozen backbone was split over the processes)
+    run.json                     format, the run's description (config, prompts, model, data), status
+                                 ("running", "finished", "failed" with its error, "interrupted"), owner (the
+                                 training process: pid, host, start time), result, sharding (FSDP: how the
+                                 frozen backbone was split over the processes)
+    .train.lock                  held by the training process while it runs (``softprompt.files.runs``)
     log.jsonl                    one JSON object per logged step ({"step", "loss", "lr", ...}) or evaluation
     checkpoints/step-<N>/        resumable state (see softprompt.files.checkpoint); latest -> newest complete one
     best/<prompt>/               prompt (and head) with the best validation main metric so far
     final/<prompt>/              prompt (and head) at the end of training
 
-Only the main process writes here.
+Only the main process writes here. A run that raises records "failed" (or "interrupted" for Ctrl-C); one killed
+outright leaves "running", which every later reader sees as "interrupted" once its owner is gone, and the next
+``train`` into the folder records so (:func:`owning`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from softprompt.errors import ConfigError
+from softprompt.errors import ConfigError, SoftPromptError
+from softprompt.files.runs import LOCK, RunLock, current_owner, liveness, read_run, stopped_how, who
 from softprompt.io.atomic import atomic_write_text, write_errors_named
 
 FORMAT = "softprompt-run"
@@ -52,7 +59,9 @@ def check_out_dir(
         raise ConfigError(f"out dir {out_dir} is a file, not a folder; choose a new or empty folder")
     run_file = out_dir / RUN
     if not run_file.exists():
-        if out_dir.exists() and any(not p.name.startswith(".tmp-") for p in out_dir.iterdir()):
+        if out_dir.exists() and any(
+            not p.name.startswith(".tmp-") and p.name != LOCK for p in out_dir.iterdir()
+        ):
             raise ConfigError(
                 f"out dir {out_dir} is not empty and holds no {RUN}; choose a new or empty folder"
             )
@@ -74,10 +83,79 @@ def check_out_dir(
         )
     if not resume:
         raise ConfigError(
-            f"out dir {out_dir} already holds this run; pass --resume (resume=True) to continue "
-            "it, or choose another out dir"
+            f"out dir {out_dir} already holds this run ({stopped_how(doc)}); pass --resume (resume=True) to "
+            "continue it, or choose another out dir"
         )
     return True
+
+
+class Ownership:
+    """What :func:`owning` yields. The trainer sets ``started`` once run.json says "running" (from then on a
+    failure is recorded there); ``note`` says, when set, how the folder's previous run stopped unfinished."""
+
+    def __init__(self, note: str | None):
+        self.started, self.note = False, note
+
+
+@contextlib.contextmanager
+def owning(out_dir: Path, acc: Any, record: Callable[..., None]) -> Iterator[Ownership]:
+    """Hold ``out_dir`` for one training on every rank of ``acc``, and record how the training ends.
+
+    The main process takes the folder's lock (``files.runs.RunLock``); when it cannot, every rank raises the
+    same ConfigError. A run.json left at "running" by a process that is gone is then recorded as "interrupted"
+    (one whose owner still lives on this host is refused, naming its pid). When the body raises after
+    ``started`` was set, ``record(status, error=...)`` writes "failed" (an exception) or "interrupted"
+    (KeyboardInterrupt, SystemExit) before the exception goes on.
+    """
+    lock, refusal, note = None, None, None
+    if acc.is_main_process:
+        try:
+            candidate = RunLock(out_dir)
+            candidate.acquire()
+            lock = candidate
+            note = _settle(out_dir)
+        except SoftPromptError as e:
+            refusal = e
+    if acc.num_processes > 1:  # every rank learns whether the main one could take the folder
+        from accelerate.utils import broadcast_object_list
+
+        message = broadcast_object_list([None if refusal is None else str(refusal)])[0]
+        refusal = refusal or (ConfigError(message) if message is not None else None)
+    if refusal is not None:
+        if lock is not None:
+            lock.release()
+        raise refusal
+    own = Ownership(note)
+    try:
+        yield own
+    except BaseException as e:
+        if own.started:
+            status = "failed" if isinstance(e, Exception) else "interrupted"
+            with contextlib.suppress(Exception):  # (a full disk: the error itself goes on, unmasked)
+                record(status, error=f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _settle(out_dir: Path) -> str | None:
+    """Under the folder's lock: record a "running" run.json whose owner is gone as "interrupted"; refuse one
+    whose owner is alive on this host (it trains without the lock: an older softprompt). Returns a note on how
+    the folder's run stopped when it did not finish (said when it is resumed)."""
+    doc = read_run(out_dir)
+    if doc is None or doc.get("status") in (None, "finished"):
+        return None
+    owner = doc.get("owner")
+    if doc.get("status") == "running":
+        if liveness(owner) == "alive" and isinstance(owner, dict) and owner.get("pid") != os.getpid():
+            raise ConfigError(
+                f"out dir {out_dir} is in use: {who(owner)} is training into it (run.json says running); "
+                "wait for it to finish or stop it, or choose another out dir"
+            )
+        doc.update(status="interrupted", updated=_now())
+        atomic_write_text(out_dir / RUN, json.dumps(doc, indent=2) + "\n")
+    return f"run {out_dir} {stopped_how(doc)}"
 
 
 def nothing_saved(out_dir: Path) -> bool:
@@ -112,6 +190,7 @@ def write_run(
     result: dict | None = None,
     world_size: int = 1,
     sharding: dict | None = None,
+    error: str | None = None,
 ) -> None:
     previous = {}
     if (out_dir / RUN).exists():
@@ -123,6 +202,7 @@ def write_run(
         "created": previous.get("created") or _now(),
         "updated": _now(),
         "status": status,
+        "owner": current_owner(),
         "world_size": world_size,
         "softprompt": _version(),
     }
@@ -130,6 +210,8 @@ def write_run(
         doc["sharding"] = sharding  # how the frozen backbone was split over the processes (FSDP)
     if result is not None:
         doc["result"] = normalize(result)
+    if error is not None:
+        doc["error"] = " ".join(error.split())[:500]
     atomic_write_text(out_dir / RUN, json.dumps(doc, indent=2) + "\n")
 
 
