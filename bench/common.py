@@ -50,7 +50,31 @@ METHODS: dict[str, tuple[str, dict, str, dict, str]] = {
         {"prefix_projection": True, "encoder_hidden_size": 512},
         "per-layer K/V prefix through Embedding->Linear(512)->Tanh->Linear",
     ),
+    "p-tuning-v2": (
+        "p-tuning-v2",
+        {"init": "random"},
+        "PrefixTuningConfig",
+        {"prefix_projection": False},
+        "per-layer K/V prefix, no reparameterization (PEFT: prefix tuning without projection)",
+    ),
+    "multitask-prompt-tuning": (
+        "multitask-prompt-tuning",
+        {"init": "random"},
+        "MultitaskPromptTuningConfig",
+        {"num_tasks": 1, "num_ranks": 1},
+        "shared prompt x rank-1 task matrix, 1 task (PEFT: task_ids passed)",
+    ),
+    "adaption-prompt": (
+        "adaption-prompt",
+        {},
+        "AdaptionPromptConfig",
+        {},
+        "gated prompts on every layer's attention (30 of 30), adapter_len = the virtual tokens",
+    ),
 }
+SAME_START = ("prompt-tuning", "p-tuning", "p-tuning-lstm", "prefix-tuning")
+"""Methods whose PEFT prompt is given softprompt's initial values (``copy_prompt``); the others start from
+each library's own initialization (the parameter layouts differ), which does not change the cost of a step."""
 
 
 # ----- machine ---------------------------------------------------------------------------------------------
@@ -239,15 +263,26 @@ def peft_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Sid
     _, _, cls_name, fields, _ = METHODS[method]
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(resolve_model(MODEL), dtype=torch.float32)
-    cfg = getattr(peft, cls_name)(task_type="CAUSAL_LM", num_virtual_tokens=num_virtual_tokens, **fields)
+    if cls_name == "AdaptionPromptConfig":  # PEFT calls the prompt length adapter_len; adapt every layer
+        length = {"adapter_len": num_virtual_tokens, "adapter_layers": base.config.num_hidden_layers}
+    else:
+        length = {"num_virtual_tokens": num_virtual_tokens}
+    cfg = getattr(peft, cls_name)(task_type="CAUSAL_LM", **length, **fields)
     m = peft.get_peft_model(base, cfg)
     pad = base.config.pad_token_id if base.config.pad_token_id is not None else base.config.eos_token_id
 
+    def task(b) -> dict:  # multitask prompt tuning: every row is task 0
+        if cls_name != "MultitaskPromptTuningConfig":
+            return {}
+        return {"task_ids": torch.zeros(b["input_ids"].shape[0], dtype=torch.long)}
+
     def loss(b):
-        return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
+        return m(
+            input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"], **task(b)
+        ).loss
 
     def infer(b):
-        return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"], **task(b)).logits
 
     def gen(b, n):
         return m.generate(
@@ -257,10 +292,11 @@ def peft_side(method: str, num_virtual_tokens: int, lr: float, seed: int) -> Sid
             min_new_tokens=n,
             do_sample=False,
             pad_token_id=pad,
+            **task(b),
         )
 
     def nxt(b):  # left-padded: every row ends in the last column
-        return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, -1]
+        return m(input_ids=b["input_ids"], attention_mask=b["attention_mask"], **task(b)).logits[:, -1]
 
     return Side("peft", m, [p for p in m.parameters() if p.requires_grad], loss, infer, gen, nxt, lr)
 

@@ -2,10 +2,10 @@
 
 The floor is what any method of a kind must pay on the frozen backbone, with no prompt parameters at all:
 
-* ``input`` (prompt tuning, P-tuning): the same batch with the prompt's P positions filled by fixed input
+* ``input`` (prompt tuning, P-tuning, multitask prompt tuning): the same batch with the prompt's P positions filled by fixed input
   embeddings, forward plus backward to the input embeddings (a leaf tensor, L + P positions). The bare batch
   (L positions, no prompt positions) is also timed, as ``bare``: the cost of the batch alone.
-* ``kv`` (prefix tuning, P-tuning v2): the same batch over fixed per-layer keys/values of P positions (leaf
+* ``kv`` (prefix tuning, P-tuning v2, adaption prompt): the same batch over fixed per-layer keys/values of P positions (leaf
   tensors in a cache), forward plus backward to those keys/values.
 
 A method's step over its floor is then the price of its own machinery (the prompt module, inserting, the
@@ -21,8 +21,11 @@ import torch
 
 import common
 
-DEEP = ("prefix-tuning", "p-tuning-v2")
-"""``common.METHODS`` names whose prompt enters every layer's keys/values (their floor is ``kv``)."""
+DEEP = ("prefix-tuning", "p-tuning-v2", "adaption-prompt")
+"""``common.METHODS`` names whose prompt enters the layers' attention as keys/values (their floor is ``kv``).
+The adaption prompt (here on all 30 layers) attends to its keys/values in a second, gated softmax of its own:
+the ``kv`` floor (the same number of key/value positions in every layer's attention, backward to them) is the
+nearest physical floor; there is no cheaper way to get a gradient to per-layer keys/values."""
 
 
 def kind_of(method: str) -> str:

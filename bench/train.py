@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 import time
@@ -89,7 +90,8 @@ def measure_speed(method: str, args, tok) -> dict:
     data = common.batches(tok, args.data_batches, args.batch, args.seq_len)
     sp = common.softprompt_side(method, args.num_virtual_tokens, args.lr, args.seed)
     pf = common.peft_side(method, args.num_virtual_tokens, args.lr, args.seed)
-    common.copy_prompt(sp, pf)
+    if method in common.SAME_START:
+        common.copy_prompt(sp, pf)
     sides = (sp, pf)
     held = common.batches(tok, 1, args.batch, args.seq_len, split="validation")[0]
     start_loss = {s.name: s.eval_loss(held) for s in sides}
@@ -109,6 +111,7 @@ def measure_speed(method: str, args, tok) -> dict:
     out["train_loss"] = {s.name: [round(x, 4) for x in s.losses] for s in sides}
     out["train_loss"]["max_abs_diff"] = max(abs(a - b) for a, b in zip(sp.losses, pf.losses))
     out["train_loss"]["step0_abs_diff"] = abs(sp.losses[0] - pf.losses[0])  # same parameters, same batch
+    out["train_loss"]["same_start"] = method in common.SAME_START  # else each library's own init
     out["inference"] = _summary(_interleave(sides, "infer", lambda i: (held,), 1, args.infer_reps))
     gb = common.prompts_batch(tok, args.batch, args.seq_len)
     out["padding_gap_max_abs_logit"] = {s.name: padding_gap(s, gb) for s in sides}
@@ -234,6 +237,9 @@ def main(argv=None) -> None:
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": common.machine(),
         "versions": common.versions(),
+        "load_average_start": [
+            round(x, 2) for x in os.getloadavg()
+        ],  # 1, 5, 15 min; the machine may be shared
     }
     rows = []
     for method in args.methods:
@@ -248,6 +254,7 @@ def main(argv=None) -> None:
             lr=args.lr,
             **stamp,
         )
+        entry["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         rows.append(entry)
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -280,6 +287,7 @@ def main(argv=None) -> None:
             for method in args.long_methods:
                 for ckpt in (False, True):
                     long_rows.append(floor.measure_long(method, length, ckpt, args, tok))
+                    long_rows[-1]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
                     print(f"[long] {long_rows[-1]}", flush=True)
                     Path(args.long_out).write_text(json.dumps({**stamp, "rows": long_rows}, indent=1) + "\n")
         print(floor.long_table(long_rows))

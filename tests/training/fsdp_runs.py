@@ -23,10 +23,9 @@ from softprompt.testing.models import tiny_model
 from softprompt.testing.tokenizer import tiny_tokenizer
 from softprompt.training import TrainConfig, TrainJob, loop, train
 
-FSDP_REFUSED = {
-    "adaption-prompt"
-}  # projects its prompt through sharded layers outside their forward: refused
-METHODS = [m for m in TRAINABLE if m not in FSDP_REFUSED]  # every other registered method, "hard" included
+METHODS = list(
+    TRAINABLE
+)  # every registered method, "hard", multitask prompt tuning and adaption prompt included
 RESUMED = "p-tuning-v2"
 
 

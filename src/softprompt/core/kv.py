@@ -180,6 +180,34 @@ def _adapter_output(query, state: KVPrefix, slot: int, scaling) -> torch.Tensor:
     return (probs @ value).transpose(1, 2)  # (B, T, H, D)
 
 
+def _fsdp_sharded(backbone: nn.Module) -> bool:
+    """Whether FSDP2 (``fully_shard``) manages any of ``backbone``'s modules."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return any(isinstance(m, FSDPModule) for m in backbone.modules())
+
+
+def _as_is(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return module(x)
+
+
+def _whole_weights(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` on a backbone sharded with FSDP2, outside the layer's own forward (an adaption prompt's
+    projection runs before the backbone does). There a frozen layer's weights are shards (DTensors): they are
+    all-gathered (every process projects its prompts in the same order, so the collectives match). Where FSDP
+    left the layer unsharded (``reshard_after_forward: false``) they are copied instead: FSDP frees that
+    storage after the layer's backward, and this projection's backward runs after every layer's. Either way
+    the whole weights of the adapted layers' k_proj / v_proj stay alive until backward (frozen: no gradient
+    for them, only for the prompt)."""
+
+    def whole(t: torch.Tensor) -> torch.Tensor:
+        full = getattr(t, "full_tensor", None)  # a DTensor
+        return full() if full is not None else t.detach().clone()
+
+    params = {name: whole(p) for name, p in module.named_parameters()}
+    return torch.func.functional_call(module, params, (x,))
+
+
 def project_kv(
     backbone: PreTrainedModel, info: BackboneInfo, slot: int, hidden: torch.Tensor
 ) -> torch.Tensor:
@@ -200,14 +228,6 @@ def project_kv(
             "key and value projections, e.g. Llama, Mistral, Qwen2, Gemma)"
         )
     w = k_proj.weight
-    if (
-        type(w).__name__ == "DTensor"
-    ):  # FSDP2 shards the frozen layers; this projection runs outside their forward
-        raise UnsupportedModel(
-            "an adaption prompt projects its prompt through each decoder layer's k_proj / v_proj outside the "
-            "layer's forward, which a backbone sharded with FSDP does not allow; train it on one process or with "
-            "DDP (`accelerate launch` without an FSDP config)"
-        )
     # a quantized layer stores int8 / packed weights: it computes in the embeddings' dtype
     dtype = (
         w.dtype
@@ -215,10 +235,11 @@ def project_kv(
         else cast(nn.Embedding, backbone.get_input_embeddings()).weight.dtype
     )
     x = hidden.to(device=w.device, dtype=dtype)  # (P, H)
-    k = k_proj(x).view(x.shape[0], info.num_kv_heads, info.head_dim)  # (P, H_kv, D)
+    run = _whole_weights if _fsdp_sharded(backbone) else _as_is
+    k = run(k_proj, x).view(x.shape[0], info.num_kv_heads, info.head_dim)  # (P, H_kv, D)
     k_norm = getattr(module, "k_norm", None)
-    k = k_norm(k) if k_norm is not None else k
-    v = v_proj(x).view(x.shape[0], info.num_kv_heads, info.head_dim)
+    k = run(k_norm, k) if k_norm is not None else k
+    v = run(v_proj, x).view(x.shape[0], info.num_kv_heads, info.head_dim)
     return torch.stack([k, v]).transpose(1, 2).float()  # (2, H_kv, P, D)
 
 
