@@ -21,6 +21,9 @@ EPILOG = """examples:
       --fields text=review_body,label=stars --out runs/v2   # a pooled head, as the checkpoint pools
   softprompt train --config run.yaml --lr 0.1      # a YAML file, a flag overriding it
   softprompt train --config run.yaml --resume      # continue after a crash (same result, bit for bit)
+  softprompt train --method multitask-prompt-tuning --dataset a.csv --dataset b.csv --out runs/mpt
+      # one shared prompt over both source tasks (task ids 0, 1; mixed batches); then transfer it:
+  softprompt train --method prompt-tuning --dataset target.csv --init file --init-file runs/mpt/best/a
   torchrun --nproc_per_node 2 -m softprompt train --config run.yaml   # 2 processes share --batch-size
 
 run.yaml (every key optional; flags win):
@@ -55,7 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "(default: smollm2-135m)",
         ),
         ("method", "one of `softprompt methods`: " + ", ".join(TRAINABLE)),
-        ("dataset", "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder"),
+        (
+            "dataset",
+            "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder; repeated "
+            "(multitask-prompt-tuning): one source task per dataset, trained together, task ids in order",
+        ),
         (
             "out",
             "run folder (new or empty; or this run's, with --resume; default: runs/<dataset>-<method>, "
@@ -64,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("name", "prompt name (default: the dataset's name)"),
     ):
         run.add_argument(
-            f"--{flag}", dest=f"top.{flag}", default=argparse.SUPPRESS, metavar=flag.upper(), help=doc
+            f"--{flag}", dest=f"top.{flag}", default=argparse.SUPPRESS, metavar=flag.upper(), help=doc,
+            **({"action": "append"} if flag == "dataset" else {}),
         )
     run.add_argument("--config", metavar="YAML", help="settings file (layout below); flags override it")
     run.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
@@ -93,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
     progress = not (args.json or args.quiet)
     _, summary = train_from_settings(settings, resume=args.resume, progress=progress, **model_flags(args))
     if is_main_process():
-        print_json(summary) if args.json else print(_text(summary))
+        from softprompt.commands.multitask import summary_text
+
+        print_json(summary) if args.json else print(summary_text(summary) if "prompts" in summary else _text(summary))
     return 0
 
 
@@ -127,6 +137,10 @@ def train_from_settings(
     from softprompt.tasks.classify import VerbalizerTask
     from softprompt.training import TrainJob, train
 
+    if s.more_datasets:  # several source datasets: one multitask prompt over all of them
+        from softprompt.commands.multitask import train_sources
+
+        return train_sources(s, resume=resume, progress=progress, device=device, dtype=dtype, quantize=quantize)
     check_train_device(device)
     data = _checked_data(s)
     model = load_backbone(s.model, device=device, dtype=dtype, quantize=quantize)
