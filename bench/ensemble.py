@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import softprompt  # noqa: E402
-from prompt_runs import demo_fields, load_avg, machine_note, train_prompt  # noqa: E402
-from softprompt.commands.evaluate import split_examples  # noqa: E402
-from softprompt.training.ensemble import predict_ensemble  # noqa: E402
+import softprompt
+from prompt_runs import demo_fields, load_avg, machine_note, train_prompt
+from softprompt.commands.evaluate import split_examples
+from softprompt.training.ensemble import predict_ensemble
 
 
 def train_members(args, model) -> list[Path]:
@@ -66,7 +66,10 @@ def accuracy_phase(args, model, examples) -> dict:
         return sum(r.labels.index(p) == g for p, g in zip(picks, gold)) / len(gold)
 
     each = {n: acc([max(p, key=p.get) for p in r.members[n]]) for n, _ in members}
-    vote = [max(r.labels, key=lambda lab, v=v, p=p: v[lab] + 0.5 * p[lab]) for v, p in zip(r.votes, r.probabilities)]
+    vote = [
+        max(r.labels, key=lambda lab, v=v, p=p: v[lab] + 0.5 * p[lab])
+        for v, p in zip(r.votes, r.probabilities)
+    ]
     agree = sum(len({max(r.members[n][i], key=r.members[n][i].get) for n, _ in members}) == 1
                 for i in range(len(examples))) / len(examples)  # fmt: skip
     return {
@@ -106,8 +109,12 @@ def timing_phase(args, model, examples) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--phase", choices=("train", "accuracy", "timing", "both"), default="both")
-    p.add_argument("--train-seeds", type=lambda v: [int(x) for x in v.split(",")], default=None,
-                   help="--phase train: only these seeds (e.g. 3,4; to train in two processes)")
+    p.add_argument(
+        "--train-seeds",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        help="--phase train: only these seeds (e.g. 3,4; to train in two processes)",
+    )
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--dataset", default="rotten-tomatoes")
     p.add_argument("--seeds", type=int, default=5)
@@ -125,7 +132,9 @@ def main() -> int:
         train_members(args, softprompt.load_model(args.model))
         return 0
     results = Path(args.results)
-    doc = json.loads(results.with_suffix(".json").read_text()) if results.with_suffix(".json").is_file() else {}
+    doc = (
+        json.loads(results.with_suffix(".json").read_text()) if results.with_suffix(".json").is_file() else {}
+    )
     model = softprompt.load_model(args.model)
     examples = split_examples(softprompt.load_dataset(args.dataset), args.split)[: args.limit]
     for phase in ("accuracy", "timing"):
@@ -147,7 +156,10 @@ def main() -> int:
 
 
 def markdown(doc: dict) -> str:
-    lines = [f"# Prompt ensembles: {doc['model']} on {doc['dataset']} ({doc['machine']}, {doc['device']})", ""]
+    lines = [
+        f"# Prompt ensembles: {doc['model']} on {doc['dataset']} ({doc['machine']}, {doc['device']})",
+        "",
+    ]
     if "accuracy" in doc:
         a = doc["accuracy"]
         lines += [

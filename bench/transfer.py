@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import softprompt  # noqa: E402
-from prompt_runs import demo_fields, load_avg, train_prompt  # noqa: E402
+import softprompt
+from prompt_runs import demo_fields, load_avg, train_prompt
 
 ARMS = {
     "vocab": ({"init": "vocab"}, 1e-1),
@@ -64,8 +64,12 @@ def main() -> int:
     p.add_argument("--eval-every", type=int, default=8)
     p.add_argument("--limit", type=int, default=200, help="held-out target examples scored")
     p.add_argument("--arms", default=",".join(ARMS))
-    p.add_argument("--seed-list", type=lambda v: [int(x) for x in v.split(",")], default=None,
-                   help="train only these seeds (several processes), then summarize every finished run")
+    p.add_argument(
+        "--seed-list",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        help="train only these seeds (several processes), then summarize every finished run",
+    )
     p.add_argument("--summarize-only", action="store_true", help="write the results from finished runs")
     p.add_argument("--out", default="runs/bench-transfer", help="run folders")
     p.add_argument("--results", default="bench/results/transfer", help="<results>.json and .md")
@@ -101,7 +105,9 @@ def finished(folder: Path, args) -> dict[str, list[dict]]:
         for seed in range(args.seeds):
             f = folder / f"{arm}-seed{seed}" / "curve.json"
             if f.is_file():
-                runs.setdefault(arm, []).append(json.loads(f.read_text()) | {"seed": seed, "lr": ARMS[arm][1]})
+                runs.setdefault(arm, []).append(
+                    json.loads(f.read_text()) | {"seed": seed, "lr": ARMS[arm][1]}
+                )
     return runs
 
 

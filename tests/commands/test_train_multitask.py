@@ -35,9 +35,21 @@ def _train(files, out, *extra):
 
 def test_two_source_datasets_train_one_shared_prompt_then_transfer(files, capsys):
     out = files["root"] / "mpt"
-    code = _train(files, out, "--method", "multitask-prompt-tuning", "--dataset", files["reviews"],
-                  "--dataset", files["yesno"], "--template", "{text} ? {mask}", "--num-ranks", 2,
-                  "--json")  # fmt: skip  (--template / --fields apply to every dataset)
+    code = _train(
+        files,
+        out,
+        "--method",
+        "multitask-prompt-tuning",
+        "--dataset",
+        files["reviews"],
+        "--dataset",
+        files["yesno"],
+        "--template",
+        "{text} ? {mask}",
+        "--num-ranks",
+        2,
+        "--json",
+    )  # fmt: skip  (--template / --fields apply to every dataset)
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert [(p["prompt"], p["task_id"]) for p in summary["prompts"]] == [("reviews", 0), ("yesno", 1)]
@@ -79,3 +91,26 @@ def test_a_repeated_dataset_that_cannot_be_honoured_is_one_clear_line(files, cap
     code, _, err = cli(capsys, *argv, "--out", files["root"] / "never", *extra)
     one_error_line(code, err, *fragments)
     assert not (files["root"] / "never").exists()
+
+
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_seq2seq_families_train_several_sources(tmp_path, family, capsys):
+    """Multitask prompt tuning is not refused on encoder-decoders: the shared prompt enters the encoder."""
+    from softprompt.testing.models import tiny_model
+    from softprompt.testing.tokenizer import tiny_tokenizer
+
+    tiny_model(family).save_pretrained(tmp_path / "m")
+    tiny_tokenizer("seq2seq").save_pretrained(tmp_path / "m")
+    for name, labels in (("a", ["positive", "negative"]), ("b", ["yes", "no"])):
+        with open(tmp_path / f"{name}.jsonl", "w") as f:
+            for i in range(12):
+                f.write(
+                    json.dumps({"text": f"the movie was {(POS, NEG)[i % 2][i % 6]}", "label": labels[i % 2]})
+                )
+                f.write("\n")
+    files = {"model": str(tmp_path / "m")}
+    code = _train(files, tmp_path / "run", "--method", "multitask-prompt-tuning", "--dataset", tmp_path / "a.jsonl",
+                  "--dataset", tmp_path / "b.jsonl", "--template", "{text} it was {mask}", "--quiet")  # fmt: skip
+    assert code == 0
+    a, b = (load_file(str(tmp_path / "run" / "final" / n / "prompt.safetensors")) for n in ("a", "b"))
+    assert torch.equal(a["shared"], b["shared"]) and a["rows"].shape[0] == 2

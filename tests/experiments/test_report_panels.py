@@ -30,7 +30,9 @@ def run(tmp_path_factory):
 
 def _panel_rows(page: str) -> list[list[str]]:
     panels = page.split('<div class="panels">', 1)[1]
-    rows = re.findall(r"<tr><td>(.*?)</td><td[^>]*>(\d+)</td><td[^>]*>([\d.]+)</td><td>(.*?)</td></tr>", panels)
+    rows = re.findall(
+        r"<tr><td>(.*?)</td><td[^>]*>(\d+)</td><td[^>]*>([\d.]+)</td><td>(.*?)</td></tr>", panels
+    )
     return [[html.unescape(c) for c in r] for r in rows]
 
 

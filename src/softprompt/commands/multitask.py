@@ -33,25 +33,30 @@ def train_sources(
     from softprompt.commands.common import load_backbone
     from softprompt.commands.train import _checked_data, _ref
     from softprompt.methods.multitask_prompt_tuning import share_across_tasks
-    from softprompt.training import train
+    from softprompt.training import TrainJob, train
 
     datasets = (s.dataset, *s.more_datasets)
     check_train_device(device)
     data = [_checked_data(replace(s, dataset=d)) for d in datasets]  # every dataset checked before the model
     model = load_backbone(s.model, device=device, dtype=dtype, quantize=quantize)
     torch.manual_seed(s.train.seed)
-    jobs, summaries = [], []
+    jobs: list[TrainJob] = []
+    summaries: list[dict] = []
     for task_id, (dataset, d) in enumerate(zip(datasets, data)):
         job, summary = _source_job(model, replace(s, dataset=dataset), d, task_id, [j.prompt for j in jobs],
                                    dtype, quantize, progress)  # fmt: skip
         jobs.append(job)
         summaries.append(summary)
     share_across_tasks(model, [j.prompt for j in jobs])
-    run_info = {"model": _ref(s.model), "datasets": [_ref(d) for d in datasets], "task_options": asdict(s.task)}
+    run_info = {
+        "model": _ref(s.model),
+        "datasets": [_ref(d) for d in datasets],
+        "task_options": asdict(s.task),
+    }
     run_info |= {"dtype": dtype} if dtype != "float32" else {}
     run_info |= {"quantize": quantize} if quantize is not None else {}
     result = train(model, jobs, s.train, s.out, resume=resume, progress=progress, run_info=run_info)
-    return result, _summary(s, result, jobs, summaries)
+    return result, _summary(s, result, summaries)
 
 
 def _source_job(model, s: RunSettings, data, task_id: int, taken: list[str], dtype, quantize, progress):
@@ -85,14 +90,18 @@ def _source_job(model, s: RunSettings, data, task_id: int, taken: list[str], dty
     return TrainJob(name, task, data.train, data.validation, info=info), summary
 
 
-def _summary(s: RunSettings, result, jobs, tasks: list[dict]) -> dict:
+def _summary(s: RunSettings, result, tasks: list[dict]) -> dict:
     """What ``softprompt train`` prints for a multitask run (as text or --json)."""
     return {
         "method": METHOD,
         "prompts": [
-            t | {"metrics": result.metrics.get(t["prompt"], {}), "best_step": result.best_step.get(t["prompt"]),
-                 "best": str(s.out / "best" / t["prompt"]) if result.best_step.get(t["prompt"]) else None,
-                 "final": str(s.out / "final" / t["prompt"])}  # fmt: skip
+            t
+            | {
+                "metrics": result.metrics.get(t["prompt"], {}),
+                "best_step": result.best_step.get(t["prompt"]),
+                "best": str(s.out / "best" / t["prompt"]) if result.best_step.get(t["prompt"]) else None,
+                "final": str(s.out / "final" / t["prompt"]),
+            }
             for t in tasks
         ],
         "trainable_params": result.trainable_params,

@@ -71,8 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("name", "prompt name (default: the dataset's name)"),
     ):
         run.add_argument(
-            f"--{flag}", dest=f"top.{flag}", default=argparse.SUPPRESS, metavar=flag.upper(), help=doc,
-            **({"action": "append"} if flag == "dataset" else {}),
+            f"--{flag}",
+            dest=f"top.{flag}",
+            default=argparse.SUPPRESS,
+            metavar=flag.upper(),
+            help=doc,
+            action="append" if flag == "dataset" else "store",
         )
     run.add_argument("--config", metavar="YAML", help="settings file (layout below); flags override it")
     run.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
@@ -103,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     if is_main_process():
         from softprompt.commands.multitask import summary_text
 
-        print_json(summary) if args.json else print(summary_text(summary) if "prompts" in summary else _text(summary))
+        print_json(summary) if args.json else print(
+            summary_text(summary) if "prompts" in summary else _text(summary)
+        )
     return 0
 
 
@@ -140,7 +146,9 @@ def train_from_settings(
     if s.more_datasets:  # several source datasets: one multitask prompt over all of them
         from softprompt.commands.multitask import train_sources
 
-        return train_sources(s, resume=resume, progress=progress, device=device, dtype=dtype, quantize=quantize)
+        return train_sources(
+            s, resume=resume, progress=progress, device=device, dtype=dtype, quantize=quantize
+        )
     check_train_device(device)
     data = _checked_data(s)
     model = load_backbone(s.model, device=device, dtype=dtype, quantize=quantize)

@@ -7,6 +7,7 @@ written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +50,11 @@ def panel_of(run: str, readback: dict) -> Panel:
 
 
 def run_panels(
-    runs: list[str | Path], labels: list[str] | None = None, *, k: int = 3, model: PromptedModel | None = None
+    runs: Sequence[str | Path],
+    labels: list[str] | None = None,
+    *,
+    k: int = 3,
+    model: PromptedModel | None = None,
 ) -> list[Panel]:
     """A panel per run folder (or prompt folder): its best (else final) prompt read back, ``k`` tokens each.
 
@@ -63,7 +68,7 @@ def run_panels(
 
     labels = labels or [str(r) for r in runs]
     models: dict[str, PromptedModel] = {}
-    panels = []
+    panels: list[Panel] = []
     for run, label in zip(runs, labels):
         try:
             plan = read_trained(run, need_task=False)
