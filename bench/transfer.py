@@ -83,8 +83,9 @@ def main() -> int:
         model = softprompt.load_model(args.model)
         fields, template, _ = demo_fields(model, data)
         for seed in args.seed_list or range(args.seeds):
-            src = source_prompt(args, model, seed)
-            for arm in args.arms.split(","):
+            arms = args.arms.split(",")
+            src = source_prompt(args, model, seed) if any(ARMS[a][0].get("init") == "file" for a in arms) else None
+            for arm in arms:
                 extra, lr = ARMS[arm]
                 f = {**fields, **extra} | ({"init_file": str(src)} if extra.get("init") == "file" else {})
                 f = {k: v for k, v in f.items() if not (k == "init_text" and f.get("init") != "text")}
