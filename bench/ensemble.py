@@ -56,25 +56,48 @@ def load_members(args, model) -> list[tuple[str, object]]:
     return members
 
 
-def accuracy_phase(args, model, examples) -> dict:
-    train_members(args, model)
+def score(args, model, examples, shard: int = 0, shards: int = 1) -> dict:
+    """Every member's and the ensemble's outputs on examples shard, shard+shards, ... (one predict_ensemble)."""
     members = load_members(args, model)
-    gold = members[0][1].gold(examples)
-    r = predict_ensemble(model, members, examples, batch_size=args.batch_size)
+    index = list(range(shard, len(examples), shards))
+    part = [examples[i] for i in index]
+    r = predict_ensemble(model, members, part, batch_size=args.batch_size)
+    return {
+        "index": index, "labels": r.labels, "gold": members[0][1].gold(part), "members": r.members,
+        "predictions": r.predictions, "votes": r.votes, "probabilities": r.probabilities,
+    }  # fmt: skip
+
+
+def shard_file(args, shard: int, shards: int) -> Path:
+    return Path(args.out) / f"scores-{shard}-of-{shards}.json"
+
+
+def accuracy_phase(args, model, examples) -> dict:
+    """The figures from every shard's scores (``--phase score`` wrote them), or from one scoring pass here."""
+    if args.shards > 1:
+        parts = [json.loads(shard_file(args, i, args.shards).read_text()) for i in range(args.shards)]
+    else:
+        train_members(args, model)
+        parts = [score(args, model, examples)]
+    labels = parts[0]["labels"]
+    gold = [g for p in parts for g in p["gold"]]
+    names = list(parts[0]["members"])
+    members = {n: [x for p in parts for x in p["members"][n]] for n in names}
+    mean = [x for p in parts for x in p["probabilities"]]
+    votes = [x for p in parts for x in p["votes"]]
 
     def acc(picks: list[str]) -> float:
-        return sum(r.labels.index(p) == g for p, g in zip(picks, gold)) / len(gold)
+        return sum(labels.index(p) == g for p, g in zip(picks, gold)) / len(gold)
 
-    each = {n: acc([max(p, key=p.get) for p in r.members[n]]) for n, _ in members}
-    vote = [
-        max(r.labels, key=lambda lab, v=v, p=p: v[lab] + 0.5 * p[lab])
-        for v, p in zip(r.votes, r.probabilities)
-    ]
-    agree = sum(len({max(r.members[n][i], key=r.members[n][i].get) for n, _ in members}) == 1
-                for i in range(len(examples))) / len(examples)  # fmt: skip
+    top = {n: [max(p, key=p.get) for p in members[n]] for n in names}
+    each = {n: acc(top[n]) for n in names}
+    vote = [max(labels, key=lambda lab, v=v, p=p: v[lab] + 0.5 * p[lab]) for v, p in zip(votes, mean)]
+    agree = sum(len({top[n][i] for n in names}) == 1 for i in range(len(gold))) / len(gold)
     return {
-        "members": each, "best_member": max(each.values()), "mean_member": statistics.mean(each.values()),
-        "ensemble_mean": acc(r.predictions), "ensemble_vote": acc(vote), "members_agree_share": agree,
+        "scored": len(gold), "members": each, "best_member": max(each.values()),
+        "mean_member": statistics.mean(each.values()),
+        "ensemble_mean": acc([x for p in parts for x in p["predictions"]]), "ensemble_vote": acc(vote),
+        "members_agree_share": agree, "shards": args.shards,
     }  # fmt: skip
 
 
@@ -108,7 +131,9 @@ def timing_phase(args, model, examples) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--phase", choices=("train", "accuracy", "timing", "both"), default="both")
+    p.add_argument("--phase", choices=("train", "score", "accuracy", "timing", "both"), default="both")
+    p.add_argument("--shard", type=int, default=0, help="--phase score: this shard (examples shard::shards)")
+    p.add_argument("--shards", type=int, default=1, help="score in this many processes; accuracy merges them")
     p.add_argument(
         "--train-seeds",
         type=lambda v: [int(x) for x in v.split(",")],
@@ -131,11 +156,16 @@ def main() -> int:
     if args.phase == "train":
         train_members(args, softprompt.load_model(args.model))
         return 0
+    if args.phase == "score":
+        examples = split_examples(softprompt.load_dataset(args.dataset), args.split)[: args.limit]
+        doc = score(args, softprompt.load_model(args.model), examples, args.shard, args.shards)
+        shard_file(args, args.shard, args.shards).write_text(json.dumps(doc) + "\n")
+        return 0
     results = Path(args.results)
     doc = (
         json.loads(results.with_suffix(".json").read_text()) if results.with_suffix(".json").is_file() else {}
     )
-    model = softprompt.load_model(args.model)
+    model = None if args.phase == "accuracy" and args.shards > 1 else softprompt.load_model(args.model)
     examples = split_examples(softprompt.load_dataset(args.dataset), args.split)[: args.limit]
     for phase in ("accuracy", "timing"):
         if args.phase in (phase, "both"):
