@@ -84,7 +84,11 @@ def main() -> int:
         fields, template, _ = demo_fields(model, data)
         for seed in args.seed_list or range(args.seeds):
             arms = args.arms.split(",")
-            src = source_prompt(args, model, seed) if any(ARMS[a][0].get("init") == "file" for a in arms) else None
+            src = (
+                source_prompt(args, model, seed)
+                if any(ARMS[a][0].get("init") == "file" for a in arms)
+                else None
+            )
             for arm in arms:
                 extra, lr = ARMS[arm]
                 f = {**fields, **extra} | ({"init_file": str(src)} if extra.get("init") == "file" else {})

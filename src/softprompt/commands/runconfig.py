@@ -196,6 +196,8 @@ def resolve(args: argparse.Namespace) -> RunSettings:
     if method not in TRAINABLE:
         raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")
     datasets = [str(d) for d in top["dataset"]] if isinstance(top["dataset"], list) else [str(top["dataset"])]
+    if method != "multitask-prompt-tuning":
+        datasets = datasets[-1:]  # one task: the last --dataset wins, as any repeated flag
     top["dataset"] = datasets[0]
     top["model"] = top["model"] or DEFAULT_MODEL
     stem = str(top["dataset"]) if len(datasets) == 1 else "+".join(Path(d).stem for d in datasets)
@@ -208,7 +210,7 @@ def resolve(args: argparse.Namespace) -> RunSettings:
     }
     method_args.update(given(args, "method_args"))
     if len(datasets) > 1:
-        method_args = several_sources(method, datasets, method_args, top["name"])
+        method_args = several_sources(datasets, method_args, top["name"])
     return RunSettings(
         model=str(top["model"]),
         method=method,
@@ -224,15 +226,10 @@ def resolve(args: argparse.Namespace) -> RunSettings:
     )
 
 
-def several_sources(method: str, datasets: list[str], method_args: dict, name: object) -> dict:
-    """The method options of a run over several datasets (``--dataset`` repeated): multitask prompt tuning only,
-    one task per dataset (``num_tasks`` = their number; task ids follow the ``--dataset`` order)."""
+def several_sources(datasets: list[str], method_args: dict, name: object) -> dict:
+    """The method options of a multitask prompt-tuning run over several datasets (``--dataset`` repeated): one
+    task per dataset (``num_tasks`` = their number; task ids follow the ``--dataset`` order)."""
     n = len(datasets)
-    if method != "multitask-prompt-tuning":
-        raise ConfigError(
-            f"--dataset is given {n} times ({', '.join(datasets)}); several source datasets train one "
-            "multitask-prompt-tuning prompt (--method multitask-prompt-tuning); other methods take one --dataset"
-        )
     if method_args.get("num_tasks", n) != n:
         raise ConfigError(f"--num-tasks {method_args['num_tasks']} but --dataset is given {n} times: give one "
                           "dataset per task (or leave --num-tasks out)")  # fmt: skip

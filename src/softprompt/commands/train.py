@@ -60,8 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("method", "one of `softprompt methods`: " + ", ".join(TRAINABLE)),
         (
             "dataset",
-            "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder; repeated "
-            "(multitask-prompt-tuning): one source task per dataset, trained together, task ids in order",
+            "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder; repeated with "
+            "multitask-prompt-tuning: one source task per dataset, trained together, task ids in order "
+            "(other methods: the last one wins)",
         ),
         (
             "out",
