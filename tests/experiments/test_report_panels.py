@@ -66,3 +66,22 @@ def test_a_run_whose_backbone_is_gone_gets_a_panel_saying_why(run, tmp_path):
     page = (tmp_path / "r" / "report.html").read_text()
     assert "not read back:" in page and "no-such-model" in html.unescape(page)
     assert "<h2>Runs</h2>" in page  # the rest of the report is written
+
+
+def test_a_prefix_panel_reads_its_first_layer_keys_and_says_what_it_does_not_read(tmp_path):
+    import softprompt
+    from softprompt.experiments.panels import panel_markdown, run_panels
+
+    model = softprompt.load_model(str(write_model_dir(tmp_path / "model")))
+    cfg = softprompt.make_config(
+        "prefix-tuning", num_virtual_tokens=2, init="text", init_text="great", dropout=0.0
+    )
+    model.add_prompt("px", cfg)
+    softprompt.save_prompt(model, "px", tmp_path / "px")
+    (panel,) = run_panels([tmp_path / "px"], ["px"], k=2, model=model)
+    assert [r["kind"] for r in panel.rows] == ["layer-0 key", "layer-0 key"]
+    assert panel.rows[0]["nearest"].startswith("'great'")  # started from the model's own keys for the word
+    assert panel.notes and "contextual" in panel.notes[0]
+    assert "| layer-0 key | 0 |" in panel_markdown(panel)
+    assert "px" in model.bank.names()  # the caller's prompt stays; the panel's copy is removed
+    assert len(model.bank.names()) == 1
