@@ -40,9 +40,11 @@ def task_for(model, data, template: str, n_virtual: int):
 def train_prompt(
     model, data, out: Path, *, fields: dict, template: str, lr: float, steps: int, seed: int,
     validation: list[dict], eval_every: int, batch_size: int = 8, info: dict | None = None,
+    score_start: bool = True,
 ) -> dict:  # fmt: skip
     """Train one prompt (fresh run folder ``out``); returns {"curve": [[step, metric], ...], "final": metric,
-    "train_time_s"}. The step-0 point is scored before training; the loop's evaluations give the rest."""
+    "train_time_s"}. The step-0 point is scored before training (unless not ``score_start``); the loop's
+    evaluations give the rest."""
     name = "p"
     if name in model.bank:
         model.bank.remove(name)
@@ -53,7 +55,7 @@ def train_prompt(
     model.add_prompt(name, make_config(METHOD, **fields), seed=seed, init_token_ids=init_ids,
                      label_words=_label_words(task))  # fmt: skip
     metric = task.main_metric
-    start = evaluate(model, task, validation, name)[metric]
+    start = evaluate(model, task, validation, name)[metric] if score_start else None
     cfg = TrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every, eval_examples=len(validation),
         save_every=steps, seed=seed, log_every=4, warmup_ratio=0.06,
@@ -64,7 +66,7 @@ def train_prompt(
         | (info or {}),
     )  # fmt: skip
     result = train(model, job, cfg, out, progress=False, run_info={"fields": fields, "lr": lr})
-    curve = [[0, start]] + [
+    curve = ([[0, start]] if score_start else []) + [
         [r["step"], r["eval"][name][metric]] for r in read_log(out) if "eval" in r and name in r["eval"]
     ]
     model.bank.remove(name)

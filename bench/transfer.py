@@ -40,15 +40,21 @@ ARMS = {
 
 
 def source_prompt(args, model, seed: int) -> Path:
-    """The source prompt of ``seed`` (trained here, with the demo's setup, unless ``--sources`` holds it)."""
+    """The source prompt of ``seed`` (trained here unless ``--sources`` holds it): the demo's prompt length and
+    template on the source task, started as ``--source-init`` says (``text``: the demo's lead-in at 3e-3;
+    ``vocab``: the method's default start and rate, 1e-1), scored once at the end on ``--source-val``
+    validation examples (the best = the final prompt)."""
     run = Path(args.sources) / f"seed{seed}"
     if not (run / "best" / "p").is_dir():
         data = softprompt.load_dataset(args.source)
         fields, template, lr = demo_fields(model, data)
-        val = data.validation[: args.limit]
+        if args.source_init == "vocab":
+            fields, lr = {"num_virtual_tokens": fields["num_virtual_tokens"], "init": "vocab"}, 1e-1
         print(f"source {args.source} seed {seed}: training {args.source_steps} steps", flush=True)
-        train_prompt(model, data, run, fields=fields, template=template, lr=lr, steps=args.source_steps,
-                     seed=seed, validation=val, eval_every=max(1, args.source_steps // 2))  # fmt: skip
+        doc = train_prompt(model, data, run, fields=fields, template=template, lr=lr, steps=args.source_steps,
+                           seed=seed, validation=data.validation[: args.source_val],
+                           eval_every=args.source_steps, score_start=False)  # fmt: skip
+        print(f"source {args.source} seed {seed}: {doc['curve']}", flush=True)
     return run / "best" / "p"
 
 
@@ -59,6 +65,8 @@ def main() -> int:
     p.add_argument("--target", default="facts")
     p.add_argument("--sources", default=None, help="folder of seed<N> source runs (default: <out>/source)")
     p.add_argument("--source-steps", type=int, default=48)
+    p.add_argument("--source-init", choices=("text", "vocab"), default="text")
+    p.add_argument("--source-val", type=int, default=64, help="validation examples scoring the source prompt")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--eval-every", type=int, default=8)
@@ -135,11 +143,16 @@ def write(args, runs, held_out, t0: float, load_start) -> None:
     from prompt_runs import machine_note
 
     summary = summarize(runs)
+    sources = [Path(args.sources) / f"seed{s}" / "curve.json" for s in range(args.seeds)]
+    src_docs = [json.loads(f.read_text()) for f in sources if f.is_file()]
+    source_metric = src_docs[0]["metric"] if src_docs else "score"
+    source_scores = [round(d["final"], 3) for d in src_docs]
     metric = next(iter(runs.values()))[0]["metric"]
     doc = {
         "model": args.model, "source": args.source, "target": args.target, "metric": metric,
         "held_out": f"{args.target} test split, first {len(held_out)} examples", "seeds": args.seeds,
-        "steps": args.steps, "source_steps": args.source_steps, "batch_size": 8, "summary": summary,
+        "steps": args.steps, "source_steps": args.source_steps, "source_init": args.source_init,
+        "source_final": source_scores, "batch_size": 8, "summary": summary,
         "runs": runs, "load_avg_start": load_start, "load_avg_end": load_avg(),
         "total_time_s": round(time.time() - t0), "machine": machine_note(),
     }  # fmt: skip
@@ -152,8 +165,9 @@ def write(args, runs, held_out, t0: float, load_start) -> None:
         f"# Prompt transfer: {args.source} -> {args.target} ({args.model}, prompt tuning)",
         "",
         f"Target {metric} on {doc['held_out']}, mean over the seeds (min-max), by training step "
-        f"(batch 8). Source prompts: {args.source_steps} steps of the demo's prompt-tuning setup on "
-        f"{args.source}. Load average {load_start} at start, {doc['load_avg_end']} at end "
+        f"(batch 8). Source prompts: {args.source_steps} steps of prompt tuning on {args.source} (the demo's "
+        f"prompt length and template; start: {args.source_init}; final {source_metric} {source_scores} on "
+        f"{args.source_val} {args.source} validation examples, per seed). Load average {load_start} at start, {doc['load_avg_end']} at end "
         f"({doc['machine']}; shared machine, run under nice -n 19); {doc['total_time_s']} s in all.",
         "",
         "| start (lr) | seeds | " + " | ".join(f"step {s}" for s in steps) + " |",
