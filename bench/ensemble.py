@@ -58,6 +58,7 @@ def load_members(args, model) -> list[tuple[str, object]]:
 
 def score(args, model, examples, shard: int = 0, shards: int = 1) -> dict:
     """Every member's and the ensemble's outputs on examples shard, shard+shards, ... (one predict_ensemble)."""
+    load_start = load_avg()
     members = load_members(args, model)
     index = list(range(shard, len(examples), shards))
     part = [examples[i] for i in index]
@@ -65,6 +66,7 @@ def score(args, model, examples, shard: int = 0, shards: int = 1) -> dict:
     return {
         "index": index, "labels": r.labels, "gold": members[0][1].gold(part), "members": r.members,
         "predictions": r.predictions, "votes": r.votes, "probabilities": r.probabilities,
+        "load_avg": [load_start, load_avg()],
     }  # fmt: skip
 
 
@@ -97,7 +99,7 @@ def accuracy_phase(args, model, examples) -> dict:
         "scored": len(gold), "members": each, "best_member": max(each.values()),
         "mean_member": statistics.mean(each.values()),
         "ensemble_mean": acc([x for p in parts for x in p["predictions"]]), "ensemble_vote": acc(vote),
-        "members_agree_share": agree, "shards": args.shards,
+        "members_agree_share": agree, "shards": args.shards, "scoring_load_avg": [p["load_avg"] for p in parts],
     }  # fmt: skip
 
 
@@ -162,20 +164,22 @@ def main() -> int:
         shard_file(args, args.shard, args.shards).write_text(json.dumps(doc) + "\n")
         return 0
     results = Path(args.results)
-    doc = (
-        json.loads(results.with_suffix(".json").read_text()) if results.with_suffix(".json").is_file() else {}
-    )
+    new: dict = {}
     model = None if args.phase == "accuracy" and args.shards > 1 else softprompt.load_model(args.model)
     examples = split_examples(softprompt.load_dataset(args.dataset), args.split)[: args.limit]
     for phase in ("accuracy", "timing"):
         if args.phase in (phase, "both"):
             t0, start = time.time(), load_avg()
             figures = (accuracy_phase if phase == "accuracy" else timing_phase)(args, model, examples)
-            doc[phase] = figures | {"load_avg_start": start, "load_avg_end": load_avg(),
-                                    "time_s": round(time.time() - t0)}  # fmt: skip
-    doc |= {
+            new[phase] = figures | {"load_avg_start": start, "load_avg_end": load_avg(),
+                                    "time_s": round(time.time() - t0), "machine": machine_note()}  # fmt: skip
+    # read just before writing: the timing and accuracy phases may run in separate processes at once
+    doc = (
+        json.loads(results.with_suffix(".json").read_text()) if results.with_suffix(".json").is_file() else {}
+    )
+    doc |= new | {
         "model": args.model, "dataset": args.dataset, "split": args.split, "examples": len(examples),
-        "seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "machine": machine_note(),
+        "seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
     }  # fmt: skip
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -187,15 +191,16 @@ def main() -> int:
 
 def markdown(doc: dict) -> str:
     lines = [
-        f"# Prompt ensembles: {doc['model']} on {doc['dataset']} ({doc['machine']}, {doc['device']})",
+        f"# Prompt ensembles: {doc['model']} on {doc['dataset']} ({doc['device']})",
         "",
     ]
     if "accuracy" in doc:
         a = doc["accuracy"]
         lines += [
             f"{doc['seeds']} prompt-tuning prompts (seeds 0-{doc['seeds'] - 1}, {doc['steps']} steps each, the "
-            f"demo's setup), scored on the {doc['examples']} examples of the {doc['split']} split. Load average "
-            f"{a['load_avg_start']} -> {a['load_avg_end']} (shared machine; trained under nice -n 19).",
+            f"demo's setup), scored on the {doc['examples']} examples of the {doc['split']} split. Load averages "
+            f"{a['scoring_load_avg']} at the start and end of each scoring process ({a['machine']}; shared machine; "
+            "trained and scored under nice -n 19).",
             "",
             "| members | best member | mean member | ensemble (mean of probabilities) | ensemble (majority vote) |",
             "|---|---|---|---|---|",
@@ -213,7 +218,8 @@ def markdown(doc: dict) -> str:
             f"{t['timing_repeats']}; batch {doc['batch_size']} inputs): one mixed batch "
             f"{t['median_one_batch_s']:.2f} s vs {doc['seeds']} separate runs {t['median_separate_s']:.2f} s "
             f"(x{t['separate_over_one_batch']:.2f}). Load average {t['load_avg_start']} -> {t['load_avg_end']} "
-            "(shared machine; normal priority, under flock /tmp/softprompt-timing.lock).",
+            f"({t['machine']}; "
+            "shared machine; normal priority, under flock /tmp/softprompt-timing.lock).",
         ]
     return "\n".join(lines) + "\n"
 
