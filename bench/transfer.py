@@ -139,6 +139,20 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
     return out
 
 
+def verdicts(summary: dict[str, dict], steps: list) -> list[str]:
+    """Per transfer arm and step: its mean minus each other start's mean (points), computed, not judged."""
+    out = []
+    for arm in [a for a in summary if a.startswith("transfer")]:
+        for other in [a for a in summary if not a.startswith("transfer")]:
+            diffs = [
+                f"step {k}: {100 * (summary[arm]['mean'][k] - summary[other]['mean'][k]):+.1f}"
+                for k in steps
+                if k in summary[other]["mean"]
+            ]
+            out.append(f"- {arm} minus {other} (points): " + ", ".join(diffs))
+    return out
+
+
 def write(args, runs, held_out, t0: float, load_start) -> None:
     from prompt_runs import machine_note
 
@@ -176,6 +190,7 @@ def write(args, runs, held_out, t0: float, load_start) -> None:
     for arm, s in summary.items():
         cells = [f"{s['mean'][k]:.3f} ({s['min'][k]:.3f}-{s['max'][k]:.3f})" for k in steps]
         lines.append(f"| {arm} ({s['lr']:g}) | {seeds[arm]} | " + " | ".join(cells) + " |")
+    lines += ["", *verdicts(summary, steps)]
     results.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
