@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 import softprompt
-from prompt_runs import demo_fields, load_avg, machine_note, train_prompt
+from prompt_runs import demo_fields, load_avg, load_log_summary, load_log_text, machine_note, train_prompt
 from softprompt.commands.evaluate import split_examples
 from softprompt.training.ensemble import predict_ensemble
 
@@ -100,6 +100,7 @@ def accuracy_phase(args, model, examples) -> dict:
         "mean_member": statistics.mean(each.values()),
         "ensemble_mean": acc([x for p in parts for x in p["predictions"]]), "ensemble_vote": acc(vote),
         "members_agree_share": agree, "shards": args.shards, "scoring_load_avg": [p["load_avg"] for p in parts],
+        "load_log": load_log_summary(args.load_log),
     }  # fmt: skip
 
 
@@ -136,6 +137,9 @@ def main() -> int:
     p.add_argument("--phase", choices=("train", "score", "accuracy", "timing", "both"), default="both")
     p.add_argument("--shard", type=int, default=0, help="--phase score: this shard (examples shard::shards)")
     p.add_argument("--shards", type=int, default=1, help="score in this many processes; accuracy merges them")
+    p.add_argument(
+        "--load-log", help="--phase accuracy: a 'HH:MM:SS load1 load5 load15' log sampled beside it"
+    )
     p.add_argument(
         "--train-seeds",
         type=lambda v: [int(x) for x in v.split(",")],
@@ -200,7 +204,7 @@ def markdown(doc: dict) -> str:
             f"{doc['seeds']} prompt-tuning prompts (seeds 0-{doc['seeds'] - 1}, {doc['steps']} steps each, the "
             f"demo's setup), scored on the {doc['examples']} examples of the {doc['split']} split. Load averages "
             f"{a['scoring_load_avg']} at the start and end of each scoring process ({a['machine']}; shared machine; "
-            "trained and scored under nice -n 19).",
+            "trained and scored under nice -n 19)." + load_log_text(a.get("load_log")),
             "",
             "| members | best member | mean member | ensemble (mean of probabilities) | ensemble (majority vote) |",
             "|---|---|---|---|---|",

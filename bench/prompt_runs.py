@@ -89,3 +89,24 @@ def machine_note() -> str:
     import torch
 
     return f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
+
+
+def load_log_summary(path: str | None) -> dict | None:
+    """The 1-minute load averages a ``HH:MM:SS load1 load5 load15`` log sampled (one line a minute, written by
+    the shell loop that ran beside the runs): first and last time, min, median and max."""
+    if not path or not Path(path).is_file():
+        return None
+    rows = [line.split() for line in Path(path).read_text().splitlines() if len(line.split()) == 4]
+    if not rows:
+        return None
+    ones = sorted(float(r[1]) for r in rows)
+    return {"file": str(path), "from": rows[0][0], "to": rows[-1][0], "samples": len(rows),
+            "min": ones[0], "median": ones[len(ones) // 2], "max": ones[-1]}  # fmt: skip
+
+
+def load_log_text(summary: dict | None) -> str:
+    if not summary:
+        return ""
+    return (f" During the runs ({summary['from']}-{summary['to']} UTC, {summary['samples']} samples) the 1-minute "
+            f"load average was {summary['min']:g} to {summary['max']:g} (median {summary['median']:g}) on 2 "
+            "cores.")  # fmt: skip

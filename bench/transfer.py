@@ -79,6 +79,7 @@ def main() -> int:
         help="train only these seeds (several processes), then summarize every finished run",
     )
     p.add_argument("--summarize-only", action="store_true", help="write the results from finished runs")
+    p.add_argument("--load-log", help="a 'HH:MM:SS load1 load5 load15' log sampled beside the runs")
     p.add_argument("--out", default="runs/bench-transfer", help="run folders")
     p.add_argument("--results", default="bench/results/transfer", help="<results>.json and .md")
     args = p.parse_args()
@@ -154,7 +155,7 @@ def verdicts(summary: dict[str, dict], steps: list) -> list[str]:
 
 
 def write(args, runs, held_out, t0: float, load_start) -> None:
-    from prompt_runs import machine_note
+    from prompt_runs import load_log_summary, load_log_text, machine_note
 
     summary = summarize(runs)
     sources = [Path(args.sources) / f"seed{s}" / "curve.json" for s in range(args.seeds)]
@@ -169,6 +170,7 @@ def write(args, runs, held_out, t0: float, load_start) -> None:
         "source_final": source_scores, "batch_size": 8, "summary": summary,
         "runs": runs, "load_avg_start": load_start, "load_avg_end": load_avg(),
         "total_time_s": round(time.time() - t0), "machine": machine_note(),
+        "load_log": load_log_summary(args.load_log),
     }  # fmt: skip
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -181,8 +183,14 @@ def write(args, runs, held_out, t0: float, load_start) -> None:
         f"Target {metric} on {doc['held_out']}, mean over the seeds (min-max), by training step "
         f"(batch 8). Source prompts: {args.source_steps} steps of prompt tuning on {args.source} (the demo's "
         f"prompt length and template; start: {args.source_init}; final {source_metric} {source_scores} on "
-        f"{args.source_val} {args.source} validation examples, per seed). Load average {load_start} at start, {doc['load_avg_end']} at end "
-        f"({doc['machine']}; shared machine, run under nice -n 19); {doc['total_time_s']} s in all.",
+        f"{args.source_val} {args.source} validation examples, per seed). {doc['machine']}; shared machine, "
+        "every run under nice -n 19 (several processes side by side, so run times are not speed figures)."
+        + (
+            ""
+            if args.summarize_only
+            else f" Load average {load_start} at start, {doc['load_avg_end']} at end."
+        )
+        + load_log_text(doc["load_log"]),
         "",
         "| start (lr) | seeds | " + " | ".join(f"step {s}" for s in steps) + " |",
         "|---|---|" + "---|" * len(steps),
