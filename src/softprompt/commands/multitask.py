@@ -31,13 +31,13 @@ def train_sources(
 
     from softprompt.commands.backbone import check_train_device
     from softprompt.commands.common import load_backbone
-    from softprompt.commands.train import _checked_data, _ref
+    from softprompt.commands.rundata import checked_data, local_ref
     from softprompt.methods.multitask_prompt_tuning import share_across_tasks
     from softprompt.training import TrainJob, train
 
     datasets = (s.dataset, *s.more_datasets)
     check_train_device(device)
-    data = [_checked_data(replace(s, dataset=d)) for d in datasets]  # every dataset checked before the model
+    data = [checked_data(replace(s, dataset=d)) for d in datasets]  # every dataset checked before the model
     model = load_backbone(s.model, device=device, dtype=dtype, quantize=quantize)
     torch.manual_seed(s.train.seed)
     jobs: list[TrainJob] = []
@@ -49,8 +49,8 @@ def train_sources(
         summaries.append(summary)
     share_across_tasks(model, [j.prompt for j in jobs])
     run_info = {
-        "model": _ref(s.model),
-        "datasets": [_ref(d) for d in datasets],
+        "model": local_ref(s.model),
+        "datasets": [local_ref(d) for d in datasets],
         "task_options": asdict(s.task),
     }
     run_info |= {"dtype": dtype} if dtype != "float32" else {}
@@ -62,8 +62,8 @@ def train_sources(
 def _source_job(model, s: RunSettings, data, task_id: int, taken: list[str], dtype, quantize, progress):
     """(TrainJob, per-task summary) of source dataset ``s.dataset`` as task ``task_id``."""
     from softprompt.commands.common import prompt_name
+    from softprompt.commands.rundata import run_records
     from softprompt.commands.start import choose_start
-    from softprompt.commands.train import _records
     from softprompt.methods import make_config
     from softprompt.tasks import make_task
     from softprompt.tasks.classify import VerbalizerTask
@@ -82,7 +82,7 @@ def _source_job(model, s: RunSettings, data, task_id: int, taken: list[str], dty
     while name in taken:
         name, n = f"{prompt_name(data.spec.name)}-{n}", n + 1
     model.add_prompt(name, make_config(METHOD, **{**s.method_args, "task_id": task_id}), seed=s.train.seed)
-    info, _, splits = _records(s, data, task, dtype, choice, quantize)
+    info, _, splits = run_records(s, data, task, dtype, choice, quantize)
     info["task_id"] = task_id
     summary = {"prompt": name, "task_id": task_id, "dataset": s.dataset, "splits": splits,
                "template": getattr(getattr(task, "template", None), "source", None),

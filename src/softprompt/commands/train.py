@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -114,12 +112,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ref(value: str) -> str:
-    """A local path as an absolute path (so eval works from any folder); names and ids unchanged."""
-    p = Path(value).expanduser()
-    return str(p.resolve()) if p.exists() else value
-
-
 def train_from_settings(
     s: RunSettings,
     *,
@@ -138,6 +130,7 @@ def train_from_settings(
 
     from softprompt.commands.backbone import check_train_device
     from softprompt.commands.common import init_token_ids, label_words, load_backbone, prompt_name
+    from softprompt.commands.rundata import checked_data, run_records
     from softprompt.commands.start import choose_start
     from softprompt.tasks import make_task
     from softprompt.tasks.base import check_prompts, tokenizer_of
@@ -151,7 +144,7 @@ def train_from_settings(
             s, resume=resume, progress=progress, device=device, dtype=dtype, quantize=quantize
         )
     check_train_device(device)
-    data = _checked_data(s)
+    data = checked_data(s)
     model = load_backbone(s.model, device=device, dtype=dtype, quantize=quantize)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
     choice, template, config, train_cfg = choose_start(s, data, model, progress)
@@ -180,33 +173,10 @@ def train_from_settings(
         seed=s.train.seed,
     )
     check_prompts(model, [name], soft)  # {soft} slots and virtual tokens agree, before run.json is written
-    info, run_info, splits = _records(s, data, task, dtype, choice, quantize)
+    info, run_info, splits = run_records(s, data, task, dtype, choice, quantize)
     job = TrainJob(name, task, data.train, data.validation, info=info)
     result = train(model, job, train_cfg, s.out, resume=resume, progress=progress, run_info=run_info)
     return result, _summary(s, result, config.method, name, task, choice, splits)
-
-
-def _records(s, data, task, dtype: str, choice, quantize: str | None = None) -> tuple[dict, dict, dict]:
-    """(prompt.json's info, run.json's run_info, split sizes) of a run."""
-    info = {
-        "model": _ref(s.model),
-        "dataset": _ref(s.dataset),
-        "task": data.spec.name,
-        "spec": data.spec.to_json(),
-        "task_head": getattr(getattr(task, "head", None), "pool", None) or s.task.head,
-        "fields": s.task.fields,
-        "data_seed": s.train.seed,
-        "limit": s.task.limit,
-        "max_length": s.task.max_length,
-    }
-    splits = {k: len(v) for k, v in data.splits().items()}
-    run_info = {"model": info["model"], "dataset": info["dataset"], "task_options": asdict(s.task)}
-    if dtype != "float32":  # recorded (and compared on resume) only when not the default, so old runs resume
-        run_info["dtype"] = dtype
-    if quantize is not None:  # likewise: a run resumes on the backbone it trained on
-        run_info["quantize"] = quantize
-    run_info |= {"splits": splits} | ({"template_choice": choice.to_json()} if choice else {})
-    return info, run_info, splits
 
 
 def _summary(s, result, method: str, name: str, task, choice, splits: dict) -> dict:
@@ -271,21 +241,6 @@ def _head_rate(s, task, train_cfg, progress: bool):
         flags = " / ".join(f"--{k.replace('_', '-')}" for k in changes)
         print(f"{s.method}: {rates} (the default with a trained head; {flags} overrides)", file=sys.stderr)
     return replace(train_cfg, **changes)
-
-
-def _checked_data(s):
-    """The dataset, with the template checked before it loads (syntax) and after (its fields, a masked LM's
-    {mask}), and the verbalizer against its labels; no model is loaded."""
-    from softprompt.commands.common import check_template, model_kind
-    from softprompt.data import check_classes, load_dataset
-    from softprompt.tasks import check_verbalizer
-
-    check_template(s.task.template)
-    data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)
-    check_classes(data, s.dataset, (s.task.fields or {}).get("label", "label"))
-    check_template(s.task.template, data.spec, kind=model_kind(s.model), head=s.task.head)
-    check_verbalizer(s.task.verbalizer, data.spec)
-    return data
 
 
 def _text(summary: dict) -> str:
