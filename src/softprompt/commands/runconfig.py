@@ -84,6 +84,8 @@ class RunSettings:
     task: TaskOptions
     train_given: frozenset = frozenset()
     """The training settings the user set (flags or --config); the others are the method's defaults."""
+    more_datasets: tuple[str, ...] = ()
+    """Further source datasets (``--dataset`` repeated): multitask prompt tuning's tasks 1.. (``dataset`` is 0)."""
 
 
 def method_fields() -> list[Field]:
@@ -193,8 +195,13 @@ def resolve(args: argparse.Namespace) -> RunSettings:
     method = str(top["method"])
     if method not in TRAINABLE:
         raise ConfigError(f"unknown method {method!r}; choose one of: {', '.join(TRAINABLE)}")
+    datasets = [str(d) for d in top["dataset"]] if isinstance(top["dataset"], list) else [str(top["dataset"])]
+    if method != "multitask-prompt-tuning":
+        datasets = datasets[-1:]  # one task: the last --dataset wins, as any repeated flag
+    top["dataset"] = datasets[0]
     top["model"] = top["model"] or DEFAULT_MODEL
-    top["out"] = top["out"] or default_out(method, str(top["dataset"]), getattr(args, "resume", False))
+    stem = str(top["dataset"]) if len(datasets) == 1 else "+".join(Path(d).stem for d in datasets)
+    top["out"] = top["out"] or default_out(method, stem, getattr(args, "resume", False))
     method_cls = METHODS[method].config
     hints = {f.name: f.hint for f in fields_of(method_cls)}
     method_args = {
@@ -202,6 +209,8 @@ def resolve(args: argparse.Namespace) -> RunSettings:
         for k, v in (doc.get("method_args") or {}).items()
     }
     method_args.update(given(args, "method_args"))
+    if len(datasets) > 1:
+        method_args = several_sources(datasets, method_args, top["name"])
     return RunSettings(
         model=str(top["model"]),
         method=method,
@@ -213,7 +222,22 @@ def resolve(args: argparse.Namespace) -> RunSettings:
         train=TrainConfig.for_method(method, **_section(doc, args, "train")),
         task=TaskOptions(**_section(doc, args, "task")),
         train_given=frozenset(_section(doc, args, "train")),
+        more_datasets=tuple(datasets[1:]),
     )
+
+
+def several_sources(datasets: list[str], method_args: dict, name: object) -> dict:
+    """The method options of a multitask prompt-tuning run over several datasets (``--dataset`` repeated): one
+    task per dataset (``num_tasks`` = their number; task ids follow the ``--dataset`` order)."""
+    n = len(datasets)
+    if method_args.get("num_tasks", n) != n:
+        raise ConfigError(f"--num-tasks {method_args['num_tasks']} but --dataset is given {n} times: give one "
+                          "dataset per task (or leave --num-tasks out)")  # fmt: skip
+    if "task_id" in method_args:
+        raise ConfigError("--task-id with several --dataset: task ids follow the --dataset order (0, 1, ...)")
+    if name is not None:
+        raise ConfigError("--name with several --dataset: each task's prompt is named after its dataset")
+    return {**method_args, "num_tasks": n}
 
 
 def default_out(method: str, dataset: str, resume: bool) -> Path:

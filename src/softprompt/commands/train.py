@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,6 +19,9 @@ EPILOG = """examples:
       --fields text=review_body,label=stars --out runs/v2   # a pooled head, as the checkpoint pools
   softprompt train --config run.yaml --lr 0.1      # a YAML file, a flag overriding it
   softprompt train --config run.yaml --resume      # continue after a crash (same result, bit for bit)
+  softprompt train --method multitask-prompt-tuning --dataset a.csv --dataset b.csv --out runs/mpt
+      # one shared prompt over both source tasks (task ids 0, 1; mixed batches); then transfer it:
+  softprompt train --method prompt-tuning --dataset target.csv --init file --init-file runs/mpt/best/a
   torchrun --nproc_per_node 2 -m softprompt train --config run.yaml   # 2 processes share --batch-size
 
 run.yaml (every key optional; flags win):
@@ -55,7 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "(default: smollm2-135m)",
         ),
         ("method", "one of `softprompt methods`: " + ", ".join(TRAINABLE)),
-        ("dataset", "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder"),
+        (
+            "dataset",
+            "built-in name (see `softprompt datasets`) or your .jsonl/.csv/... file or folder; repeated with "
+            "multitask-prompt-tuning: one source task per dataset, trained together, task ids in order "
+            "(other methods: the last one wins)",
+        ),
         (
             "out",
             "run folder (new or empty; or this run's, with --resume; default: runs/<dataset>-<method>, "
@@ -64,7 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("name", "prompt name (default: the dataset's name)"),
     ):
         run.add_argument(
-            f"--{flag}", dest=f"top.{flag}", default=argparse.SUPPRESS, metavar=flag.upper(), help=doc
+            f"--{flag}",
+            dest=f"top.{flag}",
+            default=argparse.SUPPRESS,
+            metavar=flag.upper(),
+            help=doc,
+            action="append" if flag == "dataset" else "store",
         )
     run.add_argument("--config", metavar="YAML", help="settings file (layout below); flags override it")
     run.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
@@ -93,14 +104,12 @@ def run(args: argparse.Namespace) -> int:
     progress = not (args.json or args.quiet)
     _, summary = train_from_settings(settings, resume=args.resume, progress=progress, **model_flags(args))
     if is_main_process():
-        print_json(summary) if args.json else print(_text(summary))
+        from softprompt.commands.multitask import summary_text
+
+        print_json(summary) if args.json else print(
+            summary_text(summary) if "prompts" in summary else _text(summary)
+        )
     return 0
-
-
-def _ref(value: str) -> str:
-    """A local path as an absolute path (so eval works from any folder); names and ids unchanged."""
-    p = Path(value).expanduser()
-    return str(p.resolve()) if p.exists() else value
 
 
 def train_from_settings(
@@ -121,14 +130,21 @@ def train_from_settings(
 
     from softprompt.commands.backbone import check_train_device
     from softprompt.commands.common import init_token_ids, label_words, load_backbone, prompt_name
+    from softprompt.commands.rundata import checked_data, run_records
     from softprompt.commands.start import choose_start
     from softprompt.tasks import make_task
     from softprompt.tasks.base import check_prompts, tokenizer_of
     from softprompt.tasks.classify import VerbalizerTask
     from softprompt.training import TrainJob, train
 
+    if s.more_datasets:  # several source datasets: one multitask prompt over all of them
+        from softprompt.commands.multitask import train_sources
+
+        return train_sources(
+            s, resume=resume, progress=progress, device=device, dtype=dtype, quantize=quantize
+        )
     check_train_device(device)
-    data = _checked_data(s)
+    data = checked_data(s)
     model = load_backbone(s.model, device=device, dtype=dtype, quantize=quantize)
     torch.manual_seed(s.train.seed)  # task heads are initialized from the global generator
     choice, template, config, train_cfg = choose_start(s, data, model, progress)
@@ -157,33 +173,10 @@ def train_from_settings(
         seed=s.train.seed,
     )
     check_prompts(model, [name], soft)  # {soft} slots and virtual tokens agree, before run.json is written
-    info, run_info, splits = _records(s, data, task, dtype, choice, quantize)
+    info, run_info, splits = run_records(s, data, task, dtype, choice, quantize)
     job = TrainJob(name, task, data.train, data.validation, info=info)
     result = train(model, job, train_cfg, s.out, resume=resume, progress=progress, run_info=run_info)
     return result, _summary(s, result, config.method, name, task, choice, splits)
-
-
-def _records(s, data, task, dtype: str, choice, quantize: str | None = None) -> tuple[dict, dict, dict]:
-    """(prompt.json's info, run.json's run_info, split sizes) of a run."""
-    info = {
-        "model": _ref(s.model),
-        "dataset": _ref(s.dataset),
-        "task": data.spec.name,
-        "spec": data.spec.to_json(),
-        "task_head": getattr(getattr(task, "head", None), "pool", None) or s.task.head,
-        "fields": s.task.fields,
-        "data_seed": s.train.seed,
-        "limit": s.task.limit,
-        "max_length": s.task.max_length,
-    }
-    splits = {k: len(v) for k, v in data.splits().items()}
-    run_info = {"model": info["model"], "dataset": info["dataset"], "task_options": asdict(s.task)}
-    if dtype != "float32":  # recorded (and compared on resume) only when not the default, so old runs resume
-        run_info["dtype"] = dtype
-    if quantize is not None:  # likewise: a run resumes on the backbone it trained on
-        run_info["quantize"] = quantize
-    run_info |= {"splits": splits} | ({"template_choice": choice.to_json()} if choice else {})
-    return info, run_info, splits
 
 
 def _summary(s, result, method: str, name: str, task, choice, splits: dict) -> dict:
@@ -248,21 +241,6 @@ def _head_rate(s, task, train_cfg, progress: bool):
         flags = " / ".join(f"--{k.replace('_', '-')}" for k in changes)
         print(f"{s.method}: {rates} (the default with a trained head; {flags} overrides)", file=sys.stderr)
     return replace(train_cfg, **changes)
-
-
-def _checked_data(s):
-    """The dataset, with the template checked before it loads (syntax) and after (its fields, a masked LM's
-    {mask}), and the verbalizer against its labels; no model is loaded."""
-    from softprompt.commands.common import check_template, model_kind
-    from softprompt.data import check_classes, load_dataset
-    from softprompt.tasks import check_verbalizer
-
-    check_template(s.task.template)
-    data = load_dataset(s.dataset, fields=s.task.fields, seed=s.train.seed, limit=s.task.limit)
-    check_classes(data, s.dataset, (s.task.fields or {}).get("label", "label"))
-    check_template(s.task.template, data.spec, kind=model_kind(s.model), head=s.task.head)
-    check_verbalizer(s.task.verbalizer, data.spec)
-    return data
 
 
 def _text(summary: dict) -> str:

@@ -157,7 +157,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         "machine": platform.platform(),
     }
     atomic_write_text(out / "demo.json", json.dumps(summary, indent=2))
-    _report(out, sens, rows, runs, verdict, cfg)
+    _report(out, sens, rows, runs, verdict, cfg, model)
     print(f"report: {out / 'report.md'} (and report.html); total {summary['total_time_s']:.0f} s")
     return summary
 
@@ -258,7 +258,9 @@ def _fresh(run_dir: Path) -> None:
         shutil.rmtree(run_dir)
 
 
-def _report(out, sens, rows, runs, verdict, cfg) -> None:
+def _report(out, sens, rows, runs, verdict, cfg, model) -> None:
+    from softprompt.experiments.panels import run_panels
+
     plot_curves([read_run(r) for r in runs], out / "curves.png")
     plot_comparison(rows, "accuracy", out / "comparison.png")
     templ = Table(sens["templates"], [("template", "template", ""), ("accuracy", "accuracy", ".3f")])
@@ -277,4 +279,5 @@ def _report(out, sens, rows, runs, verdict, cfg) -> None:
         title=f"softprompt demo: {cfg.model} on {cfg.dataset}",
         sections=[("Results", table), ("Hand-written templates (zero-shot)", templ)],
         images=["sensitivity.png", "comparison.png", "curves.png"],
+        panels=run_panels(runs, [r.name for r in runs], model=model),
     )

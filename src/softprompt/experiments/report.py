@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from softprompt.errors import PromptFileError
+from softprompt.experiments.panels import Panel, panel_markdown, run_panels
 from softprompt.experiments.plots import main_metric, plot_comparison, plot_curves
 from softprompt.io.atomic import atomic_write_text
 
 __all__ = [
+    "Panel",
     "Table",
     "main_metric",
     "markdown_table",
@@ -156,6 +158,9 @@ HTML = """<!doctype html>
  th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
  td pre { margin: 0; font-family: inherit; white-space: pre-wrap; }
  img { max-width: 100%; }
+ .panels { display: flex; flex-wrap: wrap; gap: 1em; }
+ .panel { border: 1px solid #ddd; border-radius: 4px; padding: 0.5em 0.8em; font-size: 0.85em; }
+ .panel table { margin: 0.4em 0; } .panel p { margin: 0.3em 0; color: #555; }
 </style></head>
 <body>
 <h1>{{ title }}</h1>
@@ -168,6 +173,14 @@ HTML = """<!doctype html>
 </table>{% if s.table.note %}<p>{{ s.table.note }}</p>{% endif %}
 {% else %}<pre>{{ s.text }}</pre>{% endif %}
 {% endfor %}
+{% if panels %}<h2>Prompts read back as words</h2>
+<p>Each virtual token's nearest vocabulary tokens by cosine similarity (softprompt inspect).</p>
+<div class="panels">{% for p in panels %}<div class="panel"><b>{{ p.run }}</b>{% if p.prompt %}: {{ p.prompt }} ({{ p.method }}){% endif %}
+{% if p.rows %}<table><thead><tr><th>kind</th><th>pos</th><th>norm</th><th>nearest tokens (cosine)</th></tr></thead><tbody>
+{% for r in p.rows %}<tr><td>{{ r.kind }}</td><td class="num">{{ r.position }}</td><td class="num">{{ "%.3f"|format(r.norm) }}</td><td>{{ r.nearest }}</td></tr>
+{% endfor %}</tbody></table>{% endif %}{% for n in p.notes %}<p>{{ n }}</p>{% endfor %}</div>
+{% endfor %}</div>
+{% endif %}
 {% for img in images %}<figure><img alt="{{ img.name }}" src="data:image/png;base64,{{ img.data }}"></figure>
 {% endfor %}
 </body></html>
@@ -176,10 +189,16 @@ HTML = """<!doctype html>
 
 
 def write_report(
-    out: str | Path, *, title: str, sections: list[tuple[str, str | Table]], images: list[str]
+    out: str | Path,
+    *,
+    title: str,
+    sections: list[tuple[str, str | Table]],
+    images: list[str],
+    panels: list[Panel] | None = None,
 ) -> Path:
     """Write ``report.md`` and ``report.html`` in ``out`` from (heading, text or Table) sections; ``images``
-    are PNG files in ``out`` (linked from the Markdown, inlined in the HTML)."""
+    are PNG files in ``out`` (linked from the Markdown, inlined in the HTML); ``panels``: one small table per
+    prompt read back as words (``softprompt.experiments.panels``)."""
     import jinja2
 
     out = Path(out)
@@ -188,6 +207,8 @@ def write_report(
         text = body if isinstance(body, str) else markdown_table(body.rows, body.columns)
         note = "" if isinstance(body, str) or not body.note else "\n\n" + body.note
         md += [f"## {heading}", "", text + note, ""]
+    if panels:
+        md += ["## Prompts read back as words", ""] + [panel_markdown(p) + "\n" for p in panels]
     md += [f"![{Path(i).stem}]({i})" for i in images]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     page = jinja2.Environment(autoescape=True).from_string(HTML)
@@ -200,7 +221,8 @@ def write_report(
     pictures = [
         {"name": Path(i).stem, "data": base64.b64encode((out / i).read_bytes()).decode()} for i in images
     ]
-    atomic_write_text(out / "report.html", page.render(title=title, sections=html_sections, images=pictures))
+    page_text = page.render(title=title, sections=html_sections, images=pictures, panels=panels or [])
+    atomic_write_text(out / "report.html", page_text)
     return out / "report.md"
 
 
@@ -214,10 +236,15 @@ def _labels(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def report_runs(runs: list[str | Path], out: str | Path, title: str = "softprompt report") -> Path:
-    """``softprompt report RUN...``: one row per score of each run, curves (one line per run), comparison."""
+def report_runs(
+    runs: list[str | Path], out: str | Path, title: str = "softprompt report", *, nearest: int = 3
+) -> Path:
+    """``softprompt report RUN...``: one row per score of each run, curves (one line per run), comparison, and
+    a panel per run's prompt read back as words (its ``nearest`` vocabulary tokens per virtual token; 0: no
+    panels, and no backbone is loaded)."""
     paths = [Path(r) for r in runs]
-    data = [read_run(p, label) for p, label in zip(paths, _labels(paths))]
+    labels = _labels(paths)
+    data = [read_run(p, label) for p, label in zip(paths, labels)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(data, out / "curves.png")
@@ -242,4 +269,5 @@ def report_runs(runs: list[str | Path], out: str | Path, title: str = "softpromp
         note="One row per score: each `softprompt eval` of a run (eval-<dataset>-<split>.json), else its best "
         "validation score during training.",
     )
-    return write_report(out, title=title, sections=[("Runs", table)], images=images)
+    panels = run_panels(paths, labels, k=nearest) if nearest > 0 else None
+    return write_report(out, title=title, sections=[("Runs", table)], images=images, panels=panels)

@@ -73,10 +73,14 @@ def _by_init(config, ctx: InitContext) -> torch.Tensor:
     if config.init == "file":
         from softprompt.io.atomic import load_tensors
 
-        src = load_tensors(config.init_file).get("embeds")
-        if src is None or src.shape[-1] != ctx.info.hidden_size:
+        tensors = load_tensors(config.init_file)
+        # a saved prompt's input embeddings: ejected ("embeds"), a prompt-tuning prompt's parameter ("embedding"),
+        # or a multitask prompt's shared part ("shared")
+        src = next((tensors[k] for k in ("embeds", "embedding", "shared") if k in tensors), None)
+        if src is None or src.dim() != 2 or src.shape[-1] != ctx.info.hidden_size:
             raise ConfigError(
-                f"init_file={config.init_file!r} holds no input embeddings of width {ctx.info.hidden_size}"
+                f"init_file={config.init_file!r} holds no input embeddings (or multitask shared prompt) of "
+                f"width {ctx.info.hidden_size}"
             )
         return src[torch.arange(n) % src.shape[0]].float().clone()
     return embed(ctx, vocab_sample(ctx, n, config.vocab_top_k, g))
