@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_parts import parity_report
 from quality_parts.common import SMOLLM, Recorder, machine, run_record, slug, timed_predict, train_prompts
 from quality_parts.full_ft import FullFT, train_full
+from quality_parts.parity_report import v2_label
 from quality_parts.recording import read_document, same_run, versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -56,10 +57,10 @@ class ParityPreset:
     epochs: float
     eval_every: int
     patience: int
-    lengths: tuple[int, ...]
-    lrs: tuple[float, ...]
-    """P-tuning v2 grid (prompt lr; the head trains at the same lr, the library default), seed 0."""
-    ft_lr: float = 2e-5
+    grid: tuple[tuple[int, float, float | None], ...]
+    """P-tuning v2 settings compared on seed 0: (prompt length, prompt lr, head lr; None = the head at the
+    prompt's lr, the library default)."""
+    ft_lr: float = 5e-5
     ft_head_lr: float = 1e-3
     pool: str = "last"
     subset_seed: int = 1234
@@ -81,8 +82,7 @@ PRESETS = {
         epochs=1,
         eval_every=1,
         patience=2,
-        lengths=(4,),
-        lrs=(3e-2,),
+        grid=((4, 3e-2, None), (4, 3e-2, 1e-3)),
     ),
     # sized from measured step costs on the shared 2-core machine (see the .md's "budget")
     "parity-smollm2": ParityPreset(
@@ -96,18 +96,9 @@ PRESETS = {
         epochs=1,
         eval_every=8,
         patience=2,
-        lengths=(16, 64),
-        lrs=(3e-2,),
+        grid=((16, 3e-2, None), (16, 3e-2, 1e-3)),
     ),
 }
-
-
-def grid(p: ParityPreset) -> list[tuple[int, float]]:
-    return [(n, lr) for n in p.lengths for lr in p.lrs]
-
-
-def v2_label(n: int, lr: float) -> str:
-    return f"P-tuning v2 ({n} tokens, lr {lr:g})"
 
 
 def _document(p: ParityPreset, path: Path) -> dict:
@@ -148,13 +139,12 @@ def _load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def prompt_run(
-    rec: Recorder, model, p: ParityPreset, split, n: int, lr: float, seed: int, work: Path
-) -> None:
+def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, seed: int, work: Path) -> None:
     from softprompt.methods import make_config
     from softprompt.training import TrainJob
 
-    label = v2_label(n, lr)
+    n, lr, head_lr = setting
+    label = v2_label(n, lr, head_lr)
     if rec.done(PART, label, "softprompt", seed):
         return
     data, train, val, test = split
@@ -167,7 +157,7 @@ def prompt_run(
     job = TrainJob(prompt=name, task=task, train=train, validation=val)
     result, losses, curve = train_prompts(
         model, job, steps=p.steps, batch=p.batch, lr=lr, seed=seed, out=work / f"{name}-{seed}",
-        eval_every=p.eval_every, patience=p.patience,
+        eval_every=p.eval_every, patience=p.patience, head_lr=head_lr,
     )  # fmt: skip
     _, metrics, secs = timed_predict(model, task, test, name, 32)
     model.bank.remove(name)
@@ -177,7 +167,7 @@ def prompt_run(
         run_record(
             label=label, library="softprompt", method="p-tuning-v2", seed=seed, metric=task.main_metric,
             value=metrics[task.main_metric], params=result.trainable_params, train_s=result.train_time_s,
-            steps=result.steps, eval_s=secs, n_eval=len(test), lr=lr, virtual_tokens=n, metrics=metrics,
+            steps=result.steps, eval_s=secs, n_eval=len(test), lr=lr, head_lr=head_lr, virtual_tokens=n, metrics=metrics,
             losses=losses[-5:], stopped_early=result.stopped_early, total_params=total,
             curve=[{"step": c["step"], "value": c[name]} for c in curve],
             wall_s=round(time.perf_counter() - t0, 1), load_avg=[load0, _load_avg()],
@@ -206,21 +196,25 @@ def ft_run(rec: Recorder, model, p: ParityPreset, split, seed: int) -> None:
     )  # fmt: skip
 
 
-def chosen(rec: Recorder, p: ParityPreset) -> tuple[int, float] | None:
-    """The grid setting best on validation at its last check (ties: the shortest, then the lower lr); None
-    until every grid run of seed 0 is recorded."""
+def chosen(rec: Recorder, p: ParityPreset) -> tuple | None:
+    """The grid setting best on validation at its last check (ties: the earlier in the grid); None until
+    every grid run of seed 0 is recorded."""
     score = {}
-    for n, lr in grid(p):
-        r = rec.done(PART, v2_label(n, lr), "softprompt", 0)
+    for setting in p.grid:
+        r = rec.done(PART, v2_label(*setting), "softprompt", 0)
         if r is None:
             return None
-        score[(n, lr)] = r["curve"][-1]["value"] if r.get("curve") else float("-inf")
-    best = max(score, key=lambda k: (score[k], -k[0], -k[1]))
+        score[setting] = r["curve"][-1]["value"] if r.get("curve") else float("-inf")
+    best = max(p.grid, key=lambda k: (score[k], -p.grid.index(k)))
     rec.part(PART)["chosen"] = {
-        "length": best[0], "lr": best[1], "on_seed": 0,
+        "length": best[0], "lr": best[1], "head_lr": best[2], "on_seed": 0,
         "validation": {v2_label(*k): v for k, v in score.items()},
     }  # fmt: skip
     return best
+
+
+def part_config(p: ParityPreset) -> dict:
+    return {"model": SMOLLM, "dataset": "rotten-tomatoes", **asdict(p), "steps": p.steps}
 
 
 def run_stage(p: ParityPreset, stage: str, seed: int, out: Path) -> int:
@@ -228,21 +222,21 @@ def run_stage(p: ParityPreset, stage: str, seed: int, out: Path) -> int:
 
     path = out / f"{p.name}.json"
     rec = Recorder(json_path=path, render=parity_report.markdown, data=_document(p, path))
-    rec.start(PART, {"model": SMOLLM, "dataset": "rotten-tomatoes", **asdict(p), "steps": p.steps})
+    rec.start(PART, part_config(p))
     model = load_model(SMOLLM)
     split = _split(p)
     rec.part(PART)["sizes"] = {"train": len(split[1]), "validation": len(split[2]), "test": len(split[3])}
     with tempfile.TemporaryDirectory(prefix="softprompt-parity-") as work:
         if stage == "grid":
-            for n, lr in grid(p):
-                prompt_run(rec, model, p, split, n, lr, 0, Path(work))
+            for setting in p.grid:
+                prompt_run(rec, model, p, split, setting, 0, Path(work))
             print(f"chosen on validation: {chosen(rec, p)}", flush=True)
         elif stage == "ptv2":
             best = chosen(rec, p)
             if best is None:
                 print("the grid (seed 0) is not finished: run --stage grid first", file=sys.stderr)
                 return 2
-            prompt_run(rec, model, p, split, *best, seed, Path(work))
+            prompt_run(rec, model, p, split, best, seed, Path(work))
         else:
             ft_run(rec, model, p, split, seed)
     rec.part(PART)["status"] = "running"

@@ -12,6 +12,12 @@ GOAL = 1.0
 """Points: P-tuning v2 within this of full fine-tuning counts as parity (issue 11's goal)."""
 
 
+def v2_label(n: int, lr: float, head_lr: float | None = None) -> str:
+    """A P-tuning v2 setting's run label (``head_lr`` None: the head trains at the prompt's lr)."""
+    head = "" if head_lr is None else f", head lr {head_lr:g}"
+    return f"P-tuning v2 ({n} tokens, lr {lr:g}{head})"
+
+
 def mean_se(xs: list[float]) -> tuple[float, float]:
     """Mean and standard error (sample std / sqrt(n); 0 for one value)."""
     m = sum(xs) / len(xs)
@@ -27,7 +33,7 @@ def summary(part: dict) -> dict | None:
     ch = part.get("chosen")
     if not ch:
         return None
-    label = f"P-tuning v2 ({ch['length']} tokens, lr {ch['lr']:g})"
+    label = v2_label(ch["length"], ch["lr"], ch.get("head_lr"))
     v2 = {r["seed"]: r for r in part["runs"] if r["label"] == label}
     ft = {r["seed"]: r for r in part["runs"] if r["label"] == "full fine-tuning"}
     seeds = sorted(set(v2) & set(ft))
@@ -94,9 +100,10 @@ def markdown(data: dict) -> str:
             f"{sizes.get('validation', cfg.get('val_n'))} reviews every {cfg.get('eval_every')} steps and at the "
             f"end, early stopping after {cfg.get('patience')} checks without a new best; test: the first "
             f"{sizes.get('test', cfg.get('test_n'))} test reviews, the same for every run (last weights).",
-            f"- P-tuning v2 (softprompt's loop, no reparameterization, real-word key/value init, head at the "
-            f"prompt's lr): grid on seed 0 of lengths {cfg.get('lengths')} x lrs {cfg.get('lrs')}, the setting "
-            "best on validation at its last check trained on the other seeds.",
+            "- P-tuning v2 (softprompt's loop, no reparameterization, real-word key/value init): grid on seed 0 "
+            "of (length, prompt lr, head lr; head lr None = the prompt's lr, the library default) "
+            f"{[tuple(g) for g in cfg.get('grid', [])]}, the setting best on validation at its last check trained "
+            "on the other seeds.",
             f"- Full fine-tuning (quality_parts/full_ft.py, the quality benchmark's loop): every weight, AdamW "
             f"backbone lr {cfg.get('ft_lr'):g}, head lr {cfg.get('ft_head_lr'):g}, same schedule, clipping, "
             "batches, checks and stopping.",
@@ -108,18 +115,24 @@ def markdown(data: dict) -> str:
         out += ["No comparison yet (the grid or a full fine-tuning run is not finished).", ""]
     else:
         v, f = s["p_tuning_v2"], s["full_ft"]
+        one = len(s["seeds"]) < 2
+
+        def pm(m: float, se: float) -> str:
+            return f"{m:.1f}" + (" (one seed: no SE)" if one else f" ± {se:.1f}")
+
         verdict = "met" if s["met"] else f"**not met**: P-tuning v2 is {-s['gap']:.1f} points below"
+        paired = "" if one else f" (paired by seed: ± {s['gap_se_paired']:.1f})"
+        gap = f"{s['gap']:+.1f}" + (" (one seed: no SE)" if one else f" ± {s['gap_se']:.1f}")
         out += [
             f"Seeds {s['seeds']} (mean ± standard error over seeds):",
             "",
             "| | per seed | mean ± SE |",
             "|---|---|---|",
-            f"| {s['label']} | {', '.join(f'{x:.1f}' for x in v['per_seed'])} | {v['mean']:.1f} ± {v['se']:.1f} |",
-            f"| full fine-tuning | {', '.join(f'{x:.1f}' for x in f['per_seed'])} | {f['mean']:.1f} ± {f['se']:.1f} |",
-            f"| gap (P-tuning v2 − full FT) | | {s['gap']:+.1f} ± {s['gap_se']:.1f} "
-            f"(paired by seed: ± {s['gap_se_paired']:.1f}) |",
+            f"| {s['label']} | {', '.join(f'{x:.1f}' for x in v['per_seed'])} | {pm(v['mean'], v['se'])} |",
+            f"| full fine-tuning | {', '.join(f'{x:.1f}' for x in f['per_seed'])} | {pm(f['mean'], f['se'])} |",
+            f"| gap (P-tuning v2 − full FT) | | {gap}{paired} |",
             "",
-            f"P-tuning v2 within {GOAL:g} point of full fine-tuning: {verdict}.",
+            f"P-tuning v2 within {GOAL:g} point of full fine-tuning, on {len(s['seeds'])} seed(s): {verdict}.",
             "",
         ]
     if part.get("chosen"):
