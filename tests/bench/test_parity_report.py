@@ -38,7 +38,7 @@ def test_gap_and_standard_errors():
     assert s["gap_se_paired"] == pytest.approx(1 / math.sqrt(3))  # differences -3, -1, -2
     assert s["met"] is False
     md = parity_report.markdown({"parts": {parity_report.PART: _part((0.8,) * 3, (0.8,) * 3)}})
-    assert "within 1 point of full fine-tuning: met" in md
+    assert "within 1 point of full fine-tuning, on 3 seed(s): met" in md
 
 
 def test_only_seeds_with_both_sides_and_nothing_before_a_choice():
