@@ -139,6 +139,18 @@ def _load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _add(rec: Recorder, run: dict) -> None:
+    """Record ``run`` after taking in the runs another stage process recorded meanwhile (two stages may run
+    side by side, e.g. a seed's chain beside another's; each owns the part and would otherwise write over)."""
+    disk = read_document(rec.json_path) or {}
+    mine = rec.part(PART)
+    have = {(r["label"], r["library"], r["seed"]) for r in mine["runs"]}
+    theirs = disk.get("parts", {}).get(PART, {})
+    mine["runs"] += [r for r in theirs.get("runs", []) if (r["label"], r["library"], r["seed"]) not in have]
+    mine.setdefault("chosen", theirs.get("chosen"))
+    rec.add_run(PART, run)
+
+
 def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, seed: int, work: Path) -> None:
     from softprompt.methods import make_config
     from softprompt.training import TrainJob
@@ -162,8 +174,8 @@ def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, see
     _, metrics, secs = timed_predict(model, task, test, name, 32)
     model.bank.remove(name)
     total = sum(q.numel() for q in model.backbone.parameters()) + result.trainable_params
-    rec.add_run(
-        PART,
+    _add(
+        rec,
         run_record(
             label=label, library="softprompt", method="p-tuning-v2", seed=seed, metric=task.main_metric,
             value=metrics[task.main_metric], params=result.trainable_params, train_s=result.train_time_s,
@@ -186,8 +198,8 @@ def ft_run(rec: Recorder, model, p: ParityPreset, split, seed: int) -> None:
         eval_every=p.eval_every, patience=p.patience,
     )  # fmt: skip
     out = train_full(task, train, val, test, spec)
-    rec.add_run(
-        PART,
+    _add(
+        rec,
         run_record(
             label="full fine-tuning", library="torch", method="full-ft", seed=seed, metric=task.main_metric,
             lr=p.ft_lr, head_lr=p.ft_head_lr, total_params=out["params"],
