@@ -209,9 +209,10 @@ def train_prompts(
     out: Path,
     eval_every: int = 0,
     patience: int | None = None,
+    head_lr: float | None = None,
 ):
     """Train the jobs' prompts with the library's loop (the linear schedule with 6 % warmup, clipping at 1.0;
-    the final prompt is scored). Jobs with validation examples are checked every ``eval_every`` steps and at
+    the final prompt is scored; task heads at ``head_lr`` when given, else at ``lr``). Jobs with validation examples are checked every ``eval_every`` steps and at
     the end, which gives their validation curve (and early stopping with ``patience``).
 
     Returns:
@@ -229,6 +230,7 @@ def train_prompts(
         seed=seed,
         log_every=1,
         patience=patience,
+        head_lr=head_lr,
     )
     result = train(model, jobs, config, fresh_dir(out), progress=False)
     log = read_log(out)

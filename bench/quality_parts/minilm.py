@@ -4,21 +4,19 @@
   (softprompt; backbone frozen, prompt + head trained) vs full fine-tuning.
 * ``punct``: punctuation restoration with a token head: P-tuning v2 vs full fine-tuning (token F1).
 
-Full fine-tuning is written here with plain torch: ``AutoModel`` + the same head class (pooling + dropout +
+Full fine-tuning is full_ft.train_full (plain torch): ``AutoModel`` + the same head class (pooling + dropout +
 linear), every weight trainable, AdamW (backbone 5e-5, head 1e-3), the same linear schedule, clipping,
 examples, order and batch as the prompt runs; batches, gold labels and metrics come from the same task object.
 """
 
 from __future__ import annotations
 
-import time
-
 import torch
-import torch.nn.functional as F
 
 from softprompt.methods import METHODS
 
 from .common import MINILM, Context, run_record, slug, timed_predict, train_prompts
+from .full_ft import FullFT, train_full
 
 VIRTUAL = 16
 POOL = "mean"
@@ -162,54 +160,21 @@ def _prompt_run(ctx, part, model, data, run, label, method, fields, lr, seed) ->
 
 # ----- full fine-tuning ------------------------------------------------------------------------------------
 def _full_ft_run(ctx, part, model, data, run, seed) -> None:
-    """Every weight of MiniLM + a fresh head, on the prompt runs' batches (the task only encodes and scores),
-    with the same validation checks and early stopping as the prompt runs."""
-    from accelerate.utils import set_seed
-    from transformers import AutoModel, get_scheduler
-
-    from softprompt.assets import resolve_model
-    from softprompt.training import TrainJob
-    from softprompt.training.batches import Plan
-
+    """Every weight of MiniLM + a fresh head (full_ft.train_full), on the prompt runs' batches, with the same
+    validation checks and early stopping as the prompt runs."""
     p = ctx.preset
     task = _task(model, data.spec, seed)  # fresh head of the same class, seeded like the prompt runs' heads
-    encoder = AutoModel.from_pretrained(resolve_model(MINILM), dtype=torch.float32)
-    head = task.head
-    params = [*encoder.parameters(), *head.parameters()]
-    set_seed(seed)
-    opt = torch.optim.AdamW(
-        [
-            {"params": list(encoder.parameters()), "lr": FT_LR},
-            {"params": list(head.parameters()), "lr": FT_HEAD_LR},
-        ],
-        weight_decay=0.0,
+    spec = FullFT(
+        backbone=MINILM,
+        steps=run["steps"],
+        batch=p.mini_batch,
+        seed=seed,
+        lr=FT_LR,
+        head_lr=FT_HEAD_LR,
+        eval_every=p.mini_eval_every,
+        patience=p.mini_patience,
     )
-    steps, test, val = run["steps"], run["test"], run["val"]
-    every = p.mini_eval_every if val else 0
-    sched = get_scheduler("linear", opt, num_warmup_steps=round(0.06 * steps), num_training_steps=steps)
-    plan = Plan([TrainJob(prompt="ft", task=task, train=data.train, validation=[])], p.mini_batch, seed)
-    encoder.train(), head.train()
-    t0, losses, curve, best, bad, eval_s = time.perf_counter(), [], [], float("-inf"), 0, 0.0
-    for k in range(steps):
-        batch = task.collate(plan.micro_batch(k)[0].examples)
-        loss = _loss(task, _logits(encoder, head, batch), batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad()
-        sched.step()
-        losses.append(round(loss.item(), 4))
-        if every and ((k + 1) % every == 0 or k + 1 == steps):  # as the library loop's checks
-            t1 = time.perf_counter()
-            score = _score(task, encoder, head, val)[task.main_metric]
-            eval_s += time.perf_counter() - t1
-            curve.append({"step": k + 1, "value": round(score, 4)})
-            best, bad = (score, 0) if score > best else (best, bad + 1)
-            if p.mini_patience is not None and bad >= p.mini_patience:
-                break
-    train_s = time.perf_counter() - t0 - eval_s
-    t0 = time.perf_counter()
-    metrics = _score(task, encoder, head, test)
+    out = train_full(task, data.train, run["val"], run["test"], spec)
     ctx.recorder.add_run(
         part,
         run_record(
@@ -218,49 +183,7 @@ def _full_ft_run(ctx, part, model, data, run, seed) -> None:
             method="full-ft",
             seed=seed,
             metric=task.main_metric,
-            value=metrics[task.main_metric],
-            params=sum(q.numel() for q in params),
-            train_s=train_s,
-            steps=len(losses),
-            eval_s=time.perf_counter() - t0,
-            n_eval=len(test),
             lr=FT_LR,
-            metrics=metrics,
-            losses=losses[-5:],
-            stopped_early=len(losses) < steps,
-            curve=curve,
+            **out,
         ),
     )
-
-
-def _score(task, encoder, head, examples: list[dict]) -> dict:
-    """The task's metrics of the fine-tuned encoder + head on ``examples`` (eval mode, restored after)."""
-    encoder.eval(), head.eval()
-    preds = []
-    with torch.no_grad():
-        for i in range(0, len(examples), 32):
-            batch = task.collate(examples[i : i + 32])
-            preds += _predict(task, _logits(encoder, head, batch), batch)
-    encoder.train(), head.train()
-    return task.metrics(preds, task.gold(examples))
-
-
-def _logits(encoder, head, batch) -> torch.Tensor:
-    hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    return head(hidden, batch["attention_mask"])  # (B, C) pooled, or (B, L, T) per token
-
-
-def _loss(task, logits, batch) -> torch.Tensor:
-    if logits.dim() == 3:  # token head, as LabelingTask.loss
-        return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=-100)
-    return F.cross_entropy(logits.float(), batch["labels"])
-
-
-def _predict(task, logits, batch) -> list:
-    if logits.dim() == 2:
-        return logits.argmax(-1).tolist()
-    out = []  # as LabelingTask.predict: a word's tag is its first sub-token's; cut words count as "O"
-    for row, first, n in zip(logits.argmax(-1).tolist(), batch["first"], batch["num_words"]):
-        tags = [task.tags[row[j]] for j in first]
-        out.append(tags + ["O"] * (n - len(tags)))
-    return out
