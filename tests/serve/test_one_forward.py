@@ -137,3 +137,23 @@ def test_the_engine_joins_in_one_forward_per_step(store):
         log.wait("running")
     finally:
         eng.stop()
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gpt2"])
+def test_other_causal_families_pack_and_equal_the_library(family):
+    """Qwen2 (rotary) and GPT-2 (learned positions, fused qkv) take the one-forward path too: 16 requests over
+    4 methods + base, 4 rows at a time, rows joining while others decode, each equal to the library's answer."""
+    from .test_backbones import jobs, library, served
+    from .test_backbones import submit as submit_one
+
+    engine = served(family)
+    try:
+        assert engine._batch.packs
+        work = jobs(16, seed=7)
+        sinks = [submit_one(engine, *job) for job in work]
+        got = [s.wait()[0] for s in sinks]
+        for job, toks in zip(work, got):
+            assert toks == library(engine, *job), job
+        assert len({tuple(g) for g in got}) > len(got) // 2
+    finally:
+        engine.stop()
