@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -206,6 +207,12 @@ def main(argv=None) -> None:
     p.add_argument(
         "--long-tokens", type=int, default=1000, help="load: tokens of a long input (default: 1000)"
     )
+    p.add_argument(
+        "--arrival",
+        default="burst",
+        help="load: comma-separated arrival modes: burst (every client at t = 0), poisson (staggered starts)",
+    )
+    p.add_argument("--rate", type=float, default=2.0, help="load, poisson: clients starting per second")
     p.add_argument("--out", type=Path, default=OUT, help=f"(default: {OUT})")
     a = p.parse_args(argv)
     wanted = a.sections.split(",")
@@ -213,6 +220,7 @@ def main(argv=None) -> None:
     tok = tokenizer()
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     res = {"model": MODEL, "machine": machine(), "versions": versions(), "started": started, "reps": reps}
+    res["load_start"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     heads = {
         "throughput": ("throughput_ratio_vs_peft", "ratio"),
         "latency": ("latency_ratio_vs_peft", "ratio"),
@@ -236,7 +244,11 @@ def main(argv=None) -> None:
     if "load" in res:
         from softprompt.io.atomic import atomic_write_text
 
-        md = f"Serving load on {MODEL}, {res['machine']}, started {started}; medians of {reps} run(s).\n\n"
+        md = (
+            f"Serving load on {MODEL}, {res['machine']}, started {started} (load average {res['load_start']}), "
+            f"finished {res['finished']} (load average {res['load_end']}); medians of {reps} run(s); the machine "
+            "was shared with other jobs.\n\n"
+        )
         atomic_write_text(a.out.with_suffix(".md"), md + table(res["load"]))
         print(res["load"]["goal"]["line"])
 
@@ -256,6 +268,8 @@ def load_section(tok, a, reps: int) -> dict:
             new=a.new_tokens,
             long_tokens=a.long_tokens,
             per_client={"short": 2 if a.quick else 3, "long": 1},
+            arrivals=tuple(a.arrival.split(",")),
+            rate=a.rate,
         )
     finally:
         eng.stop()
@@ -266,6 +280,7 @@ def write(res: dict, out: Path, complete: bool) -> None:
     from softprompt.io.atomic import atomic_write_text
 
     res["complete"] = complete
+    res["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     out.parent.mkdir(exist_ok=True)
     atomic_write_text(out, json.dumps(res, indent=2))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
 import statistics
 import time
 
@@ -49,7 +51,27 @@ async def _one(http, body: dict) -> tuple[float | None, int]:
     return first, used
 
 
-async def _run(url: str, texts: list[str], clients: int, per_client: int, new: int) -> dict:
+def starts(clients: int, arrival: str, rate: float) -> list[float]:
+    """Each client's first send, seconds after the run starts: all at 0 (``burst``), or Poisson arrivals at
+    ``rate`` clients per second (``poisson``: exponential gaps, seeded), each client closed-loop after that."""
+    if arrival == "burst":
+        return [0.0] * clients
+    rng, t, out = random.Random(0), 0.0, []
+    for _ in range(clients):
+        out.append(t)
+        t += rng.expovariate(rate)
+    return out
+
+
+async def _run(
+    url: str,
+    texts: list[str],
+    clients: int,
+    per_client: int,
+    new: int,
+    arrival: str = "burst",
+    rate: float = 2.0,
+) -> dict:
     import httpx
 
     def body(i: int) -> dict:
@@ -68,7 +90,10 @@ async def _run(url: str, texts: list[str], clients: int, per_client: int, new: i
 
         each = max(per_client, -(-MIN_REQUESTS // clients))  # enough requests for a p95 at few clients
 
+        offsets = starts(clients, arrival, rate)
+
         async def client(c: int):
+            await asyncio.sleep(offsets[c])
             return [await _one(http, body(c * each + k)) for k in range(each)]
 
         t = time.perf_counter()
@@ -85,9 +110,22 @@ async def _run(url: str, texts: list[str], clients: int, per_client: int, new: i
 
 
 def bench_load(
-    eng, tok, inputs, *, clients, shapes, reps: int, new: int, long_tokens: int, per_client: dict
+    eng,
+    tok,
+    inputs,
+    *,
+    clients,
+    shapes,
+    reps: int,
+    new: int,
+    long_tokens: int,
+    per_client: dict,
+    arrivals: tuple[str, ...] = ("burst",),
+    rate: float = 2.0,
 ) -> dict:
-    """{"short"|"long": {clients: medians over ``reps`` runs}} through one engine, plus the goal line."""
+    """{"short"|"long" (+ "/poisson"): {clients: medians over ``reps`` runs}} through one engine, plus the goal
+    line (judged on the burst: every client sends at t = 0, the issue's benchmark) and, when measured, the same
+    line for Poisson-staggered starts."""
     from softprompt.serve.server import BackgroundServer, build_app
 
     live = BackgroundServer(build_app(eng))
@@ -99,23 +137,34 @@ def bench_load(
     out: dict = {}
     try:
         for shape, texts in shapes.items():
-            out[shape] = {}
-            for c in clients:
-                runs = [asyncio.run(_run(live.url, texts, c, per_client[shape], new)) for _ in range(reps)]
-                keys = ("ttft_p50_s", "ttft_p95_s", "tokens_per_s", "wall_s")
-                out[shape][str(c)] = {
-                    "requests_per_run": runs[0]["requests"],
-                    **{k: statistics.median(r[k] for r in runs) for k in keys},
-                    "runs": runs,
-                }
-                print(shape, c, json.dumps({k: out[shape][str(c)][k] for k in keys}), flush=True)
+            for arrival in arrivals:
+                name = shape if arrival == "burst" else f"{shape}/{arrival}"
+                out[name] = {}
+                for c in clients:
+                    if arrival != "burst" and c == 1:  # one client starts at t = 0 either way
+                        continue
+                    runs = [
+                        asyncio.run(_run(live.url, texts, c, per_client[shape], new, arrival, rate))
+                        for _ in range(reps)
+                    ]
+                    keys = ("ttft_p50_s", "ttft_p95_s", "tokens_per_s", "wall_s")
+                    out[name][str(c)] = {
+                        "requests_per_run": runs[0]["requests"],
+                        **{k: statistics.median(r[k] for r in runs) for k in keys},
+                        "runs": runs,
+                        "load_average": os.getloadavg(),
+                    }
+                    print(name, c, json.dumps({k: out[name][str(c)][k] for k in keys}), flush=True)
     finally:
         live.close()
     out["goal"] = goal(out.get("short", {}))
+    if "short/poisson" in out:
+        staggered = {**{k: v for k, v in out.get("short", {}).items() if k == "1"}, **out["short/poisson"]}
+        out["goal_poisson"] = goal(staggered, f"Poisson starts at {rate:g} clients/s")
     return out
 
 
-def goal(short: dict) -> dict:
+def goal(short: dict, how: str = "burst: every client sends at t = 0") -> dict:
     """p95 TTFT at 32 clients <= 4x the 1-client p95 (short inputs): met or not, with the figures."""
     one, many = short.get("1"), short.get(str(GOAL_CLIENTS))
     if one is None or many is None:
@@ -123,7 +172,7 @@ def goal(short: dict) -> dict:
     ratio = many["ttft_p95_s"] / one["ttft_p95_s"]
     met = ratio <= GOAL_FACTOR
     line = (
-        f"p95 TTFT at {GOAL_CLIENTS} clients {many['ttft_p95_s']:.2f} s vs {one['ttft_p95_s']:.2f} s at 1 client "
+        f"({how}) p95 TTFT at {GOAL_CLIENTS} clients {many['ttft_p95_s']:.2f} s vs {one['ttft_p95_s']:.2f} s at 1 client "
         f"= {ratio:.1f}x (goal <= {GOAL_FACTOR:.0f}x): {'met' if met else 'NOT met'}"
     )
     return {"line": line, "met": met, "ratio": ratio}
@@ -135,10 +184,11 @@ def table(load: dict) -> str:
         "| input | clients | TTFT p50 (s) | TTFT p95 (s) | tokens/s | requests/run |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for shape in ("short", "long"):
+    for shape in ("short", "short/poisson", "long", "long/poisson"):
         for c, r in load.get(shape, {}).items():
             rows.append(
                 f"| {shape} | {c} | {r['ttft_p50_s']:.2f} | {r['ttft_p95_s']:.2f} | {r['tokens_per_s']:.1f} "
                 f"| {r['requests_per_run']} |"
             )
-    return "\n".join(rows) + f"\n\nGoal: {load['goal']['line']}\n"
+    extra = f"\nGoal: {load['goal_poisson']['line']}\n" if "goal_poisson" in load else ""
+    return "\n".join(rows) + f"\n\nGoal: {load['goal']['line']}\n" + extra

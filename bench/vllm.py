@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -103,14 +104,14 @@ def start_servers(prompt_dir: Path, python: str, max_rows: int):
 
     root = Path(tempfile.mkdtemp(prefix="bench-vllm-"))
     (root / PROMPT).symlink_to(prompt_dir.resolve())
-    config = EngineConfig(max_rows=max_rows, max_queue=4096, max_new_tokens=256)
+    config = EngineConfig(max_rows=max_rows, max_queue=4096, max_new_tokens=256, request_timeout=1800.0)
     eng = build_engine(MODEL, str(root), device="cpu", config=config)
     eng.eos = frozenset()  # fixed lengths, like vLLM's ignore_eos
     sp = BackgroundServer(build_app(eng))
     t = time.perf_counter()
     front, proc, version = build_vllm(MODEL, str(root), python=python, config=config)
     started = time.perf_counter() - t
-    fr = BackgroundServer(create_vllm_app(front, proc.url, version=version))
+    fr = BackgroundServer(create_vllm_app(front, proc.url, version=version, config=config))
     ignore = {"ignore_eos": True}
     sides = {
         "softprompt/base": (sp.url, "base", {}),
@@ -198,8 +199,10 @@ def main(argv=None) -> None:
     if a.quick:
         a.clients, a.reps = [1, 8], 1
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    res = {"started": started, **run(a), "reps": a.reps}
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    res = {"started": started, "load_average_start": load, **run(a), "reps": a.reps}
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    res["load_average_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     from softprompt.io.atomic import atomic_write_text
 
     a.out.parent.mkdir(exist_ok=True)

@@ -94,6 +94,65 @@ def test_other_routes_and_bad_requests_refused(front):
     assert http.get("/health").json()["engine"] == "vllm"
 
 
+@pytest.fixture
+def limited(serve_assets):
+    """The front with tight limits (2 new tokens, 1 running + 1 waiting, 1 s) on a stand-in vLLM that waits."""
+    from softprompt.core.loading import load_model
+    from softprompt.serve import EngineConfig
+
+    model = load_model(serve_assets["model"])
+    store = PromptStore(model, serve_assets["prompts"])
+    store.load_all()
+    fake = fake_vllm_app(model)
+    vllm = LiveServer(fake)
+    config = EngineConfig(max_rows=1, max_queue=1, max_new_tokens=2, request_timeout=1.0)
+    live = LiveServer(create_vllm_app(InputPrompts(store), vllm.url, version="fake", config=config))
+    yield live.url, fake
+    live.close()
+    vllm.close()
+
+
+def test_front_enforces_max_new_tokens_like_the_engine(limited):
+    url, _ = limited
+    with httpx.Client(base_url=url, timeout=60) as http:
+        r = http.post("/v1/completions", json={"model": "pt", "prompt": "the movie", "max_tokens": 3})
+        assert r.status_code == 400
+        err = r.json()["error"]
+        assert err["code"] == "invalid_value" and err["param"] == "max_tokens"
+        assert err["message"] == "max_tokens=3 is out of range; accepted: [1, 2]"
+        r = http.post("/v1/completions", json={"model": "pt", "prompt": "the movie", "max_tokens": 2})
+        assert r.status_code == 200 and len(r.json()["choices"][0]["token_ids"]) == 2
+
+
+def test_front_enforces_max_queue_and_timeout_like_the_engine(limited):
+    import concurrent.futures
+
+    url, fake = limited
+    fake.state.delay = 0.6  # each request holds its place 0.6 s: 1 runs, 1 waits, the third is refused
+    body = {"model": "pt", "prompt": "the movie", "max_tokens": 1}
+
+    def post(_):
+        with httpx.Client(base_url=url, timeout=60) as http:
+            return http.post("/v1/completions", json=body)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(post, range(3)))
+    codes = sorted(r.status_code for r in got)
+    assert codes == [200, 200, 429], [r.text for r in got]
+    refused = next(r for r in got if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "queue_full" and refused.headers["Retry-After"] == "1"
+    assert "max_queue=1" in refused.json()["error"]["message"]
+    fake.state.delay = 2.0  # past request_timeout=1 s
+    with httpx.Client(base_url=url, timeout=60) as http:
+        r = http.post("/v1/completions", json=body)
+        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        assert "request_timeout=1.0 s" in r.json()["error"]["message"]
+        lines = [x for x in http.post("/v1/completions", json={**body, "stream": True}).text.split("\n") if x]
+        assert '"code": "timeout"' in lines[0] and lines[-1] == "data: [DONE]"
+        fake.state.delay = 0.0
+        assert http.post("/v1/completions", json=body).status_code == 200  # every place was given back
+
+
 def test_missing_vllm_refused_clearly(serve_assets, tmp_path, capsys):
     argv = [
         "serve",

@@ -5,6 +5,7 @@ It runs the backbone on the whole sequence at every step (no cache, no prompt ma
 embeddings the front builds carry the prompt: its answers must equal softprompt's own generation.
 """
 
+import asyncio
 import base64
 import io
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI, Request
 def fake_vllm_app(model) -> FastAPI:
     app = FastAPI()
     app.state.seen = []
+    app.state.delay = 0.0  # seconds each request waits before decoding (the limit tests set it)
     backbone, embed = model.backbone, model.backbone.get_input_embeddings()
 
     @torch.no_grad()
@@ -34,6 +36,7 @@ def fake_vllm_app(model) -> FastAPI:
     async def completions(request: Request):
         body = await request.json()
         app.state.seen.append(body)
+        await asyncio.sleep(app.state.delay)
         if "prompt_embeds" in body:
             rows = [
                 torch.load(io.BytesIO(base64.b64decode(e)), weights_only=True) for e in body["prompt_embeds"]

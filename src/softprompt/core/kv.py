@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import nn
 
-from softprompt.core import compat
+from softprompt.core import compat, packed
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -144,8 +144,11 @@ def attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """SDPA, plus the caller's per-row prefix for this module's slot (see module docstring)."""
-    state: KVPrefix | None = kwargs.pop(KWARG, None)
+    state: KVPrefix | packed.Packed | None = kwargs.pop(KWARG, None)
     slot: int | None = getattr(module, SLOT_ATTR, None)
+    if isinstance(state, packed.Packed):  # several groups in one forward: each attends on its own rows
+        assert slot is not None  # (a packed forward runs on a probed backbone, every attention labelled)
+        return packed.attend(state, module, slot, query, key, value, kwargs, attention)
     if state is not None and state.probing:
         state.probe.append((module, tuple(query.shape), tuple(key.shape)))
     elif state is not None and state.capture is not None and slot is not None:

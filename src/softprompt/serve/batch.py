@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from softprompt.core import compat, kv
+from softprompt.core import compat, kv, packed
 from softprompt.core.arch import input_embeddings
 from softprompt.tasks.base import pad_rows
 
@@ -130,6 +130,58 @@ class RowBatch:
         self.cache = compat.cache_of(res)
         return res.logits[:, -1].float()
 
+    @property
+    def packs(self) -> bool:
+        """Whether a decode step and a prefill chunk can share one forward (:meth:`step`): a causal backbone
+        without a sliding window whose attention softprompt wraps, taking position ids and ``logits_to_keep``."""
+        info = self.model.info
+        return (
+            info.kind == "causal"
+            and not info.sliding_window
+            and info.accepts_position_ids
+            and self.model.takes_prefixes
+            and bool(self._last)
+        )
+
+    def step(
+        self, tokens: torch.Tensor | None, filling: Filling, columns: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Decode the running rows (``tokens`` (B,): each row's last chosen token; None when none runs) and feed
+        ``filling``'s next ``columns`` columns in ONE forward (``core.packed``); returns the running rows' logits
+        (B, V) and, after the filling's last chunk, the joining rows' next-token logits (n, V)."""
+        self.model.enable_prefixes("one forward for decode rows and a prefill chunk")
+        parts, embeds, pos = [], [], []
+        if tokens is not None:
+            assert (
+                self.cache is not None and self.attn is not None and self.pos is not None
+            )  # (rows are running)
+            self.attn = torch.cat([self.attn, self.attn.new_ones(self.attn.shape[0], 1)], 1)
+            self.pos = self.pos + 1
+            embeds.append(input_embeddings(self.model.backbone)(tokens.to(self.device)))  # (B, H)
+            pos.append(self.pos.reshape(-1))
+            mask = self.attn.bool()[:, None, None, :]  # (B, 1, 1, T + 1)
+            parts.append(packed.Part(len(self), 1, mask, compat.cache_tensors(self.cache), self.prefix()))
+        fill, fill_embeds, fill_pos = filling.part(columns)
+        parts.append(fill)
+        embeds.append(fill_embeds)
+        pos.append(fill_pos)
+        n = len(self) if tokens is not None else 0
+        keep = list(range(n))
+        if filling.finished:  # each joining row's last column
+            keep += [n + r * fill.cols + fill.cols - 1 for r in range(fill.rows)]
+        res = self.model.backbone(
+            inputs_embeds=torch.cat(embeds)[None],  # (1, Q, H)
+            position_ids=torch.cat(pos)[None],  # (1, Q)
+            use_cache=False,
+            logits_to_keep=torch.tensor(keep, device=self.device) if keep else 1,
+            **{kv.KWARG: packed.Packed(parts)},
+        )
+        logits = res.logits[0].float()  # (len(keep), V)
+        if tokens is not None:
+            self.cache = compat.cache_from_tensors(parts[0].layers())
+        filling.cache = compat.cache_from_tensors(fill.layers())
+        return (logits[:n] if n else None), (logits[n:] if filling.finished else None)
+
     def keep(self, index: list[int]) -> None:
         """Keep only rows ``index`` (in that order); trims cache columns no remaining row uses."""
         if len(index) == len(self.keys):
@@ -171,6 +223,17 @@ class Filling:
     @property
     def finished(self) -> bool:
         return self.done == self.width
+
+    def part(self, columns: int) -> tuple[packed.Part, torch.Tensor, torch.Tensor]:
+        """The next ``columns`` columns as a part of a packed forward (``RowBatch.step``, which stores the cache
+        it ends with): the part, its embeddings (n x cols, H) and position ids (n x cols,), packed row by row."""
+        a, b = self.done, min(self.done + max(columns, 1), self.width)
+        mask = packed.causal_mask(self.kw["attention_mask"], a, b - a)  # (n, 1, b - a, b)
+        past = compat.cache_tensors(self.cache) if a else None
+        part = packed.Part(len(self), b - a, mask, past, self.kw.get(kv.KWARG))
+        self.done = b
+        embeds = self.kw["inputs_embeds"][:, a:b]  # (n, b - a, H)
+        return part, embeds.reshape(-1, embeds.shape[-1]), self.kw["position_ids"][:, a:b].reshape(-1)
 
     def step(self, columns: int) -> torch.Tensor | None:
         """Feed the next ``columns`` columns; the rows' next-token logits (n, V) after the last chunk, else None."""

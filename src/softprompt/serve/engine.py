@@ -1,16 +1,12 @@
 """The serving engine: one scheduler thread owns the model and runs every request.
 
 Each step (under the store's lock): expired and cancelled rows leave; waiting classification requests are scored
-(up to ``classify_rows`` texts, every prompt and task in one forward: ``tasks.score_mixed``); running rows decode
-one token together (whatever their prompts); and the joining completions advance their prefill by one chunk of
-at most ``max_tokens_per_step`` tokens (``batch.Filling``). When a group's last chunk ran, its rows take their
-first token and their cache is merged into the running batch (``batch.RowBatch``).
-
-Both kinds of request and both phases of generation advance every step, so no request waits behind another's
-whole prefill: a group fits one chunk of ``max_tokens_per_step`` tokens (or is one longer prompt, split into
-chunks), so a waiting completion starts prefilling once the groups before it finished (``ceil(group tokens /
-budget)`` steps each) and has its first token as many steps later. Greedy output equals the request run alone,
-however its prefill was split.
+(up to ``classify_rows`` texts, every prompt and task in one forward: ``tasks.score_mixed``); then the running rows
+decode one token together (whatever their prompts) and the joining completions advance their prefill by one chunk
+of at most ``max_tokens_per_step`` tokens — both in one forward where the backbone allows (``prefill.Prefill``,
+which also states the bound on the steps a joining request waits). When a group's last chunk ran, its rows take
+their first token and their cache is merged into the running batch (``batch.RowBatch``). Greedy output equals
+the request run alone, however its prefill was split and whatever shared its forward.
 """
 
 from __future__ import annotations
@@ -26,9 +22,10 @@ import torch
 from softprompt.core import decoding
 from softprompt.errors import SoftPromptError
 from softprompt.serve import tasks
-from softprompt.serve.families import Filler, new_batch
+from softprompt.serve.families import new_batch
 from softprompt.serve.intake import Intake
 from softprompt.serve.limits import EngineConfig
+from softprompt.serve.prefill import Prefill
 from softprompt.serve.prometheus import Metrics
 from softprompt.serve.refusals import Cancelled, QueueFull, RequestTimeout
 from softprompt.serve.requests import Classification, Completion, Request
@@ -49,8 +46,7 @@ class Engine:
         self._cond = threading.Condition()
         self._running: list[Completion] = []
         self._batch = new_batch(self.model)
-        self._filling: Filler | None = None  # the joining rows' prefill in progress
-        self._joining: list[Completion] = []  # its requests
+        self._prefill = Prefill(self.config)  # the joining rows' prefill in progress
         self._thread: threading.Thread | None = None
         self._stop = False
         self.intake = Intake(store, self.config)
@@ -69,7 +65,7 @@ class Engine:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        for r in [*self._waiting, *self._joining, *self._running]:
+        for r in [*self._waiting, *self._prefill.joining, *self._running]:
             self._fail(r, Cancelled("the server is shutting down"))
 
     # ----- requests (checked by ``intake``) -------------------------------------------------------------
@@ -101,7 +97,7 @@ class Engine:
     def stats(self) -> dict:
         return {
             "waiting": len(self._waiting),
-            "prefilling": len(self._joining),
+            "prefilling": len(self._prefill.joining),
             "running": len(self._running),
         }
 
@@ -110,7 +106,9 @@ class Engine:
         torch.set_grad_enabled(False)
         while True:
             with self._cond:
-                while not self._stop and not self._waiting and not self._running and not self._joining:
+                while (
+                    not self._stop and not self._waiting and not self._running and not self._prefill.joining
+                ):
                     self._cond.wait(timeout=0.5)
                 if self._stop:
                     return
@@ -119,10 +117,10 @@ class Engine:
                 try:
                     self._step(waiting)
                 except Exception as e:  # never let a bad batch kill the server: fail its rows, start over
-                    for r in [*self._joining, *self._running]:
+                    for r in [*self._prefill.joining, *self._running]:
                         self._fail(r, e)
                     self._running, self._batch = [], new_batch(self.model)
-                    self._joining, self._filling = [], None
+                    self._prefill.clear()
             while self.store.writers_waiting() and not self._stop:  # a prompt is being added: let it in
                 time.sleep(0.001)
 
@@ -142,18 +140,20 @@ class Engine:
         waiting = [r for r in waiting if not (r.cancelled or r.expired(now))]
         self._classify([r for r in waiting if isinstance(r, Classification)])
         self._drop([i for i, r in enumerate(self._running) if r.cancelled or r.expired(now)])
-        if self._joining and all(r.cancelled or r.expired(now) for r in self._joining):
-            for r in self._joining:  # nobody waits for this prefill any more
+        joining = self._prefill.joining
+        if joining and all(r.cancelled or r.expired(now) for r in joining):
+            for r in joining:  # nobody waits for this prefill any more
                 self._fail(r, self._why(r))
-            self._filling, self._joining = None, []
-        logits = []
-        if self._running:
-            last = torch.tensor([r.tokens[-1] for r in self._running])
-            logits.append(self._batch.decode(last))  # (B, V)
-        if self._filling is None:
+            self._prefill.clear()
+        last = torch.tensor([r.tokens[-1] for r in self._running]) if self._running else None
+        if self._prefill.filling is None:
             self._start_filling([r for r in waiting if isinstance(r, Completion)])
-        if self._filling is not None:
-            logits += self._fill()  # (n, V) once the joining rows' last chunk ran
+        logits, joined = self._prefill.step(
+            self._batch, last
+        )  # (B, V) then (n, V) once the joiners' last chunk ran
+        if joined:
+            self._running += joined
+            self.metrics.running.set(len(self._running))
         if not self._running:
             return
         self.metrics.batch.observe(len(self._running))
@@ -165,46 +165,17 @@ class Engine:
         self.metrics.tokens_per_s.set(len(greedy) / max(time.monotonic() - now, 1e-9))
 
     def _start_filling(self, waiting: list[Completion]) -> None:
-        """The first waiting completions start their prefill together, as many as free rows allow and as fit one
-        chunk (rows x longest input, virtual tokens counted, <= ``max_tokens_per_step``), or one longer prompt
-        alone; a refused input fails them."""
-        joining: list[Completion] = []
-        width = 0
-        for r in waiting[: max(self.config.max_rows - len(self._running), 0)]:
-            n = len(r.ids) + (0 if r.entry is None else r.entry.virtual_tokens)
-            if joining and (len(joining) + 1) * max(width, n) > self.config.max_tokens_per_step:
-                break
-            joining.append(r)
-            width = max(width, n)
+        """The first waiting completions start their prefill together (``Prefill.group``); a refused input fails
+        them."""
+        joining = self._prefill.group(waiting, self.config.max_rows - len(self._running))
         if not joining:
             return
         self._take(joining)
-        # every row's prompt key (virtual tokens of a windowed model stay in the sequence); overrides for prefixes
-        keys = [None if r.entry is None else r.entry.key for r in joining]
-        overrides = {
-            r.entry.key: r.entry.prefix for r in joining if r.entry is not None and r.entry.prefix is not None
-        }
         try:
-            self._filling = self._batch.filling([r.ids for r in joining], keys, overrides)
+            self._prefill.start(self._batch, joining)
         except SoftPromptError as e:
             for r in joining:
                 self._fail(r, e)
-            return
-        self._joining = joining
-
-    def _fill(self) -> list[torch.Tensor]:
-        """One chunk of the joining rows' prefill (rows x columns <= max_tokens_per_step); when it was the last,
-        the rows join the running batch and their next-token logits (n, V) come back."""
-        filling = self._filling
-        assert filling is not None  # (step calls _fill only while a prefill is under way)
-        logits = filling.step(self.config.max_tokens_per_step // len(filling))
-        if logits is None:
-            return []
-        self._batch.join(filling)
-        self._running += self._joining
-        self._filling, self._joining = None, []
-        self.metrics.running.set(len(self._running))
-        return [logits]
 
     def _why(self, r: Request) -> SoftPromptError:
         if r.cancelled:

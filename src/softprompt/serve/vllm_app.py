@@ -19,11 +19,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from softprompt.serve import responses as R
 from softprompt.serve.guard import Guard
+from softprompt.serve.limits import EngineConfig
 from softprompt.serve.store import BASE
 from softprompt.serve.vllm_engine import DeepPromptRefused, InputPrompts, encode_embeds
+from softprompt.serve.vllm_limits import FrontLimits
 
 if TYPE_CHECKING:
-    from softprompt.serve.limits import EngineConfig
     from softprompt.serve.vllm_engine import VLLMProcess
 
 SERVED = ("/v1/completions", "/v1/models", "/health")
@@ -38,11 +39,14 @@ def create_vllm_app(
     api_key: str | None = None,
     parent: str = "",
     max_body: int = MAX_BODY,
-    timeout: float = 600.0,
+    config: EngineConfig | None = None,
 ) -> FastAPI:
-    """The front app; ``url``: vLLM's OpenAI server (started by ``VLLMProcess`` or given)."""
+    """The front app; ``url``: vLLM's OpenAI server (started by ``VLLMProcess`` or given); ``config``: the limits
+    it enforces (``max_new_tokens``, ``max_queue`` beyond ``max_rows`` running, ``request_timeout``)."""
     app = FastAPI(title="softprompt (vLLM engine)", docs_url=None, redoc_url=None)
     app.add_middleware(Guard, api_key=api_key, max_body=max_body)
+    limits = app.state.limits = FrontLimits(config or EngineConfig())
+    timeout = httpx.Timeout(limits.config.request_timeout + 5.0)  # our own limit answers first
     client = app.state.client = httpx.AsyncClient(base_url=url, timeout=timeout)  # lives as long as the app
     tok = prompts.model.tokenizer
 
@@ -74,10 +78,13 @@ def create_vllm_app(
     @app.post("/v1/completions")
     async def completions(request: Request):
         body = await _json(request, max_body)
+        limits.check_body(body)
         name, out = _vllm_body(prompts, tok, body)
+        limits.take()
         if body.get("stream"):
-            return StreamingResponse(_relay(client, out, name), media_type="text/event-stream")
-        r = await client.post("/v1/completions", json=out)
+            events = limits.stream(_relay(client, out, name))
+            return StreamingResponse(events, media_type="text/event-stream")
+        r = await limits.within(client.post("/v1/completions", json=out))
         data = r.json()
         if r.status_code == 200:
             data["model"] = name
@@ -180,7 +187,6 @@ def build_vllm(
     """
     from softprompt.assets import resolve_model
     from softprompt.core.loading import load_model
-    from softprompt.serve.limits import EngineConfig
     from softprompt.serve.server import DTYPES
     from softprompt.serve.store import PromptStore
     from softprompt.serve.vllm_engine import VLLMProcess, VLLMUnavailable, vllm_version
@@ -218,7 +224,7 @@ def run_vllm(args: argparse.Namespace, config: EngineConfig) -> int:
     )
     try:
         key = args.api_key if args.api_key is not None else os.environ.get("SOFTPROMPT_API_KEY") or None
-        app = create_vllm_app(front, proc.url, version=version, api_key=key, parent=args.model)
+        app = create_vllm_app(front, proc.url, version=version, api_key=key, parent=args.model, config=config)
         refused = front.refused()
         served = [n for n in ["base", *front.store.names()] if n not in refused]
         print(
