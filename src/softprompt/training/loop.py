@@ -30,7 +30,7 @@ from softprompt.training.devices import make_accelerator
 from softprompt.training.evaluation import evaluate_sharded
 from softprompt.training.jobs import TrainJob, TrainResult, check_jobs, describe_task
 from softprompt.training.optim import optimizer, param_groups, scheduler
-from softprompt.training.records import Log, Ownership, check_out_dir, owning, write_run
+from softprompt.training.records import Log, Ownership, check_out_dir, owning, resume_note, write_run
 
 if TYPE_CHECKING:
     from softprompt.core.model import PromptedModel
@@ -127,8 +127,8 @@ class _Trainer:
         )
         acc.wait_for_everyone()  # every rank has read the folder before the main one writes to it
         ckpt = checkpoint.latest(self.out) if resuming else None
-        if resume and self.main:
-            self._say_resuming(resuming, own.note, ckpt)
+        if resume and self.main and (said := resume_note(self.out, resuming, own.note, ckpt)):
+            warnings.warn(said, stacklevel=4)  # (the caller of train())
         self._fresh_start()
         self._write_run("running")
         own.started = True
@@ -144,17 +144,6 @@ class _Trainer:
         self.log = Log(self.out, enabled=self.main, keep_until=self.state.step if ckpt is not None else None)
         self._loop(opt, sched, progress)
         return self._finish()
-
-    def _say_resuming(self, resuming: bool, note: str | None, ckpt: Path | None) -> None:
-        if not resuming:
-            warnings.warn(
-                f"nothing to resume in {self.out} (it is new, empty, or its run saved nothing before it "
-                "stopped): starting this run from step 0",
-                stacklevel=4,
-            )
-        elif note is not None:
-            where = f"its checkpoint {ckpt.name}" if ckpt is not None else "step 0 (it saved no checkpoint)"
-            warnings.warn(f"{note}; resuming it from {where}", stacklevel=4)
 
     def _fresh_start(self) -> None:
         from accelerate.utils import set_seed
@@ -307,13 +296,5 @@ class _Trainer:
 
     def _write_run(self, status: str, result: dict | None = None, error: str | None = None) -> None:
         if self.main:
-            n, sharding = self.acc.num_processes, self.sharding
-            write_run(
-                self.out,
-                self.description,
-                status=status,
-                result=result,
-                world_size=n,
-                sharding=sharding,
-                error=error,
-            )
+            n, shards = self.acc.num_processes, self.sharding
+            write_run(self.out, self.description, status=status, result=result, world_size=n, sharding=shards, error=error)  # fmt: skip

@@ -158,6 +158,20 @@ def _settle(out_dir: Path) -> str | None:
     return f"run {out_dir} {stopped_how(doc)}"
 
 
+def resume_note(out_dir: Path, resuming: bool, note: str | None, ckpt: Path | None) -> str | None:
+    """What ``train(resume=True)`` says: that there was nothing to resume, or how the run it continues stopped
+    and where it continues from (None: it continues a run that stopped cleanly, nothing to say)."""
+    if not resuming:
+        return (
+            f"nothing to resume in {out_dir} (it is new, empty, or its run saved nothing before it stopped): "
+            "starting this run from step 0"
+        )
+    if note is None:
+        return None
+    where = f"its checkpoint {ckpt.name}" if ckpt is not None else "step 0 (it saved no checkpoint)"
+    return f"{note}; resuming it from {where}"
+
+
 def nothing_saved(out_dir: Path) -> bool:
     """True when ``out_dir`` holds no checkpoint, no best/final prompt and no logged step."""
     from softprompt.files.checkpoint import DIR, LATEST
