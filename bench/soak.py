@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import datetime
 import json
 import os
@@ -38,7 +39,24 @@ METHODS = [  # (method, fields, saved form): two prompts of each
 ]
 NAMES = [f"p{i}" for i in range(8)]
 CHURNED = {"p6", "p7"}  # deleted and added again during the run
-WORDS = ["the", "movie", "was", "good", "and", "it", "is", "not", "a", "bad", "film", "i", "you", "this", "great", "boring"]
+WORDS = [
+    "the",
+    "movie",
+    "was",
+    "good",
+    "and",
+    "it",
+    "is",
+    "not",
+    "a",
+    "bad",
+    "film",
+    "i",
+    "you",
+    "this",
+    "great",
+    "boring",
+]
 LIMITS = {"max_new_tokens": 24, "max_queue": 96, "max_rows": 32, "timeout": 4.0}
 # kind -> the (status, error code) answers it may get; greedy/sampled/disconnect also 429 and 504 (load).
 EXPECT = {
@@ -191,6 +209,10 @@ async def churn(http, prompts: Path, stop: asyncio.Event, log: collections.Count
                 log[f"{method} {type(e).__name__}"] += 1
             await asyncio.sleep(0.3)
         log["slowest_cycle_s"] = max(log["slowest_cycle_s"], round(time.perf_counter() - t - 0.6, 2))
+        t = time.perf_counter()  # the control: a request that takes no lock, through the same client
+        with contextlib.suppress(httpx.HTTPError):
+            await http.get("/health")
+        log["slowest_health_s"] = max(log["slowest_health_s"], round(time.perf_counter() - t, 2))
         await asyncio.sleep(0.2)
         i += 1
 
