@@ -121,8 +121,6 @@ class Engine:
                         self._fail(r, e)
                     self._running, self._batch = [], new_batch(self.model)
                     self._prefill.clear()
-            while self.store.writers_waiting() and not self._stop:  # a prompt is being added: let it in
-                time.sleep(0.001)
 
     def _take(self, taken: Sequence[Request]) -> None:
         with self._cond:

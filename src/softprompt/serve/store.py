@@ -7,10 +7,8 @@ is computed once per version. A removed prompt leaves the bank only when its las
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,9 +66,6 @@ class PromptStore:
         self._entries: dict[str, Entry] = {}
         self._dead: list[str] = []  # bank keys of removed versions no request holds any more
         self._counter = 0
-        self._writers = (
-            0  # threads waiting for ``lock`` to load a prompt (the engine lets them in between steps)
-        )
 
     def load_all(self) -> list[str]:
         """Load every prompt/run folder directly inside the root (sorted by name), then apply what the HTTP API
@@ -145,7 +140,7 @@ class PromptStore:
         folder = resolve_prompt_dir(path)
         with self._names:
             self._check_name(name)
-        with self.writing():
+        with self.lock:
             with self._names:
                 self._counter += 1
                 version = self._counter
@@ -167,7 +162,7 @@ class PromptStore:
 
     def adopt(self, name: str) -> Entry:
         """Serve prompt ``name`` that is already in the model's bank (added in Python), under that name."""
-        with self.writing():
+        with self.lock:
             self._check_name(name)
             module = self.model.bank.get(name)
             self._counter += 1
@@ -176,23 +171,6 @@ class PromptStore:
             )
             self._entries[name] = entry
             return entry
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold ``lock`` to change the bank. The engine, which takes ``lock`` again right after each step (a
-        Python lock is not fair), waits while ``writers_waiting``, so an add under load waits one step, not
-        until the load ends."""
-        with self._names:
-            self._writers += 1
-        try:
-            with self.lock:
-                yield
-        finally:
-            with self._names:
-                self._writers -= 1
-
-    def writers_waiting(self) -> bool:
-        return self._writers > 0
 
     def _check_name(self, name: str) -> None:
         if name == BASE:
