@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import nn
 
 from softprompt.core.prompt import Contribution, InitContext, Method, PeftMapping, eject_in_eval, seeded_init
@@ -78,7 +79,10 @@ class PTuning(nn.Module):
     def contribute(self) -> Contribution:
         x = self.embedding.weight[None]  # (1, P, H)
         if self.lstm_head is not None:
-            x = self.lstm_head(x)[0]  # (1, P, 2W)
+            # The LSTM runs in its parameters' float32 even under bf16 autocast: oneDNN has no bf16 LSTM on CPUs
+            # without AVX-512 BF16 ("could not create a primitive descriptor"), and the encoder is tiny.
+            with torch.autocast(x.device.type, enabled=False):
+                x = self.lstm_head(x)[0]  # (1, P, 2W)
         out = self.mlp_head(x)[0]  # (P, H)
         return Contribution(embeds=out + self.embedding.weight if self.config.residual else out)
 
