@@ -109,6 +109,8 @@ def markdown(data: dict) -> str:
             "batches, checks and stopping.",
             "",
         ]
+    if part.get("note"):
+        out += [f"Note: {part['note']}", ""]
     s = summary(part)
     out += ["## Result", ""]
     if s is None:
