@@ -21,7 +21,7 @@ from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
 from softprompt.files.prompts import load_prompt, resolve_prompt_dir
 from softprompt.serve.refusals import BaseNotRemovable, UnknownPrompt
-from softprompt.serve.registry import Registry
+from softprompt.serve.served import Registry
 
 if TYPE_CHECKING:
     from softprompt.core.model import PromptedModel
