@@ -7,12 +7,15 @@ same with gradient checkpointing. Reported as peak RSS and as peak above the pro
 RSS before the model loaded (what the backbone, activations and optimizer cost); freed heap pages are
 returned to the OS (``malloc_trim``) before each mark, so what the loader freed is not counted.
 
+Saved for backward: what one step's forward (the same batch and loss) keeps for backward, per backbone: the
+activations by dtype (tensors autograd saves that are not the model's parameters) and the parameters it keeps.
+
 Accuracy: the demo's prompt-tuning run (its template, text initialization, learning rate; ``--steps`` x
 ``--batch-size``, seed 0) trained on each backbone, each in its own process (side by side), then scored on the first
 ``--test`` test reviews on the backbone it trained on and, for quantized runs, on the float32 backbone.
 
     python bench/quantize.py                       # both; writes bench/results/quantize.{json,md}
-    python bench/quantize.py --only memory
+    python bench/quantize.py --only memory           # or: --only saved, --only accuracy
 """
 
 from __future__ import annotations
@@ -123,6 +126,46 @@ def _memory_child(label: str, args, queue) -> None:
             "train_step_s": round(step_s, 2),
         }
     )
+
+
+def _saved_child(label: str, args, queue) -> None:
+    """What one training step's forward keeps for backward (the accuracy run's batch and loss): MiB of tensors
+    saved by autograd that are not the model's own parameters or buffers (activations), by dtype, and MiB of
+    parameters saved (weights kept for the input gradient: no extra memory, they are alive anyway)."""
+    from softprompt.data import load_dataset
+    from softprompt.methods import make_config
+
+    torch.set_num_threads(args.threads)
+    data = load_dataset("rotten-tomatoes", seed=0)
+    model = _load(label)
+    task, fields, _lr, init = _demo_task(model, data)
+    model.add_prompt("pt", make_config("prompt-tuning", **fields), seed=0, init_token_ids=init)
+    owned = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: set[int] = set()
+    mib: dict[str, float] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            key = "parameters" if storage.data_ptr() in owned else str(t.dtype).replace("torch.", "")
+            mib[key] = mib.get(key, 0.0) + storage.nbytes() / 2**20
+        return t
+
+    model.train()
+    b = args.batch_size
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        task.loss(model, task.collate(data.train[:b]), ["pt"] * b)
+    activations = sum(v for k, v in mib.items() if k != "parameters")
+    queue.put({"activations_mib": round(activations, 1), **{k: round(v, 1) for k, v in mib.items()}})
+
+
+def measure_saved(args) -> dict:
+    out = {}
+    for label in args.backbones:
+        out[label] = _child(_saved_child, label, args)
+        print(f"saved for backward {label}: {out[label]}", flush=True)
+    return out
 
 
 def _accuracy_child(label: str, args, queue) -> None:
@@ -244,7 +287,7 @@ def markdown(res: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", choices=("memory", "accuracy"))
+    p.add_argument("--only", choices=("memory", "accuracy", "saved"))
     p.add_argument("--mem-steps", type=int, default=2)
     p.add_argument(
         "--backbones", nargs="+", choices=list(BACKBONES), default=list(BACKBONES), help="(memory)"
@@ -268,7 +311,11 @@ def main() -> None:
     }
     if args.only in (None, "memory"):
         res["memory"] = measure_memory(args)
-    if args.score:  # only score given prompt folders on the float32 backbone
+    if args.only in (None, "saved"):
+        res["saved_for_backward"] = measure_saved(args)
+    if args.only == "saved":
+        pass
+    elif args.score:  # only score given prompt folders on the float32 backbone
         ns = argparse.Namespace(**vars(args), score_prompts=args.score, train=False)
         res["scored_on_float32"] = _child(_accuracy_child, "float32", ns)
     elif args.only in (None, "accuracy"):
