@@ -143,6 +143,7 @@ def _saved_child(label: str, args, queue) -> None:
     owned = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
     seen: set[int] = set()
     mib: dict[str, float] = {}
+    width: dict[int, float] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
@@ -150,6 +151,8 @@ def _saved_child(label: str, args, queue) -> None:
             seen.add(storage.data_ptr())
             key = "parameters" if storage.data_ptr() in owned else str(t.dtype).replace("torch.", "")
             mib[key] = mib.get(key, 0.0) + storage.nbytes() / 2**20
+            if key != "parameters" and t.dim():  # activations by their last dimension (1536: the MLPs, ...)
+                width[t.shape[-1]] = width.get(t.shape[-1], 0.0) + storage.nbytes() / 2**20
         return t
 
     model.train()
@@ -157,7 +160,14 @@ def _saved_child(label: str, args, queue) -> None:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         task.loss(model, task.collate(data.train[:b]), ["pt"] * b)
     activations = sum(v for k, v in mib.items() if k != "parameters")
-    queue.put({"activations_mib": round(activations, 1), **{k: round(v, 1) for k, v in mib.items()}})
+    by_width = {str(k): round(v, 1) for k, v in sorted(width.items(), key=lambda kv: -kv[1]) if v >= 0.05}
+    queue.put(
+        {
+            "activations_mib": round(activations, 1),
+            **{k: round(v, 1) for k, v in mib.items()},
+            "activations_by_last_dim_mib": by_width,
+        }
+    )
 
 
 def measure_saved(args) -> dict:
