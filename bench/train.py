@@ -1,7 +1,7 @@
 """Side by side with PEFT on SmolLM2-135M: train-step time, peak memory, inference / generation latency, and
 whether both libraries compute the same losses (quality).
 
-    .venv/bin/python bench/train.py                       # 4 methods, ~15 min on 2 cores (make bench)
+    .venv/bin/python bench/train.py                       # 7 methods + the floors, then long inputs (make bench)
     .venv/bin/python bench/train.py --methods prompt-tuning --steps 1 --warmup 1 --mem-steps 1 \
         --infer-reps 1 --gen-reps 1 --out /tmp/train.json   # smoke run, ~2 min
 
