@@ -285,6 +285,18 @@ def markdown(res: dict) -> str:
                 cells += [f"{v:.0f}", f"{v / ref[f'{key}_above_start_mib']:.2f}"]
             lines.append(f"| {label} | {' | '.join(cells)} | {m['train_step_s']:.1f} |")
         lines.append("")
+    saved = res.get("saved_for_backward")
+    if saved:
+        lines += [
+            "What one step's forward keeps for backward (batch 8):",
+            "",
+            "| backbone | activations MiB | of them float32 | bfloat16 | weights kept (alive anyway) MiB |",
+            "|---|---|---|---|---|",
+        ]
+        for label, m in saved.items():
+            cells = [m["activations_mib"], m.get("float32", 0.0), m.get("bfloat16", 0.0), m["parameters"]]
+            lines.append(f"| {label} | {' | '.join(f'{v:.0f}' for v in cells)} |")
+        lines.append("")
     acc = res.get("accuracy")
     if acc:
         lines += ["| trained on | accuracy on its backbone | on float32 | train s |", "|---|---|---|---|"]
