@@ -304,6 +304,8 @@ def markdown(res: dict) -> str:
             cross = a["accuracy"] if label == "float32" else a.get("accuracy_on_float32")
             shown = "not measured" if cross is None else f"{cross:.3f}"
             lines.append(f"| {label} | {a['accuracy']:.3f} | {shown} | {a['train_s']:.0f} |")
+    for label, why in res.get("accuracy_not_measured", {}).items():
+        lines += ["", f"Accuracy of {label}: not measured: {why}."]
     return "\n".join(lines) + "\n"
 
 
