@@ -7,12 +7,15 @@ same with gradient checkpointing. Reported as peak RSS and as peak above the pro
 RSS before the model loaded (what the backbone, activations and optimizer cost); freed heap pages are
 returned to the OS (``malloc_trim``) before each mark, so what the loader freed is not counted.
 
+Saved for backward: what one step's forward (the same batch and loss) keeps for backward, per backbone: the
+activations by dtype (tensors autograd saves that are not the model's parameters) and the parameters it keeps.
+
 Accuracy: the demo's prompt-tuning run (its template, text initialization, learning rate; ``--steps`` x
 ``--batch-size``, seed 0) trained on each backbone, each in its own process (side by side), then scored on the first
 ``--test`` test reviews on the backbone it trained on and, for quantized runs, on the float32 backbone.
 
     python bench/quantize.py                       # both; writes bench/results/quantize.{json,md}
-    python bench/quantize.py --only memory
+    python bench/quantize.py --only memory           # or: --only saved, --only accuracy
 """
 
 from __future__ import annotations
@@ -125,6 +128,56 @@ def _memory_child(label: str, args, queue) -> None:
     )
 
 
+def _saved_child(label: str, args, queue) -> None:
+    """What one training step's forward keeps for backward (the accuracy run's batch and loss): MiB of tensors
+    saved by autograd that are not the model's own parameters or buffers (activations), by dtype, and MiB of
+    parameters saved (weights kept for the input gradient: no extra memory, they are alive anyway)."""
+    from softprompt.data import load_dataset
+    from softprompt.methods import make_config
+
+    torch.set_num_threads(args.threads)
+    data = load_dataset("rotten-tomatoes", seed=0)
+    model = _load(label)
+    task, fields, _lr, init = _demo_task(model, data)
+    model.add_prompt("pt", make_config("prompt-tuning", **fields), seed=0, init_token_ids=init)
+    owned = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: set[int] = set()
+    mib: dict[str, float] = {}
+    width: dict[int, float] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            key = "parameters" if storage.data_ptr() in owned else str(t.dtype).replace("torch.", "")
+            mib[key] = mib.get(key, 0.0) + storage.nbytes() / 2**20
+            if key != "parameters" and t.dim():  # activations by their last dimension (1536: the MLPs, ...)
+                width[t.shape[-1]] = width.get(t.shape[-1], 0.0) + storage.nbytes() / 2**20
+        return t
+
+    model.train()
+    b = args.batch_size
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        task.loss(model, task.collate(data.train[:b]), ["pt"] * b)
+    activations = sum(v for k, v in mib.items() if k != "parameters")
+    by_width = {str(k): round(v, 1) for k, v in sorted(width.items(), key=lambda kv: -kv[1]) if v >= 0.05}
+    queue.put(
+        {
+            "activations_mib": round(activations, 1),
+            **{k: round(v, 1) for k, v in mib.items()},
+            "activations_by_last_dim_mib": by_width,
+        }
+    )
+
+
+def measure_saved(args) -> dict:
+    out = {}
+    for label in args.backbones:
+        out[label] = _child(_saved_child, label, args)
+        print(f"saved for backward {label}: {out[label]}", flush=True)
+    return out
+
+
 def _accuracy_child(label: str, args, queue) -> None:
     """Train the demo's prompt-tuning run on ``label``'s backbone; score it there (and prompts of other runs)."""
     from softprompt.data import load_dataset
@@ -232,6 +285,18 @@ def markdown(res: dict) -> str:
                 cells += [f"{v:.0f}", f"{v / ref[f'{key}_above_start_mib']:.2f}"]
             lines.append(f"| {label} | {' | '.join(cells)} | {m['train_step_s']:.1f} |")
         lines.append("")
+    saved = res.get("saved_for_backward")
+    if saved:
+        lines += [
+            "What one step's forward keeps for backward (batch 8):",
+            "",
+            "| backbone | activations MiB | of them float32 | bfloat16 | weights kept (alive anyway) MiB |",
+            "|---|---|---|---|---|",
+        ]
+        for label, m in saved.items():
+            cells = [m["activations_mib"], m.get("float32", 0.0), m.get("bfloat16", 0.0), m["parameters"]]
+            lines.append(f"| {label} | {' | '.join(f'{v:.0f}' for v in cells)} |")
+        lines.append("")
     acc = res.get("accuracy")
     if acc:
         lines += ["| trained on | accuracy on its backbone | on float32 | train s |", "|---|---|---|---|"]
@@ -239,12 +304,14 @@ def markdown(res: dict) -> str:
             cross = a["accuracy"] if label == "float32" else a.get("accuracy_on_float32")
             shown = "not measured" if cross is None else f"{cross:.3f}"
             lines.append(f"| {label} | {a['accuracy']:.3f} | {shown} | {a['train_s']:.0f} |")
+    for label, why in res.get("accuracy_not_measured", {}).items():
+        lines += ["", f"Accuracy of {label}: not measured: {why}."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", choices=("memory", "accuracy"))
+    p.add_argument("--only", choices=("memory", "accuracy", "saved"))
     p.add_argument("--mem-steps", type=int, default=2)
     p.add_argument(
         "--backbones", nargs="+", choices=list(BACKBONES), default=list(BACKBONES), help="(memory)"
@@ -268,7 +335,11 @@ def main() -> None:
     }
     if args.only in (None, "memory"):
         res["memory"] = measure_memory(args)
-    if args.score:  # only score given prompt folders on the float32 backbone
+    if args.only in (None, "saved"):
+        res["saved_for_backward"] = measure_saved(args)
+    if args.only == "saved":
+        pass
+    elif args.score:  # only score given prompt folders on the float32 backbone
         ns = argparse.Namespace(**vars(args), score_prompts=args.score, train=False)
         res["scored_on_float32"] = _child(_accuracy_child, "float32", ns)
     elif args.only in (None, "accuracy"):

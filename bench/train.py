@@ -1,7 +1,7 @@
 """Side by side with PEFT on SmolLM2-135M: train-step time, peak memory, inference / generation latency, and
 whether both libraries compute the same losses (quality).
 
-    .venv/bin/python bench/train.py                       # 4 methods, ~15 min on 2 cores (make bench)
+    .venv/bin/python bench/train.py                       # 7 methods + the floors, then long inputs (make bench)
     .venv/bin/python bench/train.py --methods prompt-tuning --steps 1 --warmup 1 --mem-steps 1 \
         --infer-reps 1 --gen-reps 1 --out /tmp/train.json   # smoke run, ~2 min
 
@@ -217,12 +217,21 @@ def parse(argv=None):
     p.add_argument("--long-methods", default="prompt-tuning,prefix-tuning")
     p.add_argument("--long-reps", type=int, default=5, help="timed steps per side at each length")
     p.add_argument("--long-batch", type=int, default=1)
+    p.add_argument(
+        "--long-checkpointing",
+        default="off,on",
+        help="gradient checkpointing settings at each length: off,on",
+    )
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "train.json"))
     p.add_argument("--long-out", default=str(Path(__file__).resolve().parent / "results" / "train-long.json"))
     args = p.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     args.long_lengths = [int(x) for x in args.long_lengths.split(",") if x.strip()]
     args.long_methods = [m.strip() for m in args.long_methods.split(",") if m.strip()]
+    settings = [x.strip() for x in args.long_checkpointing.split(",") if x.strip()]
+    if not settings or set(settings) - {"off", "on"}:
+        p.error(f"--long-checkpointing takes off, on or off,on; got {args.long_checkpointing!r}")
+    args.long_checkpointing = [x == "on" for x in settings]
     unknown = [m for m in args.methods if m not in common.METHODS]
     if unknown:
         p.error(f"unknown method(s) {unknown}; choose from {list(common.METHODS)}")
@@ -285,7 +294,7 @@ def main(argv=None) -> None:
         long_rows = []
         for length in args.long_lengths:  # every method and setting at one length before the next, longer one
             for method in args.long_methods:
-                for ckpt in (False, True):
+                for ckpt in args.long_checkpointing:
                     long_rows.append(floor.measure_long(method, length, ckpt, args, tok))
                     long_rows[-1]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
                     print(f"[long] {long_rows[-1]}", flush=True)
