@@ -2,6 +2,9 @@
 one test split, and the time of one N-prompt batch vs N separate runs (medians of ``--repeats``).
 
     nice -n 19 python bench/ensemble.py --phase accuracy          # train 5 seeds, score (SmolLM2, Rotten Tomatoes)
+    # as measured (bench/results/ensemble.md): --steps 16 --val-examples 32 --limit 128, members trained with
+    # --phase train --train-seeds N in one process each, scored with --phase score --shard i --shards 2,
+    # merged with --phase accuracy --shards 2 --load-log FILE
     flock /tmp/softprompt-timing.lock python bench/ensemble.py --phase timing    # at normal priority
     python bench/ensemble.py --model runs/tiny --seeds 2 --steps 2 --limit 16 --out /tmp/e --results /tmp/e  # smoke
 

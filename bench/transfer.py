@@ -1,7 +1,9 @@
 """Prompt transfer (issue 23, SPoT-style): a prompt-tuning prompt trained on a source task initializes the
 target task's prompt; target accuracy vs steps against other starts, same seeds.
 
-    nice -n 19 python bench/transfer.py --source rotten-tomatoes --target facts      # SmolLM2-135M
+    nice -n 19 python bench/transfer.py --seeds 2 --sources runs/bench-transfer/source-facts --source-val 8
+        # as measured (bench/results/transfer.md): facts -> Rotten Tomatoes, SmolLM2-135M; --seed-list N runs
+        # one seed per process, --summarize-only --load-log FILE writes the results from the finished runs
     python bench/transfer.py --model runs/tiny --steps 4 --eval-every 2 --seeds 1 --limit 8 --out /tmp/t  # smoke
 
 Arms on the target (each with every seed; same data order per seed):
@@ -10,8 +12,8 @@ Arms on the target (each with every seed; same data order per seed):
   text         init="text" from the demo's lead-in (what the source prompt started from, untrained), lr 3e-3
   transfer     init="file" from the source prompt of the same seed, lr 3e-3 (the rate for a start from words)
   transfer-hi  init="file", lr 1e-1 (so a gap is not only the learning rate)
-Source prompts: the demo's prompt-tuning setup on the source task (``--sources DIR`` with seed<N>/best/p reuses
-them, e.g. bench/ensemble.py's members on Rotten Tomatoes). Every arm is scored on the same held-out examples
+Source prompts: prompt tuning on the source task (``--sources DIR`` with seed<N>/best/p reuses them). A facts
+target is possible but slow on CPU: scoring a fact costs a continuation row per multi-token candidate object. Every arm is scored on the same held-out examples
 (the target's test split, first ``--limit``) before training and every ``--eval-every`` steps.
 Writes ``<results>.json`` and ``<results>.md``.
 """
@@ -61,17 +63,17 @@ def source_prompt(args, model, seed: int) -> Path:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--source", default="rotten-tomatoes")
-    p.add_argument("--target", default="facts")
+    p.add_argument("--source", default="facts")
+    p.add_argument("--target", default="rotten-tomatoes")
     p.add_argument("--sources", default=None, help="folder of seed<N> source runs (default: <out>/source)")
-    p.add_argument("--source-steps", type=int, default=48)
-    p.add_argument("--source-init", choices=("text", "vocab"), default="text")
+    p.add_argument("--source-steps", type=int, default=16)
+    p.add_argument("--source-init", choices=("text", "vocab"), default="vocab")
     p.add_argument("--source-val", type=int, default=64, help="validation examples scoring the source prompt")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--steps", type=int, default=16)
     p.add_argument("--eval-every", type=int, default=8)
-    p.add_argument("--limit", type=int, default=200, help="held-out target examples scored")
-    p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--limit", type=int, default=128, help="held-out target examples scored")
+    p.add_argument("--arms", default="vocab,text,transfer-hi")
     p.add_argument(
         "--seed-list",
         type=lambda v: [int(x) for x in v.split(",")],

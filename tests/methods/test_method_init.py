@@ -85,3 +85,24 @@ def test_building_a_prompt_leaves_the_global_rng_alone(method):
     pa, pb, pc = ([p.detach() for p in m.parameters()] for m in (a, b, c))
     assert all(torch.equal(x, y) for x, y in zip(pa, pb))  # the seed decides the init...
     assert not all(torch.equal(x, y) for x, y in zip(pa, pc))  # ...and only the seed
+
+
+def test_prompt_tuning_starts_from_a_saved_prompt_in_either_form(tmp_path):
+    """init="file" reads a trained prompt-tuning prompt ("embedding", the training form) as well as an ejected
+    one ("embeds"): the new prompt equals the saved one exactly."""
+    import softprompt
+    from softprompt.core.model import PromptedModel
+    from softprompt.testing.models import tiny_model
+
+    model = PromptedModel(tiny_model("llama"))
+    model.add_prompt(
+        "src", softprompt.make_config("prompt-tuning", num_virtual_tokens=3, init="random"), seed=1
+    )
+    want = model.bank.get("src").contribute().embeds
+    for form in ("training", "inference"):
+        softprompt.save_prompt(model, "src", tmp_path / form, form=form)
+        cfg = softprompt.make_config(
+            "prompt-tuning", num_virtual_tokens=3, init="file", init_file=str(tmp_path / form)
+        )
+        model.add_prompt(f"to_{form}", cfg)
+        assert torch.equal(model.bank.get(f"to_{form}").contribute().embeds, want)
