@@ -125,37 +125,8 @@ def create_app(
 
     _add_admin_routes(app, engine, parent)
     _add_inference_routes(app, engine)
-    _openapi_with_limits(app, engine)
+    D.state_limits(app, engine)
     return app
-
-
-def _openapi_with_limits(app: FastAPI, engine: Engine) -> None:
-    """``/openapi.json`` states this server's own bounds: ``max_tokens`` up to ``max_new_tokens``, token ids
-    inside the vocabulary (the bodies' classes cannot: they are shared by every server)."""
-    from softprompt.core.arch import input_embeddings
-
-    plain = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            spec = plain()  # (FastAPI keeps it as app.openapi_schema)
-            vocab = input_embeddings(engine.model.backbone).num_embeddings
-            schemas = spec["components"]["schemas"]
-            for name in ("CompletionBody", "ChatBody"):
-                for field in ("max_tokens", "max_completion_tokens"):
-                    if field in schemas[name]["properties"]:
-                        schemas[name]["properties"][field]["anyOf"][0]["maximum"] = (
-                            engine.config.max_new_tokens
-                        )
-            for option in schemas["CompletionBody"]["properties"]["prompt"]["anyOf"]:
-                items = option.get("items", {})
-                ints = items.get("items", items) if items.get("type") == "array" else items
-                if ints.get("type") == "integer":
-                    ints.update(minimum=0, maximum=vocab - 1)
-            return spec
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_admin_routes(app: FastAPI, engine: Engine, parent: str) -> None:

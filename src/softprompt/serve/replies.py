@@ -3,13 +3,19 @@ documents its success body and every error status it can answer with, in OpenAI'
 
 The error catalogue (``ERRORS``) is the one list of statuses the API refuses with; tests/serve/test_schemathesis.py
 fuzzes the API against these declarations.
+``state_limits`` writes one server's own bounds (``max_tokens``, token ids) into its ``/openapi.json``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from softprompt.serve.engine import Engine
 
 
 class _Reply(BaseModel):
@@ -154,3 +160,32 @@ class Health(_Reply):
     waiting: int
     prefilling: int
     running: int
+
+
+def state_limits(app: FastAPI, engine: Engine) -> None:
+    """``/openapi.json`` states this server's own bounds: ``max_tokens`` up to ``max_new_tokens``, token ids
+    inside the vocabulary (the bodies' classes cannot: they are shared by every server)."""
+    from softprompt.core.arch import input_embeddings
+
+    plain = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = plain()  # (FastAPI keeps it as app.openapi_schema)
+            vocab = input_embeddings(engine.model.backbone).num_embeddings
+            schemas = spec["components"]["schemas"]
+            for name in ("CompletionBody", "ChatBody"):
+                for field in ("max_tokens", "max_completion_tokens"):
+                    if field in schemas[name]["properties"]:
+                        schemas[name]["properties"][field]["anyOf"][0]["maximum"] = (
+                            engine.config.max_new_tokens
+                        )
+            for option in schemas["CompletionBody"]["properties"]["prompt"]["anyOf"]:
+                items = option.get("items", {})
+                ints = items.get("items", items) if items.get("type") == "array" else items
+                if ints.get("type") == "integer":
+                    ints.update(minimum=0, maximum=vocab - 1)
+            return spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
