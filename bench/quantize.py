@@ -170,14 +170,6 @@ def _saved_child(label: str, args, queue) -> None:
     )
 
 
-def measure_saved(args) -> dict:
-    out = {}
-    for label in args.backbones:
-        out[label] = _child(_saved_child, label, args)
-        print(f"saved for backward {label}: {out[label]}", flush=True)
-    return out
-
-
 def _accuracy_child(label: str, args, queue) -> None:
     """Train the demo's prompt-tuning run on ``label``'s backbone; score it there (and prompts of other runs)."""
     from softprompt.data import load_dataset
@@ -240,11 +232,12 @@ def _child(target, label: str, args) -> dict:
     return _finish(_start(target, label, args), label)
 
 
-def measure_memory(args) -> dict:
+def per_backbone(child, what: str, args) -> dict:
+    """``child`` run for each of ``args.backbones`` in its own process, each result printed as ``what label: ...``."""
     out = {}
     for label in args.backbones:
-        out[label] = _child(_memory_child, label, args)
-        print(f"memory {label}: {out[label]}", flush=True)
+        out[label] = _child(child, label, args)
+        print(f"{what} {label}: {out[label]}", flush=True)
     return out
 
 
@@ -334,9 +327,9 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k not in ("work", "out")},
     }
     if args.only in (None, "memory"):
-        res["memory"] = measure_memory(args)
+        res["memory"] = per_backbone(_memory_child, "memory", args)
     if args.only in (None, "saved"):
-        res["saved_for_backward"] = measure_saved(args)
+        res["saved_for_backward"] = per_backbone(_saved_child, "saved for backward", args)
     if args.only == "saved":
         pass
     elif args.score:  # only score given prompt folders on the float32 backbone
