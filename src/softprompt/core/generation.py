@@ -1,82 +1,29 @@
 """Generation for causal and seq2seq backbones with every method, on the KV cache.
 
 Prefixes are applied at attention time (kv.py), so the cache only holds real tokens. Prompts that only
-prepend virtual input tokens on a causal model are turned once into key/value prefixes (the prompt-KV cache):
-the virtual tokens' keys/values do not depend on what follows them, so they are computed once per prompt and
-reused by every call until the prompt's parameters change.
+prepend virtual input tokens on a causal model run as key/value prefixes computed once per prompt version (the
+prompt-KV cache, kv_capture.py).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from softprompt.core import compat, inject, kv
-from softprompt.core.arch import input_embeddings
 from softprompt.core.decoding import DEFAULTS, StopText, cut_at_stop, eos_ids, make_sampler, pick, stop_list
-from softprompt.core.prompt import Contribution
+from softprompt.core.kv_capture import prompt_kv, virtual_tokens_as_prefix
+from softprompt.core.kv_capture import (
+    prompt_kv_of as prompt_kv_of,
+)  # (re-exported: its home before kv_capture)
 from softprompt.errors import ConfigError, InputTooLong
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from softprompt.core.bank import PromptModule
     from softprompt.core.model import PromptedModel
-
-
-def _version(module) -> tuple:
-    return tuple((id(p), p._version) for p in module.parameters())
-
-
-_PROMPT_KV_LOCK = threading.Lock()
-
-
-def virtual_tokens_as_prefix(model: PromptedModel) -> bool:
-    """Whether prepended virtual tokens may run as a key/value prefix (the prompt-KV cache) on ``model``.
-
-    The sliding-window rule, the same in ``generate`` and in the serving engine: a window (Mistral, the local
-    layers of Gemma 2/3) applies to the sequence tokens, the prompt's virtual input tokens included, while a
-    prompt's key/value prefix (prefix tuning, P-tuning v2) stays visible to every token. Virtual tokens turned
-    into a prefix would stay visible too, so the conversion is exact only on a causal model without a window.
-    """
-    return model.info.kind == "causal" and not model.info.sliding_window and model.takes_prefixes
-
-
-def prompt_kv(model: PromptedModel, name: str) -> Contribution:
-    """Keys/values of prompt ``name``'s prepended virtual tokens, as a prefix (cached per parameter version).
-
-    The cache entry keeps the module it was computed from: a prompt removed and re-added under the same name
-    is a new module and never gets the old keys/values (parameter ids alone can be reused after a free).
-    """
-    module = model.bank.get(name)
-    with _PROMPT_KV_LOCK:
-        ver = _version(module)
-        hit = model._prompt_kv.get(name)
-        if hit is not None and hit[0] is module and hit[1] == ver:
-            return hit[2]
-        out = prompt_kv_of(model, module)
-        model._prompt_kv[name] = (module, ver, out)
-        return out
-
-
-def prompt_kv_of(model: PromptedModel, module: PromptModule) -> Contribution:
-    """Uncached: the key/value prefix equal to prompt ``module``'s prepended virtual tokens."""
-    c = module.contribute()
-    assert c.embeds is not None  # (asked for prompts of prepended virtual tokens only)
-    model.enable_prefixes()
-    state = kv.KVPrefix(capture={})
-    emb = input_embeddings(model.backbone).weight
-    embeds = c.embeds.detach()[None].to(device=emb.device, dtype=emb.dtype)  # (1, P, H)
-    pos = torch.arange(embeds.shape[1], device=embeds.device)[None] + model.info.position_base
-    with torch.no_grad():
-        model.backbone(inputs_embeds=embeds, position_ids=pos, use_cache=False, **{kv.KWARG: state})
-    assert state.capture is not None  # (filled by the forward)
-    slots = [state.capture[s] for s in range(len(model.info.slots))]
-    kvs = torch.stack([torch.stack([k[0], v[0]]).to(emb.device) for k, v in slots])  # (S, 2, H_kv, P, D)
-    return Contribution(kv=kvs)
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from softprompt.core import compat, inject, kv, scoring
+from softprompt.core import compat, inject, kv, kv_capture, scoring
 from softprompt.core.arch import BackboneInfo, describe_backbone, input_embeddings
 from softprompt.core.bank import BatchPrompt, PromptBank, rows_of
 from softprompt.core.prompt import METHODS, Contribution, InitContext, MethodConfig, build
@@ -66,7 +66,7 @@ class PromptedModel(nn.Module):
         if self.attn_implementation not in (None, kv.ATTN_IMPLEMENTATION):
             compat.set_attn_implementation(backbone, self.attn_implementation)  # the probe is done: restore
         self.bank = PromptBank()
-        self._prompt_kv: dict[str, tuple[nn.Module, tuple, Contribution]] = {}  # generation.prompt_kv
+        self._prompt_kv: dict[str, tuple[nn.Module, tuple, Contribution]] = {}  # kv_capture.prompt_kv
         self.eval()
 
     # ----- prompts -------------------------------------------------------------------------------------
@@ -113,23 +113,7 @@ class PromptedModel(nn.Module):
     def token_kv(self, ids: Sequence[int]) -> torch.Tensor:
         """The frozen model's own keys/values for ``ids`` at positions 0.., as a prefix (S, 2, H_kv, P, D)."""
         self.enable_prefixes("capturing the model's own keys/values (init='text')")
-        captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # slot -> its (keys, values)
-        state = kv.KVPrefix(capture=captured)
-        dev = input_embeddings(self.backbone).weight.device
-        x = torch.as_tensor([list(ids)], device=dev)
-        extra = {"decoder_input_ids": x[:, :1]} if self.info.kind == "seq2seq" else {}
-        self.backbone(input_ids=x, use_cache=False, **extra, **{kv.KWARG: state})
-        if self.info.kind == "seq2seq":  # decoder/cross slots see a 1-token decoder: use zeros there
-            return torch.stack(
-                [
-                    torch.stack([k[0], v[0]]).to(dev)
-                    if k.shape[2] == x.shape[1]
-                    else torch.zeros_like(captured[0][0][0], device=dev).expand(2, -1, -1, -1)
-                    for k, v in (captured[s] for s in range(len(self.info.slots)))
-                ]
-            )
-        layers = (captured[s] for s in range(len(self.info.slots)))  # each on its layer's device (sharded)
-        return torch.stack([torch.stack([k[0], v[0]]).to(dev) for k, v in layers])  # on the embedding's
+        return kv_capture.token_kv(self.backbone, self.info, ids)
 
     def add_prompt(self, name: str, config: MethodConfig, **init: Any) -> PromptModule:
         """Create a prompt of ``config.method`` (initialized per its config) and put it in the bank."""
@@ -244,7 +228,9 @@ class PromptedModel(nn.Module):
             lp = scoring.label_logprobs(self.info.kind, logits, labels.to(logits.device), exp, scored, keep)
             loss = -lp.sum() / (labels != -100).sum().clamp(min=1)
         if logits is not None and not seq2seq:
-            next_logits, logits = _next_and_caller_logits(logits, exp, keep, labels is not None, last_only)
+            next_logits, logits = scoring.next_and_caller_logits(
+                logits, exp, keep, labels is not None, last_only
+            )
         return PromptOutput(
             logits=logits,
             hidden=None if h is None else exp.gather(h),
@@ -302,18 +288,3 @@ class PromptedModel(nn.Module):
                 yield self
         finally:
             self.train(was)
-
-
-def _next_and_caller_logits(
-    logits: torch.Tensor, exp: inject.Expanded, keep: torch.Tensor | None, labeled: bool, last_only: bool
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(next_logits, logits): each row's logits after its last element (None when only label positions were
-    computed, which need not hold it), and the logits back in the caller's layout (None when only some
-    positions were computed or ``last_only``)."""
-    next_logits = None
-    if keep is None or not labeled:
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        last = exp.last_pos.to(logits.device)
-        col = last if keep is None else torch.searchsorted(keep.to(logits.device), last)
-        next_logits = logits[rows, col]
-    return next_logits, None if keep is not None or last_only else exp.gather(logits)

@@ -1,4 +1,5 @@
-"""Label log-probabilities from a forward's logits, aligned with the caller's tokens (every backbone kind)."""
+"""Label log-probabilities from a forward's logits, aligned with the caller's tokens (every backbone kind), and
+which positions' vocabulary logits a causal forward computes and hands back."""
 
 from __future__ import annotations
 
@@ -62,3 +63,18 @@ def logits_to_keep(
     else:
         return None, None
     return keep.to(device), scored
+
+
+def next_and_caller_logits(
+    logits: torch.Tensor, exp: Expanded, keep: torch.Tensor | None, labeled: bool, last_only: bool
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(next_logits, logits): each row's logits after its last element (None when only label positions were
+    computed, which need not hold it), and the logits back in the caller's layout (None when only some
+    positions were computed or ``last_only``)."""
+    next_logits = None
+    if keep is None or not labeled:
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        last = exp.last_pos.to(logits.device)
+        col = last if keep is None else torch.searchsorted(keep.to(logits.device), last)
+        next_logits = logits[rows, col]
+    return next_logits, None if keep is not None or last_only else exp.gather(logits)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from softprompt.core.bank import NAME
-from softprompt.core.generation import prompt_kv_of, virtual_tokens_as_prefix
+from softprompt.core.kv_capture import prompt_kv_of, virtual_tokens_as_prefix
 from softprompt.core.prompt import Contribution
 from softprompt.errors import ConfigError, PromptFileError, SoftPromptError
 from softprompt.files.prompts import load_prompt, resolve_prompt_dir
