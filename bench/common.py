@@ -1,4 +1,5 @@
-"""Shared pieces of the side-by-side benchmarks: the data batch, the two sides (softprompt, PEFT), the machine.
+"""Shared pieces of the side-by-side benchmarks: the data batch and the two sides (softprompt, PEFT); the machine
+(its description, versions, memory) is host.py's, re-exported here.
 
 Both sides load the same float32 SmolLM2-135M through ``softprompt.assets`` and see identical token batches.
 ``Side`` hides which library runs a step, so the timing loop interleaves them without asking.
@@ -6,16 +7,14 @@ Both sides load the same float32 SmolLM2-135M through ``softprompt.assets`` and 
 
 from __future__ import annotations
 
-import os
-import platform
-import re
-import resource
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import transformers
+
+from host import machine, reset_peak_rss, rss_mib, versions  # noqa: F401  (re-exported: their home before host.py)
 
 transformers.logging.set_verbosity_error()  # no per-load progress bars / deprecation notes in the table output
 transformers.utils.logging.disable_progress_bar()
@@ -75,50 +74,6 @@ METHODS: dict[str, tuple[str, dict, str, dict, str]] = {
 SAME_START = ("prompt-tuning", "p-tuning", "p-tuning-lstm", "prefix-tuning")
 """Methods whose PEFT prompt is given softprompt's initial values (``copy_prompt``); the others start from
 each library's own initialization (the parameter layouts differ), which does not change the cost of a step."""
-
-
-# ----- machine ---------------------------------------------------------------------------------------------
-def machine() -> str:
-    """A short description: CPU model, cores seen / torch threads, RAM."""
-    cpu = platform.processor() or "cpu"
-    try:
-        m = re.search(r"model name\s*:\s*(.+)", open("/proc/cpuinfo").read())
-        cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), {ram:.0f} GiB RAM"
-
-
-def versions() -> dict:
-    import peft
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
-
-
-def _status_kib(field: str) -> int:
-    m = re.search(rf"{field}:\s+(\d+) kB", open("/proc/self/status").read())
-    return int(m.group(1)) if m else 0
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's peak-RSS mark (VmHWM) to its current RSS (Linux ``clear_refs``)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def rss_mib() -> dict:
-    """Current RSS, peak since the last reset, and peak over the process's life (ru_maxrss), in MiB."""
-    return {
-        "rss": _status_kib("VmRSS") / 1024,
-        "hwm": _status_kib("VmHWM") / 1024,
-        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
 
 
 # ----- data ------------------------------------------------------------------------------------------------
