@@ -6,13 +6,13 @@ import collections
 import json
 from pathlib import Path
 
+from soak_requests import judge
+
 RSS_TOLERANCE = 0.10
 
 
 def write(result: dict, out: Path) -> int:
     """Write the JSON and markdown results; returns 0 when every check passed, else 1."""
-    from soak import judge
-
     reqs = result.pop("requests")
     verdicts = [judge(r) for r in reqs]
     outcomes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
