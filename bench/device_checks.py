@@ -30,7 +30,7 @@ LENGTH, BATCH, VIRTUAL = 512, 8, 20
 
 def backbone():
     """SmolLM2-135M in bf16 on the GPU (real weights when installed), and which it is."""
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
     try:
         from softprompt.assets import resolve_model
@@ -39,7 +39,13 @@ def backbone():
         m = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation="sdpa")
         return m.cuda(), "SmolLM2-135M (real weights)"
     except Exception as e:  # no assets package on this machine: SmolLM2's shape, random weights
-        cfg = LlamaConfig(
+        from softprompt.testing.models import tiny_model
+
+        m = tiny_model(  # the tiny Llama's builder, with SmolLM2's config
+            "llama",
+            seed=0,
+            dtype=torch.bfloat16,
+            attn_implementation="sdpa",
             vocab_size=49152,
             hidden_size=576,
             intermediate_size=1536,
@@ -48,10 +54,8 @@ def backbone():
             num_key_value_heads=3,
             max_position_embeddings=8192,
             tie_word_embeddings=True,
+            pad_token_id=None,  # (LlamaConfig's default; the tiny config's 0 would zero an embedding row)
         )
-        cfg._attn_implementation = "sdpa"
-        torch.manual_seed(0)
-        m = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
         return m.cuda(), f"random weights in SmolLM2-135M's shape ({type(e).__name__}: {e})"
 
 

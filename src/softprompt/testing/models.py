@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from transformers import (
     GPT2Config,
     LlamaConfig,
     MistralConfig,
+    PreTrainedConfig,
     PreTrainedModel,
     Qwen2Config,
     RobertaConfig,
@@ -47,17 +50,18 @@ _ENC: dict[str, Any] = dict(
     initializer_range=0.2,
 )
 
-FAMILIES = {
-    "llama": (AutoModelForCausalLM, lambda: LlamaConfig(**_DEC)),
-    "qwen2": (AutoModelForCausalLM, lambda: Qwen2Config(**_DEC)),
-    "mistral": (AutoModelForCausalLM, lambda: MistralConfig(**_DEC, sliding_window=6)),
+FAMILIES: dict[str, tuple[Any, Callable[..., PreTrainedConfig]]] = {
+    "llama": (AutoModelForCausalLM, partial(LlamaConfig, **_DEC)),
+    "qwen2": (AutoModelForCausalLM, partial(Qwen2Config, **_DEC)),
+    "mistral": (AutoModelForCausalLM, partial(MistralConfig, **_DEC, sliding_window=6)),
     "gemma2": (
         AutoModelForCausalLM,
-        lambda: Gemma2Config(**{**_DEC, "head_dim": 8, "sliding_window": 6, "query_pre_attn_scalar": 8}),
+        partial(Gemma2Config, **{**_DEC, "head_dim": 8, "sliding_window": 6, "query_pre_attn_scalar": 8}),
     ),  # hybrid cache, softcap
     "gpt2": (
         AutoModelForCausalLM,
-        lambda: GPT2Config(
+        partial(
+            GPT2Config,
             n_embd=32,
             n_layer=2,
             n_head=4,
@@ -71,14 +75,15 @@ FAMILIES = {
             pad_token_id=0,
         ),
     ),
-    "bert": (AutoModelForMaskedLM, lambda: BertConfig(**_ENC)),
+    "bert": (AutoModelForMaskedLM, partial(BertConfig, **_ENC)),
     "roberta": (
         AutoModelForMaskedLM,
-        lambda: RobertaConfig(**{**_ENC, "pad_token_id": 1, "max_position_embeddings": 98}),
+        partial(RobertaConfig, **{**_ENC, "pad_token_id": 1, "max_position_embeddings": 98}),
     ),
     "t5": (
         AutoModelForSeq2SeqLM,
-        lambda: T5Config(
+        partial(
+            T5Config,
             d_model=32,
             d_ff=64,
             d_kv=8,
@@ -93,7 +98,8 @@ FAMILIES = {
     ),
     "bart": (
         AutoModelForSeq2SeqLM,
-        lambda: BartConfig(
+        partial(
+            BartConfig,
             d_model=32,
             encoder_ffn_dim=64,
             decoder_ffn_dim=64,
@@ -117,11 +123,13 @@ FAMILIES = {
 }
 
 
-def tiny_model(family: str, *, seed: int = 0, head: str | None = None) -> PreTrainedModel:
-    """A seeded tiny random model of ``family`` (see FAMILIES); ``head="base"`` gives the bare encoder."""
+def tiny_model(family: str, *, seed: int = 0, head: str | None = None, **config: Any) -> PreTrainedModel:
+    """A seeded tiny random model of ``family`` (see FAMILIES), in eval mode; ``head="base"`` gives the bare
+    encoder. ``config`` replaces fields of the tiny config (``dtype``, ``attn_implementation``, or a real
+    model's shape: a random stand-in of the size a benchmark measures, bench/device_checks.py)."""
     cls, make = FAMILIES[family]
     torch.manual_seed(seed)
-    model = (AutoModel if head == "base" else cls).from_config(make())
+    model = (AutoModel if head == "base" else cls).from_config(make(**config))
     return model.eval()
 
 
