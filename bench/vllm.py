@@ -131,8 +131,8 @@ def run(a) -> dict:
     res = {"model": MODEL, "machine": machine(), "versions": {**versions(), "vllm": version}}
     res.update(vllm_flags=flags, vllm_start_s=started, prompt=str(prompt_dir), new_tokens=a.new_tokens)
     res["conditions"] = (
-        "measured under load: a 2-core machine shared with other engineers' tests and training runs; "
-        "both servers on the same cores, loopback only; vLLM with OMP_NUM_THREADS="
+        "both servers on the same cores, loopback only (other jobs on the machine: load_average_start/end; "
+        "runnable nice-19 jobs count in the load average); vLLM with OMP_NUM_THREADS="
         f"{vllm_env()['OMP_NUM_THREADS']}, no thread binding; softprompt with 2 torch threads"
     )
     try:
