@@ -299,6 +299,8 @@ def markdown(res: dict) -> str:
             lines.append(f"| {label} | {a['accuracy']:.3f} | {shown} | {a['train_s']:.0f} |")
     for label, why in res.get("accuracy_not_measured", {}).items():
         lines += ["", f"Accuracy of {label}: not measured: {why}."]
+    for note in res.get("notes", []):  # added by hand when rows come from several runs
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 

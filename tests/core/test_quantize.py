@@ -15,6 +15,10 @@ from softprompt.testing.tokenizer import tiny_tokenizer
 pytest.importorskip("bitsandbytes")
 
 SCHEMES = ["int8", "nf4"]
+BF16_ROW_GAP = 4e-3
+"""Largest logit gap allowed between a mixed batch and each row alone in bfloat16 compute: two bfloat16 steps at
+this model's logits (below 0.5, where one step is 2^-9 = 0.002; measured: one step, with either int8 matmul
+dtype). The batch's shape changes the order of float sums, which a bfloat16 rounding can turn into a step."""
 OUTLIER = 4.0
 """One hidden feature of the first layer's normed input is scaled this much, so some of its values pass
 LLM.int8()'s outlier threshold (6.0) and others do not: without it no activation of a tiny random model is an
@@ -32,8 +36,8 @@ def folder(tmp_path_factory):
     return str(path)
 
 
-def quantized(folder, scheme, methods=()):
-    model = load_model(folder, device="cpu", quantize=scheme)
+def quantized(folder, scheme, methods=(), dtype="float32"):
+    model = load_model(folder, device="cpu", quantize=scheme, dtype=dtype)
     for i, m in enumerate(methods):
         model.add_prompt(m.replace("-", "_"), method_config(m, 3 + i), seed=i)
     return model
@@ -192,3 +196,71 @@ def test_gradient_checkpointing_gives_the_same_gradients_on_a_quantized_backbone
     model.gradient_checkpointing_enable()
     for a, b in zip(plain, grads()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_int8_layer_in_bfloat16_multiplies_in_float32_only_without_bf16_matmul_instructions(
+    folder, monkeypatch, native
+):
+    """On a CPU without bfloat16 matmul instructions (forced here both ways) an int8 layer fed bfloat16
+    multiplies in float32, forward and backward, and hands back bfloat16; with them, in bfloat16. Either way
+    its output and input gradient equal the float32 reference within bfloat16's tolerance."""
+    from bitsandbytes.nn import Linear8bitLt
+
+    from softprompt.core import quantize
+
+    monkeypatch.setattr(quantize, "cpu_multiplies_bf16", lambda: native)
+    weights = []  # the dtype each matmul's dequantized weight is made in (torch refuses mixed-dtype matmuls)
+    dequantize = quantize._dequantize
+    monkeypatch.setattr(
+        quantize, "_dequantize", lambda cb, scb, d: weights.append(d) or dequantize(cb, scb, d)
+    )
+    model = quantized(folder, "int8", dtype="bfloat16")
+    layer = next(m for m in model.backbone.modules() if isinstance(m, Linear8bitLt))
+    x = torch.randn(3, 5, 32, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)  # (B, T, in)
+    x.requires_grad_(True)
+    weights.clear()  # loading ran the backbone once (its probe)
+    y = layer(x)
+    y.backward(torch.ones_like(y))
+    assert weights == [torch.bfloat16 if native else torch.float32] * 2  # forward, backward
+    assert y.dtype == x.grad.dtype == torch.bfloat16  # what is kept between layers stays bfloat16
+    w = layer.weight.data.float() * layer.state.SCB.float().unsqueeze(1) / 127  # (out, in), float32
+    ref = torch.nn.functional.linear(x.detach().float(), w)
+    grad = torch.ones_like(ref).matmul(w)
+    for got, want in ((y, ref), (x.grad, grad)):  # bfloat16's tolerance, near zero relative to the largest
+        torch.testing.assert_close(got.float(), want, rtol=1.6e-2, atol=1e-2 * float(want.abs().max()))
+    if not native:  # the float32 matmuls themselves, rounded once
+        assert torch.equal(y, ref.to(torch.bfloat16)) and torch.equal(x.grad, grad.to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_matmul_dtype_rule(monkeypatch, native):
+    from softprompt.core import quantize
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(quantize, "cpu_multiplies_bf16", lambda: native)
+    assert quantize.matmul_dtype(torch.bfloat16, cpu) == (torch.bfloat16 if native else torch.float32)
+    assert quantize.matmul_dtype(torch.bfloat16, cuda) == torch.bfloat16  # GPUs: unchanged
+    assert quantize.matmul_dtype(torch.float32, cpu) == torch.float32
+    assert quantize.matmul_dtype(torch.float16, cpu) == torch.float16
+    monkeypatch.undo()
+    caps = torch.cpu.get_capabilities()
+    assert quantize.cpu_multiplies_bf16() == any(caps.get(k, False) for k in quantize.BF16_MATMUL_FEATURES)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_int8_backbone_in_bfloat16_trains_the_prompt_and_keeps_rows_apart(folder, monkeypatch, native):
+    from softprompt.core import quantize
+
+    monkeypatch.setattr(quantize, "cpu_multiplies_bf16", lambda: native)
+    model = quantized(
+        folder, "int8", ["prompt-tuning", "p-tuning", "prefix-tuning", "p-tuning-v2"], "bfloat16"
+    )
+    model.train()
+    for name in model.bank.names():
+        loss_of(model, batch(model), name).backward()
+        grads = [p.grad for p in model.bank.get(name).parameters()]
+        assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+    model.eval()
+    assert _per_row_gap(model, left=True) <= BF16_ROW_GAP
