@@ -27,6 +27,7 @@ import torch
 
 from common import MODEL, machine, tokenizer, versions
 from serve_load import bench_load, table
+from serve_open import add_open_args
 
 OUT = Path(__file__).parent / "results" / "serve.json"
 
@@ -219,16 +220,7 @@ def main(argv=None) -> None:
         default=2.0,
         help="load, poisson: clients starting per second; rate: requests per second (when --rates is not given)",
     )
-    p.add_argument(
-        "--rates", default=None, help="load, rate: comma-separated requests per second (e.g. 2,4,6)"
-    )
-    p.add_argument("--requests", type=int, default=64, help="load, rate: requests per run (default: 64)")
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        default=120.0,
-        help="load, rate: seconds in which requests are sent; those in flight get as long again (default: 120)",
-    )
+    add_open_args(p)
     p.add_argument("--out", type=Path, default=OUT, help=f"(default: {OUT})")
     a = p.parse_args(argv)
     wanted = a.sections.split(",")

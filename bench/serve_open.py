@@ -14,6 +14,7 @@ law: summed request time / wall time; max over the run).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import time
@@ -119,3 +120,17 @@ def rate_table(load: dict) -> str:
         return ""
     lines = [g["line"] for key in ("goal_short_rate",) for g in load.get(key, {}).values()]
     return "\n".join(rows) + "\n\n" + "".join(f"Open loop: {line}\n" for line in lines)
+
+
+def add_open_args(p: argparse.ArgumentParser) -> None:
+    """bench/serve.py's open-loop flags (``--arrival rate``)."""
+    p.add_argument(
+        "--rates", default=None, help="load, rate: comma-separated requests per second (e.g. 2,4,6)"
+    )
+    p.add_argument("--requests", type=int, default=64, help="load, rate: requests per run (default: 64)")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=120.0,
+        help="load, rate: seconds in which requests are sent; those in flight get as long again (default: 120)",
+    )
