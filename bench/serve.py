@@ -27,6 +27,7 @@ import torch
 
 from common import MODEL, machine, tokenizer, versions
 from serve_load import bench_load, table
+from serve_open import add_open_args
 
 OUT = Path(__file__).parent / "results" / "serve.json"
 
@@ -210,9 +211,16 @@ def main(argv=None) -> None:
     p.add_argument(
         "--arrival",
         default="burst",
-        help="load: comma-separated arrival modes: burst (every client at t = 0), poisson (staggered starts)",
+        help="load: comma-separated arrival modes: burst (every client at t = 0), poisson (staggered starts), "
+        "rate (open loop: Poisson arrivals at --rate/--rates requests per second, --requests per run)",
     )
-    p.add_argument("--rate", type=float, default=2.0, help="load, poisson: clients starting per second")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=2.0,
+        help="load, poisson: clients starting per second; rate: requests per second (when --rates is not given)",
+    )
+    add_open_args(p)
     p.add_argument("--out", type=Path, default=OUT, help=f"(default: {OUT})")
     a = p.parse_args(argv)
     wanted = a.sections.split(",")
@@ -256,7 +264,9 @@ def main(argv=None) -> None:
 def load_section(tok, a, reps: int) -> dict:
     """TTFT and tokens/s under 1..64 clients (bench/serve_load.py) on an engine with 64 rows."""
     clients = [int(c) for c in (a.clients or ("1,8,32" if a.quick else "1,8,32,64")).split(",")]
-    eng = engine_with({f"p{i}": 20 for i in range(8)}, max_rows=max(clients), request_timeout=1800.0)
+    arrivals = tuple(a.arrival.split(","))
+    rows = max(clients + ([64] if "rate" in arrivals else []))  # open loop: as many rows as the largest load
+    eng = engine_with({f"p{i}": 20 for i in range(8)}, max_rows=rows, request_timeout=1800.0)
     try:
         return bench_load(
             eng,
@@ -268,8 +278,11 @@ def load_section(tok, a, reps: int) -> dict:
             new=a.new_tokens,
             long_tokens=a.long_tokens,
             per_client={"short": 2 if a.quick else 3, "long": 1},
-            arrivals=tuple(a.arrival.split(",")),
+            arrivals=arrivals,
             rate=a.rate,
+            rates=tuple(float(r) for r in a.rates.split(",")) if a.rates else (),
+            requests=a.requests,
+            limit_s=a.time_limit,
         )
     finally:
         eng.stop()

@@ -4,7 +4,8 @@
 requests one after another (closed loop; at least 8 requests per run), over 8 prompt-tuning prompts; inputs short (24 tokens of a review) or
 long (1,000 tokens). Per run: TTFT p50 / p95 over every request (first streamed token with text), and decode
 tokens/s (completion tokens of all requests / the run's wall time). Every figure is the median over ``reps`` runs.
-The goal line compares p95 TTFT at 32 clients with 4x the 1-client p95 (short inputs).
+The goal line compares p95 TTFT at 32 clients with 4x the 1-client p95 (short inputs). ``--arrival rate`` runs
+open loop instead (bench/serve_open.py: Poisson arrivals at a request rate, whatever is in flight).
 """
 
 from __future__ import annotations
@@ -63,6 +64,39 @@ def starts(clients: int, arrival: str, rate: float) -> list[float]:
     return out
 
 
+def _body(texts: list[str], new: int, i: int) -> dict:
+    """Request ``i``: prompt ``p{i % 8}``, text ``i``, ``new`` tokens, greedy, streamed with usage."""
+    return {
+        "model": f"p{i % 8}",
+        "prompt": texts[i % len(texts)],
+        "max_tokens": new,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+async def _run_rate(url: str, texts: list[str], new: int, times: list[float], limit_s: float) -> dict:
+    """One open-loop run (bench/serve_open.py): request ``i`` sent at ``times[i]`` whatever is in flight."""
+    import httpx
+
+    from serve_open import run_open
+
+    n = len(times) + 1
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=url, timeout=2 * limit_s + 60, limits=limits) as http:
+        await _one(http, _body(texts, new, 0))  # warm: the connection and the prompt's first use
+        raw = await run_open(lambda i: _one(http, _body(texts, new, i)), times, limit_s)
+    ttft = raw.pop("ttft")
+    return {
+        "ttft_p50_s": percentile(ttft, 0.5) if ttft else None,
+        "ttft_p95_s": percentile(ttft, 0.95) if ttft else None,
+        "tokens_per_s": raw.pop("tokens") / raw["wall_s"],
+        "requests": raw["sent"],
+        **raw,
+    }
+
+
 async def _run(
     url: str,
     texts: list[str],
@@ -75,14 +109,7 @@ async def _run(
     import httpx
 
     def body(i: int) -> dict:
-        return {
-            "model": f"p{i % 8}",
-            "prompt": texts[i % len(texts)],
-            "max_tokens": new,
-            "temperature": 0,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        return _body(texts, new, i)
 
     limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
     async with httpx.AsyncClient(base_url=url, timeout=1800, limits=limits) as http:
@@ -122,10 +149,15 @@ def bench_load(
     per_client: dict,
     arrivals: tuple[str, ...] = ("burst",),
     rate: float = 2.0,
+    rates: tuple[float, ...] = (),
+    requests: int = 64,
+    limit_s: float = 120.0,
 ) -> dict:
     """{"short"|"long" (+ "/poisson"): {clients: medians over ``reps`` runs}} through one engine, plus the goal
     line (judged on the burst: every client sends at t = 0, the issue's benchmark) and, when measured, the same
-    line for Poisson-staggered starts."""
+    line for Poisson-staggered starts. Open-loop arrivals (``rate`` in ``arrivals``) give {"short/rate":
+    {requests per second: medians}} at each of ``rates`` (default: ``rate``), ``requests`` per run sent within
+    ``limit_s`` (bench/serve_open.py), and "goal_short_rate": each rate's p95 over the 1-client p95."""
     from softprompt.serve.server import BackgroundServer, build_app
 
     live = BackgroundServer(build_app(eng))
@@ -139,6 +171,9 @@ def bench_load(
         for shape, texts in shapes.items():
             for arrival in arrivals:
                 name = shape if arrival == "burst" else f"{shape}/{arrival}"
+                if arrival == "rate":
+                    out[name] = _open_rows(live.url, texts, rates or (rate,), reps, new, requests, limit_s)
+                    continue
                 out[name] = {}
                 for c in clients:
                     if arrival != "burst" and c == 1:  # one client starts at t = 0 either way
@@ -147,14 +182,8 @@ def bench_load(
                         asyncio.run(_run(live.url, texts, c, per_client[shape], new, arrival, rate))
                         for _ in range(reps)
                     ]
-                    keys = ("ttft_p50_s", "ttft_p95_s", "tokens_per_s", "wall_s")
-                    out[name][str(c)] = {
-                        "requests_per_run": runs[0]["requests"],
-                        **{k: statistics.median(r[k] for r in runs) for k in keys},
-                        "runs": runs,
-                        "load_average": os.getloadavg(),
-                    }
-                    print(name, c, json.dumps({k: out[name][str(c)][k] for k in keys}), flush=True)
+                    out[name][str(c)] = _medians(runs, ("ttft_p50_s", "ttft_p95_s", "tokens_per_s", "wall_s"))
+                    print(name, c, json.dumps({k: out[name][str(c)][k] for k in KEYS}), flush=True)
     finally:
         live.close()
     out["goal"] = (
@@ -165,7 +194,47 @@ def bench_load(
     if "short/poisson" in out:
         staggered = {**{k: v for k, v in out.get("short", {}).items() if k == "1"}, **out["short/poisson"]}
         out["goal_poisson"] = goal(staggered, f"Poisson starts at {rate:g} clients/s")
+    if "short/rate" in out:
+        from serve_open import rate_goal
+
+        one = out.get("short", {}).get("1")
+        out["goal_short_rate"] = {
+            r: rate_goal(one, row, float(r), GOAL_FACTOR) for r, row in out["short/rate"].items()
+        }
     return out
+
+
+KEYS = ("ttft_p50_s", "ttft_p95_s", "tokens_per_s", "wall_s")
+OPEN_KEYS = (
+    *KEYS,
+    *("achieved_rate_rps", "sent_rate_rps", "mean_in_flight", "max_in_flight", "finished", "unfinished"),
+)
+
+
+def _medians(runs: list[dict], keys: tuple[str, ...]) -> dict:
+    return {
+        "requests_per_run": runs[0]["requests"],
+        **{k: statistics.median(r[k] for r in runs) for k in keys},
+        "runs": runs,
+        "load_average": os.getloadavg(),
+    }
+
+
+def _open_rows(url, texts, rates, reps: int, new: int, requests: int, limit_s: float) -> dict:
+    """Open-loop runs at each rate (run ``k`` draws its arrival times with seed ``k``): {rate: medians}."""
+    from serve_open import arrival_times
+
+    rows = {}
+    for rate in rates:
+        runs = []
+        for k in range(reps):
+            times = arrival_times(rate, requests, limit_s, seed=k)
+            runs.append({"seed": k, **asyncio.run(_run_rate(url, texts, new, times, limit_s))})
+        if any(r["ttft_p95_s"] is None for r in runs):
+            raise RuntimeError(f"rate {rate:g}/s: a run had no request with a first token: {runs}")
+        rows[f"{rate:g}"] = row = _medians(runs, OPEN_KEYS)
+        print(f"rate {rate:g}/s", json.dumps({k: row[k] for k in OPEN_KEYS}), flush=True)
+    return rows
 
 
 def goal(short: dict, how: str = "burst: every client sends at t = 0") -> dict:
@@ -194,5 +263,8 @@ def table(load: dict) -> str:
                 f"| {shape} | {c} | {r['ttft_p50_s']:.2f} | {r['ttft_p95_s']:.2f} | {r['tokens_per_s']:.1f} "
                 f"| {r['requests_per_run']} |"
             )
+    from serve_open import rate_table
+
     extra = f"\nGoal: {load['goal_poisson']['line']}\n" if "goal_poisson" in load else ""
-    return "\n".join(rows) + f"\n\nGoal: {load['goal']['line']}\n" + extra
+    opened = rate_table(load)
+    return "\n".join(rows) + f"\n\nGoal: {load['goal']['line']}\n" + extra + (f"\n{opened}" if opened else "")
