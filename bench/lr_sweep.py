@@ -38,6 +38,8 @@ PARTS = {
             "p-tuning-v2": [1e-4, 1e-3, 1e-2],
             "prompt-tuning": [3e-3, 3e-2, 3e-1],
             "p-tuning": [1e-4, 1e-3, 1e-2],
+            "multitask-prompt-tuning": [3e-2, 1e-1, 3e-1],
+            "adaption-prompt": [3e-3, 9e-3, 3e-2],
         },
     ),
     "minilm": (
@@ -132,10 +134,25 @@ def one_run(
     }
 
 
-def save(doc: dict, part: str) -> None:
+def save(doc: dict, part: str, mine: list[str] | None = None) -> None:
+    """Write the JSON and Markdown. With ``mine`` (the methods this process sweeps), the other methods' runs are
+    re-read from the file under a lock first, so sweeps of different methods can run side by side."""
+    import fcntl
+
     from softprompt.io.atomic import atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f"lr_sweep-{part}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = RESULTS / f"lr_sweep-{part}.json"
+        if mine is not None and path.exists():
+            disk = json.loads(path.read_text())["parts"].get(part, {}).get("runs", [])
+            own = [r for r in doc["parts"][part]["runs"] if r["method"] in mine]
+            doc["parts"][part]["runs"] = [r for r in disk if r["method"] not in mine] + own
+        _write(doc, part, atomic_write_text)
+
+
+def _write(doc: dict, part: str, atomic_write_text) -> None:
     atomic_write_text(RESULTS / f"lr_sweep-{part}.json", json.dumps(doc, indent=1))
     atomic_write_text(RESULTS / f"lr_sweep-{part}.md", markdown(doc))
 
@@ -218,7 +235,7 @@ def main() -> int:
             r["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             print(json.dumps(r), flush=True)
             part["runs"].append(r)
-            save(doc, args.part)
+            save(doc, args.part, chosen)
     return 0
 
 
