@@ -83,7 +83,13 @@ NOTES = {
         "(0.78 / 0.74 / 0.75), 1e-1 best (0.68 -> 0.84) and 3e-1 still 0.80 (no overshoot one step above), so the "
         "default went from 1e-2 to 1e-1 (+10 points, more than the ~5 points 100 reviews resolve). P-tuning "
         "(bi-LSTM + MLP) at its then-default 1e-3 fell below its start (0.68 -> 0.65), as did 3e-3 (0.66); 1e-2 "
-        "collapsed to one class (0.50); 1e-4 and 3e-4 rose (0.73, 0.74), so the default went from 1e-3 to 3e-4."
+        "collapsed to one class (0.50); 1e-4 and 3e-4 rose (0.73, 0.74), so the default went from 1e-3 to 3e-4. "
+        "Multitask prompt tuning (1 task, rank 1, 20 tokens) and the adaption prompt (10 tokens on all 30 layers) "
+        "at their defaults (2026-12-07 05:50-06:48 UTC, 1 thread each, nice 19, two sweeps side by side on the "
+        "shared machine, load average 4-9): multitask prompt tuning 3e-2 / 1e-1 / 3e-1 give 0.68 -> 0.84 / 0.81 / "
+        "0.80, within the ~5 points 100 reviews resolve, so 1e-1 (prompt tuning's) stays; the adaption prompt "
+        "(0.71 at step 0: its gates start at zero, so this is the bare template) 3e-3 / 9e-3 / 3e-2 give 0.78 / "
+        "0.77 / 0.51 (3e-2 overshoots), so 9e-3 (LLaMA-Adapter's) stays."
     ),
 }
 
