@@ -5,6 +5,8 @@ splits (capped by the preset), with trainable-parameter counts.
     .venv/bin/python bench/quality.py --preset smoke                  # every part runs, a few minutes
     .venv/bin/python bench/quality.py --preset small --only facts     # one part (merged into the files)
     .venv/bin/python bench/quality.py --preset full --estimate        # print the expected duration, run nothing
+    .venv/bin/python bench/quality.py --preset standard --only rt-smollm --threads 1 \
+        --methods "adaption prompt (defaults)" --libraries softprompt   # some rt-smollm rows only (merged)
 
 Parts (``--only``, comma-separated): ``rt-smollm`` (templates zero-shot; prompt tuning random / label init,
 P-tuning, prefix tuning, P-tuning v2, each in softprompt and in PEFT), ``rt-minilm`` and ``punct`` (P-tuning v2
@@ -101,6 +103,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch threads; default: 1 when the load average already "
         "fills the cores (other jobs running), else torch's default",
     )
+    ap.add_argument(
+        "--methods",
+        default="",
+        help="rt-smollm: comma-separated method labels to train (default: the preset's); the others' runs "
+        "are kept",
+    )
+    ap.add_argument(
+        "--libraries",
+        default="softprompt,peft",
+        help="rt-smollm: comma-separated libraries to train, in this order (default softprompt,peft)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for quality.json / .md / .png")
     ap.add_argument("--estimate", action="store_true", help="print the expected duration per part and exit")
     ap.add_argument(
@@ -113,6 +126,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = [s for s in args.parts if s not in PARTS]
     if unknown:
         ap.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    args.method_labels = tuple(s.strip() for s in args.methods.split(",") if s.strip())
+    args.library_names = tuple(s.strip() for s in args.libraries.split(",") if s.strip())
+    wrong = [s for s in args.library_names if s not in ("softprompt", "peft")]
+    if wrong or not args.library_names:
+        ap.error(f"--libraries {args.libraries!r}: choose from softprompt, peft")
     return args
 
 
@@ -169,7 +187,14 @@ def main(argv=None) -> int:
     recorder.data["estimate_s"] = {k: round(v) for k, v in est.items()}
     failed = []
     with tempfile.TemporaryDirectory(prefix="softprompt-quality-") as work:
-        ctx = Context(preset=preset, seeds=seeds, recorder=recorder, work=Path(work))
+        ctx = Context(
+            preset=preset,
+            seeds=seeds,
+            recorder=recorder,
+            work=Path(work),
+            methods=args.method_labels,
+            libraries=args.library_names,
+        )
         for name in args.parts:
             failed += _run_part(name, ctx)
             plots.plot(recorder.data, args.out / "quality.png")

@@ -129,6 +129,8 @@ PRESETS = {
             "P-tuning v2 (defaults: real words)",
             "prompt tuning (defaults)",
             "P-tuning (defaults)",
+            "multitask prompt tuning (defaults)",
+            "adaption prompt (defaults)",
         ),
         rt_val=100,
         rt_eval_every=25,
@@ -185,6 +187,11 @@ class Context:
     seeds: list[int]
     recorder: Recorder
     work: Path
+    methods: tuple[str, ...] = ()
+    """Labels this process trains (``--methods``); () = the preset's. The part's recorded config still lists
+    every preset method, so the other methods' runs are kept."""
+    libraries: tuple[str, ...] = ("softprompt", "peft")
+    """Libraries this process trains (``--libraries``), in this order."""
 
 
 # ----- softprompt side -------------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ import torch.nn.functional as F
 
 from .common import SMOLLM
 
+ADAPTED_LAYERS = 30
+"""SmolLM2-135M's depth: PEFT's adaption prompt on every layer, as softprompt's default (top 30, capped)."""
+
 
 def peft_config(kind: str, *, n: int, init_text: str | None = None):
     """PEFT's config for one of our method kinds (see rt_smollm.METHODS)."""
@@ -47,16 +50,25 @@ def peft_config(kind: str, *, n: int, init_text: str | None = None):
         return peft.PrefixTuningConfig(**common, prefix_projection=True, encoder_hidden_size=512)
     if kind == "p-tuning-v2":
         return peft.PrefixTuningConfig(**common, prefix_projection=False)
+    if kind == "mpt":  # one task (task_ids 0, label_scores), rank 1, PEFT's RANDOM init
+        return peft.MultitaskPromptTuningConfig(**common, num_tasks=1, num_ranks=1)
+    if kind == "adaption":  # PEFT calls the prompt length adapter_len; every layer of SmolLM2 (30)
+        return peft.AdaptionPromptConfig(task_type="CAUSAL_LM", adapter_len=n, adapter_layers=ADAPTED_LAYERS)
     raise ValueError(f"no PEFT config for {kind!r}")
 
 
 def label_scores(model, task, batch: dict) -> torch.Tensor:
     """(B, C) label scores from PEFT's logits at the answer position (after the last real token)."""
+    import peft
+
     from softprompt.tasks.base import pad_id, pad_rows
 
     enc = batch["encoded"]
     ids, mask = pad_rows([e.input_ids for e in enc], pad_id(task.tok))  # (B, L) right-padded
-    logits = model(input_ids=ids, attention_mask=mask).logits  # (B, P + L, V) or (B, L, V) for prefixes
+    extra = {}
+    if isinstance(model.peft_config.get("default"), peft.MultitaskPromptTuningConfig):
+        extra["task_ids"] = torch.zeros(len(enc), dtype=torch.long)  # every row is task 0
+    logits = model(input_ids=ids, attention_mask=mask, **extra).logits  # (B, P + L, V) or (B, L, V)
     offset = logits.shape[1] - ids.shape[1]  # virtual input tokens PEFT prepended
     last = offset + mask.sum(1) - 1  # (B,)
     word_ids = task.table.token_ids[:, 0]  # (W,) single-token label words

@@ -5,7 +5,9 @@ each run, so an interrupted benchmark still leaves valid files with what it fini
 same preset and seeds resumes: a part whose config is unchanged keeps its runs, and each part skips the
 (label, library, seed) runs already recorded (:meth:`Recorder.done`). Two processes may fill different parts
 of one document side by side (e.g. ``--only facts`` and ``--only rt-smollm`` with one torch thread each):
-``save`` takes a file lock, re-reads the file and writes back the parts this process started over it.
+``save`` takes a file lock, re-reads the file and writes back the parts this process started over it, and
+two processes may fill one part (different ``--methods`` or ``--libraries``): a part both started gains the
+runs the other recorded.
 """
 
 from __future__ import annotations
@@ -82,8 +84,24 @@ class Recorder:
                 for name, part in disk.get("parts", {}).items():
                     if name not in self.owned:
                         self.data["parts"][name] = part
+                    else:
+                        self._merge_runs(name, part)
             atomic_write_text(self.json_path, json.dumps(self.data, indent=1, default=str) + "\n")
             atomic_write_text(self.json_path.with_suffix(".md"), self.render(self.data))
+
+    def _merge_runs(self, name: str, disk: dict) -> None:
+        """Runs another process recorded in a part this process also fills (e.g. ``--methods`` A and B of
+        rt-smollm side by side): kept when their method's settings equal this process's config of it."""
+        mine = self.data["parts"].get(name)
+        if mine is None or _base(disk.get("config", {})) != _base(mine.get("config", {})):
+            return
+        was, now_ = disk["config"].get("methods", {}), mine["config"].get("methods", {})
+        have = {(r["label"], r["library"], r["seed"]) for r in mine["runs"]}
+        for r in disk.get("runs", []):
+            key = (r["label"], r["library"], r["seed"])
+            if key not in have and was.get(r["label"]) == now_.get(r["label"]):
+                mine["runs"].append(r)
+                have.add(key)
 
 
 def _base(config: dict) -> dict:

@@ -100,12 +100,42 @@ METHODS: dict[str, tuple[str, dict, str, float, str]] = {
             "embeddings; PEFT's LSTM encoder of the same width over N(0, 1) embeddings"
         ),
     ),
+    "multitask prompt tuning (defaults)": (
+        "multitask-prompt-tuning",
+        {},
+        "mpt",
+        SP_METHODS["multitask-prompt-tuning"].train["lr"],
+        (
+            "1 task, rank 1 (both libraries' defaults; PEFT gets task_ids 0); softprompt's shared prompt from "
+            "sampled vocabulary tokens (its default), PEFT's RANDOM init (N(0, 1), its default); both start "
+            "the task factors at 1"
+        ),
+    ),
+    "adaption prompt (defaults)": (
+        "adaption-prompt",
+        {},
+        "adaption",
+        SP_METHODS["adaption-prompt"].train["lr"],
+        (
+            "gated prompts of 8 vectors on all 30 layers (softprompt's default adapter_layers 30; PEFT "
+            "adapter_len 8, adapter_layers 30), N(0, 1) prompts and zero gates in both"
+        ),
+    ),
 }
 
 
 def methods(preset) -> list[str]:
     """The METHODS labels this preset trains."""
     return list(preset.rt_methods or METHODS)
+
+
+def chosen(ctx: Context) -> list[str]:
+    """The labels this process trains: ``--methods`` (checked against the preset's) or the preset's."""
+    allowed = methods(ctx.preset)
+    unknown = [m for m in ctx.methods if m not in allowed]
+    if unknown:
+        raise ValueError(f"--methods {unknown} not in the {ctx.preset.name} preset's: {allowed}")
+    return [m for m in allowed if not ctx.methods or m in ctx.methods]
 
 
 def run(ctx: Context) -> None:
@@ -142,8 +172,8 @@ def run(ctx: Context) -> None:
         part["templates"] = templates(model, data.spec, test)
     ctx.recorder.save()
     for seed in ctx.seeds:  # per seed every softprompt method first, then PEFT's (the defaults' rows early)
-        for library in ("softprompt", "peft"):
-            for label in methods(p):
+        for library in ctx.libraries:
+            for label in chosen(ctx):
                 one_method(ctx, model, data, test, val, label, seed, library)
 
 

@@ -50,6 +50,30 @@ def test_two_processes_fill_one_document(tmp_path):
     assert "rt-smollm" in path.with_suffix(".md").read_text()
 
 
+def test_two_processes_fill_one_part(tmp_path):
+    path = tmp_path / "quality.json"
+    x, y = {"lr": 1e-2, "init_note": "n"}, {"lr": 1e-3, "init_note": "n"}
+    config = {"steps": 200, "methods": {"x": x, "y": y}}
+    a, b = Recorder(path, report.markdown, _doc()), Recorder(path, report.markdown, _doc())
+    a.start("rt-smollm", config)  # e.g. --methods x and --methods y side by side
+    b.start("rt-smollm", config)
+    a.add_run("rt-smollm", _run("x", "softprompt", 0, 0.8))
+    b.add_run("rt-smollm", _run("y", "softprompt", 0, 0.7))
+    a.add_run("rt-smollm", _run("x", "softprompt", 1, 0.9))
+    runs = json.loads(path.read_text())["parts"]["rt-smollm"]["runs"]
+    assert sorted((r["label"], r["seed"], r["value"]) for r in runs) == [
+        ("x", 0, 0.8),
+        ("x", 1, 0.9),
+        ("y", 0, 0.7),
+    ]
+    c = Recorder(path, report.markdown, json.loads(path.read_text()))
+    c.start("rt-smollm", {**config, "methods": {"x": x, "y": {**y, "lr": 3e-3}}})
+    b.add_run("rt-smollm", _run("y", "softprompt", 1, 0.6))  # b still trains y at the old lr
+    c.add_run("rt-smollm", _run("x", "peft", 0, 0.5))
+    kept = json.loads(path.read_text())["parts"]["rt-smollm"]["runs"]
+    assert all(r["label"] != "y" for r in kept)  # c's config of y differs: b's runs of y are not merged in
+
+
 def _goal(data, key):
     return next(g for g in report.goals(data) if g["goal"] == key)
 

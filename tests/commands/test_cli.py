@@ -328,7 +328,10 @@ def test_methods_and_datasets_listings(capsys):
     assert methods["prompt-tuning"]["fields"]["num_virtual_tokens"]["default"] == 20
     assert methods["p-tuning"]["fields"]["encoder"]["doc"]
     assert methods["prompt-tuning"]["train_defaults_measured"]
-    assert not methods["adaption-prompt"]["train_defaults_measured"]  # not swept: said so
+    assert methods["adaption-prompt"]["train_defaults_measured"]  # bench/results/lr_sweep-smollm2.md
+    assert methods["adaption-prompt"]["train_defaults"]["lr"] == 9e-3
+    assert methods["multitask-prompt-tuning"]["train_defaults_measured"]
+    assert methods["multitask-prompt-tuning"]["train_defaults"]["lr"] == 1e-1
     code, stdout, _ = cli(capsys, "datasets", "--json")
     datasets = {d["name"]: d for d in json.loads(stdout)}
     assert code == 0 and datasets["rotten-tomatoes"]["task"] == "classification"
