@@ -85,10 +85,13 @@ __all__ = ["INSTRUCTION", "demo_fields", "load_avg", "machine_note", "train_prom
 
 
 def machine_note() -> str:
-    """CPU count and torch threads, for the results files."""
+    """CPU count, torch threads and the process's nice value (when not 0), for the results files."""
     import torch
 
-    return f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    return f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads" + (
+        f", nice {nice}" if nice else ""
+    )
 
 
 def load_log_summary(path: str | None) -> dict | None:

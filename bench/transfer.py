@@ -186,7 +186,7 @@ def write(args, runs, held_out, t0: float, load_start) -> None:
         f"(batch 8). Source prompts: {args.source_steps} steps of prompt tuning on {args.source} (the demo's "
         f"prompt length and template; start: {args.source_init}; final {source_metric} {source_scores} on "
         f"{args.source_val} {args.source} validation examples, per seed). {doc['machine']}; shared machine, "
-        "every run under nice -n 19 (several processes side by side, so run times are not speed figures)."
+        "several processes side by side, so run times are not speed figures."
         + (
             ""
             if args.summarize_only
