@@ -206,7 +206,8 @@ def markdown(doc: dict) -> str:
         lines += [
             f"{doc['seeds']} prompt-tuning prompts (seeds 0-{doc['seeds'] - 1}, {doc['steps']} steps each, the "
             f"demo's setup), scored on the {doc['examples']} examples of the {doc['split']} split. Load averages "
-            f"{a['scoring_load_avg']} at the start and end of each scoring process ({a['machine']}; shared machine)." + load_log_text(a.get("load_log")),
+            f"{a['scoring_load_avg']} at the start and end of each scoring process ({a['machine']}; shared "
+            "machine)." + load_log_text(a.get("load_log")),
             "",
             "| members | best member | mean member | ensemble (mean of probabilities) | ensemble (majority vote) |",
             "|---|---|---|---|---|",

@@ -155,12 +155,8 @@ def save(doc: dict, part: str, mine: list[str] | None = None) -> None:
             disk = json.loads(path.read_text())["parts"].get(part, {}).get("runs", [])
             own = [r for r in doc["parts"][part]["runs"] if r["method"] in mine]
             doc["parts"][part]["runs"] = [r for r in disk if r["method"] not in mine] + own
-        _write(doc, part, atomic_write_text)
-
-
-def _write(doc: dict, part: str, atomic_write_text) -> None:
-    atomic_write_text(RESULTS / f"lr_sweep-{part}.json", json.dumps(doc, indent=1))
-    atomic_write_text(RESULTS / f"lr_sweep-{part}.md", markdown(doc))
+        atomic_write_text(path, json.dumps(doc, indent=1))
+        atomic_write_text(RESULTS / f"lr_sweep-{part}.md", markdown(doc))
 
 
 def markdown(doc: dict) -> str:

@@ -70,7 +70,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_parts import PARTS, plots, report
+from quality_parts import PARTS, plots, report, rt_smollm
 from quality_parts.common import (
     PRESETS,
     Context,
@@ -127,6 +127,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if unknown:
         ap.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     args.method_labels = tuple(s.strip() for s in args.methods.split(",") if s.strip())
+    allowed = rt_smollm.methods(PRESETS[args.preset])
+    unknown = [m for m in args.method_labels if m not in allowed]
+    if unknown:
+        ap.error(f"--methods {unknown}: not rows of the {args.preset} preset; choose from {allowed}")
     args.library_names = tuple(s.strip() for s in args.libraries.split(",") if s.strip())
     wrong = [s for s in args.library_names if s not in ("softprompt", "peft")]
     if wrong or not args.library_names:
