@@ -4,13 +4,15 @@ with a trained last-token head, on Rotten Tomatoes (issue 23, "at the scale the 
     python bench/parity.py --preset parity-smollm2 --all        # grid, then each seed, one process per stage
     python bench/parity.py --preset parity-smollm2 --stage ft --seed 1    # one stage (resumes; skips what is done)
     python bench/parity.py --preset parity-smollm2 --render     # rewrite the .md from the .json
+    # two chains side by side on 2 cores (1 thread each): the grid then --stage ptv2 for seeds 1 and 2, beside
+    # --stage ft for seeds 0, 1, 2 (they merge into one .json)
 
 Stages: ``grid`` (P-tuning v2 at every prompt length x lr of the preset on seed 0, scored on validation; the
 best on validation is chosen), ``ptv2`` (the chosen setting on one seed) and ``ft`` (full fine-tuning on one
 seed). P-tuning v2 trains with the library's loop (``train_prompts`` -> ``softprompt.training.train``); full
 fine-tuning with the quality benchmark's one full fine-tuning loop (``quality_parts.full_ft``). Both use the
 same training subset, batches, order, validation checks, early stopping, head class / init and test reviews.
-Results: bench/results/parity-smollm2.{json,md}, rewritten after every run (partial results survive).
+Results: bench/results/<preset>.{json,md}, rewritten after every run (partial results survive).
 
 The budget is reduced to fit a shared 2-core CPU machine (see PRESETS and the .md): it is not the paper's.
 """
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -35,70 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_parts import parity_report
 from quality_parts.common import SMOLLM, Recorder, machine, run_record, slug, timed_predict, train_prompts
 from quality_parts.full_ft import FullFT, train_full
+from quality_parts.parity_presets import PRESETS, ParityPreset
 from quality_parts.parity_report import v2_label
 from quality_parts.recording import read_document, same_run, versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PART = "rt-smollm2-parity"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ParityPreset:
-    """The budget of one parity run (the same for both sides but the rates)."""
-
-    name: str
-    seeds: tuple[int, ...]
-    train_n: int
-    """Training reviews: a fixed random subset of the train split (sampling seed ``subset_seed``)."""
-    val_n: int
-    test_n: int
-    batch: int
-    max_length: int
-    epochs: float
-    eval_every: int
-    patience: int
-    grid: tuple[tuple[int, float, float | None], ...]
-    """P-tuning v2 settings compared on seed 0: (prompt length, prompt lr, head lr; None = the head at the
-    prompt's lr, the library default)."""
-    ft_lr: float = 5e-5
-    ft_head_lr: float = 1e-3
-    pool: str = "last"
-    subset_seed: int = 1234
-
-    @property
-    def steps(self) -> int:
-        return -(-round(self.epochs * self.train_n) // self.batch)
-
-
-PRESETS = {
-    "parity-smoke": ParityPreset(
-        name="parity-smoke",
-        seeds=(0,),
-        train_n=16,
-        val_n=4,
-        test_n=4,
-        batch=16,
-        max_length=64,
-        epochs=1,
-        eval_every=1,
-        patience=2,
-        grid=((4, 3e-2, None), (4, 3e-2, 1e-3)),
-    ),
-    # sized from measured step costs on the shared 2-core machine (see the .md's "budget")
-    "parity-smollm2": ParityPreset(
-        name="parity-smollm2",
-        seeds=(0, 1, 2),
-        train_n=256,
-        val_n=100,
-        test_n=200,
-        batch=16,
-        max_length=64,
-        epochs=1,
-        eval_every=8,
-        patience=2,
-        grid=((16, 3e-2, None), (16, 3e-2, 1e-3)),
-    ),
-}
 
 
 def _document(p: ParityPreset, path: Path) -> dict:

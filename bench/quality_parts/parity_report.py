@@ -82,10 +82,11 @@ def markdown(data: dict) -> str:
         "# P-tuning v2 vs full fine-tuning, SmolLM2-135M on Rotten Tomatoes (bench/parity.py)",
         "",
         f"Preset `{data.get('preset')}`, seeds {data.get('seeds')}, first started "
-        f"{data.get('first_started', data.get('date'))}. Machine: {json.dumps(m)}. The machine was shared with "
-        "other jobs (several engineers on 2 cores): s / step and wall times are not speed figures.",
+        f"{data.get('first_started', data.get('date'))}. Machine: {json.dumps(m)}. s / step and wall times are "
+        "CPU times, shared with other jobs wherever the load average (last column) exceeds the core count: they "
+        "are not speed figures.",
         "",
-        "## Budget (reduced to fit ~80 min of a shared 2-core CPU; NOT the paper's budget)",
+        "## Budget (sized to a 2-core CPU machine; NOT the paper's budget)",
         "",
     ]
     if cfg:
