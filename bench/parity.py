@@ -99,8 +99,8 @@ def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, see
     from softprompt.methods import make_config
     from softprompt.training import TrainJob
 
-    n, lr, head_lr = setting
-    label = v2_label(n, lr, head_lr)
+    n, lr, head_lr, *mlp = setting
+    label = v2_label(*setting)
     if rec.done(PART, label, "softprompt", seed):
         return
     data, train, val, test = split
@@ -108,7 +108,9 @@ def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, see
     name = slug(label)
     if name in model.bank:
         model.bank.remove(name)
-    model.add_prompt(name, make_config("p-tuning-v2", num_virtual_tokens=n), seed=seed)
+    model.add_prompt(
+        name, make_config("p-tuning-v2", num_virtual_tokens=n, reparameterize=bool(mlp and mlp[0])), seed=seed
+    )
     task = _task(model, data, p, seed)
     job = TrainJob(prompt=name, task=task, train=train, validation=val)
     result, losses, curve = train_prompts(
@@ -123,7 +125,7 @@ def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, see
         run_record(
             label=label, library="softprompt", method="p-tuning-v2", seed=seed, metric=task.main_metric,
             value=metrics[task.main_metric], params=result.trainable_params, train_s=result.train_time_s,
-            steps=result.steps, eval_s=secs, n_eval=len(test), lr=lr, head_lr=head_lr, virtual_tokens=n, metrics=metrics,
+            steps=result.steps, eval_s=secs, n_eval=len(test), lr=lr, head_lr=head_lr, virtual_tokens=n, reparameterize=bool(mlp and mlp[0]), metrics=metrics,
             losses=losses[-5:], stopped_early=result.stopped_early, total_params=total,
             curve=[{"step": c["step"], "value": c[name]} for c in curve],
             wall_s=round(time.perf_counter() - t0, 1), load_avg=[load0, _load_avg()],
@@ -163,7 +165,7 @@ def chosen(rec: Recorder, p: ParityPreset) -> tuple | None:
         score[setting] = r["curve"][-1]["value"] if r.get("curve") else float("-inf")
     best = max(p.grid, key=lambda k: (score[k], -p.grid.index(k)))
     rec.part(PART)["chosen"] = {
-        "length": best[0], "lr": best[1], "head_lr": best[2], "on_seed": 0,
+        "length": best[0], "lr": best[1], "head_lr": best[2], "mlp": bool(best[3:] and best[3]), "on_seed": 0,
         "validation": {v2_label(*k): v for k, v in score.items()},
     }  # fmt: skip
     return best

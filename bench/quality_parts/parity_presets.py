@@ -20,9 +20,9 @@ class ParityPreset:
     epochs: float
     eval_every: int
     patience: int
-    grid: tuple[tuple[int, float, float | None], ...]
+    grid: tuple[tuple[int, float, float | None] | tuple[int, float, float | None, bool], ...]
     """P-tuning v2 settings compared on seed 0: (prompt length, prompt lr, head lr; None = the head at the
-    prompt's lr, the library default)."""
+    prompt's lr, the library default[, True: through the reparameterization MLP])."""
     ft_lr: float = 5e-5
     ft_head_lr: float = 1e-3
     pool: str = "last"
@@ -75,5 +75,20 @@ PRESETS = {
         eval_every=16,
         patience=3,
         grid=((16, 3e-3, 1e-3), (16, 1e-2, 1e-3), (64, 1e-2, 1e-3)),
+    ),
+    # reparameterization tried on seed 0 at x6's budget, outside its grid (started after it): 1e-4 is prefix
+    # tuning's measured rate through the same MLP (lr_sweep-smollm2.md), 1e-3 the next step up
+    "parity-smollm2-x6-mlp": ParityPreset(
+        name="parity-smollm2-x6-mlp",
+        seeds=(0,),
+        train_n=1536,
+        val_n=200,
+        test_n=500,
+        batch=16,
+        max_length=64,
+        epochs=1,
+        eval_every=16,
+        patience=3,
+        grid=((16, 1e-4, 1e-3, True), (16, 1e-3, 1e-3, True)),
     ),
 }

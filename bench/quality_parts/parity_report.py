@@ -12,10 +12,11 @@ GOAL = 1.0
 """Points: P-tuning v2 within this of full fine-tuning counts as parity (issue 11's goal)."""
 
 
-def v2_label(n: int, lr: float, head_lr: float | None = None) -> str:
-    """A P-tuning v2 setting's run label (``head_lr`` None: the head trains at the prompt's lr)."""
+def v2_label(n: int, lr: float, head_lr: float | None = None, mlp: bool = False) -> str:
+    """A P-tuning v2 setting's run label (``head_lr`` None: the head trains at the prompt's lr; ``mlp``: trained
+    through the reparameterization MLP)."""
     head = "" if head_lr is None else f", head lr {head_lr:g}"
-    return f"P-tuning v2 ({n} tokens, lr {lr:g}{head})"
+    return f"P-tuning v2 ({n} tokens, lr {lr:g}{head}{', MLP' if mlp else ''})"
 
 
 def mean_se(xs: list[float]) -> tuple[float, float]:
@@ -33,7 +34,7 @@ def summary(part: dict) -> dict | None:
     ch = part.get("chosen")
     if not ch:
         return None
-    label = v2_label(ch["length"], ch["lr"], ch.get("head_lr"))
+    label = v2_label(ch["length"], ch["lr"], ch.get("head_lr"), ch.get("mlp", False))
     v2 = {r["seed"]: r for r in part["runs"] if r["label"] == label}
     ft = {r["seed"]: r for r in part["runs"] if r["label"] == "full fine-tuning"}
     seeds = sorted(set(v2) & set(ft))
@@ -101,8 +102,9 @@ def markdown(data: dict) -> str:
             f"{sizes.get('validation', cfg.get('val_n'))} reviews every {cfg.get('eval_every')} steps and at the "
             f"end, early stopping after {cfg.get('patience')} checks without a new best; test: the first "
             f"{sizes.get('test', cfg.get('test_n'))} test reviews, the same for every run (last weights).",
-            "- P-tuning v2 (softprompt's loop, no reparameterization, real-word key/value init): grid on seed 0 "
-            "of (length, prompt lr, head lr; head lr None = the prompt's lr, the library default) "
+            "- P-tuning v2 (softprompt's loop, real-word key/value init; no reparameterization unless a setting's "
+            "4th entry is True: the MLP): grid on seed 0 of (length, prompt lr, head lr; head lr None = the "
+            "prompt's lr, the library default) "
             f"{[tuple(g) for g in cfg.get('grid', [])]}, the setting best on validation at its last check trained "
             "on the other seeds.",
             f"- Full fine-tuning (quality_parts/full_ft.py, the quality benchmark's loop): every weight, AdamW "

@@ -46,3 +46,12 @@ def test_only_seeds_with_both_sides_and_nothing_before_a_choice():
     assert s["seeds"] == [0] and s["gap"] == pytest.approx(0.0) and s["gap_se"] == 0.0
     assert parity_report.summary({"runs": [_run(V2, 0, 0.8)]}) is None
     assert "No comparison yet" in parity_report.markdown({"parts": {}})
+
+
+def test_a_reparameterized_choice_compares_its_own_runs():
+    mlp = parity_report.v2_label(16, 1e-4, 1e-3, True)
+    assert mlp == "P-tuning v2 (16 tokens, lr 0.0001, head lr 0.001, MLP)"
+    runs = [_run(V2, 0, 0.50), _run(mlp, 0, 0.70), _run("full fine-tuning", 0, 0.75)]
+    part = {"chosen": {"length": 16, "lr": 1e-4, "head_lr": 1e-3, "mlp": True}, "runs": runs}
+    s = parity_report.summary(part)
+    assert s["label"] == mlp and s["gap"] == pytest.approx(-5.0)
