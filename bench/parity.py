@@ -50,7 +50,7 @@ def _document(p: ParityPreset, path: Path) -> dict:
         "benchmark": "softprompt parity: P-tuning v2 vs full fine-tuning",
         "format": 2,
         "preset": p.name,
-        "preset_config": asdict(p) | {"steps": p.steps},
+        "preset_config": _budget(p) | {"steps": p.steps},
         "seeds": list(p.seeds),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine(),
@@ -172,14 +172,28 @@ def chosen(rec: Recorder, p: ParityPreset) -> tuple | None:
 
 
 def part_config(p: ParityPreset) -> dict:
-    return {"model": SMOLLM, "dataset": "rotten-tomatoes", **asdict(p), "steps": p.steps}
+    return {"model": SMOLLM, "dataset": "rotten-tomatoes", **_budget(p), "steps": p.steps}
+
+
+def _budget(p: ParityPreset) -> dict:
+    return {k: v for k, v in asdict(p).items() if k != "full_ft_from"}
+
+
+def _base(p: ParityPreset, out: Path) -> Path | None:
+    """A trial preset's full fine-tuning results file (see ``ParityPreset.full_ft_from``)."""
+    return out / f"{p.full_ft_from}.json" if p.full_ft_from else None
 
 
 def run_stage(p: ParityPreset, stage: str, seed: int, out: Path) -> int:
     from softprompt.core.loading import load_model
 
     path = out / f"{p.name}.json"
-    rec = Recorder(json_path=path, render=parity_report.markdown, data=_document(p, path))
+    base = _base(p, out)
+
+    def render(data: dict) -> str:
+        return parity_report.markdown(data, parity_report.full_ft_runs(base) if base else None)
+
+    rec = Recorder(json_path=path, render=render, data=_document(p, path))
     rec.start(PART, part_config(p))
     model = load_model(SMOLLM)
     split = _split(p)
@@ -221,7 +235,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     p = PRESETS[args.preset]
     if args.render:
-        return parity_report.render(args.out / f"{p.name}.json")
+        return parity_report.render(args.out / f"{p.name}.json", _base(p, args.out))
     if args.all:
         for stage, seed in plan(p):
             cmd = [sys.executable, __file__, "--preset", p.name, "--stage", stage, "--seed", str(seed)]

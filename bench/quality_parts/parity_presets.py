@@ -27,6 +27,9 @@ class ParityPreset:
     ft_head_lr: float = 1e-3
     pool: str = "last"
     subset_seed: int = 1234
+    full_ft_from: str | None = None
+    """A trial preset's full fine-tuning: the runs of this preset (same budget), read from its results file; not
+    part of the budget (left out of the recorded config)."""
 
     @property
     def steps(self) -> int:
@@ -83,7 +86,12 @@ PRESETS = {
     # and 1e-3 (the MLP's choice then ran on seeds 1 and 2 as well); and a rate above the grid's, as 1e-2 was
     # the grid's best
     "parity-smollm2-x6-mlp": replace(
-        X6, name="parity-smollm2-x6-mlp", grid=((16, 1e-4, 1e-3, True), (16, 1e-3, 1e-3, True))
+        X6,
+        name="parity-smollm2-x6-mlp",
+        full_ft_from=X6.name,
+        grid=((16, 1e-4, 1e-3, True), (16, 1e-3, 1e-3, True)),
     ),
-    "parity-smollm2-x6-hi": replace(X6, name="parity-smollm2-x6-hi", seeds=(0,), grid=((16, 3e-2, 1e-3),)),
+    "parity-smollm2-x6-hi": replace(
+        X6, name="parity-smollm2-x6-hi", seeds=(0,), full_ft_from=X6.name, grid=((16, 3e-2, 1e-3),)
+    ),
 }

@@ -28,15 +28,17 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
     return m, math.sqrt(var / len(xs))
 
 
-def summary(part: dict) -> dict | None:
+def summary(part: dict, full_ft: list[dict] = ()) -> dict | None:
     """P-tuning v2 at the chosen setting vs full fine-tuning over the seeds both have: means, SEs, the gap
-    (unpaired SE, and the paired SE over seeds), or None before a chosen setting and a full FT run exist."""
+    (unpaired SE, and the paired SE over seeds), or None before a chosen setting and a full FT run exist.
+    ``full_ft``: full fine-tuning runs recorded in another file at the same budget (a trial preset's own file
+    has none)."""
     ch = part.get("chosen")
     if not ch:
         return None
     label = v2_label(ch["length"], ch["lr"], ch.get("head_lr"), ch.get("mlp", False))
     v2 = {r["seed"]: r for r in part["runs"] if r["label"] == label}
-    ft = {r["seed"]: r for r in part["runs"] if r["label"] == "full fine-tuning"}
+    ft = {r["seed"]: r for r in [*part["runs"], *full_ft] if r["label"] == "full fine-tuning"}
     seeds = sorted(set(v2) & set(ft))
     if not seeds:
         return None
@@ -75,7 +77,8 @@ def _runs_table(part: dict) -> list[str]:
     return lines
 
 
-def markdown(data: dict) -> str:
+def markdown(data: dict, full_ft_from: tuple[str, list[dict]] | None = None) -> str:
+    """``full_ft_from``: (file name, its full fine-tuning runs) for a trial preset that trains none itself."""
     part = data.get("parts", {}).get(PART, {"runs": []})
     cfg = part.get("config", {})
     m = data.get("machine", {})
@@ -98,7 +101,7 @@ def markdown(data: dict) -> str:
             f"{cfg.get('max_length')} tokens.",
             f"- Training: a fixed random subset of {sizes.get('train', cfg.get('train_n'))} reviews of the "
             f"train split (sampling seed {cfg.get('subset_seed')}), batch {cfg.get('batch')}, "
-            f"{cfg.get('epochs')} epochs = {cfg.get('steps')} steps at most; validation on "
+            f"{cfg.get('epochs')} epoch(s) = {cfg.get('steps')} steps at most; validation on "
             f"{sizes.get('validation', cfg.get('val_n'))} reviews every {cfg.get('eval_every')} steps and at the "
             f"end, early stopping after {cfg.get('patience')} checks without a new best; test: the first "
             f"{sizes.get('test', cfg.get('test_n'))} test reviews, the same for every run (last weights).",
@@ -114,8 +117,13 @@ def markdown(data: dict) -> str:
         ]
     if part.get("note"):
         out += [f"Note: {part['note']}", ""]
-    s = summary(part)
+    s = summary(part, full_ft_from[1] if full_ft_from else [])
     out += ["## Result", ""]
+    if full_ft_from:
+        out += [
+            f"Full fine-tuning: the runs in `{full_ft_from[0]}` (same budget; this preset trains none).",
+            "",
+        ]
     if s is None:
         out += ["No comparison yet (the grid or a full fine-tuning run is not finished).", ""]
     else:
@@ -144,17 +152,28 @@ def markdown(data: dict) -> str:
         c = part["chosen"]
         val = ", ".join(f"{k}: {100 * v:.1f}" for k, v in c.get("validation", {}).items())
         out += [
-            f"Chosen on validation (seed 0, last check): {c['length']} tokens, lr {c['lr']:g} ({val}).",
+            f"Chosen on validation (seed 0, last check): {c['length']} tokens, lr {c['lr']:g}"
+            f"{', MLP' if c.get('mlp') else ''} ({val}).",
             "",
         ]
     out += ["## Runs", "", *_runs_table(part), ""]
     return "\n".join(out)
 
 
-def render(json_path: Path) -> int:
+def full_ft_runs(json_path: Path) -> tuple[str, list[dict]]:
+    """The full fine-tuning runs recorded in ``json_path`` (none if it is missing), for :func:`markdown`."""
+    try:
+        runs = json.loads(json_path.read_text())["parts"][PART]["runs"]
+    except (OSError, ValueError, KeyError):
+        runs = []
+    return json_path.name, [r for r in runs if r["label"] == "full fine-tuning"]
+
+
+def render(json_path: Path, full_ft_from: Path | None = None) -> int:
     from softprompt.io.atomic import atomic_write_text
 
     data = json.loads(json_path.read_text())
-    atomic_write_text(json_path.with_suffix(".md"), markdown(data))
+    base = full_ft_runs(full_ft_from) if full_ft_from else None
+    atomic_write_text(json_path.with_suffix(".md"), markdown(data, base))
     print(f"wrote {json_path.with_suffix('.md')}")
     return 0

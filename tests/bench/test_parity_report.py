@@ -55,3 +55,19 @@ def test_a_reparameterized_choice_compares_its_own_runs():
     part = {"chosen": {"length": 16, "lr": 1e-4, "head_lr": 1e-3, "mlp": True}, "runs": runs}
     s = parity_report.summary(part)
     assert s["label"] == mlp and s["gap"] == pytest.approx(-5.0)
+
+
+def test_a_trial_file_compares_against_the_base_files_full_fine_tuning(tmp_path):
+    import json
+
+    base = tmp_path / "base.json"
+    runs = [_run("full fine-tuning", 0, 0.80), _run(V2, 0, 0.5)]
+    base.write_text(json.dumps({"parts": {parity_report.PART: {"runs": runs}}}))
+    name, ft = parity_report.full_ft_runs(base)
+    assert name == "base.json" and [r["label"] for r in ft] == ["full fine-tuning"]
+    trial = {"chosen": {"length": 16, "lr": 3e-2}, "runs": [_run(V2, 0, 0.75)]}
+    assert parity_report.summary(trial) is None  # no full fine-tuning of its own
+    assert parity_report.summary(trial, ft)["gap"] == pytest.approx(-5.0)
+    md = parity_report.markdown({"parts": {parity_report.PART: trial}}, (name, ft))
+    assert "the runs in `base.json`" in md and "-5.0" in md
+    assert parity_report.full_ft_runs(tmp_path / "missing.json") == ("missing.json", [])
