@@ -94,4 +94,9 @@ PRESETS = {
     "parity-smollm2-x6-hi": replace(
         X6, name="parity-smollm2-x6-hi", seeds=(0,), full_ft_from=X6.name, grid=((16, 3e-2, 1e-3),)
     ),
+    # x6's choice and full fine-tuning at twice its steps (2 epochs of the same reviews), seed 0 only: does the
+    # gap shrink with steps?
+    "parity-smollm2-x12": replace(
+        X6, name="parity-smollm2-x12", seeds=(0,), epochs=2, grid=((16, 1e-2, 1e-3),)
+    ),
 }
