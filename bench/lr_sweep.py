@@ -143,13 +143,12 @@ def one_run(
 def save(doc: dict, part: str, mine: list[str] | None = None) -> None:
     """Write the JSON and Markdown. With ``mine`` (the methods this process sweeps), the other methods' runs are
     re-read from the file under a lock first, so sweeps of different methods can run side by side."""
-    import fcntl
+    from filelock import FileLock
 
     from softprompt.io.atomic import atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / f"lr_sweep-{part}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(str(RESULTS / f"lr_sweep-{part}.lock")):
         path = RESULTS / f"lr_sweep-{part}.json"
         if mine is not None and path.exists():
             disk = json.loads(path.read_text())["parts"].get(part, {}).get("runs", [])

@@ -12,7 +12,6 @@ runs the other recorded.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 
 @dataclass
@@ -77,8 +77,7 @@ class Recorder:
         from softprompt.io.atomic import atomic_write_text
 
         self.json_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.json_path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with FileLock(str(self.json_path.with_suffix(".lock"))):
             disk = read_document(self.json_path)
             if disk and same_run(disk, self.data):  # another process's parts, as it last wrote them
                 for name, part in disk.get("parts", {}).items():
