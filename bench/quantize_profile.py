@@ -15,12 +15,12 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-import quantize
+import quantize_children
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("backbone", choices=list(quantize.BACKBONES), nargs="?", default="int8 + bf16")
+    p.add_argument("backbone", choices=list(quantize_children.BACKBONES), nargs="?", default="int8 + bf16")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rows", type=int, default=30, help="rows of each table")
     args = p.parse_args()
@@ -29,8 +29,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     data = load_dataset("rotten-tomatoes", seed=0)
-    model = quantize._load(args.backbone)
-    task, fields, lr, init = quantize._demo_task(model, data)
+    model = quantize_children.load_backbone(args.backbone)
+    task, fields, lr, init = quantize_children.demo_task(model, data)
     model.add_prompt("pt", make_config("prompt-tuning", **fields), seed=0, init_token_ids=init)
     opt = torch.optim.AdamW(model.trainable_parameters(), lr=lr)
     model.train()

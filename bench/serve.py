@@ -27,7 +27,7 @@ import torch
 
 from common import MODEL, machine, tokenizer, versions
 from serve_load import bench_load, table
-from serve_open import add_open_args
+from serve_open import add_load_args
 
 OUT = Path(__file__).parent / "results" / "serve.json"
 
@@ -201,26 +201,7 @@ def main(argv=None) -> None:
     p.add_argument("--new-tokens", type=int, default=16)
     p.add_argument("--quick", action="store_true", help="1 rep, fewer requests and clients (a smoke run)")
     p.add_argument("--sections", default="throughput,latency,mixed,load", help="comma-separated subset")
-    p.add_argument(
-        "--clients", default=None, help="load: concurrent clients (default: 1,8,32,64; quick: 1,8,32)"
-    )
-    p.add_argument("--shapes", default="short,long", help="load: input shapes (default: short,long)")
-    p.add_argument(
-        "--long-tokens", type=int, default=1000, help="load: tokens of a long input (default: 1000)"
-    )
-    p.add_argument(
-        "--arrival",
-        default="burst",
-        help="load: comma-separated arrival modes: burst (every client at t = 0), poisson (staggered starts), "
-        "rate (open loop: Poisson arrivals at --rate/--rates requests per second, --requests per run)",
-    )
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=2.0,
-        help="load, poisson: clients starting per second; rate: requests per second (when --rates is not given)",
-    )
-    add_open_args(p)
+    add_load_args(p)
     p.add_argument("--out", type=Path, default=OUT, help=f"(default: {OUT})")
     a = p.parse_args(argv)
     wanted = a.sections.split(",")

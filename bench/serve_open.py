@@ -122,8 +122,28 @@ def rate_table(load: dict) -> str:
     return "\n".join(rows) + "\n\n" + "".join(f"Open loop: {line}\n" for line in lines)
 
 
-def add_open_args(p: argparse.ArgumentParser) -> None:
-    """bench/serve.py's open-loop flags (``--arrival rate``)."""
+def add_load_args(p: argparse.ArgumentParser) -> None:
+    """bench/serve.py's flags of the load section: clients, input shapes, arrival modes, and the open loop's
+    (``--arrival rate``)."""
+    p.add_argument(
+        "--clients", default=None, help="load: concurrent clients (default: 1,8,32,64; quick: 1,8,32)"
+    )
+    p.add_argument("--shapes", default="short,long", help="load: input shapes (default: short,long)")
+    p.add_argument(
+        "--long-tokens", type=int, default=1000, help="load: tokens of a long input (default: 1000)"
+    )
+    p.add_argument(
+        "--arrival",
+        default="burst",
+        help="load: comma-separated arrival modes: burst (every client at t = 0), poisson (staggered starts), "
+        "rate (open loop: Poisson arrivals at --rate/--rates requests per second, --requests per run)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=2.0,
+        help="load, poisson: clients starting per second; rate: requests per second (when --rates is not given)",
+    )
     p.add_argument(
         "--rates", default=None, help="load, rate: comma-separated requests per second (e.g. 2,4,6)"
     )

@@ -29,9 +29,12 @@ from pathlib import Path
 
 import torch
 
+from softprompt.io.atomic import atomic_write_text
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 import floor
+import train_report
 from train_memory import measure_memory
 
 
@@ -163,29 +166,6 @@ def run_method(method: str, args, tok) -> dict:
     return entry
 
 
-def _table(rows: list[dict]) -> str:
-    head = (
-        f"{'method':<15}{'step ms sp/peft':>18}{'step':>7}{'cpu':>6}{'mem MiB sp/peft':>18}{'mem':>7}"
-        f"{'+train':>8}{'infer':>7}{'gen':>7}{'dloss0':>9}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        t = r["train_step"]["median_ms"]
-        m = r.get("memory", {})
-        mem = (
-            f"{m['softprompt']['train_peak_rss_mib']:.0f}/{m['peft']['train_peak_rss_mib']:.0f}" if m else "-"
-        )
-        lines.append(
-            f"{r['method']:<15}{t['softprompt']:>8.0f}/{t['peft']:<9.0f}{r['step_time_ratio_vs_peft']:>7.2f}"
-            f"{r['step_cpu_time_ratio_vs_peft']:>6.2f}"
-            f"{mem:>18}{r.get('peak_mem_ratio_vs_peft', float('nan')):>7.2f}"
-            f"{r.get('train_mem_increase_ratio_vs_peft', float('nan')):>8.2f}"
-            f"{r['inference_ratio_vs_peft']:>7.2f}{r.get('generation_ratio_vs_peft', float('nan')):>7.2f}"
-            f"{r['train_loss']['step0_abs_diff']:>9.1e}"
-        )
-    return "\n".join(lines)
-
-
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -265,42 +245,28 @@ def main(argv=None) -> None:
         )
         entry["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         rows.append(entry)
-        print(_table(rows[-1:]).splitlines()[-1], flush=True)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(
-            json.dumps(rows, indent=1) + "\n"
-        )  # after each method: partial runs keep theirs
-    print(f"\n{stamp['date']}  {stamp['machine']}  {stamp['versions']}")
-    print(
-        f"batch {args.batch}, seq_len {args.seq_len}, {args.num_virtual_tokens} virtual tokens, "
-        f"{args.steps} timed steps after {args.warmup} warm-up, {args.threads} torch thread(s); "
-        "ratios = softprompt / PEFT (wall-time medians; cpu = CPU-time medians)"
-    )
-    print(_table(rows))
-    print(
-        "step/cpu: train-step time ratio (wall / CPU); mem: peak RSS ratio over the steps; +train: ratio of the "
-        "RSS the steps add; infer/gen: forward / greedy-generation time ratios; dloss0: |loss difference| at "
-        "the first step (same parameters, same batch)"
-    )
-    for r in rows:
-        gap = r["padding_gap_max_abs_logit"]
-        print(
-            f"{r['method']}: left-padded row vs the same row alone, max |next-token logit diff|: "
-            f"softprompt {gap['softprompt']:.1e}, PEFT {gap['peft']:.1e}"
-        )
-    print(floor.floor_table(rows))
-    print(f"wrote {args.out}")
+        print(train_report.table(rows[-1:]).splitlines()[-1], flush=True)
+        atomic_write_text(
+            args.out, json.dumps(rows, indent=1) + "\n"
+        )  # after each method: a cut run keeps them
+    train_report.print_summary(rows, args, stamp)
     if args.long_lengths:
-        long_rows = []
-        for length in args.long_lengths:  # every method and setting at one length before the next, longer one
-            for method in args.long_methods:
-                for ckpt in args.long_checkpointing:
-                    long_rows.append(floor.measure_long(method, length, ckpt, args, tok))
-                    long_rows[-1]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-                    print(f"[long] {long_rows[-1]}", flush=True)
-                    Path(args.long_out).write_text(json.dumps({**stamp, "rows": long_rows}, indent=1) + "\n")
-        print(floor.long_table(long_rows))
-        print(f"wrote {args.long_out}")
+        _run_long(args, tok, stamp)
+
+
+def _run_long(args, tok, stamp: dict) -> None:
+    """Every method and checkpointing setting at one length before the next, longer one; the file is rewritten
+    after each row."""
+    long_rows = []
+    for length in args.long_lengths:
+        for method in args.long_methods:
+            for ckpt in args.long_checkpointing:
+                long_rows.append(floor.measure_long(method, length, ckpt, args, tok))
+                long_rows[-1]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+                print(f"[long] {long_rows[-1]}", flush=True)
+                atomic_write_text(args.long_out, json.dumps({**stamp, "rows": long_rows}, indent=1) + "\n")
+    print(floor.long_table(long_rows))
+    print(f"wrote {args.long_out}")
 
 
 if __name__ == "__main__":
