@@ -90,6 +90,45 @@ def test_every_method_trains_with_gradients_only_on_the_prompt_and_round_trips(
         assert torch.equal(fresh(**kw, prompts=loaded).logits, expected)
 
 
+def test_4bit_layers_train_after_an_inference_pass(tmp_path):
+    """On a CPU with AVX-512 BF16, bitsandbytes repacks a 4-bit layer's weights on its first forward in eval mode
+    without gradients, into a layout with no backward: the prompt's gradient through those layers was wrong
+    (0.0 on SmolLM2-135M), silently (``keep_4bit_trainable``). Checked against a float model holding the
+    dequantized nf4 weights, after an inference pass; widths of 64 (the block size) so that repacking could run."""
+    from bitsandbytes.functional import dequantize_4bit, quantize_4bit
+    from bitsandbytes.nn import Linear4bit
+
+    float_model = tiny_model("llama", hidden_size=64, intermediate_size=128)
+    float_model.save_pretrained(tmp_path / "q")
+    with torch.no_grad():  # what nf4 stores, read back: the reference's weights
+        for layer in float_model.model.layers:
+            for m in layer.modules():
+                if isinstance(m, torch.nn.Linear):
+                    m.weight.copy_(dequantize_4bit(*quantize_4bit(m.weight, blocksize=64, quant_type="nf4")))
+    float_model.save_pretrained(tmp_path / "ref")
+    for folder in ("q", "ref"):
+        tiny_tokenizer("causal").save_pretrained(tmp_path / folder)
+
+    def run(folder, quantize=None):
+        model = load_model(str(tmp_path / folder), device="cpu", quantize=quantize)
+        model.add_prompt("pt", method_config("prompt-tuning", 4), seed=0)
+        kw = batch(model)
+        with model.inference():
+            logits = model(**kw, prompts="pt").logits
+        model.train()
+        loss_of(model, kw, "pt").backward()
+        return model, logits, [p.grad for p in model.trainable_parameters()]
+
+    model, logits, grads = run("q", "nf4")
+    layers = [m for m in model.backbone.modules() if isinstance(m, Linear4bit)]
+    assert len(layers) == 14 and not any(m.support_avx512bf16_for_cpu for m in layers)
+    assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers)
+    _, ref_logits, ref_grads = run("ref")
+    torch.testing.assert_close(logits, ref_logits, atol=1e-5, rtol=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4)
+
+
 def _per_row_gap(model, left: bool) -> float:
     """Largest gap between a mixed batch's logits and each row run alone (its padding cut off)."""
     names = model.bank.names()

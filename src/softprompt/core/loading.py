@@ -21,6 +21,7 @@ from transformers import (
 from softprompt.assets import resolve_model
 from softprompt.core.model import PromptedModel
 from softprompt.core.quantize import (
+    keep_4bit_trainable,
     own_float_weights,
     quantization_config,
     quiet_int8_casts,
@@ -144,6 +145,7 @@ def load_model(
     backbone = cls.from_pretrained(path, dtype=torch_dtype, **extra)
     if quantized is not None:
         use_weight_only_int8(backbone)
+        keep_4bit_trainable(backbone)
         own_float_weights(backbone)
     if target is not None:
         backbone = backbone.to(target)
