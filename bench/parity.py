@@ -58,7 +58,10 @@ def _document(p: ParityPreset, path: Path) -> dict:
         "parts": {},
     }
     old = read_document(path)
-    if old and same_run(old, doc):
+    more_seeds = old and set(old.get("seeds", [])) <= set(
+        doc["seeds"]
+    )  # seeds added to a preset keep its runs
+    if old and more_seeds and same_run(old | {"seeds": doc["seeds"]}, doc):
         doc["parts"] = old.get("parts", {})
         doc["first_started"] = old.get("first_started", old.get("date"))
     return doc

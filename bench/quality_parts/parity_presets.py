@@ -97,6 +97,6 @@ PRESETS = {
     # x6's choice and full fine-tuning at twice its steps (2 epochs of the same reviews), seed 0 only: does the
     # gap shrink with steps?
     "parity-smollm2-x12": replace(
-        X6, name="parity-smollm2-x12", seeds=(0,), epochs=2, grid=((16, 1e-2, 1e-3),)
+        X6, name="parity-smollm2-x12", seeds=(0, 1, 2), epochs=2, grid=((16, 1e-2, 1e-3),)
     ),
 }

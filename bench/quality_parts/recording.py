@@ -50,6 +50,10 @@ class Recorder:
             old.update(config=config, runs=kept, status="running", resumed=now())
             print(f"  [{name}] resuming: {len(kept)} run(s) already recorded", flush=True)
         else:
+            if old is not None and old.get("runs"):
+                print(
+                    f"  [{name}] its budget changed: {len(old['runs'])} recorded run(s) set aside", flush=True
+                )
             self.data["parts"][name] = {"status": "running", "started": now(), "config": config, "runs": []}
         self.save()
         return self.data["parts"][name]
@@ -104,7 +108,9 @@ class Recorder:
 
 
 def _base(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k != "methods"}
+    """What must be equal for a part's recorded runs to stand: its budget, not its methods (compared per
+    method) nor its seeds (each run records its own, so seeds may be added to a finished part)."""
+    return {k: v for k, v in config.items() if k not in ("methods", "seeds")}
 
 
 def read_document(path: Path) -> dict | None:

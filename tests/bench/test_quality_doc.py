@@ -37,6 +37,17 @@ def test_resume_keeps_runs_of_unchanged_methods_only(tmp_path):
     assert c.part("rt-smollm")["runs"] == []  # another budget: a new part
 
 
+def test_seeds_added_to_a_part_keep_its_runs(tmp_path):
+    path = tmp_path / "quality.json"
+    a = Recorder(path, report.markdown, _doc())
+    a.start("rt-smollm2-parity", {"steps": 192, "seeds": [0]})
+    a.add_run("rt-smollm2-parity", _run("x", "softprompt", 0, 0.8))
+    b = Recorder(path, report.markdown, json.loads(path.read_text()))
+    b.start("rt-smollm2-parity", {"steps": 192, "seeds": [0, 1, 2]})
+    assert b.done("rt-smollm2-parity", "x", "softprompt", 0)["value"] == 0.8
+    assert b.done("rt-smollm2-parity", "x", "softprompt", 1) is None
+
+
 def test_two_processes_fill_one_document(tmp_path):
     path = tmp_path / "quality.json"
     a, b = Recorder(path, report.markdown, _doc()), Recorder(path, report.markdown, _doc())
