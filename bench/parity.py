@@ -58,10 +58,7 @@ def _document(p: ParityPreset, path: Path) -> dict:
         "parts": {},
     }
     old = read_document(path)
-    more_seeds = old and set(old.get("seeds", [])) <= set(
-        doc["seeds"]
-    )  # seeds added to a preset keep its runs
-    if old and more_seeds and same_run(old | {"seeds": doc["seeds"]}, doc):
+    if old and same_run(old, doc):
         doc["parts"] = old.get("parts", {})
         doc["first_started"] = old.get("first_started", old.get("date"))
     return doc
@@ -103,6 +100,7 @@ def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, see
     from softprompt.training import TrainJob
 
     n, lr, head_lr, *mlp = setting
+    reparameterize = bool(mlp and mlp[0])
     label = v2_label(*setting)
     if rec.done(PART, label, "softprompt", seed):
         return
@@ -112,7 +110,7 @@ def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, see
     if name in model.bank:
         model.bank.remove(name)
     model.add_prompt(
-        name, make_config("p-tuning-v2", num_virtual_tokens=n, reparameterize=bool(mlp and mlp[0])), seed=seed
+        name, make_config("p-tuning-v2", num_virtual_tokens=n, reparameterize=reparameterize), seed=seed
     )
     task = _task(model, data, p, seed)
     job = TrainJob(prompt=name, task=task, train=train, validation=val)
@@ -128,7 +126,7 @@ def prompt_run(rec: Recorder, model, p: ParityPreset, split, setting: tuple, see
         run_record(
             label=label, library="softprompt", method="p-tuning-v2", seed=seed, metric=task.main_metric,
             value=metrics[task.main_metric], params=result.trainable_params, train_s=result.train_time_s,
-            steps=result.steps, eval_s=secs, n_eval=len(test), lr=lr, head_lr=head_lr, virtual_tokens=n, reparameterize=bool(mlp and mlp[0]), metrics=metrics,
+            steps=result.steps, eval_s=secs, n_eval=len(test), lr=lr, head_lr=head_lr, virtual_tokens=n, reparameterize=reparameterize, metrics=metrics,
             losses=losses[-5:], stopped_early=result.stopped_early, total_params=total,
             curve=[{"step": c["step"], "value": c[name]} for c in curve],
             wall_s=round(time.perf_counter() - t0, 1), load_avg=[load0, _load_avg()],

@@ -120,10 +120,12 @@ def read_document(path: Path) -> dict | None:
         return None
 
 
-def same_run(a: dict, b: dict) -> bool:
-    """Whether two documents are the same benchmark (preset name and seeds): then they merge. Budgets are
-    compared per part (each part's config, in :meth:`Recorder.start`)."""
-    return all(a.get(k) == b.get(k) for k in ("format", "preset", "seeds"))
+def same_run(old: dict, new: dict) -> bool:
+    """Whether the document ``old`` (on disk) and ``new`` (this process's) are the same benchmark: the same preset
+    and ``old``'s seeds among ``new``'s (seeds added to a preset keep its runs; each run records its seed). Then
+    they merge. Budgets are compared per part (each part's config, in :meth:`Recorder.start`)."""
+    same = all(old.get(k) == new.get(k) for k in ("format", "preset"))
+    return same and set(old.get("seeds") or []) <= set(new.get("seeds") or [])
 
 
 def run_record(

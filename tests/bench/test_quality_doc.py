@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from quality_parts import report
-from quality_parts.recording import Recorder, run_record
+from quality_parts.recording import Recorder, run_record, same_run
 
 
 def _doc():
@@ -46,6 +46,9 @@ def test_seeds_added_to_a_part_keep_its_runs(tmp_path):
     b.start("rt-smollm2-parity", {"steps": 192, "seeds": [0, 1, 2]})
     assert b.done("rt-smollm2-parity", "x", "softprompt", 0)["value"] == 0.8
     assert b.done("rt-smollm2-parity", "x", "softprompt", 1) is None
+    one, three = {"format": 2, "preset": "p", "seeds": [0]}, {"format": 2, "preset": "p", "seeds": [0, 1, 2]}
+    assert same_run(one, three) and not same_run(three, one)  # seeds dropped: another benchmark
+    assert not same_run(one, three | {"preset": "q"})
 
 
 def test_two_processes_fill_one_document(tmp_path):
